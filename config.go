@@ -1,0 +1,250 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
+)
+
+// config is the parsed and validated command line of `serve` (SPEC §2).
+type config struct {
+	upstream          *url.URL
+	listen            string
+	apiListen         string
+	dataDir           string
+	clientID          string
+	appID             string
+	apiKey            string
+	apiToken          string
+	appSecret         string
+	upstreamHeaders   []proxy.Header
+	upstreamTimeout   time.Duration
+	maxBody           byteSize
+	sessionWindow     time.Duration
+	attributionWindow time.Duration
+	timezone          *time.Location
+	logFormat         string
+}
+
+// headerList collects the repeatable -upstream-header flag.
+type headerList []string
+
+func (h *headerList) String() string     { return strings.Join(*h, "\n") }
+func (h *headerList) Set(v string) error { *h = append(*h, v); return nil }
+
+// byteSize is a size flag that accepts 8MiB, 512KiB, 1MB or plain bytes.
+type byteSize int
+
+func (b *byteSize) String() string { return formatSize(int(*b)) }
+
+func (b *byteSize) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+
+func parseSize(v string) (int, error) {
+	s, mult := strings.TrimSpace(v), 1
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 || n > (1<<31)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 8MiB, 512KiB or 1048576 (between 1 byte and 2GiB)", v)
+	}
+	return n * mult, nil
+}
+
+func formatSize(n int) string {
+	for _, u := range sizeUnits[:3] {
+		if n >= u.mult && n%u.mult == 0 && n/u.mult < 1024 {
+			return strconv.Itoa(n/u.mult) + u.suffix
+		}
+	}
+	return strconv.Itoa(n)
+}
+
+// serveFlags declares the flags of `serve` on fs, with their defaults, into c.
+func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerList, tz *string) {
+	fs.StringVar(upstream, "upstream", "", "business webhook base URL, http(s); request path and query are appended (required)")
+	fs.StringVar(&c.listen, "listen", ":8080", "webhook listener: the address WhatsApp or the BSP posts to")
+	fs.StringVar(&c.apiListen, "api-listen", "127.0.0.1:9090", "local API, /metrics, /healthz, /readyz; a non-loopback address needs -api-token and -api-key")
+	fs.StringVar(&c.dataDir, "data", "./data", "Badger data directory (created if missing)")
+	fs.StringVar(&c.clientID, "client-id", "default", "client this sidecar records for: the {client_id} of the API paths")
+	fs.StringVar(&c.appID, "app-id", "onprem", "app id for payloads that carry none (On-Premises format)")
+	fs.StringVar(&c.apiKey, "api-key", "", "key required by the off-thread events endpoint")
+	fs.StringVar(&c.apiToken, "api-token", "", "bearer token required by the /v1 API")
+	fs.StringVar(&c.appSecret, "app-secret", "", "Meta app secret: payloads whose X-Hub-Signature-256 does not verify are forwarded but not recorded")
+	fs.Var(headers, "upstream-header", "extra 'Name: value' header on every forwarded request; repeatable (env: one per line); custom names are lower-cased with _ turned into -")
+	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 10*time.Second, "upstream deadline; past it the sender gets 504")
+	c.maxBody = 8 << 20
+	fs.Var(&c.maxBody, "max-body", "largest webhook body; larger ones get 413 and are neither forwarded nor recorded")
+	fs.DurationVar(&c.sessionWindow, "session-window", 24*time.Hour, "a session stays open this long after the lead's last message")
+	fs.DurationVar(&c.attributionWindow, "attribution-window", 672*time.Hour, "an off-thread event is credited only to a session that started at most this long before it")
+	fs.StringVar(tz, "timezone", "UTC", "IANA time zone for daily buckets and date_from/date_to")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// parseServe parses the arguments of `serve`. Flags not given on the command line fall
+// back to the environment variable CTWA_<NAME> (upper case, '-' → '_').
+func parseServe(args []string, getenv func(string) string, usage io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.Usage = func() { printUsage(fs, usage) }
+	c := &config{}
+	var upstream, tz string
+	var headers headerList
+	serveFlags(fs, c, &upstream, &headers, &tz)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: serve takes flags only", fs.Arg(0))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return nil, err
+	}
+	return c, c.finish(upstream, tz, headers)
+}
+
+// applyEnv sets every flag not given on the command line from its CTWA_ variable.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if given[f.Name] || v == "" || err != nil {
+			return
+		}
+		values := []string{v}
+		if f.Name == "upstream-header" {
+			values = strings.Split(strings.TrimSpace(v), "\n")
+		}
+		for _, one := range values {
+			if e := fs.Set(f.Name, one); e != nil {
+				err = fmt.Errorf("invalid value %q for %s (flag -%s): %v", one, name, f.Name, e)
+				return
+			}
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return "CTWA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// finish validates the parsed values: the start-up refusals of SPEC §2.
+func (c *config) finish(upstream, tz string, headers headerList) error {
+	if upstream == "" {
+		return errors.New("-upstream is required: the business webhook URL, e.g. -upstream http://127.0.0.1:3000")
+	}
+	u, err := url.Parse(upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("-upstream %q is not an http(s) URL without query, such as http://127.0.0.1:3000/webhook", upstream)
+	}
+	c.upstream = u
+	for _, h := range headers {
+		ph, err := proxy.ParseHeader(h)
+		if err != nil {
+			return err
+		}
+		c.upstreamHeaders = append(c.upstreamHeaders, ph)
+	}
+	if c.timezone, err = time.LoadLocation(tz); err != nil {
+		return fmt.Errorf("-timezone %q is not an IANA time zone such as Europe/Berlin", tz)
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return fmt.Errorf("-log-format %q is not text or json", c.logFormat)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-upstream-timeout", c.upstreamTimeout}, {"-session-window", c.sessionWindow}, {"-attribution-window", c.attributionWindow}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %s must be positive", d.name, d.v)
+		}
+	}
+	if c.clientID == "" || c.appID == "" || c.dataDir == "" {
+		return errors.New("-client-id, -app-id and -data may not be empty")
+	}
+	return c.checkAPIExposure()
+}
+
+// checkAPIExposure refuses an API reachable from other hosts without credentials.
+func (c *config) checkAPIExposure() error {
+	host, _, err := net.SplitHostPort(c.apiListen)
+	if err != nil {
+		return fmt.Errorf("-api-listen %q is not host:port: %v", c.apiListen, err)
+	}
+	if isLoopback(host) {
+		return nil
+	}
+	switch {
+	case c.apiToken == "":
+		return fmt.Errorf("-api-listen %q is not a loopback address, so -api-token is required", c.apiListen)
+	case c.apiKey == "":
+		return fmt.Errorf("-api-listen %q is not a loopback address, so -api-key is required", c.apiListen)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// warnNormalizedHeaders tells the operator which -upstream-header names were rewritten.
+func (c *config) warnNormalizedHeaders(log *slog.Logger) {
+	for _, h := range c.upstreamHeaders {
+		if h.Name != h.Given {
+			log.Warn("-upstream-header name normalized: custom header names are lower-cased with _ turned into -",
+				"given", h.Given, "sent_as", h.Name)
+		}
+	}
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `ctwa-sidecar forwards WhatsApp webhooks unchanged to your endpoint and records
+Click-to-WhatsApp marketing events beside them.
+
+Usage:
+  ctwa-sidecar [serve] [flags]   run the sidecar (the default command)
+  ctwa-sidecar version           print the version
+
+Flags of serve (each also read from CTWA_<NAME>, e.g. CTWA_UPSTREAM; the command line wins):
+`)
+	fs.PrintDefaults()
+}

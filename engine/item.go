@@ -1,0 +1,116 @@
+package engine
+
+import "strings"
+
+// Format is the webhook payload format detected from a body (SPEC §3.4).
+type Format uint8
+
+const (
+	FormatUnknown Format = iota
+	FormatCloud          // Meta Cloud API (also 360dialog Cloud)
+	FormatOnPrem         // On-Premises API (also 360dialog on-prem)
+	FormatSinch          // Sinch Conversation API
+	FormatYCloud         // YCloud
+)
+
+// String returns the metric label of the format.
+func (f Format) String() string {
+	switch f {
+	case FormatCloud:
+		return "cloud"
+	case FormatOnPrem:
+		return "onprem"
+	case FormatSinch:
+		return "sinch"
+	case FormatYCloud:
+		return "ycloud"
+	}
+	return "unknown"
+}
+
+// ItemKind tells an inbound lead message from a status of a business-sent message.
+type ItemKind uint8
+
+const (
+	KindMessage ItemKind = iota + 1 // a message the lead sent
+	KindStatus                      // a status (sent/delivered/read/failed) of a business message
+)
+
+// Item is one message or status decoded from a webhook. Strings alias the request body
+// until Clone is called: anything that outlives the request must be cloned first.
+type Item struct {
+	Kind   ItemKind
+	Format Format
+	AppID  string // phone_number_id (Cloud), -app-id (On-Premises), app_id (Sinch), to digits (YCloud)
+	ID     string // message id (wamid) or, for a status, the id of the business message
+	Time   int64  // unix seconds from the payload
+
+	// Lead is the phone number as digits only (E.164 without '+'), or the BSUID when the
+	// payload carries no phone; LeadIsBSUID tells which.
+	Lead        string
+	LeadIsBSUID bool
+
+	// Messages.
+	Type          string // text, image, video, document, audio, sticker, location, button, interactive, reaction, …
+	Text          string // text body, media caption, button text or interactive title
+	ButtonPayload string // template quick-reply payload (type "button")
+	ReplyKind     string // "button_reply" or "list_reply" for interactive replies
+	ReplyID       string // interactive reply id
+	ReplyTitle    string // interactive reply title
+	ContextID     string // id of the message this one replies to
+	Referral      Referral
+
+	// Statuses.
+	Status    string // sent, delivered, read, failed
+	BizOpaque string // biz_opaque_callback_data of the business message
+}
+
+// Referral is the Click-to-WhatsApp ad referral carried by a lead's first message after a click.
+type Referral struct {
+	SourceType string // "ad" or "post"
+	SourceID   string
+	SourceURL  string
+	Headline   string
+	Body       string
+	MediaType  string
+	CtwaClid   string
+}
+
+// HasReferral reports whether the item carries a CTWA referral.
+func (it *Item) HasReferral() bool { return it.Referral.SourceID != "" || it.Referral.CtwaClid != "" }
+
+// Clone returns a copy of it whose strings are copied out of the request body into one
+// allocation, for an item that outlives the request.
+func (it *Item) Clone() Item {
+	c := *it
+	fields := c.stringFields()
+	n := 0
+	for _, s := range fields {
+		n += len(*s)
+	}
+	if n == 0 {
+		return c
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, s := range fields {
+		b.WriteString(*s)
+	}
+	all, off := b.String(), 0
+	for _, s := range fields {
+		l := len(*s)
+		*s = all[off : off+l]
+		off += l
+	}
+	return c
+}
+
+// stringFields returns pointers to every string of it.
+func (it *Item) stringFields() [19]*string {
+	r := &it.Referral
+	return [19]*string{
+		&it.AppID, &it.ID, &it.Lead, &it.Type, &it.Text, &it.ButtonPayload, &it.ReplyKind,
+		&it.ReplyID, &it.ReplyTitle, &it.ContextID, &it.Status, &it.BizOpaque,
+		&r.SourceType, &r.SourceID, &r.SourceURL, &r.Headline, &r.Body, &r.MediaType, &r.CtwaClid,
+	}
+}

@@ -1,0 +1,236 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ForwardConfig configures the webhook forwarder.
+type ForwardConfig struct {
+	Upstream *url.URL      // http(s) base URL; the request path and query are appended
+	Headers  []Header      // extra headers set on every forwarded request
+	Timeout  time.Duration // upstream deadline; past it the sender gets 504
+	// MaxResponseBody caps the upstream response the sidecar buffers (0: 64 MiB).
+	MaxResponseBody int
+}
+
+// Forwarder relays every request to one fixed upstream. It never uses the inbound Host
+// header to pick a destination, so it cannot be used as an open proxy.
+type Forwarder struct {
+	client   *fasthttp.HostClient
+	host     string // Host header sent upstream
+	basePath string // upstream path prefix, without a trailing slash
+	headers  []Header
+	timeout  time.Duration
+	scheme   []byte
+}
+
+// NewForwarder builds a Forwarder for cfg. The upstream must already be validated.
+func NewForwarder(cfg ForwardConfig) *Forwarder {
+	maxResp := cfg.MaxResponseBody
+	if maxResp <= 0 {
+		maxResp = 64 << 20
+	}
+	isTLS := cfg.Upstream.Scheme == "https"
+	return &Forwarder{
+		client: &fasthttp.HostClient{
+			Addr:                          hostPort(cfg.Upstream),
+			IsTLS:                         isTLS,
+			DisableHeaderNamesNormalizing: true, // header bytes reach the upstream as sent
+			DisablePathNormalizing:        true, // path bytes too
+			NoDefaultUserAgentHeader:      true,
+			MaxResponseBodySize:           maxResp,
+			RetryIfErr:                    retryClosedIdleConn,
+		},
+		host:     cfg.Upstream.Host,
+		basePath: strings.TrimSuffix(cfg.Upstream.EscapedPath(), "/"),
+		headers:  cfg.Headers,
+		timeout:  cfg.Timeout,
+	}
+}
+
+// hostPort returns the dial address of u, adding the scheme's default port.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// retryClosedIdleConn retries a request once when the upstream closed a kept-alive
+// connection before answering: the request was not processed, and failing it would hand
+// the sender a 502 for a race between two idle timers. fasthttp calls this only for
+// errors it deems retryable (a reused connection that broke before the response).
+func retryClosedIdleConn(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
+	closed := errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)
+	return false, closed && attempts < 2
+}
+
+// scratch holds per-request buffers, pooled so that forwarding does not allocate.
+type scratch struct {
+	uri, name, xff []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// Handle forwards ctx's request upstream and relays the answer. The upstream response is
+// read straight into ctx.Response, so its body is never copied.
+func (f *Forwarder) Handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	inFlight.Inc()
+	defer inFlight.Dec()
+	requestBytes.Add(len(ctx.Request.Body()))
+
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
+	f.buildRequest(ctx, req, s)
+
+	err := f.client.DoTimeout(req, &ctx.Response, f.timeout)
+	forwardDuration.UpdateDuration(start)
+	if err != nil {
+		f.fail(ctx, err)
+		return
+	}
+	stripHopByHop(&ctx.Response.Header)
+	responseBytes.Add(len(ctx.Response.Body()))
+	countStatus(ctx.Response.StatusCode())
+}
+
+// buildRequest writes into req the request to send upstream.
+func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, s *scratch) {
+	h := &req.Header
+	h.DisableNormalizing()
+	h.SetNoDefaultContentType(true)
+	h.SetMethodBytes(ctx.Method())
+	s.uri = appendUpstreamURI(append(s.uri[:0], f.basePath...), ctx)
+	h.SetRequestURIBytes(s.uri)
+	h.SetHost(f.host)
+
+	s.xff = s.xff[:0]
+	for k, v := range ctx.Request.Header.All() {
+		switch {
+		case isHopByHop(k), equalFold(k, "Host"), equalFold(k, "Content-Length"), equalFold(k, "Expect"):
+			// The proxy sets Host and Content-Length itself, and the body is already read,
+			// so an Expect: 100-continue has been answered here.
+			continue
+		case equalFold(k, "X-Forwarded-For"):
+			s.xff = append(append(s.xff, v...), ", "...)
+			continue
+		}
+		s.name = AppendHeaderName(s.name[:0], k)
+		h.AddBytesKV(s.name, v)
+	}
+	for i := range f.headers {
+		h.Set(f.headers[i].Name, f.headers[i].Value)
+	}
+	s.xff = appendRemoteIP(s.xff, ctx.RemoteAddr())
+	h.SetBytesKV(strXForwardedFor, s.xff)
+	if len(h.Peek("X-Forwarded-Proto")) == 0 {
+		h.SetBytesKV(strXForwardedProto, schemeOf(ctx))
+	}
+	req.SetBodyRaw(ctx.Request.Body())
+}
+
+var (
+	strXForwardedFor   = []byte("X-Forwarded-For")
+	strXForwardedProto = []byte("X-Forwarded-Proto")
+	strHTTP            = []byte("http")
+	strHTTPS           = []byte("https")
+)
+
+func schemeOf(ctx *fasthttp.RequestCtx) []byte {
+	if ctx.IsTLS() {
+		return strHTTPS
+	}
+	return strHTTP
+}
+
+// appendUpstreamURI appends the path and query exactly as the sender wrote them.
+func appendUpstreamURI(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	raw := ctx.Request.Header.RequestURI()
+	if len(raw) > 0 && raw[0] == '/' {
+		return append(dst, raw...)
+	}
+	// Absolute-form request target ("POST http://host/path"): keep only path and query, so
+	// the fixed upstream stays the only destination.
+	u := ctx.URI()
+	dst = append(dst, u.PathOriginal()...)
+	if q := u.QueryString(); len(q) > 0 {
+		dst = append(append(dst, '?'), q...)
+	}
+	return dst
+}
+
+// appendRemoteIP appends the sender's IP address without allocating.
+func appendRemoteIP(dst []byte, addr net.Addr) []byte {
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		return tcp.AddrPort().Addr().Unmap().AppendTo(dst)
+	}
+	return append(dst, addr.String()...)
+}
+
+// stripHopByHop removes the hop-by-hop headers of an upstream response.
+func stripHopByHop(h *fasthttp.ResponseHeader) {
+	for _, name := range hopByHop {
+		h.DelBytes(name)
+	}
+	for k := range h.All() {
+		if len(k) > len(proxyPrefix) && bytes.EqualFold(k[:len(proxyPrefix)], proxyPrefix) {
+			// Deleting while iterating is undefined in fasthttp: restart after each one.
+			h.DelBytes(append([]byte(nil), k...))
+			stripHopByHop(h)
+			return
+		}
+	}
+}
+
+func equalFold(b []byte, s string) bool {
+	return len(b) == len(s) && strings.EqualFold(string(b), s)
+}
+
+// fail answers the sender when the upstream gave no response: 504 past the deadline,
+// 502 otherwise, never a 2xx on the upstream's behalf.
+func (f *Forwarder) fail(ctx *fasthttp.RequestCtx, err error) {
+	ctx.Response.Reset()
+	status, msg := fasthttp.StatusBadGateway, "bad gateway: "
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+		status, msg = fasthttp.StatusGatewayTimeout, "gateway timeout: "
+		upstreamTimeout.Inc()
+		requestsTimeout.Inc()
+		msg += "upstream did not answer within " + f.timeout.String()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		upstreamRefused.Inc()
+		requestsBadGateway.Inc()
+		msg += "upstream refused the connection"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		upstreamTooLarge.Inc()
+		requestsBadGateway.Inc()
+		msg += "upstream response is larger than the proxy buffers"
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		upstreamClosed.Inc()
+		requestsBadGateway.Inc()
+		msg += "upstream closed the connection without a complete response"
+	default:
+		upstreamOther.Inc()
+		requestsBadGateway.Inc()
+		msg += "upstream unreachable: " + err.Error()
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(msg + "\n")
+}
