@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 	"github.com/valyala/fasthttp"
 )
 
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		return serve(ctx, c, e)
+	case "backup", "restore":
+		return backupRestore(cmd, args, e)
 	case "version":
 		fmt.Fprintln(e.stdout, "ctwa-sidecar", buildVersion())
 		return nil
@@ -71,7 +75,7 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 		return err
 	}
-	return fmt.Errorf("unknown command %q: commands are serve (default) and version; see -help", cmd)
+	return fmt.Errorf("unknown command %q: commands are serve (default), backup, restore and version; see -help", cmd)
 }
 
 func buildVersion() string {
@@ -87,19 +91,37 @@ func buildVersion() string {
 // shutdownGrace bounds how long in-flight requests may take to finish after SIGTERM.
 const shutdownGrace = 30 * time.Second
 
-// serve runs the webhook and API listeners until ctx is cancelled, then drains them.
+// serve opens the store, runs the webhook and API listeners until ctx is cancelled, then
+// drains them and closes the store.
 func serve(ctx context.Context, c *config, e env) error {
 	log := newLogger(c.logFormat, e.stderr)
 	c.warnNormalizedHeaders(log)
 
+	store, err := storage.Open(c.dataDir, storage.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("-data: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	rec, err := engine.NewRecorder(store, engine.Config{
+		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, Log: log,
+	})
+	if err != nil {
+		return err
+	}
 	fwd := proxy.NewForwarder(proxy.ForwardConfig{
 		Upstream: c.upstream, Headers: c.upstreamHeaders, Timeout: c.upstreamTimeout,
+		Recorder: rec, Log: log,
 	})
 	webhook := proxy.NewServer("webhook", fwd.Handle, proxy.ServerLimits{
 		MaxBody: int(c.maxBody), ReadTimeout: 30 * time.Second,
 		WriteTimeout: c.upstreamTimeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
 	}, log)
-	api := proxy.NewAPI(c.apiToken, func() error { return nil })
+	api := proxy.NewAPI(c.apiToken, store.Ready)
+	proxy.RegisterEventRoutes(api, c.clientID, rec, c.timezone)
 	apiSrv := proxy.NewServer("api", api.ServeHTTP, proxy.ServerLimits{
 		MaxBody: 16 << 20, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 	}, log)

@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +24,16 @@ type ForwardConfig struct {
 	Timeout  time.Duration // upstream deadline; past it the sender gets 504
 	// MaxResponseBody caps the upstream response the sidecar buffers (0: 64 MiB).
 	MaxResponseBody int
+	// Recorder, when set, records the events of every POSTed webhook beside the forward.
+	Recorder Recorder
+	// Log receives recording failures (rate-limited).
+	Log *slog.Logger
+}
+
+// Recorder records the marketing events of a webhook body. Record returns once they
+// are committed, so a webhook answered afterwards is never lost (SPEC §3.2).
+type Recorder interface {
+	Record(ctx context.Context, body []byte) error
 }
 
 // Forwarder relays every request to one fixed upstream. It never uses the inbound Host
@@ -31,8 +44,13 @@ type Forwarder struct {
 	basePath string // upstream path prefix, without a trailing slash
 	headers  []Header
 	timeout  time.Duration
-	scheme   []byte
+	rec      Recorder
+	log      *slog.Logger
+	// lastErrLog rate-limits recording-failure logs to one per errLogEvery.
+	lastErrLog atomic.Int64
 }
+
+const errLogEvery = 5 * time.Second
 
 // NewForwarder builds a Forwarder for cfg. The upstream must already be validated.
 func NewForwarder(cfg ForwardConfig) *Forwarder {
@@ -55,6 +73,8 @@ func NewForwarder(cfg ForwardConfig) *Forwarder {
 		basePath: strings.TrimSuffix(cfg.Upstream.EscapedPath(), "/"),
 		headers:  cfg.Headers,
 		timeout:  cfg.Timeout,
+		rec:      cfg.Recorder,
+		log:      cfg.Log,
 	}
 }
 
@@ -78,12 +98,27 @@ func retryClosedIdleConn(_ *fasthttp.Request, attempts int, err error) (bool, bo
 	return false, closed && attempts < 2
 }
 
-// scratch holds per-request buffers, pooled so that forwarding does not allocate.
+// scratch holds per-request state, pooled so that forwarding does not allocate.
 type scratch struct {
 	uri, name, xff []byte
+	// The recording that runs beside the forward.
+	rec     Recorder
+	body    []byte
+	recErr  error
+	recDone chan struct{}
+	record  func() // s.runRecord, bound once so starting it does not allocate
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+var scratchPool = sync.Pool{New: func() any {
+	s := &scratch{recDone: make(chan struct{}, 1)}
+	s.record = s.runRecord
+	return s
+}}
+
+func (s *scratch) runRecord() {
+	s.recErr = s.rec.Record(context.Background(), s.body)
+	s.recDone <- struct{}{}
+}
 
 // Handle forwards ctx's request upstream and relays the answer. The upstream response is
 // read straight into ctx.Response, so its body is never copied.
@@ -98,9 +133,20 @@ func (f *Forwarder) Handle(ctx *fasthttp.RequestCtx) {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
 	f.buildRequest(ctx, req, s)
+	recording := f.startRecording(ctx, s)
 
 	err := f.client.DoTimeout(req, &ctx.Response, f.timeout)
 	forwardDuration.UpdateDuration(start)
+	if recording {
+		// Answer only once the webhook's events are committed. A failed commit is counted
+		// and logged, and the upstream's answer still goes out: the business's webhook
+		// matters more than the sidecar's records.
+		<-s.recDone
+		if s.recErr != nil {
+			f.logRecordError(s.recErr)
+		}
+		s.body = nil
+	}
 	if err != nil {
 		f.fail(ctx, err)
 		return
@@ -108,6 +154,25 @@ func (f *Forwarder) Handle(ctx *fasthttp.RequestCtx) {
 	stripHopByHop(&ctx.Response.Header)
 	responseBytes.Add(len(ctx.Response.Body()))
 	countStatus(ctx.Response.StatusCode())
+}
+
+// startRecording starts recording a POSTed webhook body beside the forward.
+func (f *Forwarder) startRecording(ctx *fasthttp.RequestCtx, s *scratch) bool {
+	if f.rec == nil || !ctx.IsPost() || len(ctx.Request.Body()) == 0 {
+		return false
+	}
+	s.rec, s.body = f.rec, ctx.Request.Body()
+	go s.record()
+	return true
+}
+
+func (f *Forwarder) logRecordError(err error) {
+	now := time.Now().UnixNano()
+	last := f.lastErrLog.Load()
+	if now-last < int64(errLogEvery) || !f.lastErrLog.CompareAndSwap(last, now) {
+		return
+	}
+	f.log.Error("webhook forwarded but not recorded", "err", err)
 }
 
 // buildRequest writes into req the request to send upstream.

@@ -1,0 +1,376 @@
+package engine
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+func TestDetect(t *testing.T) {
+	f := func(body string, want Format) {
+		t.Helper()
+		if got := detect([]byte(body)); got != want {
+			t.Errorf("detect(%s) = %s, want %s", body, got, want)
+		}
+	}
+	f(`{"object":"whatsapp_business_account","entry":[]}`, FormatCloud)
+	f(`{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":{}}`, FormatYCloud)
+	f(`{"type":"whatsapp.message.updated","whatsappMessage":{}}`, FormatYCloud)
+	f(`{"app_id":"A","message":{"contact_message":{},"channel_identity":{}}}`, FormatSinch)
+	f(`{"messages":[]}`, FormatOnPrem)
+	f(`{"statuses":[]}`, FormatOnPrem)
+	f(`{"contacts":[]}`, FormatOnPrem)
+	// A Cloud body carries "messages" too: the Cloud key wins.
+	f(`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[]}}]}]}`, FormatCloud)
+	// Sinch needs both keys; a delivery report is not an inbound message.
+	f(`{"app_id":"A","message_delivery_report":{"channel_identity":{}}}`, FormatUnknown)
+	// A key inside a string is escaped and does not count.
+	f(`{"text":"say \"whatsapp_business_account\" and \"messages\""}`, FormatUnknown)
+	f(``, FormatUnknown)
+	f(`{}`, FormatUnknown)
+	f(`[1,2,3]`, FormatUnknown)
+
+	for _, fx := range loadFixtures(t) {
+		if got := detect(fx.body).String(); got != fx.format {
+			t.Errorf("%s: detected as %s", fx.name, got)
+		}
+	}
+}
+
+func TestNormalizePhone(t *testing.T) {
+	f := func(in, want string, wantOK bool) {
+		t.Helper()
+		got, ok := normalizePhone(in)
+		if got != want || ok != wantOK {
+			t.Errorf("normalizePhone(%q) = %q, %v; want %q, %v", in, got, ok, want, wantOK)
+		}
+	}
+	f("491701234567", "491701234567", true)
+	f("+491701234567", "491701234567", true)
+	f("+49 170 1234567", "491701234567", true)
+	f("+49-170-123-4567", "491701234567", true)
+	f("+1 (650) 555-1234", "16505551234", true)
+	f("", "", false)
+	f("+", "", false)
+	f(" - ", "", false)
+	f("49170abc", "", false)
+	f("US.13491208655302741918", "", false)
+	f("+49\u00a0170", "", false)
+}
+
+func TestNormalizePhoneAliasesDigits(t *testing.T) {
+	// The common forms must not copy: the hot path relies on it.
+	for _, s := range []string{"491701234567", "+491701234567"} {
+		got, _ := normalizePhone(s)
+		if got == "" || unsafe.StringData(got) != unsafe.StringData(s[len(s)-len(got):]) {
+			t.Errorf("normalizePhone(%q) copied its result", s)
+		}
+	}
+}
+
+func TestLooksLikeBSUID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"US.13491208655302741918":     true,
+		"DE.1502576394655843":         true,
+		"US.ENT.11815799212886844830": true,
+		"491701234567":                false,
+		"us.1349":                     false,
+		"US1349":                      false,
+		"US.":                         false,
+		"US.12 34":                    false,
+	} {
+		if got := looksLikeBSUID(s); got != want {
+			t.Errorf("looksLikeBSUID(%q) = %v", s, got)
+		}
+	}
+}
+
+// decodeOne decodes body with a fresh Decoder and fails unless it gives exactly one item.
+func decodeOne(t *testing.T, body string) Item {
+	t.Helper()
+	var d Decoder
+	_, items, err := d.Decode([]byte(body), testAppID)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if len(items) != 1 {
+		t.Fatalf("got %d items, want 1", len(items))
+	}
+	return items[0]
+}
+
+func cloudBodyWith(value string) string {
+	return `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":` +
+		`{"metadata":{"phone_number_id":"106540352242922"},` + value + `}}]}]}`
+}
+
+func TestDecodeLeads(t *testing.T) {
+	f := func(name, body, wantLead string, wantBSUID bool) {
+		t.Helper()
+		it := decodeOne(t, body)
+		if it.Lead != wantLead || it.LeadIsBSUID != wantBSUID {
+			t.Errorf("%s: lead %q bsuid %v, want %q %v", name, it.Lead, it.LeadIsBSUID, wantLead, wantBSUID)
+		}
+	}
+	msg := `"messages":[{"id":"wamid.X","timestamp":"1773652447","type":"text","text":{"body":"hi"}`
+	f("cloud from", cloudBodyWith(msg+`,"from":"491701234567"}]`), "491701234567", false)
+	f("cloud from with separators", cloudBodyWith(msg+`,"from":"+49 170-1234567"}]`), "491701234567", false)
+	f("cloud phone wins over bsuid", cloudBodyWith(
+		`"contacts":[{"wa_id":"491701234567","user_id":"DE.1502576394655843"}],`+msg+`,"from":"491701234567"}]`),
+		"491701234567", false)
+	f("cloud from_user_id", cloudBodyWith(msg+`,"from_user_id":"DE.1502576394655843"}]`), "DE.1502576394655843", true)
+	f("cloud contacts user_id", cloudBodyWith(
+		`"contacts":[{"profile":{"username":"@mara"},"user_id":"DE.1502576394655843"}],`+msg+`}]`),
+		"DE.1502576394655843", true)
+	f("cloud bsuid in from", cloudBodyWith(msg+`,"from":"US.13491208655302741918"}]`), "US.13491208655302741918", true)
+	f("cloud status recipient_user_id", cloudBodyWith(
+		`"statuses":[{"id":"wamid.S","status":"read","timestamp":"1773652447","recipient_user_id":"DE.1502576394655843"}]`),
+		"DE.1502576394655843", true)
+	f("ycloud fromUserId", `{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":`+
+		`{"id":"y1","wamid":"wamid.Y","fromUserId":"DE.1502576394655843","to":"+4930609859535",`+
+		`"sendTime":"2026-03-16T09:14:07.000Z","type":"text","text":{"body":"hi"}}}`,
+		"DE.1502576394655843", true)
+	f("sinch bsuid identity", sinchBodyWith(`"text_message":{"text":"hi"}`, "DE.1502576394655843", ""),
+		"DE.1502576394655843", true)
+	f("sinch phone identity", sinchBodyWith(`"text_message":{"text":"hi"}`, "+46 712 312 312", ""),
+		"46712312312", false)
+}
+
+func sinchBodyWith(contactMessage, identity, metadata string) string {
+	md := ""
+	if metadata != "" {
+		md = `,"metadata":` + metadata
+	}
+	return `{"app_id":"01EB37HMH1M6SV18ASNS3G135H","accepted_time":"2026-03-16T09:14:08.020Z",` +
+		`"event_time":"2026-03-16T09:14:07.412Z","message":{"id":"01EKJ1534NWK5R02TGWEJN13HA",` +
+		`"direction":"TO_APP","contact_message":{` + contactMessage + `},` +
+		`"channel_identity":{"channel":"WHATSAPP","identity":"` + identity + `","app_id":""}` + md + `}}`
+}
+
+func TestDecodeSinchMetadata(t *testing.T) {
+	const text = `"text_message":{"text":"hi"}`
+	f := func(name, metadata string, want Referral) {
+		t.Helper()
+		it := decodeOne(t, sinchBodyWith(text, "46712312312", metadata))
+		if it.Referral != want {
+			t.Errorf("%s: referral %+v, want %+v", name, it.Referral, want)
+		}
+	}
+	f("seed shape", `"{\"referral\":{\"source_type\":\"ad\",\"source_id\":\"120214567890123456\",`+
+		`\"source_url\":\"https://fb.me/4kQ9vZx2b\",\"ctwa_clid\":\"ARAkLk\",\"headline\":\"Our new product\",`+
+		`\"body\":\"This is a great product\"}}"`,
+		Referral{SourceType: "ad", SourceID: "120214567890123456", SourceURL: "https://fb.me/4kQ9vZx2b",
+			CtwaClid: "ARAkLk", Headline: "Our new product", Body: "This is a great product"})
+	// Escapes inside the escaped document: a slash, a quote and a non-ASCII letter.
+	f("nested escapes", `"{\"referral\":{\"source_id\":\"42\",\"source_url\":\"https:\\/\\/fb.me\\/x\",`+
+		`\"headline\":\"Caf\\u00e9 \\\"Mitte\\\"\"}}"`,
+		Referral{SourceID: "42", SourceURL: "https://fb.me/x", Headline: `Café "Mitte"`})
+	f("no referral", `"{\"campaign\":\"x\"}"`, Referral{})
+	f("not JSON", `"order-1234"`, Referral{})
+	f("empty", `""`, Referral{})
+
+	var d Decoder
+	_, _, err := d.Decode([]byte(sinchBodyWith(text, "46712312312", `"{\"referral\":{\"source_id\":"`)), testAppID)
+	if err == nil || !strings.Contains(err.Error(), "message.metadata is not valid JSON") {
+		t.Errorf("broken metadata: got error %v", err)
+	}
+}
+
+func TestDecodeSinchSkips(t *testing.T) {
+	f := func(name, body string) {
+		t.Helper()
+		var d Decoder
+		format, items, err := d.Decode([]byte(body), testAppID)
+		if format != FormatSinch || err != nil || len(items) != 0 {
+			t.Errorf("%s: got %s, %d items, %v; want sinch, no items, no error", name, format, len(items), err)
+		}
+	}
+	body := sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", "")
+	f("app to contact", strings.Replace(body, "TO_APP", "TO_CONTACT", 1))
+	f("other channel", strings.Replace(body, `"WHATSAPP"`, `"MESSENGER"`, 1))
+}
+
+func TestDecodeSinchKinds(t *testing.T) {
+	f := func(contactMessage, wantType, wantText, wantReplyID, wantContext string) {
+		t.Helper()
+		it := decodeOne(t, sinchBodyWith(contactMessage, "46712312312", ""))
+		if it.Type != wantType || it.Text != wantText || it.ReplyID != wantReplyID || it.ContextID != wantContext {
+			t.Errorf("%s: got type %q text %q reply %q context %q", contactMessage, it.Type, it.Text, it.ReplyID, it.ContextID)
+		}
+	}
+	f(`"text_message":{"text":"hi"},"reply_to":{"message_id":"01PREV"}`, "text", "hi", "", "01PREV")
+	f(`"media_message":{"url":"https://x/y.jpg"}`, "media", "", "", "")
+	f(`"media_card_message":{"url":"https://x/y.jpg","caption":"look"}`, "media", "look", "", "")
+	f(`"choice_response_message":{"message_id":"01CHOICE","postback_data":"yes"}`, "interactive", "", "yes", "01CHOICE")
+	f(`"location_message":{"coordinates":{"latitude":52.52,"longitude":13.40},"title":"Home"}`, "location", "", "", "")
+	f(`"product_response_message":{"products":[]}`, "unsupported", "", "", "")
+}
+
+func TestDecodeYCloudOtherEvents(t *testing.T) {
+	var d Decoder
+	body := `{"id":"evt_1","type":"whatsapp.smb.message.created","whatsappMessage":{"id":"x","from":"+1","to":"+2"}}`
+	format, items, err := d.Decode([]byte(body), testAppID)
+	if format != FormatYCloud || err != nil || len(items) != 0 {
+		t.Errorf("got %s, %d items, %v; want ycloud, no items, no error", format, len(items), err)
+	}
+}
+
+func TestDecodeCloudOtherFields(t *testing.T) {
+	// A template status update has neither messages nor statuses, nor a phone number id.
+	body := `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":` +
+		`"message_template_status_update","value":{"event":"APPROVED","message_template_id":1}}]}]}`
+	var d Decoder
+	format, items, err := d.Decode([]byte(body), testAppID)
+	if format != FormatCloud || err != nil || len(items) != 0 {
+		t.Errorf("got %s, %d items, %v; want cloud, no items, no error", format, len(items), err)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	f := func(name, body string, wantFormat Format, wantErr string) {
+		t.Helper()
+		var d Decoder
+		format, items, err := d.Decode([]byte(body), testAppID)
+		if err == nil {
+			t.Fatalf("%s: no error, %d items", name, len(items))
+		}
+		if format != wantFormat || items != nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: got %s, %d items, %q; want %s and an error containing %q",
+				name, format, len(items), err, wantFormat, wantErr)
+		}
+	}
+	f("empty", ``, FormatUnknown, "body is empty")
+	f("blank", " \n", FormatUnknown, "body is empty")
+	f("not JSON", `hello`, FormatUnknown, "payload has none of")
+	f("other JSON", `{"event":"ping"}`, FormatUnknown, "payload has none of")
+	f("nested keys only", `{"data":{"messages":[{"id":"x"}]}}`, FormatUnknown, "no top-level contacts, messages or statuses")
+	f("broken cloud", `{"object":"whatsapp_business_account","entry":[{`, FormatCloud, "cannot decode cloud api payload")
+	f("cloud wrong object", `{"object":"page","entry":[],"x":"whatsapp_business_account"}`,
+		FormatCloud, `object "page" is not "whatsapp_business_account"`)
+	f("cloud timestamp", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{}},{"value":{`+
+		`"metadata":{"phone_number_id":"1"},"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"abc","type":"text"}]}}]}]}`,
+		FormatCloud, `entry[0].changes[1].value.messages[0].timestamp "abc" is not unix seconds`)
+	f("cloud timestamp as number", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":1773652447}]`),
+		FormatCloud, "cannot decode cloud api payload")
+	f("cloud no app id", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{`+
+		`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]}}]}]}`,
+		FormatCloud, "entry[0].changes[0].value.metadata.phone_number_id is missing")
+	f("cloud no lead", cloudBodyWith(`"messages":[{"id":"wamid.X","timestamp":"1","type":"text"}]`),
+		FormatCloud, "messages[0].from is missing and no business-scoped user id is given")
+	f("cloud bad phone", cloudBodyWith(`"messages":[{"from":"abc","id":"wamid.X","timestamp":"1"}]`),
+		FormatCloud, `messages[0].from "abc" is not a phone number`)
+	f("cloud no type", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]`),
+		FormatCloud, "messages[0].type is missing")
+	f("cloud no id", cloudBodyWith(`"messages":[{"from":"491701234567","timestamp":"1"}]`),
+		FormatCloud, "messages[0].id is missing")
+	f("cloud status without status", cloudBodyWith(`"statuses":[{"id":"wamid.S","timestamp":"1","recipient_id":"491701234567"}]`),
+		FormatCloud, "statuses[0].status is missing")
+	f("cloud status no recipient", cloudBodyWith(`"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1"}]`),
+		FormatCloud, "statuses[0].recipient_id is missing")
+	f("onprem broken", `{"messages":[{"from":"1",`, FormatOnPrem, "cannot decode on-premises api payload")
+	f("onprem timestamp", `{"messages":[{"from":"491701234567","id":"ABGG","timestamp":"-5"}]}`,
+		FormatOnPrem, `messages[0].timestamp "-5" is not unix seconds`)
+	f("sinch no app", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
+		`"app_id":"01EB37HMH1M6SV18ASNS3G135H",`, "", 1), FormatSinch, "app_id is missing")
+	f("sinch bad time", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
+		"2026-03-16T09:14:07.412Z", "yesterday", 1), FormatSinch, `event_time "yesterday" is not an RFC 3339 time`)
+	f("ycloud bad to", `{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":{"wamid":"wamid.Y",`+
+		`"from":"+491701234567","to":"","sendTime":"2026-03-16T09:14:07.000Z"}}`,
+		FormatYCloud, `whatsappInboundMessage.to "" is not a phone number`)
+	f("ycloud status no time", `{"type":"whatsapp.message.updated","whatsappMessage":{"wamid":"wamid.Y",`+
+		`"from":"+4930609859535","to":"+491701234567","status":"failed"}}`,
+		FormatYCloud, `whatsappMessage.updateTime "" is not an RFC 3339 time`)
+	f("ycloud wrong type", `{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":[]}`,
+		FormatYCloud, "cannot decode ycloud payload")
+}
+
+// TestDecodeTruncated cuts every fixture short: a cut JSON document is never valid, so
+// Decode must report an error, and must not panic.
+func TestDecodeTruncated(t *testing.T) {
+	var d Decoder
+	for _, fx := range loadFixtures(t) {
+		body := bytes.TrimSpace(fx.body)
+		for _, n := range []int{0, 1, len(body) / 3, len(body) / 2, len(body) - 2, len(body) - 1} {
+			format, items, err := d.Decode(body[:n], testAppID)
+			if err == nil {
+				t.Errorf("%s cut at %d: no error, %s with %d items", fx.name, n, format, len(items))
+			}
+			if items != nil {
+				t.Errorf("%s cut at %d: items returned with the error", fx.name, n)
+			}
+		}
+	}
+}
+
+// TestDecoderReuse decodes every fixture with a Decoder that has decoded all the others
+// before: nothing of an earlier body may show up in a later result.
+func TestDecoderReuse(t *testing.T) {
+	fxs := loadFixtures(t)
+	var warm Decoder
+	for round := 0; round < 2; round++ {
+		for i := range fxs {
+			// The batch first, so that the reused slices are longer than most bodies need.
+			fx := fxs[(i+round*len(fxs)/2)%len(fxs)]
+			var fresh Decoder
+			wantF, want, wantErr := fresh.Decode(fx.body, testAppID)
+			gotF, got, gotErr := warm.Decode(fx.body, testAppID)
+			if gotF != wantF || !sameItems(got, want) || !sameError(gotErr, wantErr) {
+				t.Fatalf("%s: a reused Decoder gives\n%+v\nwant\n%+v", fx.name, got, want)
+			}
+		}
+	}
+}
+
+func TestItemClone(t *testing.T) {
+	body := fixtureBody(t, "cloud/text_ctwa_referral")
+	var d Decoder
+	_, items, err := d.Decode(body, testAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := items[0]
+	c := items[0].Clone()
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("clone differs:\n%+v\n%+v", c, want)
+	}
+	for i := range body {
+		body[i] = 'x'
+	}
+	if c.Text != "Hi! I saw your ad, is the spring sale still on?" || c.Referral.SourceID != "120214567890123456" {
+		t.Fatalf("the clone changed with the body: %+v", c)
+	}
+	if (&Item{}).Clone() != (Item{}) {
+		t.Fatal("clone of an empty item is not empty")
+	}
+}
+
+// TestItemStringFields guards Clone: every string of Item must be in stringFields.
+func TestItemStringFields(t *testing.T) {
+	var it Item
+	n := countStrings(reflect.TypeOf(it))
+	if got := len(it.stringFields()); got != n {
+		t.Fatalf("stringFields lists %d strings, Item has %d", got, n)
+	}
+	seen := map[*string]bool{}
+	for _, p := range it.stringFields() {
+		if seen[p] {
+			t.Fatal("stringFields lists a field twice")
+		}
+		seen[p] = true
+	}
+}
+
+func countStrings(t reflect.Type) int {
+	n := 0
+	for i := 0; i < t.NumField(); i++ {
+		switch ft := t.Field(i).Type; ft.Kind() {
+		case reflect.String:
+			n++
+		case reflect.Struct:
+			n += countStrings(ft)
+		}
+	}
+	return n
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ycloudBody is a YCloud webhook event. Two event types carry items: an inbound message
+// (whatsappInboundMessage, content as in the Cloud API) and the status update of a message
+// the business sent (whatsappMessage). Other events add nothing.
+type ycloudBody struct {
+	Type    string        `json:"type"`
+	Inbound ycloudInbound `json:"whatsappInboundMessage"`
+	Message ycloudMessage `json:"whatsappMessage"`
+}
+
+type ycloudInbound struct {
+	ID         string `json:"id"`    // YCloud's id
+	Wamid      string `json:"wamid"` // WhatsApp's id, as the Cloud API reports it
+	From       string `json:"from"`
+	FromUserID string `json:"fromUserId"` // BSUID (usernames, 2026)
+	To         string `json:"to"`
+	SendTime   string `json:"sendTime"`
+	waContent
+}
+
+type ycloudMessage struct {
+	ID          string `json:"id"`
+	Wamid       string `json:"wamid"`
+	From        string `json:"from"` // the business phone
+	To          string `json:"to"`   // the lead
+	Status      string `json:"status"`
+	BizOpaque   string `json:"bizOpaqueCallbackData"`
+	SendTime    string `json:"sendTime"`
+	DeliverTime string `json:"deliverTime"`
+	ReadTime    string `json:"readTime"`
+	UpdateTime  string `json:"updateTime"`
+}
+
+func (d *Decoder) decodeYCloud(body []byte) error {
+	b := &d.ycloud
+	*b = ycloudBody{}
+	if err := unmarshal(body, b); err != nil {
+		return fmt.Errorf("cannot decode ycloud payload: %w", err)
+	}
+	var (
+		it  Item
+		err error
+	)
+	switch b.Type {
+	case "whatsapp.inbound_message.received":
+		it, err = b.Inbound.item()
+		if err != nil {
+			return fmt.Errorf("whatsappInboundMessage.%w", err)
+		}
+	case "whatsapp.message.updated":
+		it, err = b.Message.item()
+		if err != nil {
+			return fmt.Errorf("whatsappMessage.%w", err)
+		}
+	default:
+		return nil
+	}
+	d.items = append(d.items, it)
+	return nil
+}
+
+func (m *ycloudInbound) item() (Item, error) {
+	id := firstSet(m.Wamid, m.ID)
+	if id == "" {
+		return Item{}, errors.New("wamid is missing")
+	}
+	appID, ok := normalizePhone(m.To)
+	if !ok {
+		return Item{}, fmt.Errorf("to %q is not a phone number", m.To)
+	}
+	lead, isBSUID, err := resolveLead("from", m.From, m.FromUserID)
+	if err != nil {
+		return Item{}, err
+	}
+	t, err := parseRFC3339("sendTime", m.SendTime)
+	if err != nil {
+		return Item{}, err
+	}
+	if m.Type == "" {
+		return Item{}, errors.New("type is missing")
+	}
+	it := Item{
+		Kind: KindMessage, Format: FormatYCloud, AppID: appID, ID: id, Time: t,
+		Lead: lead, LeadIsBSUID: isBSUID,
+	}
+	m.fill(&it)
+	return it, nil
+}
+
+func (m *ycloudMessage) item() (Item, error) {
+	id := firstSet(m.Wamid, m.ID)
+	if id == "" {
+		return Item{}, errors.New("wamid is missing")
+	}
+	if m.Status == "" {
+		return Item{}, errors.New("status is missing")
+	}
+	appID, ok := normalizePhone(m.From)
+	if !ok {
+		return Item{}, fmt.Errorf("from %q is not a phone number", m.From)
+	}
+	lead, isBSUID, err := resolveLead("to", m.To, "")
+	if err != nil {
+		return Item{}, err
+	}
+	field, value := m.statusTime()
+	t, err := parseRFC3339(field, value)
+	if err != nil {
+		return Item{}, err
+	}
+	return Item{
+		Kind: KindStatus, Format: FormatYCloud, AppID: appID, ID: id, Time: t,
+		Lead: lead, LeadIsBSUID: isBSUID, Status: m.Status, BizOpaque: m.BizOpaque,
+	}, nil
+}
+
+// statusTime returns the time at which the message reached its status: YCloud keeps one
+// field per status and updateTime for the others (failed).
+func (m *ycloudMessage) statusTime() (field, value string) {
+	switch {
+	case m.Status == "sent" && m.SendTime != "":
+		return "sendTime", m.SendTime
+	case m.Status == "delivered" && m.DeliverTime != "":
+		return "deliverTime", m.DeliverTime
+	case m.Status == "read" && m.ReadTime != "":
+		return "readTime", m.ReadTime
+	}
+	return "updateTime", m.UpdateTime
+}
+
+func firstSet(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// Definition kinds in the store.
+const (
+	defGroup  = "group"
+	defSource = "source"
+)
+
+// Definitions returns the current snapshot of tracked events and sources.
+func (r *Recorder) Definitions() *Definitions { return r.defs.Load() }
+
+// reloadDefinitions reads every definition from the store and swaps in a new snapshot.
+func (r *Recorder) reloadDefinitions() error {
+	var groups []Group
+	var sources []Source
+	if err := loadJSON(r.store, defGroup, &groups); err != nil {
+		return err
+	}
+	if err := loadJSON(r.store, defSource, &sources); err != nil {
+		return err
+	}
+	var adCampaign map[string]string
+	if old := r.defs.Load(); old != nil {
+		adCampaign = old.AdCampaign
+	}
+	d, err := newDefinitions(groups, sources, adCampaign)
+	if err != nil {
+		return fmt.Errorf("stored definitions are invalid: %w", err)
+	}
+	r.defs.Store(d)
+	return nil
+}
+
+func loadJSON[T any](store *storage.Store, kind string, into *[]T) error {
+	return store.Scan(storage.DefKindPrefix(kind), false, func(key, value []byte) (bool, error) {
+		var v T
+		if err := json.Unmarshal(value, &v); err != nil {
+			return false, fmt.Errorf("cannot read %s definition %q: %w", kind, key, err)
+		}
+		*into = append(*into, v)
+		return true, nil
+	})
+}
+
+// FieldError is a definition rejected for one field; the API turns it into a 400 that
+// names the field.
+type FieldError struct {
+	Field, Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// AddGroup validates and stores a new event group; a keyword group makes its keyword
+// tracked from now on. It returns the stored group with its id.
+func (r *Recorder) AddGroup(ctx context.Context, g Group) (Group, error) {
+	if err := validateGroup(&g); err != nil {
+		return Group{}, err
+	}
+	r.defsMu.Lock()
+	defer r.defsMu.Unlock()
+	cur := r.defs.Load()
+	if old := cur.trackedKeyword(&g); old != nil {
+		return Group{}, &FieldError{"type_value", fmt.Sprintf("keyword %q is already tracked by group %s", g.TypeValue, old.ID)}
+	}
+	g.Status, g.Created = StatusActive, time.Now().Unix()
+	if err := checkMatcher(append(slices.Clone(cur.Groups), g), cur.Sources, "type_value"); err != nil {
+		return Group{}, err
+	}
+	err := r.store.Apply(ctx, func(b *storage.Batch) error {
+		id, err := nextID(b, defGroup)
+		if err != nil {
+			return err
+		}
+		g.ID = id
+		if g.Type == TypeKeyword && g.TypeID == "" {
+			g.TypeID = id // keyword events carry the definition id (SPEC §4.2)
+		}
+		return putJSON(b, storage.DefKey(defGroup, g.AppID, g.ID), &g)
+	})
+	if err != nil {
+		return Group{}, fmt.Errorf("cannot store event group: %w", err)
+	}
+	return g, r.swap(append(slices.Clone(cur.Groups), g), cur.Sources)
+}
+
+// trackedKeyword returns the active keyword group that already tracks g's keyword in
+// the same scope, or nil.
+func (d *Definitions) trackedKeyword(g *Group) *Group {
+	if g.Type != TypeKeyword {
+		return nil
+	}
+	for i := range d.Groups {
+		old := &d.Groups[i]
+		if old.AppID == g.AppID && old.Type == TypeKeyword && old.Active() && old.AdID == g.AdID &&
+			old.CampaignID == g.CampaignID && strings.EqualFold(old.TypeValue, g.TypeValue) {
+			return old
+		}
+	}
+	return nil
+}
+
+// SetGroupStatus activates or archives a group; archiving a keyword group stops tracking it.
+func (r *Recorder) SetGroupStatus(ctx context.Context, app, id, status string) (Group, error) {
+	if status != StatusActive && status != StatusArchived {
+		return Group{}, &FieldError{"status", fmt.Sprintf("%q is not active or archived", status)}
+	}
+	r.defsMu.Lock()
+	defer r.defsMu.Unlock()
+	cur := r.defs.Load()
+	i := slices.IndexFunc(cur.Groups, func(g Group) bool { return g.AppID == app && g.ID == id })
+	if i < 0 {
+		return Group{}, ErrNotFound
+	}
+	groups := slices.Clone(cur.Groups)
+	groups[i].Status = status
+	if err := checkMatcher(groups, cur.Sources, "status"); err != nil {
+		return Group{}, err
+	}
+	err := r.store.Apply(ctx, func(b *storage.Batch) error {
+		return putJSON(b, storage.DefKey(defGroup, app, id), &groups[i])
+	})
+	if err != nil {
+		return Group{}, fmt.Errorf("cannot store event group: %w", err)
+	}
+	return groups[i], r.swap(groups, cur.Sources)
+}
+
+// AddSource validates and stores a custom source phrase (QR code, wa.me link).
+func (r *Recorder) AddSource(ctx context.Context, s Source) (Source, error) {
+	if err := validateSource(&s); err != nil {
+		return Source{}, err
+	}
+	r.defsMu.Lock()
+	defer r.defsMu.Unlock()
+	cur := r.defs.Load()
+	for _, old := range cur.Sources {
+		if old.AppID == s.AppID && strings.EqualFold(old.Phrase, s.Phrase) {
+			return Source{}, &FieldError{"phrase", fmt.Sprintf("phrase %q is already the source %q", s.Phrase, old.Name)}
+		}
+	}
+	s.Created = time.Now().Unix()
+	if err := checkMatcher(cur.Groups, append(slices.Clone(cur.Sources), s), "phrase"); err != nil {
+		return Source{}, err
+	}
+	err := r.store.Apply(ctx, func(b *storage.Batch) error {
+		id, err := nextID(b, defSource)
+		if err != nil {
+			return err
+		}
+		s.ID = id
+		return putJSON(b, storage.DefKey(defSource, s.AppID, s.ID), &s)
+	})
+	if err != nil {
+		return Source{}, fmt.Errorf("cannot store source: %w", err)
+	}
+	return s, r.swap(cur.Groups, append(slices.Clone(cur.Sources), s))
+}
+
+func validateSource(s *Source) error {
+	s.Name, s.Phrase = strings.TrimSpace(s.Name), strings.TrimSpace(s.Phrase)
+	switch {
+	case s.Name == "":
+		return &FieldError{"name", "is required"}
+	case len(s.Name) > 255:
+		return &FieldError{"name", "is longer than 255 bytes"}
+	case s.Phrase == "":
+		return &FieldError{"phrase", "is required: the prefilled text of the QR code or wa.me link"}
+	}
+	return nil
+}
+
+// ErrNotFound is returned for an unknown definition id.
+var ErrNotFound = errors.New("not found")
+
+// checkMatcher refuses definitions whose keywords or phrases break the matcher's limits,
+// before anything is stored.
+func checkMatcher(groups []Group, sources []Source, field string) error {
+	if _, err := newDefinitions(groups, sources, nil); err != nil {
+		return &FieldError{field, err.Error()}
+	}
+	return nil
+}
+
+// swap installs a snapshot built from groups and sources.
+func (r *Recorder) swap(groups []Group, sources []Source) error {
+	d, err := newDefinitions(groups, sources, r.defs.Load().AdCampaign)
+	if err != nil {
+		return err
+	}
+	r.defs.Store(d)
+	return nil
+}
+
+func putJSON(b *storage.Batch, key []byte, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.Set(key, body)
+	return nil
+}
+
+// nextID increments the counter of kind and returns it as an id.
+func nextID(b *storage.Batch, kind string) (string, error) {
+	key := storage.SeqKey(kind)
+	v, ok, err := b.Get(key)
+	if err != nil {
+		return "", err
+	}
+	var n int64
+	if ok {
+		if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
+			return "", fmt.Errorf("corrupt counter %s: %w", kind, err)
+		}
+	}
+	id := strconv.FormatInt(n+1, 10)
+	b.Set(key, []byte(id))
+	return id, nil
+}
+
+// validateGroup checks an event group as the API receives it.
+func validateGroup(g *Group) error {
+	g.TypeValue = strings.TrimSpace(g.TypeValue)
+	switch {
+	case !slices.Contains(EventTypes, g.Type):
+		return &FieldError{"type", fmt.Sprintf("%q is not one of %s", g.Type, strings.Join(EventTypes, ", "))}
+	case g.AdID != "" && g.CampaignID != "":
+		return &FieldError{"campaign_id", "give ad_id or campaign_id, not both"}
+	case g.Type == TypeKeyword && g.TypeValue == "":
+		return &FieldError{"type_value", "is required for a keyword group: the keyword to track"}
+	case len(g.TypeValue) > 255 || len(g.TypeID) > 255:
+		return &FieldError{"type_value", "is longer than 255 bytes"}
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+package engine
+
+import "github.com/VictoriaMetrics/metrics"
+
+// Webhook results, by format, as counted in ctwa_sidecar_webhooks_total.
+type result uint8
+
+const (
+	resultRecorded    result = iota // at least one new message or status was committed
+	resultDuplicate                 // every item was seen before
+	resultEmpty                     // a known format with nothing to record
+	resultUndecodable               // unknown or broken payload: forwarded, not recorded
+	resultStoreError                // the commit failed: forwarded, not recorded
+	resultPanic                     // a decoder panicked: forwarded, not recorded
+	numResults
+)
+
+var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecodable", "store_error", "panic"}
+
+var (
+	webhooks       [FormatYCloud + 1][numResults]*metrics.Counter
+	eventsByType   = map[string]*metrics.Counter{}
+	dedupeMessages = metrics.NewCounter(`ctwa_sidecar_dedupe_hits_total{kind="message"}`)
+	dedupeStatuses = metrics.NewCounter(`ctwa_sidecar_dedupe_hits_total{kind="status"}`)
+)
+
+func init() {
+	for f := range webhooks {
+		for r := range webhooks[f] {
+			webhooks[f][r] = metrics.NewCounter(`ctwa_sidecar_webhooks_total{format="` + Format(f).String() +
+				`",result="` + resultNames[r] + `"}`)
+		}
+	}
+	for _, t := range EventTypes {
+		eventsByType[t] = metrics.NewCounter(`ctwa_sidecar_events_total{type="` + t + `"}`)
+	}
+}
+
+func countWebhook(f Format, r result) { webhooks[f][r].Inc() }

@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// EventFilter selects events of one app (the filters of the Signals events list).
+type EventFilter struct {
+	AppID    string
+	From, To int64  // unix seconds: From inclusive, To exclusive
+	AdID     string // events of sessions from this ad
+	Type     string
+	TypeID   string
+}
+
+// ParseEventTypeID splits an event_type_id such as "keyword#1" into type and id.
+func ParseEventTypeID(s string) (typ, id string, err error) {
+	typ, id, ok := strings.Cut(s, "#")
+	if !ok || id == "" || !IsEventType(typ) {
+		return "", "", fmt.Errorf("%q is not <event type>#<id>, such as keyword#1", s)
+	}
+	return typ, id, nil
+}
+
+// IsEventType reports whether typ is one of the event types of SPEC §4.2.
+func IsEventType(typ string) bool {
+	for _, t := range EventTypes {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *EventFilter) match(e *storage.Event) bool {
+	return (f.Type == "" || e.Type == f.Type) && (f.TypeID == "" || e.TypeID == f.TypeID) &&
+		(f.AdID == "" || (e.SourceID == f.AdID && (e.SourceType == SourceAd || e.SourceType == SourcePost)))
+}
+
+// errStop ends a scan early without an error for the caller.
+var errStop = errors.New("stop")
+
+// Events calls fn, in time order, for every event that f selects, until fn returns false.
+func (r *Recorder) Events(f EventFilter, fn func(e *storage.Event) bool) error {
+	start, end := storage.EventTimeKey(f.AppID, f.From), storage.EventTimeKey(f.AppID, f.To)
+	err := r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
+		e, err := storage.DecodeEvent(v)
+		if err != nil {
+			return false, err
+		}
+		if f.match(&e) && !fn(&e) {
+			return false, errStop
+		}
+		return true, nil
+	})
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// Session returns a session of app by id.
+func (r *Recorder) Session(app, id string) (storage.Session, bool, error) {
+	v, ok, err := r.store.Get(storage.SessionKey(nil, app, id))
+	if err != nil || !ok {
+		return storage.Session{}, false, err
+	}
+	s, err := storage.DecodeSession(v)
+	return s, err == nil, err
+}
+
+// Sessions calls fn for every session of app until fn returns false.
+func (r *Recorder) Sessions(app string, fn func(s *storage.Session) bool) error {
+	err := r.store.Scan(storage.SessionPrefix(app), false, func(_, v []byte) (bool, error) {
+		s, err := storage.DecodeSession(v)
+		if err != nil {
+			return false, err
+		}
+		return fn(&s), nil
+	})
+	return err
+}
+
+// SessionWindow is the configured session window in seconds.
+func (r *Recorder) SessionWindow() int64 { return int64(r.cfg.SessionWindow / time.Second) }
+
+// CampaignOf returns the campaign of an ad, known from spend imports, or "".
+func (r *Recorder) CampaignOf(adID string) string { return r.defs.Load().AdCampaign[adID] }
+
+// GroupMatches reports whether event ev counts for group g.
+func (r *Recorder) GroupMatches(g *Group, ev *storage.Event) bool {
+	return g.AppID == ev.AppID && g.matches(ev.Type, ev.TypeID, ev.TypeValue) &&
+		r.defs.Load().inScope(g, ev.SourceType, ev.SourceID)
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// DedupeTTL is how long a message or status id is remembered: Meta retries for 7 days,
+// so a day more than that (SPEC §3.2 asks for ≥ 8 days).
+const DedupeTTL = 9 * 24 * time.Hour
+
+// Config is what the recorder needs from the command line.
+type Config struct {
+	DefaultAppID  string        // app id for payloads that carry none (-app-id)
+	SessionWindow time.Duration // -session-window
+	Log           *slog.Logger
+}
+
+// Recorder turns webhook bodies into committed events. Decoding and classification run
+// on the caller's goroutine; session state is applied on the store's single writer
+// goroutine, so it needs no locks.
+type Recorder struct {
+	store *storage.Store
+	cfg   Config
+	defs  atomic.Pointer[Definitions]
+	pool  sync.Pool
+	w     writer // touched only inside Apply functions, i.e. on the writer goroutine
+	// defsMu serializes definition changes (API calls), not the hot path.
+	defsMu sync.Mutex
+}
+
+// NewRecorder loads the definitions from store and returns a recorder for it.
+func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	r := &Recorder{store: store, cfg: cfg}
+	r.w.window = int64(cfg.SessionWindow / time.Second)
+	r.pool.New = func() any {
+		rec := &recording{r: r}
+		rec.apply = rec.applyAll // bound once, so Apply gets a func without allocating
+		return rec
+	}
+	if err := r.reloadDefinitions(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// recording is the per-request state of Record, pooled.
+type recording struct {
+	r       *Recorder
+	dec     Decoder
+	items   []Item
+	classes []Classification
+	defs    *Definitions
+	apply   func(*storage.Batch) error
+	fresh   int      // items not seen before
+	events  []string // types of the events this request committed, for metrics after commit
+}
+
+// Record decodes body, classifies its messages and commits the resulting events. It
+// returns only after the commit, so a webhook acknowledged afterwards survives a crash.
+// An undecodable body is counted and not recorded; that is not an error: forwarding
+// must go on whatever the payload.
+func (r *Recorder) Record(ctx context.Context, body []byte) error {
+	rec := r.pool.Get().(*recording)
+	defer r.pool.Put(rec)
+	format, ok := rec.decode(body)
+	if !ok {
+		return nil
+	}
+	if err := r.store.Apply(ctx, rec.apply); err != nil {
+		countWebhook(format, resultStoreError)
+		return fmt.Errorf("cannot record %s webhook: %w", format, err)
+	}
+	switch {
+	case rec.fresh > 0:
+		countWebhook(format, resultRecorded)
+	default:
+		countWebhook(format, resultDuplicate)
+	}
+	for _, typ := range rec.events {
+		eventsByType[typ].Inc()
+	}
+	return nil
+}
+
+// decode decodes and classifies body into rec; false means there is nothing to commit.
+// A panic in a decoder is recovered and counted: recording must never break forwarding.
+func (rec *recording) decode(body []byte) (format Format, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			countWebhook(format, resultPanic)
+			rec.r.cfg.Log.Error("webhook decoder panicked; payload forwarded, not recorded",
+				"format", format.String(), "panic", fmt.Sprint(p))
+			ok = false
+		}
+	}()
+	format, items, err := rec.dec.Decode(body, rec.r.cfg.DefaultAppID)
+	switch {
+	case err != nil:
+		countWebhook(format, resultUndecodable)
+		return format, false
+	case len(items) == 0:
+		countWebhook(format, resultEmpty)
+		return format, false
+	}
+	rec.items, rec.defs, rec.fresh, rec.events = items, rec.r.defs.Load(), 0, rec.events[:0]
+	if cap(rec.classes) < len(items) {
+		rec.classes = make([]Classification, len(items))
+	}
+	rec.classes = rec.classes[:len(items)]
+	for i := range items {
+		if items[i].Kind == KindMessage {
+			Classify(&rec.classes[i], &items[i], rec.defs)
+		}
+	}
+	return format, true
+}
+
+// applyAll runs on the writer goroutine: it places every item of the request.
+func (rec *recording) applyAll(b *storage.Batch) error {
+	rec.fresh, rec.events = 0, rec.events[:0]
+	w := &rec.r.w
+	for i := range rec.items {
+		it := &rec.items[i]
+		var fresh bool
+		var err error
+		if it.Kind == KindStatus {
+			fresh, err = w.applyStatus(b, it)
+		} else {
+			fresh, err = w.applyMessage(b, it, &rec.classes[i], rec.defs, rec)
+		}
+		if err != nil {
+			return err
+		}
+		if fresh {
+			rec.fresh++
+		}
+	}
+	return nil
+}

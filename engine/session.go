@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"unicode/utf8"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// writer places items into sessions and writes their records. It runs only on the
+// store's writer goroutine (inside Apply), one request after another, so its buffers
+// and the sessions it reads through the Batch are never shared.
+type writer struct {
+	window   int64 // session window in seconds
+	key, val []byte
+	hbuf     []byte
+	sess     storage.Session
+	lead     storage.Lead
+}
+
+// applyStatus records a status of a business message. A status carrying a campaign tag
+// (biz_opaque_callback_data) is an outgoing touch: the lead's next session, if it opens
+// within the session window, is credited to that campaign (SPEC §4.1).
+func (w *writer) applyStatus(b *storage.Batch, it *Item) (bool, error) {
+	w.key = storage.DedupeStatusKey(w.key[:0], it.ID, it.Status)
+	if dup, err := w.seen(b); err != nil || dup {
+		if dup {
+			dedupeStatuses.Inc()
+		}
+		return false, err
+	}
+	if it.BizOpaque == "" || it.Lead == "" || it.Status == "failed" {
+		return true, nil
+	}
+	b.Set(storage.OutKey(w.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
+	if err := w.loadLead(b, it.AppID, it.Lead); err != nil {
+		return false, err
+	}
+	if it.Time >= w.lead.OutTime {
+		w.lead.OutTime, w.lead.OutTag = it.Time, it.BizOpaque
+		w.saveLead(b, it.AppID, it.Lead)
+	}
+	return true, nil
+}
+
+// seen reports whether the dedupe key in w.key was recorded, and marks it if not.
+func (w *writer) seen(b *storage.Batch) (bool, error) {
+	_, dup, err := b.Get(w.key)
+	if err != nil || dup {
+		return dup, err
+	}
+	b.SetWithTTL(w.key, []byte{1}, DedupeTTL)
+	return false, nil
+}
+
+// applyMessage records an inbound lead message: its compact record, its session and
+// its events.
+func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) (bool, error) {
+	w.key = storage.DedupeMessageKey(w.key[:0], it.ID)
+	if dup, err := w.seen(b); err != nil || dup {
+		if dup {
+			dedupeMessages.Inc()
+		}
+		return false, err
+	}
+	w.saveMessage(b, it)
+	if err := w.loadLead(b, it.AppID, it.Lead); err != nil {
+		return false, err
+	}
+	open, err := w.loadSession(b, it.AppID)
+	if err != nil {
+		return false, err
+	}
+	e := emitter{w: w, b: b, it: it, defs: defs, rec: rec}
+	if !open || it.HasReferral() || it.Time > w.sess.Last+w.window {
+		w.openSession(it, c, defs)
+		w.lead.SessionID = w.sess.ID
+		w.saveLead(b, it.AppID, it.Lead)
+		e.emit(TypeConversation, "", conversationValue(&w.sess))
+	} else {
+		w.sess.Messages++
+		w.sess.Last = max(w.sess.Last, it.Time)
+		if !w.sess.Engaged {
+			w.sess.Engaged = true
+			e.emit(TypeEngagement, "", "")
+		}
+	}
+	for _, cand := range c.Events {
+		if cand.group >= 0 && !defs.inScope(&defs.Groups[cand.group], w.sess.SourceType, w.sess.SourceID) {
+			continue
+		}
+		e.emit(cand.Type, cand.TypeID, cand.TypeValue)
+	}
+	w.val = storage.AppendSession(w.val[:0], &w.sess)
+	b.Set(storage.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
+	return true, nil
+}
+
+func conversationValue(s *storage.Session) string {
+	if s.SourceID == "" {
+		return s.SourceType
+	}
+	return s.SourceID
+}
+
+// openSession starts a new session in w.sess for message it. Its source is, in order:
+// the ad referral, a custom-source phrase in the text, a campaign that reached the lead
+// within the session window before, else organic (SPEC §4.1).
+func (w *writer) openSession(it *Item, c *Classification, defs *Definitions) {
+	w.sess = storage.Session{
+		ID: w.id("session", it.AppID, it.Lead, it.ID), AppID: it.AppID, Lead: it.Lead,
+		LeadIsBSUID: it.LeadIsBSUID, Start: it.Time, Last: it.Time, Messages: 1,
+	}
+	switch {
+	case it.HasReferral():
+		w.sess.SourceType, w.sess.SourceID = SourceAd, it.Referral.SourceID
+		if it.Referral.SourceType == SourcePost {
+			w.sess.SourceType = SourcePost
+		}
+		w.sess.Referral = storage.Referral(it.Referral)
+	case c.Source >= 0:
+		w.sess.SourceType, w.sess.SourceID = SourceCustom, defs.Sources[c.Source].ID
+	case w.lead.OutTag != "" && w.lead.OutTime <= it.Time && it.Time-w.lead.OutTime <= w.window:
+		w.sess.SourceType, w.sess.SourceID = SourceCampaign, w.lead.OutTag
+	default:
+		w.sess.SourceType = SourceOrganic
+	}
+}
+
+// emitter writes the events of one message.
+type emitter struct {
+	w    *writer
+	b    *storage.Batch
+	it   *Item
+	defs *Definitions
+	rec  *recording
+}
+
+// emit writes one event and, when it is the converted event of the session's ad or
+// campaign, the session's converted event (once per session).
+func (e *emitter) emit(typ, typeID, typeValue string) {
+	w, it := e.w, e.it
+	ev := storage.Event{
+		ID: w.id("event", it.ID, typ, typeID, typeValue), AppID: it.AppID, Type: typ, TypeID: typeID,
+		TypeValue: typeValue, Time: it.Time, Lead: it.Lead, LeadIsBSUID: it.LeadIsBSUID,
+		ConversationID: w.sess.ID, SourceType: w.sess.SourceType, SourceID: w.sess.SourceID, MessageID: it.ID,
+	}
+	w.val = storage.AppendEvent(w.val[:0], &ev)
+	e.b.Set(storage.EventKey(w.key[:0], it.AppID, it.Time, ev.ID), w.val)
+	e.rec.events = append(e.rec.events, typ)
+	if typ == TypeConverted || w.sess.Converted {
+		return
+	}
+	for i := range e.defs.Groups {
+		g := &e.defs.Groups[i]
+		if g.Converted && g.Active() && g.matches(typ, typeID, typeValue) &&
+			e.defs.inScope(g, w.sess.SourceType, w.sess.SourceID) {
+			w.sess.Converted = true
+			e.emit(TypeConverted, g.ID, convertedValue(typ, typeValue))
+			return
+		}
+	}
+}
+
+// convertedValue is the matched value of a converted event: the triggering event's
+// value, or its type when it has none (engagement).
+func convertedValue(typ, typeValue string) string {
+	if typeValue != "" {
+		return typeValue
+	}
+	return typ
+}
+
+func (w *writer) saveMessage(b *storage.Batch, it *Item) {
+	m := storage.Message{
+		ID: it.ID, AppID: it.AppID, Time: it.Time, Lead: it.Lead, LeadIsBSUID: it.LeadIsBSUID,
+		Type: it.Type, Text: truncateUTF8(it.Text, storage.MaxText), ButtonPayload: it.ButtonPayload,
+		ReplyKind: it.ReplyKind, ReplyID: it.ReplyID, ReplyTitle: it.ReplyTitle, ContextID: it.ContextID,
+		Referral: storage.Referral(it.Referral),
+	}
+	w.val = storage.AppendMessage(w.val[:0], &m)
+	b.Set(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID), w.val)
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func (w *writer) loadLead(b *storage.Batch, app, lead string) error {
+	w.lead = storage.Lead{}
+	v, ok, err := b.Get(storage.LeadKey(w.key[:0], app, lead))
+	if err != nil || !ok {
+		return err
+	}
+	w.lead, err = storage.DecodeLead(v)
+	return err
+}
+
+func (w *writer) saveLead(b *storage.Batch, app, lead string) {
+	w.val = storage.AppendLead(w.val[:0], &w.lead)
+	b.Set(storage.LeadKey(w.key[:0], app, lead), w.val)
+}
+
+// loadSession loads the lead's latest session into w.sess; false when there is none.
+func (w *writer) loadSession(b *storage.Batch, app string) (bool, error) {
+	if w.lead.SessionID == "" {
+		return false, nil
+	}
+	v, ok, err := b.Get(storage.SessionKey(w.key[:0], app, w.lead.SessionID))
+	if err != nil || !ok {
+		return false, err
+	}
+	w.sess, err = storage.DecodeSession(v)
+	return err == nil, err
+}
+
+// id returns a stable 22-character id for parts. Ids derived from message ids make a
+// re-classification (refresh) rebuild the same keys instead of adding new ones.
+func (w *writer) id(parts ...string) string {
+	w.hbuf = w.hbuf[:0]
+	for _, p := range parts {
+		w.hbuf = append(append(w.hbuf, p...), 0)
+	}
+	sum := sha256.Sum256(w.hbuf)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}

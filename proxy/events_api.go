@@ -1,0 +1,308 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// eventsAPI serves the events endpoints of SPEC §6.1 from the recorder's store.
+type eventsAPI struct {
+	clientID string
+	rec      *engine.Recorder
+	loc      *time.Location
+}
+
+// appPrefix is the path prefix of every per-app route.
+const appPrefix = "/v1/clients/{client_id}/apps/{app_id}"
+
+// RegisterEventRoutes adds the events, event types, event groups and sources routes.
+func RegisterEventRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location) {
+	e := &eventsAPI{clientID: clientID, rec: rec, loc: loc}
+	a.Handle("GET", appPrefix+"/events", AuthToken, e.client(e.listEvents))
+	a.Handle("GET", appPrefix+"/events/export", AuthToken, e.client(e.exportEvents))
+	a.Handle("GET", appPrefix+"/event_types", AuthToken, e.client(e.eventTypes))
+	a.Handle("GET", appPrefix+"/standalone-events-stats", AuthToken, e.client(e.standaloneStats))
+	a.Handle("GET", appPrefix+"/event_groups", AuthToken, e.client(e.listGroups))
+	a.Handle("POST", appPrefix+"/event_groups", AuthToken, e.client(e.addGroup))
+	a.Handle("PATCH", appPrefix+"/event_groups/{id}", AuthToken, e.client(e.patchGroup))
+	a.Handle("GET", appPrefix+"/sources", AuthToken, e.client(e.listSources))
+	a.Handle("POST", appPrefix+"/sources", AuthToken, e.client(e.addSource))
+}
+
+// client rejects paths whose {client_id} is not the one this sidecar records for.
+func (e *eventsAPI) client(h HandlerFunc) HandlerFunc {
+	return func(ctx *fasthttp.RequestCtx, p Params) {
+		if p.Get("client_id") != e.clientID {
+			WriteError(ctx, fasthttp.StatusNotFound, "unknown_client",
+				"client "+quote(p.Get("client_id"))+" is not recorded here; this sidecar records client "+quote(e.clientID), "client_id")
+			return
+		}
+		h(ctx, p)
+	}
+}
+
+func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+
+// eventFilter reads the filters shared by the events endpoints.
+func (e *eventsAPI) eventFilter(q *query, app string, datesRequired bool) engine.EventFilter {
+	f := engine.EventFilter{AppID: app, AdID: q.str("ad_id"), Type: q.str("event_type")}
+	f.From, f.To = q.dateRange(datesRequired)
+	if f.Type != "" && !engine.IsEventType(f.Type) && q.err == nil {
+		q.err = badParam("event_type", "%q is not one of %s", f.Type, strings.Join(engine.EventTypes, ", "))
+	}
+	if v := q.str("event_type_id"); v != "" && q.err == nil {
+		typ, id, err := engine.ParseEventTypeID(v)
+		switch {
+		case err != nil:
+			q.err = badParam("event_type_id", "%s", err.Error())
+		case f.Type != "" && f.Type != typ:
+			q.err = badParam("event_type_id", "%q names type %s but event_type is %s", v, typ, f.Type)
+		}
+		f.Type, f.TypeID = typ, id
+	}
+	return f
+}
+
+// eventRow is one event as the Signals events list shows it.
+type eventRow struct {
+	ID                     string `json:"id"`
+	AppID                  string `json:"app_id"`
+	AdID                   string `json:"ad_id"`
+	CampaignID             string `json:"campaign_id"`
+	Phone                  string `json:"phone"`
+	UserID                 string `json:"user_id,omitempty"`
+	Type                   string `json:"type"`
+	TypeID                 string `json:"type_id"`
+	TypeValue              string `json:"type_value"`
+	Date                   string `json:"date"`
+	ConversationID         string `json:"conversation_id"`
+	ConversationExpireTime string `json:"conversation_expire_time"`
+	SourceType             string `json:"source_type"`
+	SourceID               string `json:"source_id"`
+}
+
+// rowMaker turns events into rows, looking each session up once.
+type rowMaker struct {
+	e        *eventsAPI
+	expires  map[string]int64
+	window   int64
+	firstErr error
+}
+
+func (e *eventsAPI) rows() *rowMaker {
+	return &rowMaker{e: e, expires: map[string]int64{}, window: e.rec.SessionWindow()}
+}
+
+func (m *rowMaker) row(ev *storage.Event) eventRow {
+	r := eventRow{
+		ID: ev.ID, AppID: ev.AppID, Type: ev.Type, TypeID: ev.TypeID, TypeValue: ev.TypeValue,
+		Date: m.e.format(ev.Time), ConversationID: ev.ConversationID, SourceType: ev.SourceType, SourceID: ev.SourceID,
+	}
+	if ev.LeadIsBSUID {
+		r.UserID = ev.Lead
+	} else {
+		r.Phone = ev.Lead
+	}
+	if ev.SourceType == engine.SourceAd || ev.SourceType == engine.SourcePost {
+		r.AdID = ev.SourceID
+		r.CampaignID = m.e.rec.CampaignOf(ev.SourceID)
+	}
+	r.ConversationExpireTime = m.e.format(m.expire(ev))
+	return r
+}
+
+// expire returns the session's current expiry: its last message plus the window.
+func (m *rowMaker) expire(ev *storage.Event) int64 {
+	if t, ok := m.expires[ev.ConversationID]; ok {
+		return t
+	}
+	s, ok, err := m.e.rec.Session(ev.AppID, ev.ConversationID)
+	t := ev.Time + m.window
+	if ok {
+		t = s.Last + m.window
+	}
+	if err != nil && m.firstErr == nil {
+		m.firstErr = err
+	}
+	m.expires[ev.ConversationID] = t
+	return t
+}
+
+func (e *eventsAPI) format(unix int64) string {
+	return time.Unix(unix, 0).In(e.loc).Format(time.RFC3339)
+}
+
+func (e *eventsAPI) listEvents(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, e.loc)
+	f := e.eventFilter(q, p.Get("app_id"), true)
+	limit, offset := q.intRange("limit", 100, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
+	if q.err != nil {
+		writeBadRequest(ctx, q.err)
+		return
+	}
+	m, rows, total := e.rows(), []eventRow{}, 0
+	err := e.rec.Events(f, func(ev *storage.Event) bool {
+		if total >= offset && len(rows) < limit {
+			rows = append(rows, m.row(ev))
+		}
+		total++
+		return true
+	})
+	if err = errors.Join(err, m.firstErr); err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: total, Offset: offset, Limit: limit})
+}
+
+// csvColumns are the columns of the events export, in order.
+var csvColumns = []string{"id", "date", "app_id", "type", "type_id", "type_value", "phone", "user_id",
+	"ad_id", "campaign_id", "source_type", "source_id", "conversation_id", "conversation_expire_time"}
+
+func (r *eventRow) csv() []string {
+	return []string{r.ID, r.Date, r.AppID, r.Type, r.TypeID, r.TypeValue, r.Phone, r.UserID,
+		r.AdID, r.CampaignID, r.SourceType, r.SourceID, r.ConversationID, r.ConversationExpireTime}
+}
+
+// exportEvents streams the selected events as CSV (RFC 4180), so a long range never
+// sits in memory. limit and offset are optional here: without them, every event.
+func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, e.loc)
+	f := e.eventFilter(q, p.Get("app_id"), true)
+	limit, offset := q.intRange("limit", 1<<31-1, 1, 1<<31-1), q.intRange("offset", 0, 0, 1<<30)
+	if q.err != nil {
+		writeBadRequest(ctx, q.err)
+		return
+	}
+	ctx.SetContentType("text/csv; charset=utf-8")
+	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="events.csv"`)
+	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
+		w := csv.NewWriter(bw)
+		_ = w.Write(csvColumns)
+		m, n := e.rows(), 0
+		err := e.rec.Events(f, func(ev *storage.Event) bool {
+			if n >= offset {
+				row := m.row(ev)
+				_ = w.Write(escapeCSV(row.csv()))
+			}
+			n++
+			return n < offset+limit && w.Error() == nil
+		})
+		w.Flush()
+		if err != nil {
+			// Headers are gone; the truncated body and the closed stream tell the client.
+			_ = w.Write([]string{"# export failed: " + err.Error()})
+			w.Flush()
+		}
+	})
+}
+
+// escapeCSV defuses cells a spreadsheet would run as a formula (CSV injection): a cell
+// starting with = + - @ or a tab/CR gets a leading apostrophe.
+func escapeCSV(cells []string) []string {
+	for i, c := range cells {
+		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+			cells[i] = "'" + c
+		}
+	}
+	return cells
+}
+
+// eventTypeNames are the display names of the event types.
+var eventTypeNames = map[string]string{
+	engine.TypeButton: "Button", engine.TypeButtonReply: "Button reply", engine.TypeConversation: "Conversation",
+	engine.TypeConverted: "Converted", engine.TypeEngagement: "Engagement", engine.TypeKeyword: "Keyword",
+	engine.TypeLink: "Link", engine.TypeList: "List", engine.TypeListReply: "List reply",
+}
+
+type nameValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// eventTypes lists the event types that occur among the selected events.
+func (e *eventsAPI) eventTypes(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, e.loc)
+	f := e.eventFilter(q, p.Get("app_id"), true)
+	limit := q.intRange("limit", 1000, 1, 1000)
+	if q.err != nil {
+		writeBadRequest(ctx, q.err)
+		return
+	}
+	seen := map[string]bool{}
+	err := e.rec.Events(f, func(ev *storage.Event) bool {
+		seen[ev.Type] = true
+		return len(seen) < len(engine.EventTypes)
+	})
+	if err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	out := []nameValue{}
+	for _, t := range engine.EventTypes {
+		if seen[t] && len(out) < limit {
+			out = append(out, nameValue{eventTypeNames[t], t})
+		}
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// standaloneStats counts sessions that no ad started (QR codes, links, campaigns,
+// organic) and their events, over an optional date range.
+func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, e.loc)
+	from, to := q.dateRange(false)
+	if q.err != nil {
+		writeBadRequest(ctx, q.err)
+		return
+	}
+	app := p.Get("app_id")
+	var out struct {
+		Sessions int `json:"sessions_num"`
+		Events   int `json:"events_num"`
+	}
+	err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *storage.Event) bool {
+		if !isAdSource(ev.SourceType) {
+			out.Events++
+			if ev.Type == engine.TypeConversation {
+				out.Sessions++
+			}
+		}
+		return true
+	})
+	if err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, &out)
+}
+
+func isAdSource(t string) bool { return t == engine.SourceAd || t == engine.SourcePost }
+
+// writeStoreError answers a failed read of the store.
+func writeStoreError(ctx *fasthttp.RequestCtx, err error) {
+	WriteError(ctx, fasthttp.StatusServiceUnavailable, "store_unavailable", "cannot read the store: "+err.Error(), "")
+}
+
+// decodeBody decodes a JSON request body into v, refusing what is not JSON.
+func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
+	ct := string(ctx.Request.Header.ContentType())
+	if ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errNotJSON
+	}
+	if err := json.UnmarshalNoEscape(ctx.PostBody(), v); err != nil {
+		return &paramError{"body", "is not valid JSON for this endpoint: " + err.Error()}
+	}
+	return nil
+}
+
+var errNotJSON = errors.New("body must be JSON (Content-Type: application/json)")

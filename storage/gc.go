@@ -1,0 +1,86 @@
+package storage
+
+import (
+	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/dgraph-io/badger/v4"
+)
+
+// gcDiscardRatio rewrites a value-log file once half of it is garbage.
+const gcDiscardRatio = 0.5
+
+// gcLoop reclaims value-log space every interval until Close.
+func (s *Store) gcLoop(interval time.Duration) {
+	defer close(s.gcDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopGC:
+			return
+		case <-t.C:
+			s.collectGarbage()
+		}
+	}
+}
+
+// collectGarbage rewrites value-log files until Badger finds none worth it.
+// It checks stopGC between files so Close is not held up for long.
+func (s *Store) collectGarbage() {
+	for {
+		err := s.db.RunValueLogGC(gcDiscardRatio)
+		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {
+			return
+		}
+		if err != nil {
+			s.logger.Warn("value-log GC failed", "dir", s.dir, "err", err)
+			return
+		}
+		select {
+		case <-s.stopGC:
+			return
+		default:
+		}
+	}
+}
+
+// sizedStore is the store whose size the gauge reports: the most recently
+// opened one that is still open (the sidecar has one; tests may open several).
+var sizedStore atomic.Pointer[Store]
+
+var _ = metrics.NewGauge("ctwa_sidecar_store_size_bytes", func() float64 {
+	s := sizedStore.Load()
+	if s == nil {
+		return 0
+	}
+	return float64(dirSize(s.dir))
+})
+
+// dirSize sums the disk space allocated to the files of the data directory
+// (SSTables, value log, WAL). It counts blocks, not lengths, because Badger
+// preallocates the value log and WAL as sparse files. Badger's own Size()
+// would need its expvar metrics, which are off.
+func dirSize(dir string) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || info.IsDir() {
+			continue
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		} else {
+			n += info.Size()
+		}
+	}
+	return n
+}

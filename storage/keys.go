@@ -1,0 +1,101 @@
+package storage
+
+import "encoding/binary"
+
+// Key layout. Every key starts with a short ASCII table name and a NUL; app ids, leads
+// and ids never contain NUL. Times are 8-byte big-endian unix seconds, so a prefix scan
+// walks a table in time order.
+//
+//	dup\0m\0<message id>                   dedupe of an inbound message (TTL DedupeTTL)
+//	dup\0s\0<message id>\0<status>         dedupe of a status (TTL DedupeTTL)
+//	msg\0<app>\0<time8><message id>        Message record, for refresh
+//	out\0<app>\0<lead>\0<time8>            outgoing campaign touch: biz_opaque_callback_data
+//	lead\0<app>\0<lead>                    id of the lead's latest session
+//	ses\0<app>\0<session id>               Session record
+//	evt\0<app>\0<time8><event id>          Event record
+//	def\0<kind>\0<app>\0<id>               definitions (event groups, custom sources), JSON
+//	seq\0<name>                            id counters for definitions
+const (
+	tDup  = "dup\x00"
+	tMsg  = "msg\x00"
+	tOut  = "out\x00"
+	tLead = "lead\x00"
+	tSes  = "ses\x00"
+	tEvt  = "evt\x00"
+	tDef  = "def\x00"
+	tSeq  = "seq\x00"
+)
+
+func appendTime(dst []byte, t int64) []byte { return binary.BigEndian.AppendUint64(dst, uint64(t)) }
+
+func appendParts(dst []byte, table string, parts ...string) []byte {
+	dst = append(dst, table...)
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, 0)
+		}
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
+// DedupeMessageKey is the dedupe key of an inbound message id.
+func DedupeMessageKey(dst []byte, id string) []byte {
+	return append(append(append(dst, tDup...), "m\x00"...), id...)
+}
+
+// DedupeStatusKey is the dedupe key of one status of a business message.
+func DedupeStatusKey(dst []byte, id, status string) []byte {
+	dst = append(append(append(dst, tDup...), "s\x00"...), id...)
+	return append(append(dst, 0), status...)
+}
+
+// MessageKey is the key of a Message record.
+func MessageKey(dst []byte, app string, t int64, id string) []byte {
+	return append(appendTime(append(appendParts(dst, tMsg, app), 0), t), id...)
+}
+
+// MessagePrefix is the prefix of all Message records of app, in time order.
+func MessagePrefix(app string) []byte { return append(appendParts(nil, tMsg, app), 0) }
+
+// OutKey is the key of an outgoing campaign touch of lead at time t.
+func OutKey(dst []byte, app, lead string, t int64) []byte {
+	return appendTime(append(appendParts(dst, tOut, app, lead), 0), t)
+}
+
+// OutPrefix is the prefix of the outgoing touches of lead, in time order.
+func OutPrefix(dst []byte, app, lead string) []byte {
+	return append(appendParts(dst, tOut, app, lead), 0)
+}
+
+// LeadKey is the key of the pointer to the lead's latest session.
+func LeadKey(dst []byte, app, lead string) []byte { return appendParts(dst, tLead, app, lead) }
+
+// SessionKey is the key of a Session record.
+func SessionKey(dst []byte, app, id string) []byte { return appendParts(dst, tSes, app, id) }
+
+// SessionPrefix is the prefix of all sessions of app.
+func SessionPrefix(app string) []byte { return append(appendParts(nil, tSes, app), 0) }
+
+// EventKey is the key of an Event record.
+func EventKey(dst []byte, app string, t int64, id string) []byte {
+	return append(appendTime(append(appendParts(dst, tEvt, app), 0), t), id...)
+}
+
+// EventPrefix is the prefix of all events of app, in time order.
+func EventPrefix(app string) []byte { return append(appendParts(nil, tEvt, app), 0) }
+
+// EventTimeKey is the first key of app's events at or after time t.
+func EventTimeKey(app string, t int64) []byte { return appendTime(EventPrefix(app), t) }
+
+// DefKey is the key of a definition of kind ("group", "source") with id.
+func DefKey(kind, app, id string) []byte { return appendParts(nil, tDef, kind, app, id) }
+
+// DefPrefix is the prefix of app's definitions of kind.
+func DefPrefix(kind, app string) []byte { return append(appendParts(nil, tDef, kind, app), 0) }
+
+// SeqKey is the key of the counter name.
+func SeqKey(name string) []byte { return appendParts(nil, tSeq, name) }
+
+// DefKindPrefix is the prefix of the definitions of kind across all apps.
+func DefKindPrefix(kind string) []byte { return appendParts(nil, tDef, kind, "") }

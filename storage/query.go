@@ -1,0 +1,55 @@
+package storage
+
+import (
+	"bytes"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ScanRange calls fn for every key k with start <= k < end, in ascending order, until fn
+// returns more=false or an error. key and value are valid only during the call.
+func (s *Store) ScanRange(start, end []byte, fn func(key, value []byte) (more bool, err error)) error {
+	return s.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: commonPrefix(start, end)})
+		defer it.Close()
+		for it.Seek(start); it.Valid() && bytes.Compare(it.Item().Key(), end) < 0; it.Next() {
+			item := it.Item()
+			var more bool
+			err := item.Value(func(v []byte) error {
+				var err error
+				more, err = fn(item.Key(), v)
+				return err
+			})
+			if err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// commonPrefix lets Badger skip tables that cannot hold keys of the range.
+func commonPrefix(a, b []byte) []byte {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return a[:n]
+}
+
+// Get returns a copy of the committed value of key; ok is false when it is absent.
+func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
+	err = s.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err == badger.ErrKeyNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		value, err = item.ValueCopy(nil)
+		ok = err == nil
+		return err
+	})
+	return value, ok, err
+}

@@ -1,0 +1,251 @@
+// Package storage keeps the sidecar's data in an embedded Badger database.
+//
+// All writes go through Store.Apply, which a single writer goroutine turns into
+// group commits: many concurrent requests share one durable Badger transaction,
+// so a caller that got nil back knows its writes survive kill -9.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/skl"
+)
+
+// Sizes chosen so that the whole sidecar stays under 256 MiB RSS; see README.md.
+const (
+	memTableSize   = 16 << 20
+	numMemtables   = 2
+	valueThreshold = 1 << 10
+	blockCacheSize = 16 << 20
+	indexCacheSize = 8 << 20
+	vlogFileSize   = 64 << 20
+
+	defaultGCInterval = 5 * time.Minute
+)
+
+var (
+	// ErrClosed is returned by every operation on a closed Store.
+	ErrClosed = errors.New("store is closed")
+	// ErrLocked means another process (or another Open in this process) holds the data directory.
+	ErrLocked = errors.New("locked by another process")
+)
+
+// Options tunes a Store. The zero value is ready to use.
+type Options struct {
+	// Logger receives Badger's warnings and errors and value-log GC failures.
+	// Nil means slog.Default().
+	Logger *slog.Logger
+	// GCInterval is the pause between value-log GC passes; 0 means 5 minutes.
+	GCInterval time.Duration
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.Default()
+	}
+	return o.Logger
+}
+
+// Store is an open Badger database with its group-commit writer and GC loop.
+type Store struct {
+	dir    string
+	db     *badger.DB
+	logger *slog.Logger
+	limits txnLimits
+
+	// mu orders Close against Apply's enqueue and against readers: Close takes
+	// it exclusively, so it waits for running View/Scan/Backup calls and no
+	// request can be queued once the queue is closed.
+	mu     sync.RWMutex
+	closed bool
+
+	reqs       chan *request
+	writerDone chan struct{}
+	stopGC     chan struct{}
+	gcDone     chan struct{}
+
+	// commitErr holds the error of the last group commit, nil after a success.
+	commitErr atomic.Pointer[error]
+	stats     statCounters
+}
+
+// Open opens (creating if needed) the store in dir and starts its writer and GC loop.
+func Open(dir string, opts Options) (*Store, error) {
+	db, err := openDB(dir, opts.logger())
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dir:        dir,
+		db:         db,
+		logger:     opts.logger(),
+		limits:     newTxnLimits(memTableSize),
+		reqs:       make(chan *request, 2*maxGroupRequests),
+		writerDone: make(chan struct{}),
+		stopGC:     make(chan struct{}),
+		gcDone:     make(chan struct{}),
+	}
+	interval := opts.GCInterval
+	if interval <= 0 {
+		interval = defaultGCInterval
+	}
+	go s.writeLoop()
+	go s.gcLoop(interval)
+	sizedStore.Store(s)
+	return s, nil
+}
+
+func openDB(dir string, logger *slog.Logger) (*badger.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
+	}
+	db, err := badger.Open(badgerOptions(dir, logger))
+	if err != nil {
+		// Badger flattens the flock error into text, so match its message.
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("data directory %q is %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
+	}
+	return db, nil
+}
+
+// badgerOptions sizes Badger for a sidecar: a few tens of MiB resident instead
+// of Badger's default of several hundred.
+func badgerOptions(dir string, logger *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logger}).
+		// A commit must be on disk before the webhook is answered.
+		WithSyncWrites(true).
+		// One writer goroutine owns all writes, so there is nothing to conflict with.
+		WithDetectConflicts(false).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		// Small memtables: keep big values (long message texts) out of the LSM tree.
+		WithValueThreshold(valueThreshold).
+		WithValueLogFileSize(vlogFileSize).
+		WithBlockCacheSize(blockCacheSize).
+		WithIndexCacheSize(indexCacheSize).
+		WithCompression(options.Snappy).
+		// Two cores: two compactors (the minimum besides none) and few stream goroutines.
+		WithNumCompactors(2).
+		WithNumGoroutines(2).
+		WithNumLevelZeroTables(3).
+		WithNumLevelZeroTablesStall(8).
+		// Badger's expvar counters cost on every write; the size gauge reads the directory.
+		WithMetricsEnabled(false)
+}
+
+// txnLimits mirror Badger's per-transaction limits (15% of a memtable), so the
+// writer can cut a group into transactions at request boundaries and keep
+// every request atomic.
+type txnLimits struct {
+	bytes int64
+	count int
+}
+
+func newTxnLimits(memTable int64) txnLimits {
+	bytes := memTable * 15 / 100
+	return txnLimits{bytes: bytes, count: int(bytes / int64(skl.MaxNodeSize))}
+}
+
+// fits reports whether count writes of the given estimated size fit one transaction.
+func (l txnLimits) fits(count int, bytes int64) bool {
+	return count < l.count && bytes < l.bytes
+}
+
+// Close stops the writer (after it has committed every queued request), stops
+// the GC loop and closes Badger. It waits for running View, Scan and Backup
+// calls. Closing twice is harmless: the second call returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	close(s.reqs)
+	<-s.writerDone
+	close(s.stopGC)
+	<-s.gcDone
+	sizedStore.CompareAndSwap(s, nil)
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("cannot close store at %q: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Ready returns nil when the store is open and its last commit succeeded;
+// /readyz answers 503 otherwise. A failed commit stays reported until a later
+// commit succeeds.
+func (s *Store) Ready() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if p := s.commitErr.Load(); p != nil {
+		return fmt.Errorf("last commit to store at %q failed: %w", s.dir, *p)
+	}
+	return nil
+}
+
+// Stats counts group commits since Open.
+type Stats struct {
+	Commits      uint64 // successful group commits
+	Requests     uint64 // requests acknowledged by those commits
+	LargestGroup int64  // most requests acknowledged by a single group commit
+}
+
+type statCounters struct {
+	commits, requests atomic.Uint64
+	largest           atomic.Int64
+}
+
+func (c *statCounters) add(requests int) {
+	c.commits.Add(1)
+	c.requests.Add(uint64(requests))
+	n := int64(requests)
+	for {
+		old := c.largest.Load()
+		if n <= old || c.largest.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// Stats returns the commit counters; Requests/Commits is the mean group size.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Commits:      s.stats.commits.Load(),
+		Requests:     s.stats.requests.Load(),
+		LargestGroup: s.stats.largest.Load(),
+	}
+}
+
+// badgerLogger keeps Badger quiet: its info and debug lines (replays,
+// compactions) would drown the sidecar's own logs.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(format string, args ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}
+
+func (b badgerLogger) Warningf(format string, args ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "badger")
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

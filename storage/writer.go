@@ -1,0 +1,276 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/dgraph-io/badger/v4"
+)
+
+// maxGroupRequests caps one group so a commit's latency stays bounded under a flood.
+const maxGroupRequests = 512
+
+var (
+	batchRequests  = metrics.NewHistogram("ctwa_sidecar_store_batch_requests")
+	commitDuration = metrics.NewPrometheusHistogram("ctwa_sidecar_store_commit_duration_seconds")
+	commitErrors   = metrics.NewCounter("ctwa_sidecar_store_commit_errors_total")
+)
+
+// Request states: the writer takes a queued request, or its caller abandons it
+// when ctx ends first. Whoever wins the swap decides whether fn runs.
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+type request struct {
+	ctx   context.Context
+	fn    func(*Batch) error
+	state atomic.Int32
+	done  chan error // buffered: the writer never blocks on a caller
+
+	// Set by the writer once fn succeeded: the request's ops are batch.ops[from:to].
+	from, to int
+	bytes    int64
+	err      error // result of the request's transaction
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+// Apply runs fn on the writer goroutine against the Batch of the current group
+// and returns after the group has been durably committed: nil means every write
+// fn made survives a crash.
+//
+// Requests run one after another in arrival order, so fn sees, through
+// Batch.Get, the writes of requests queued before it. fn must be quick (it
+// holds up every other writer), must not call Apply, View or Scan, and must not
+// keep the Batch or values from Batch.Get after it returns.
+//
+// If fn returns an error (or panics), its writes are dropped, later requests do
+// not see them, and only this caller gets the error. If the commit fails, every
+// request in the failed transaction gets the error and none of its writes is
+// visible. A request's writes are always committed atomically; a group too big
+// for one transaction is split between requests.
+//
+// If ctx ends before the writer picks the request up, Apply returns ctx.Err()
+// and fn never runs; once fn has run, Apply waits for the commit.
+func (s *Store) Apply(ctx context.Context, fn func(b *Batch) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := requestPool.Get().(*request)
+	r.ctx, r.fn = ctx, fn
+	if err := s.enqueue(r); err != nil {
+		r.release()
+		return err
+	}
+	return r.wait()
+}
+
+func (s *Store) enqueue(r *request) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+func (r *request) wait() error {
+	select {
+	case err := <-r.done:
+		r.release()
+		return err
+	case <-r.ctx.Done():
+		if r.state.CompareAndSwap(queued, abandoned) {
+			// The queue still points at r and the writer will skip it: never reuse it.
+			return r.ctx.Err()
+		}
+		err := <-r.done
+		r.release()
+		return err
+	}
+}
+
+func (r *request) release() {
+	r.ctx, r.fn, r.err = nil, nil, nil
+	r.state.Store(queued)
+	requestPool.Put(r)
+}
+
+// group is the writer's state for one round: the shared batch and the requests whose fn succeeded.
+type group struct {
+	batch *Batch
+	reqs  []*request
+	seen  int   // requests taken from the queue, failed ones included
+	bytes int64 // estimated size of the ops of reqs
+}
+
+func (g *group) reset() {
+	g.batch.reset()
+	clear(g.reqs) // let the pool have them back
+	g.reqs = g.reqs[:0]
+	g.seen, g.bytes = 0, 0
+}
+
+// writeLoop is the only goroutine that writes to Badger. It blocks while idle
+// and then takes whatever is queued, so a lone request is committed at once.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	g := &group{batch: newBatch(s.db)}
+	for r := range s.reqs {
+		s.gather(g, r)
+		if len(g.reqs) > 0 {
+			s.commitGroup(g)
+		}
+		g.reset()
+	}
+}
+
+// gather runs r and then every queued request, until the queue is empty or the group is full.
+func (s *Store) gather(g *group, r *request) {
+	for {
+		s.run(g, r)
+		if g.seen >= maxGroupRequests || g.bytes >= s.limits.bytes {
+			return
+		}
+		var ok bool
+		select {
+		case r, ok = <-s.reqs:
+			if !ok {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// run applies one request to the group's batch, or answers it at once if it
+// was abandoned or its fn failed.
+func (s *Store) run(g *group, r *request) {
+	g.seen++
+	if !r.state.CompareAndSwap(queued, taken) {
+		return
+	}
+	if err := r.ctx.Err(); err != nil {
+		r.done <- err
+		return
+	}
+	m := g.batch.begin()
+	err := call(r.fn, g.batch)
+	if err == nil {
+		err = g.batch.err
+	}
+	if err == nil {
+		err = s.checkSize(g.batch, m.ops)
+	}
+	if err != nil {
+		g.batch.rollback(m)
+		r.done <- err
+		return
+	}
+	r.from, r.to = m.ops, len(g.batch.ops)
+	r.bytes = g.batch.size(r.from, r.to)
+	g.bytes += r.bytes
+	g.reqs = append(g.reqs, r)
+}
+
+// call turns a panic in fn into that request's error, so one bad payload
+// cannot take the writer, and every webhook waiting on it, down.
+func call(fn func(*Batch) error, b *Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store write panicked: %v", p)
+		}
+	}()
+	return fn(b)
+}
+
+func (s *Store) checkSize(b *Batch, from int) error {
+	count, bytes := len(b.ops)-from, b.size(from, len(b.ops))
+	if s.limits.fits(count, bytes) {
+		return nil
+	}
+	return fmt.Errorf("%w: %d writes of %d bytes; the limit is %d writes and %d bytes",
+		ErrTooBig, count, bytes, s.limits.count-1, s.limits.bytes-1)
+}
+
+// commitGroup commits the group in as few transactions as fit, records the
+// outcome, and only then answers each request with the result of its
+// transaction. After a failed transaction the later ones are not attempted:
+// their requests may have read its writes.
+func (s *Store) commitGroup(g *group) {
+	start := time.Now()
+	var err error
+	acked := 0
+	for i := 0; i < len(g.reqs); {
+		j := s.chunkEnd(g.reqs, i)
+		if err == nil {
+			err = s.commitOps(g.batch, g.reqs[i].from, g.reqs[j-1].to)
+		}
+		if err == nil {
+			acked += j - i
+		}
+		for _, r := range g.reqs[i:j] {
+			r.err = err
+		}
+		i = j
+	}
+	s.record(len(g.reqs), acked, start, err)
+	for _, r := range g.reqs {
+		r.done <- r.err
+	}
+}
+
+// chunkEnd returns the end of the run of requests starting at i that fits one
+// transaction; run has checked that each request fits alone.
+func (s *Store) chunkEnd(reqs []*request, i int) int {
+	count, bytes := 0, int64(0)
+	j := i
+	for ; j < len(reqs); j++ {
+		c, b := count+reqs[j].to-reqs[j].from, bytes+reqs[j].bytes
+		if j > i && !s.limits.fits(c, b) {
+			break
+		}
+		count, bytes = c, b
+	}
+	return j
+}
+
+func (s *Store) commitOps(b *Batch, from, to int) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	entries := make([]badger.Entry, to-from)
+	for i := from; i < to; i++ {
+		if err := b.stage(txn, i, &entries[i-from]); err != nil {
+			return fmt.Errorf("cannot stage write to store at %q: %w", s.dir, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("cannot commit %d writes to store at %q: %w", to-from, s.dir, err)
+	}
+	return nil
+}
+
+func (s *Store) record(requests, acked int, start time.Time, err error) {
+	commitDuration.UpdateDuration(start)
+	batchRequests.Update(float64(requests))
+	if err != nil {
+		commitErrors.Inc()
+		s.commitErr.Store(&err)
+		return
+	}
+	s.commitErr.Store(nil)
+	s.stats.add(acked)
+}
