@@ -37,7 +37,7 @@ func backupRestore(cmd string, args []string, e env) error {
 	return restore(*dir, *file)
 }
 
-func backup(dir, out string, e env) error {
+func backup(dir, out string, e env) (err error) {
 	if _, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("backup: -data %q: %w", dir, err)
 	}
@@ -46,17 +46,22 @@ func backup(dir, out string, e env) error {
 		return fmt.Errorf("backup: -data: %w", err)
 	}
 	defer store.Close()
-	w := e.stdout
-	if out != "-" {
-		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return fmt.Errorf("backup: -out: %w", err)
-		}
-		defer f.Close()
-		w = f
-		defer func() { _ = f.Sync() }()
+	if out == "-" {
+		return store.Backup(e.stdout)
 	}
-	if err := store.Backup(w); err != nil {
+	// O_EXCL: never overwrite an earlier backup by a typo.
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup: -out: %w", err)
+	}
+	if err = store.Backup(f); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out) // a partial backup must not pass for a whole one
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil

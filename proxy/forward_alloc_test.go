@@ -43,15 +43,3 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 		t.Fatalf("forwarding allocates %.1f times per request, want 0", n)
 	}
 }
-
-// startTestUpstream serves 200 "ok" on a loopback port until the test ends.
-func startTestUpstream(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }}
-	go srv.Serve(ln)
-	tb.Cleanup(func() { srv.Shutdown() })
-	return ln.Addr().String()
-}
