@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,79 +10,88 @@ import (
 	json "github.com/goccy/go-json"
 )
 
-// Decoder turns webhook bodies into Items (SPEC §3.4). It keeps its decode targets and its
+// Decoder turns webhook bodies into Items (SPEC §3.4). It keeps its decode target and its
 // item slice between calls, so that a warmed-up Decoder decodes without allocating.
 // It is not safe for concurrent use: callers pool Decoders.
 type Decoder struct {
-	items []Item
-
-	cloud     cloudBody
-	onprem    onpremBody
-	sinch     sinchBody
+	items     []Item
+	body      webhookBody
 	sinchMeta sinchMetadata
-	ycloud    ycloudBody
 }
 
-// Decode detects the format of body and decodes its messages and statuses.
-//
-// The returned items belong to d and are valid until the next call of Decode; their strings
-// alias body (or d), so body must not change while they are used. Clone what outlives that.
-// A payload of a known format that carries nothing to record returns no items and no error.
-// An unknown payload returns FormatUnknown; a broken one returns its format and an error,
-// and no items.
-func (d *Decoder) Decode(body []byte, defaultAppID string) (Format, []Item, error) {
-	// Drop the previous call's strings, which would keep its body alive.
-	clear(d.items)
-	d.items = d.items[:0]
-
-	f := detect(body)
-	var err error
-	switch f {
-	case FormatCloud:
-		err = d.decodeCloud(body)
-	case FormatOnPrem:
-		f, err = d.decodeOnPrem(body, defaultAppID)
-	case FormatSinch:
-		err = d.decodeSinch(body)
-	case FormatYCloud:
-		err = d.decodeYCloud(body)
-	default:
-		err = errUnknownFormat(body)
-	}
-	if err != nil {
-		return f, nil, err
-	}
-	return f, d.items, nil
+// webhookBody has the top-level fields of every format. Their names do not collide, so one
+// decode reads a body of any format, and the format is told from what it found: no scan
+// or extra parse is needed to detect it.
+type webhookBody struct {
+	cloudBody
+	onpremBody
+	sinchBody
+	ycloudBody
 }
 
-// detect guesses the format from keys that only it carries, with byte scans instead of a
-// parse; the typed decode that follows verifies the guess. A quoted key cannot match inside
-// a JSON string, whose quotes are escaped.
-func detect(body []byte) Format {
+func (b *webhookBody) reset() {
+	b.cloudBody.reset()
+	b.onpremBody.reset()
+	b.sinchBody = sinchBody{}
+	b.ycloudBody = ycloudBody{}
+}
+
+// format tells the format of b by the fields that only it has (SPEC §3.4).
+func (b *webhookBody) format() Format {
 	switch {
-	case bytes.Contains(body, []byte(`"whatsapp_business_account"`)):
+	case b.Object == "whatsapp_business_account":
 		return FormatCloud
-	case bytes.Contains(body, []byte(`"whatsappInboundMessage"`)),
-		bytes.Contains(body, []byte(`"whatsappMessage"`)):
+	case strings.HasPrefix(b.Type, "whatsapp."):
 		return FormatYCloud
-	case bytes.Contains(body, []byte(`"contact_message"`)) &&
-		bytes.Contains(body, []byte(`"channel_identity"`)):
+	case b.sinchBody.Message.ChannelIdentity != (sinchChannelIdentity{}):
 		return FormatSinch
-	case bytes.Contains(body, []byte(`"messages"`)),
-		bytes.Contains(body, []byte(`"statuses"`)),
-		bytes.Contains(body, []byte(`"contacts"`)):
+	case len(b.Contacts) > 0 || len(b.Messages) > 0 || len(b.Statuses) > 0:
 		return FormatOnPrem
 	}
 	return FormatUnknown
 }
 
-func errUnknownFormat(body []byte) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return errors.New("body is empty")
+// Decode detects the format of body and decodes its messages and statuses. defaultAppID is
+// the app of payloads that name none (On-Premises API: the sidecar's -app-id).
+//
+// The returned items belong to d and are valid until the next call of Decode; their strings
+// alias body (or d), so body must not change while they are used. Clone what outlives that.
+// A payload of a known format that carries nothing to record returns no items and no error.
+// An unknown payload returns FormatUnknown; a broken one returns its format (as far as it
+// could be read) and an error, and no items.
+func (d *Decoder) Decode(body []byte, defaultAppID string) (Format, []Item, error) {
+	// Drop the previous call's strings, which would keep its body alive.
+	clear(d.items)
+	d.items = d.items[:0]
+
+	b := &d.body
+	b.reset()
+	err := unmarshal(body, b)
+	f := b.format()
+	switch {
+	case err != nil && f == FormatUnknown:
+		return f, nil, fmt.Errorf("cannot decode payload: %w", err)
+	case err != nil:
+		return f, nil, fmt.Errorf("cannot decode %s payload: %w", f, err)
 	}
-	return errors.New(`payload has none of "object":"whatsapp_business_account", ` +
-		`"whatsappInboundMessage", "whatsappMessage", "contact_message" with "channel_identity", ` +
-		`or top-level "messages", "statuses" or "contacts"`)
+	switch f {
+	case FormatCloud:
+		err = d.appendCloud(&b.cloudBody)
+	case FormatOnPrem:
+		err = d.appendWA(FormatOnPrem, defaultAppID, b.Contacts, b.Messages, b.Statuses)
+	case FormatSinch:
+		err = d.appendSinch(&b.sinchBody)
+	case FormatYCloud:
+		err = d.appendYCloud(&b.ycloudBody)
+	default:
+		err = errors.New(`payload is of no known format: it has no "object":"whatsapp_business_account" ` +
+			`(cloud api), no top-level messages, statuses or contacts (on-premises api), ` +
+			`no message.channel_identity (sinch) and no "type":"whatsapp.…" (ycloud)`)
+	}
+	if err != nil {
+		return f, nil, err
+	}
+	return f, d.items, nil
 }
 
 // unmarshal decodes data into v. Every JSON call of the package goes through here, so the

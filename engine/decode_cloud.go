@@ -44,15 +44,8 @@ func (v *cloudValue) reset() {
 	v.Statuses = resetElems(v.Statuses)
 }
 
-func (d *Decoder) decodeCloud(body []byte) error {
-	b := &d.cloud
-	b.reset()
-	if err := unmarshal(body, b); err != nil {
-		return fmt.Errorf("cannot decode cloud api payload: %w", err)
-	}
-	if b.Object != "whatsapp_business_account" {
-		return fmt.Errorf(`object %q is not "whatsapp_business_account"`, b.Object)
-	}
+// appendCloud appends the items of every change of b.
+func (d *Decoder) appendCloud(b *cloudBody) error {
 	for i := range b.Entry {
 		for j := range b.Entry[i].Changes {
 			if err := d.appendCloudValue(&b.Entry[i].Changes[j].Value); err != nil {

@@ -17,16 +17,18 @@ type sinchBody struct {
 }
 
 type sinchMessage struct {
-	ID              string `json:"id"`
-	Direction       string `json:"direction"`
-	ChannelIdentity struct {
-		Channel  string `json:"channel"`
-		Identity string `json:"identity"`
-	} `json:"channel_identity"`
-	ContactMessage sinchContactMessage `json:"contact_message"`
+	ID              string               `json:"id"`
+	Direction       string               `json:"direction"`
+	ChannelIdentity sinchChannelIdentity `json:"channel_identity"`
+	ContactMessage  sinchContactMessage  `json:"contact_message"`
 	// Metadata is a JSON document in a string; for a Click-to-WhatsApp message it holds
 	// {"referral":{…}} with the fields of the Cloud API referral.
 	Metadata string `json:"metadata"`
+}
+
+type sinchChannelIdentity struct {
+	Channel  string `json:"channel"`
+	Identity string `json:"identity"`
 }
 
 // sinchContactMessage holds one of its kinds; which one is told by the fields that are set.
@@ -61,12 +63,7 @@ type sinchMetadata struct {
 	Referral waReferral `json:"referral"`
 }
 
-func (d *Decoder) decodeSinch(body []byte) error {
-	b := &d.sinch
-	*b = sinchBody{}
-	if err := unmarshal(body, b); err != nil {
-		return fmt.Errorf("cannot decode sinch payload: %w", err)
-	}
+func (d *Decoder) appendSinch(b *sinchBody) error {
 	m := &b.Message
 	// Only a lead's WhatsApp messages are lead messages; echoes of the app's own messages
 	// (TO_CONTACT) and other channels are not recorded.

@@ -8,35 +8,37 @@ import (
 	"unsafe"
 )
 
-func TestDetect(t *testing.T) {
+func TestDecodeFormat(t *testing.T) {
 	f := func(body string, want Format) {
 		t.Helper()
-		if got := detect([]byte(body)); got != want {
-			t.Errorf("detect(%s) = %s, want %s", body, got, want)
+		var d Decoder
+		if got, _, err := d.Decode([]byte(body), testAppID); got != want {
+			t.Errorf("Decode(%s) = %s (%v), want %s", body, got, err, want)
 		}
 	}
 	f(`{"object":"whatsapp_business_account","entry":[]}`, FormatCloud)
 	f(`{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":{}}`, FormatYCloud)
 	f(`{"type":"whatsapp.message.updated","whatsappMessage":{}}`, FormatYCloud)
-	f(`{"app_id":"A","message":{"contact_message":{},"channel_identity":{}}}`, FormatSinch)
-	f(`{"messages":[]}`, FormatOnPrem)
-	f(`{"statuses":[]}`, FormatOnPrem)
-	f(`{"contacts":[]}`, FormatOnPrem)
-	// A Cloud body carries "messages" too: the Cloud key wins.
-	f(`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[]}}]}]}`, FormatCloud)
-	// Sinch needs both keys; a delivery report is not an inbound message.
-	f(`{"app_id":"A","message_delivery_report":{"channel_identity":{}}}`, FormatUnknown)
-	// A key inside a string is escaped and does not count.
-	f(`{"text":"say \"whatsapp_business_account\" and \"messages\""}`, FormatUnknown)
+	f(`{"type":"whatsapp.template.reviewed","whatsappTemplate":{}}`, FormatYCloud)
+	f(`{"app_id":"A","message":{"contact_message":{},"channel_identity":{"channel":"WHATSAPP"}}}`, FormatSinch)
+	f(`{"messages":[{}]}`, FormatOnPrem)
+	f(`{"statuses":[{}]}`, FormatOnPrem)
+	f(`{"contacts":[{}]}`, FormatOnPrem)
+	// Only top-level fields count.
+	f(`{"data":{"messages":[{"id":"x"}],"object":"whatsapp_business_account"}}`, FormatUnknown)
+	// A Messenger or Instagram webhook is not WhatsApp.
+	f(`{"object":"page","entry":[]}`, FormatUnknown)
+	// A Sinch delivery report is not an inbound message; an SMS event of YCloud is not WhatsApp.
+	f(`{"app_id":"A","message_delivery_report":{"channel_identity":{"channel":"WHATSAPP"}}}`, FormatUnknown)
+	f(`{"type":"sms.message.updated","sms":{}}`, FormatUnknown)
+	// Keys inside a string do not count.
+	f(`{"text":"say \"object\":\"whatsapp_business_account\" and \"messages\":[1]"}`, FormatUnknown)
+	// A broken body is reported as the format read before the break.
+	f(`{"object":"whatsapp_business_account","entry":[{"changes":[`, FormatCloud)
+	f(`{"entry":[{"changes":[],"object":"whatsapp_business_account"`, FormatUnknown)
 	f(``, FormatUnknown)
 	f(`{}`, FormatUnknown)
 	f(`[1,2,3]`, FormatUnknown)
-
-	for _, fx := range loadFixtures(t) {
-		if got := detect(fx.body).String(); got != fx.format {
-			t.Errorf("%s: detected as %s", fx.name, got)
-		}
-	}
 }
 
 func TestNormalizePhone(t *testing.T) {
@@ -241,19 +243,17 @@ func TestDecodeErrors(t *testing.T) {
 				name, format, len(items), err, wantFormat, wantErr)
 		}
 	}
-	f("empty", ``, FormatUnknown, "body is empty")
-	f("blank", " \n", FormatUnknown, "body is empty")
-	f("not JSON", `hello`, FormatUnknown, "payload has none of")
-	f("other JSON", `{"event":"ping"}`, FormatUnknown, "payload has none of")
-	f("nested keys only", `{"data":{"messages":[{"id":"x"}]}}`, FormatUnknown, "no top-level contacts, messages or statuses")
-	f("broken cloud", `{"object":"whatsapp_business_account","entry":[{`, FormatCloud, "cannot decode cloud api payload")
-	f("cloud wrong object", `{"object":"page","entry":[],"x":"whatsapp_business_account"}`,
-		FormatCloud, `object "page" is not "whatsapp_business_account"`)
+	f("empty", ``, FormatUnknown, "cannot decode payload")
+	f("blank", " \n", FormatUnknown, "cannot decode payload")
+	f("not JSON", `hello`, FormatUnknown, "cannot decode payload")
+	f("other JSON", `{"event":"ping"}`, FormatUnknown, "payload is of no known format")
+	f("nested keys only", `{"data":{"messages":[{"id":"x"}]}}`, FormatUnknown, "payload is of no known format")
+	f("broken cloud", `{"object":"whatsapp_business_account","entry":[{`, FormatCloud, "cannot decode cloud payload")
 	f("cloud timestamp", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{}},{"value":{`+
 		`"metadata":{"phone_number_id":"1"},"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"abc","type":"text"}]}}]}]}`,
 		FormatCloud, `entry[0].changes[1].value.messages[0].timestamp "abc" is not unix seconds`)
 	f("cloud timestamp as number", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":1773652447}]`),
-		FormatCloud, "cannot decode cloud api payload")
+		FormatCloud, "cannot decode cloud payload")
 	f("cloud no app id", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{`+
 		`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]}}]}]}`,
 		FormatCloud, "entry[0].changes[0].value.metadata.phone_number_id is missing")
@@ -269,7 +269,7 @@ func TestDecodeErrors(t *testing.T) {
 		FormatCloud, "statuses[0].status is missing")
 	f("cloud status no recipient", cloudBodyWith(`"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1"}]`),
 		FormatCloud, "statuses[0].recipient_id is missing")
-	f("onprem broken", `{"messages":[{"from":"1",`, FormatOnPrem, "cannot decode on-premises api payload")
+	f("onprem broken", `{"messages":[{"from":"1",`, FormatOnPrem, "cannot decode onprem payload")
 	f("onprem timestamp", `{"messages":[{"from":"491701234567","id":"ABGG","timestamp":"-5"}]}`,
 		FormatOnPrem, `messages[0].timestamp "-5" is not unix seconds`)
 	f("sinch no app", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),

@@ -26,14 +26,16 @@ func benchmarkDecode(b *testing.B, name string) {
 func BenchmarkDecodeCloudText(b *testing.B)        { benchmarkDecode(b, "cloud/text") }
 func BenchmarkDecodeCloudCTWAText(b *testing.B)    { benchmarkDecode(b, "cloud/text_ctwa_referral") }
 func BenchmarkDecodeCloudEscapedCTWA(b *testing.B) { benchmarkDecode(b, "cloud/post_referral") }
-func BenchmarkDecodeCloudStatus(b *testing.B)      { benchmarkDecode(b, "cloud/status_sent_with_biz_opaque") }
-func BenchmarkDecodeCloudBatch(b *testing.B)       { benchmarkDecode(b, "cloud/batch") }
-func BenchmarkDecodeOnPremCTWAText(b *testing.B)   { benchmarkDecode(b, "onprem/text_ctwa") }
-func BenchmarkDecodeOnPremStatus(b *testing.B)     { benchmarkDecode(b, "onprem/status") }
-func BenchmarkDecodeSinchText(b *testing.B)        { benchmarkDecode(b, "sinch/text") }
-func BenchmarkDecodeSinchCTWA(b *testing.B)        { benchmarkDecode(b, "sinch/ctwa_media_card") }
-func BenchmarkDecodeYCloudCTWA(b *testing.B)       { benchmarkDecode(b, "ycloud/ctwa_referral") }
-func BenchmarkDecodeYCloudStatus(b *testing.B)     { benchmarkDecode(b, "ycloud/status") }
+func BenchmarkDecodeCloudStatus(b *testing.B) {
+	benchmarkDecode(b, "cloud/status_sent_with_biz_opaque")
+}
+func BenchmarkDecodeCloudBatch(b *testing.B)     { benchmarkDecode(b, "cloud/batch") }
+func BenchmarkDecodeOnPremCTWAText(b *testing.B) { benchmarkDecode(b, "onprem/text_ctwa") }
+func BenchmarkDecodeOnPremStatus(b *testing.B)   { benchmarkDecode(b, "onprem/status") }
+func BenchmarkDecodeSinchText(b *testing.B)      { benchmarkDecode(b, "sinch/text") }
+func BenchmarkDecodeSinchCTWA(b *testing.B)      { benchmarkDecode(b, "sinch/ctwa_media_card") }
+func BenchmarkDecodeYCloudCTWA(b *testing.B)     { benchmarkDecode(b, "ycloud/ctwa_referral") }
+func BenchmarkDecodeYCloudStatus(b *testing.B)   { benchmarkDecode(b, "ycloud/status") }
 
 func BenchmarkItemClone(b *testing.B) {
 	var d Decoder

@@ -9,9 +9,9 @@ import (
 // (whatsappInboundMessage, content as in the Cloud API) and the status update of a message
 // the business sent (whatsappMessage). Other events add nothing.
 type ycloudBody struct {
-	Type    string        `json:"type"`
-	Inbound ycloudInbound `json:"whatsappInboundMessage"`
-	Message ycloudMessage `json:"whatsappMessage"`
+	Type     string         `json:"type"`
+	Inbound  ycloudInbound  `json:"whatsappInboundMessage"`
+	Outbound ycloudOutbound `json:"whatsappMessage"`
 }
 
 type ycloudInbound struct {
@@ -24,7 +24,7 @@ type ycloudInbound struct {
 	waContent
 }
 
-type ycloudMessage struct {
+type ycloudOutbound struct {
 	ID          string `json:"id"`
 	Wamid       string `json:"wamid"`
 	From        string `json:"from"` // the business phone
@@ -37,12 +37,7 @@ type ycloudMessage struct {
 	UpdateTime  string `json:"updateTime"`
 }
 
-func (d *Decoder) decodeYCloud(body []byte) error {
-	b := &d.ycloud
-	*b = ycloudBody{}
-	if err := unmarshal(body, b); err != nil {
-		return fmt.Errorf("cannot decode ycloud payload: %w", err)
-	}
+func (d *Decoder) appendYCloud(b *ycloudBody) error {
 	var (
 		it  Item
 		err error
@@ -54,7 +49,7 @@ func (d *Decoder) decodeYCloud(body []byte) error {
 			return fmt.Errorf("whatsappInboundMessage.%w", err)
 		}
 	case "whatsapp.message.updated":
-		it, err = b.Message.item()
+		it, err = b.Outbound.item()
 		if err != nil {
 			return fmt.Errorf("whatsappMessage.%w", err)
 		}
@@ -93,7 +88,7 @@ func (m *ycloudInbound) item() (Item, error) {
 	return it, nil
 }
 
-func (m *ycloudMessage) item() (Item, error) {
+func (m *ycloudOutbound) item() (Item, error) {
 	id := firstSet(m.Wamid, m.ID)
 	if id == "" {
 		return Item{}, errors.New("wamid is missing")
@@ -122,7 +117,7 @@ func (m *ycloudMessage) item() (Item, error) {
 
 // statusTime returns the time at which the message reached its status: YCloud keeps one
 // field per status and updateTime for the others (failed).
-func (m *ycloudMessage) statusTime() (field, value string) {
+func (m *ycloudOutbound) statusTime() (field, value string) {
 	switch {
 	case m.Status == "sent" && m.SendTime != "":
 		return "sendTime", m.SendTime

@@ -19,7 +19,9 @@ const DedupeTTL = 9 * 24 * time.Hour
 type Config struct {
 	DefaultAppID  string        // app id for payloads that carry none (-app-id)
 	SessionWindow time.Duration // -session-window
-	Log           *slog.Logger
+	// AttributionWindow bounds how old a session an off-thread event is credited to.
+	AttributionWindow time.Duration
+	Log               *slog.Logger
 }
 
 // Recorder turns webhook bodies into committed events. Decoding and classification run

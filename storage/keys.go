@@ -13,6 +13,10 @@ import "encoding/binary"
 //	lead\0<app>\0<lead>                    id of the lead's latest session
 //	ses\0<app>\0<session id>               Session record
 //	evt\0<app>\0<time8><event id>          Event record
+//	lses\0<lead>\0<start8><app>\0<session id>  index: a lead's sessions by start time
+//	xev\0<id>                              off-thread event, JSON
+//	xobj\0<object id>                      off-thread event id by object_id (idempotency)
+//	xapp\0<app>\0<time8><id>               index: off-thread events of an app by time
 //	def\0<kind>\0<app>\0<id>               definitions (event groups, custom sources), JSON
 //	seq\0<name>                            id counters for definitions
 const (
@@ -22,6 +26,10 @@ const (
 	tLead = "lead\x00"
 	tSes  = "ses\x00"
 	tEvt  = "evt\x00"
+	tLses = "lses\x00"
+	tXev  = "xev\x00"
+	tXobj = "xobj\x00"
+	tXapp = "xapp\x00"
 	tDef  = "def\x00"
 	tSeq  = "seq\x00"
 )
@@ -99,3 +107,54 @@ func SeqKey(name string) []byte { return appendParts(nil, tSeq, name) }
 
 // DefKindPrefix is the prefix of the definitions of kind across all apps.
 func DefKindPrefix(kind string) []byte { return appendParts(nil, tDef, kind, "") }
+
+// LeadSessionKey indexes a session under its lead and start time.
+func LeadSessionKey(dst []byte, lead string, start int64, app, id string) []byte {
+	dst = appendTime(append(appendParts(dst, tLses, lead), 0), start)
+	return append(append(append(dst, app...), 0), id...)
+}
+
+// LeadSessionTimeKey is the first index key of lead's sessions that started at t.
+func LeadSessionTimeKey(lead string, t int64) []byte {
+	return appendTime(append(appendParts(nil, tLses, lead), 0), t)
+}
+
+// SplitLeadSessionKey returns the app and session id of a LeadSessionKey.
+func SplitLeadSessionKey(key []byte) (app, id string, ok bool) {
+	lead := key[len(tLses):]
+	i := indexByte(lead, 0)
+	if i < 0 || len(lead) < i+1+8 {
+		return "", "", false
+	}
+	rest := lead[i+1+8:]
+	j := indexByte(rest, 0)
+	if j < 0 {
+		return "", "", false
+	}
+	return string(rest[:j]), string(rest[j+1:]), true
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// OffThreadKey is the key of an off-thread event.
+func OffThreadKey(id string) []byte { return appendParts(nil, tXev, id) }
+
+// ObjectKey maps an off-thread object_id to its event id.
+func ObjectKey(objectID string) []byte { return appendParts(nil, tXobj, objectID) }
+
+// OffThreadAppKey indexes an off-thread event under its app and time.
+func OffThreadAppKey(app string, t int64, id string) []byte {
+	return append(appendTime(append(appendParts(nil, tXapp, app), 0), t), id...)
+}
+
+// OffThreadAppTimeKey is the first index key of app's off-thread events at time t.
+func OffThreadAppTimeKey(app string, t int64) []byte {
+	return appendTime(append(appendParts(nil, tXapp, app), 0), t)
+}

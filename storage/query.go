@@ -53,3 +53,29 @@ func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
 	})
 	return value, ok, err
 }
+
+// ScanRangeReverse calls fn for every key k with start <= k < end, in descending order,
+// until fn returns more=false or an error.
+func (s *Store) ScanRangeReverse(start, end []byte, fn func(key, value []byte) (more bool, err error)) error {
+	return s.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Reverse: true})
+		defer it.Close()
+		// A reverse Seek lands on the greatest key <= its argument; end itself is excluded.
+		it.Seek(end)
+		for ; it.Valid() && bytes.Compare(it.Item().Key(), end) >= 0; it.Next() {
+		}
+		for ; it.Valid() && bytes.Compare(it.Item().Key(), start) >= 0; it.Next() {
+			item := it.Item()
+			var more bool
+			err := item.Value(func(v []byte) error {
+				var err error
+				more, err = fn(item.Key(), v)
+				return err
+			})
+			if err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	})
+}

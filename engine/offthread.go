@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// SourceUnattributed is the source of off-thread events no session could be credited with.
+const SourceUnattributed = "unattributed"
+
+// OffThreadRecord is a stored off-thread event with its attribution.
+type OffThreadRecord struct {
+	ID             string      `json:"id"`
+	Action         string      `json:"action"`
+	Amount         float64     `json:"amount"`
+	Currency       string      `json:"currency"`
+	Time           int64       `json:"time"`
+	Lead           string      `json:"lead"`
+	LeadIsUser     bool        `json:"lead_is_user,omitempty"`
+	ObjectID       string      `json:"object_id,omitempty"`
+	PreviousID     string      `json:"previous_id,omitempty"`
+	Attributes     []Attribute `json:"attributes,omitempty"`
+	Attributed     bool        `json:"attributed"`
+	AppID          string      `json:"app_id"`
+	ConversationID string      `json:"conversation_id,omitempty"`
+	SourceType     string      `json:"source_type"`
+	SourceID       string      `json:"source_id,omitempty"`
+}
+
+// ErrPreviousNotFound is returned for an unknown previous_external_event_id.
+var ErrPreviousNotFound = errors.New("previous_external_event_id is not a known off-thread event")
+
+// RecordOffThread attributes e to the lead's last touch and stores it. created is false
+// when e's object_id was recorded before: the first record is returned and nothing is
+// added (idempotency).
+func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThreadRecord, created bool, err error) {
+	if e.ObjectID != "" {
+		if old, ok, err := r.offThreadByObject(e.ObjectID); err != nil || ok {
+			return old, false, err
+		}
+	}
+	rec = OffThreadRecord{ID: newID(), Action: e.Action, Amount: e.Amount, Currency: e.Currency, Time: e.Time,
+		Lead: e.Lead, LeadIsUser: e.LeadIsUser, ObjectID: e.ObjectID, PreviousID: e.PreviousID,
+		Attributes: e.Attributes, AppID: e.AppID, SourceType: SourceUnattributed}
+	if err := r.attribute(&rec, e); err != nil {
+		return OffThreadRecord{}, false, err
+	}
+	var existing string
+	err = r.store.Apply(ctx, func(b *storage.Batch) error {
+		existing = ""
+		if e.ObjectID != "" {
+			// A concurrent post of the same object_id may have committed meanwhile.
+			if v, ok, err := b.Get(storage.ObjectKey(e.ObjectID)); err != nil || ok {
+				existing = string(v)
+				return err
+			}
+			b.Set(storage.ObjectKey(e.ObjectID), []byte(rec.ID))
+		}
+		return writeOffThread(b, &rec)
+	})
+	if err != nil {
+		return OffThreadRecord{}, false, fmt.Errorf("cannot store off-thread event: %w", err)
+	}
+	if existing != "" {
+		old, _, err := r.OffThread(existing)
+		return old, false, err
+	}
+	return rec, true, nil
+}
+
+// writeOffThread writes the record, its app index and, when it has an app, the event row
+// that the events API lists (type = the action).
+func writeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	b.Set(storage.OffThreadKey(rec.ID), body)
+	b.Set(storage.OffThreadAppKey(rec.AppID, rec.Time, rec.ID), nil)
+	if rec.AppID == "" {
+		return nil
+	}
+	ev := storage.Event{ID: rec.ID, AppID: rec.AppID, Type: rec.Action, TypeID: rec.ObjectID,
+		TypeValue: revenueText(rec.Amount, rec.Currency), Time: rec.Time, Lead: rec.Lead, LeadIsBSUID: rec.LeadIsUser,
+		ConversationID: rec.ConversationID, SourceType: rec.SourceType, SourceID: rec.SourceID}
+	b.Set(storage.EventKey(nil, rec.AppID, rec.Time, rec.ID), storage.AppendEvent(nil, &ev))
+	return nil
+}
+
+func revenueText(amount float64, currency string) string {
+	return strconv.FormatFloat(amount, 'f', -1, 64) + " " + currency
+}
+
+// attribute credits rec to a session: the one of previous_external_event_id when given,
+// else the lead's most recent session (of app_id when given) that started at or before
+// the event and at most the attribution window before it (last touch).
+func (r *Recorder) attribute(rec *OffThreadRecord, e OffThread) error {
+	if e.PreviousID != "" {
+		prev, ok, err := r.OffThread(e.PreviousID)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return ErrPreviousNotFound
+		}
+		rec.Attributed, rec.ConversationID = prev.Attributed, prev.ConversationID
+		rec.AppID, rec.SourceType, rec.SourceID = prev.AppID, prev.SourceType, prev.SourceID
+		return nil
+	}
+	from := e.Time - int64(r.cfg.AttributionWindow.Seconds())
+	start, end := storage.LeadSessionTimeKey(e.Lead, from), storage.LeadSessionTimeKey(e.Lead, e.Time+1)
+	return r.store.ScanRangeReverse(start, end, func(key, _ []byte) (bool, error) {
+		app, id, ok := storage.SplitLeadSessionKey(key)
+		if !ok || (e.AppID != "" && app != e.AppID) {
+			return true, nil
+		}
+		s, found, err := r.Session(app, id)
+		if err != nil || !found {
+			return !found, err
+		}
+		rec.Attributed, rec.AppID, rec.ConversationID = true, app, s.ID
+		rec.SourceType, rec.SourceID = s.SourceType, s.SourceID
+		return false, nil
+	})
+}
+
+// OffThread returns a stored off-thread event by id.
+func (r *Recorder) OffThread(id string) (OffThreadRecord, bool, error) {
+	v, ok, err := r.store.Get(storage.OffThreadKey(id))
+	if err != nil || !ok {
+		return OffThreadRecord{}, false, err
+	}
+	var rec OffThreadRecord
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return OffThreadRecord{}, false, fmt.Errorf("corrupt off-thread event %q: %w", id, err)
+	}
+	return rec, true, nil
+}
+
+func (r *Recorder) offThreadByObject(objectID string) (OffThreadRecord, bool, error) {
+	id, ok, err := r.store.Get(storage.ObjectKey(objectID))
+	if err != nil || !ok {
+		return OffThreadRecord{}, false, err
+	}
+	return r.OffThread(string(id))
+}
+
+// newID returns a random 22-character id.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux (Go ≥ 1.24 panics instead)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

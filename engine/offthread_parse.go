@@ -1,0 +1,390 @@
+package engine
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
+)
+
+// OffThread is a validated off-thread event: something a lead did on the business's
+// website because of a WhatsApp conversation (SPEC §5).
+type OffThread struct {
+	APIKey     string // from the body; the API also accepts a bearer token
+	Lead       string // phone digits, or the BSUID for lead_user_id
+	LeadIsUser bool   // Lead is a BSUID (lead_user_id)
+	Action     string
+	Amount     float64
+	Currency   string
+	AppID      string
+	PreviousID string
+	Time       int64 // unix seconds
+	ObjectID   string
+	Attributes []Attribute
+}
+
+// Attribute is one typed attribute of an off-thread event (YCloud typing, seed 004).
+type Attribute struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`  // STRING, NUMBER, TIMESTAMP, URL
+	Value string `json:"value"` // normalized: numbers as decimal text, timestamps RFC 3339 UTC
+}
+
+// Attribute types.
+const (
+	AttrString    = "STRING"
+	AttrNumber    = "NUMBER"
+	AttrTimestamp = "TIMESTAMP"
+	AttrURL       = "URL"
+)
+
+// Off-thread limits.
+const (
+	MaxOffThreadBody = 64 << 10 // larger bodies get 413
+	maxAttributes    = 50
+	maxStringAttr    = 255
+	futureSkew       = 60 * time.Second // clocks differ a little between website and sidecar
+)
+
+var offThreadFields = []string{"api_key", "lead_phone", "lead_user_id", "action", "revenue", "app_id",
+	"previous_external_event_id", "event_time", "object_id", "attributes"}
+
+// ParseOffThread decodes and validates an off-thread event body: flat (seed 000) or
+// nested under "external_event". Every problem is a *FieldError naming the field and the
+// rule; nothing about the request is trusted before it passes.
+func ParseOffThread(body []byte, now time.Time) (OffThread, error) {
+	fields, err := objectFields(body, "body")
+	if err != nil {
+		return OffThread{}, err
+	}
+	if nested, ok := fields["external_event"]; ok {
+		inner, err := objectFields(nested, "external_event")
+		if err != nil {
+			return OffThread{}, err
+		}
+		if key, ok := fields["api_key"]; ok {
+			if _, dup := inner["api_key"]; !dup {
+				inner["api_key"] = key
+			}
+		}
+		delete(fields, "external_event")
+		delete(fields, "api_key")
+		if len(fields) > 0 {
+			return OffThread{}, &FieldError{firstKey(fields), "is not allowed beside external_event; put it inside external_event"}
+		}
+		fields = inner
+	}
+	for name := range fields {
+		if !slices.Contains(offThreadFields, name) {
+			return OffThread{}, &FieldError{name, "is not a field of an off-thread event; the fields are " + strings.Join(offThreadFields, ", ")}
+		}
+	}
+	p := offThreadParser{fields: fields, now: now}
+	return p.parse()
+}
+
+func firstKey(m map[string]json.RawMessage) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys[0]
+}
+
+// objectFields decodes a JSON object into its raw fields.
+func objectFields(raw []byte, field string) (map[string]json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, &FieldError{field, "must be a JSON object"}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, &FieldError{field, "is not valid JSON: " + err.Error()}
+	}
+	return m, nil
+}
+
+type offThreadParser struct {
+	fields map[string]json.RawMessage
+	now    time.Time
+	err    error
+}
+
+func (p *offThreadParser) parse() (OffThread, error) {
+	var e OffThread
+	e.APIKey = p.str("api_key", 256)
+	phone, user := p.str("lead_phone", 64), p.str("lead_user_id", 256)
+	e.Action = strings.TrimSpace(p.str("action", 100))
+	e.AppID = p.str("app_id", 64)
+	e.PreviousID = p.str("previous_external_event_id", 64)
+	e.ObjectID = p.str("object_id", 255)
+	e.Time = p.eventTime()
+	e.Amount, e.Currency = p.revenue()
+	e.Attributes = p.attributes()
+	if p.err != nil {
+		return OffThread{}, p.err
+	}
+	switch {
+	case phone == "" && user == "":
+		return OffThread{}, &FieldError{"lead_phone", "is required (or lead_user_id for a lead known only by its WhatsApp user id)"}
+	case phone != "" && user != "":
+		return OffThread{}, &FieldError{"lead_user_id", "give lead_phone or lead_user_id, not both"}
+	case e.Action == "":
+		return OffThread{}, &FieldError{"action", "is required: what the lead did, e.g. purchase"}
+	case phone != "":
+		digits, ok := NormalizePhone(phone)
+		if !ok {
+			return OffThread{}, &FieldError{"lead_phone", fmt.Sprintf("%q is not a phone number in international form (7 to 15 digits, e.g. +49 170 1234567)", phone)}
+		}
+		e.Lead = digits
+	default:
+		e.Lead, e.LeadIsUser = user, true
+	}
+	return e, nil
+}
+
+// str reads an optional string field of at most max bytes.
+func (p *offThreadParser) str(name string, max int) string {
+	raw, ok := p.fields[name]
+	if !ok || p.err != nil || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		p.err = &FieldError{name, "must be a string"}
+		return ""
+	}
+	if len(s) > max {
+		p.err = &FieldError{name, fmt.Sprintf("is longer than %d bytes", max)}
+		return ""
+	}
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		p.err = &FieldError{name, "is not valid UTF-8 text"}
+		return ""
+	}
+	return s
+}
+
+// eventTime reads event_time (RFC 3339), defaulting to now; it may not be in the future.
+func (p *offThreadParser) eventTime() int64 {
+	v := p.str("event_time", 64)
+	if v == "" || p.err != nil {
+		return p.now.Unix()
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		p.err = &FieldError{"event_time", fmt.Sprintf("%q is not an RFC 3339 time such as 2026-11-20T10:00:00Z", v)}
+		return 0
+	}
+	if t.After(p.now.Add(futureSkew)) {
+		p.err = &FieldError{"event_time", fmt.Sprintf("%s is in the future", v)}
+		return 0
+	}
+	return t.Unix()
+}
+
+// revenue reads revenue {amount, currency}: amount a finite number ≥ 0, currency an
+// ISO 4217 code (default USD).
+func (p *offThreadParser) revenue() (float64, string) {
+	raw, ok := p.fields["revenue"]
+	if !ok || p.err != nil || string(raw) == "null" {
+		return 0, "USD"
+	}
+	var r struct {
+		Amount   json.RawMessage `json:"amount"`
+		Currency *string         `json:"currency"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		p.err = &FieldError{"revenue", "must be an object {\"amount\": number, \"currency\": \"ISO 4217 code\"}: " + err.Error()}
+		return 0, ""
+	}
+	currency := "USD"
+	if r.Currency != nil {
+		currency = *r.Currency
+	}
+	if !IsCurrency(currency) {
+		p.err = &FieldError{"revenue.currency", fmt.Sprintf("%q is not an ISO 4217 code such as EUR or USD", currency)}
+		return 0, ""
+	}
+	if len(r.Amount) == 0 || string(r.Amount) == "null" {
+		return 0, currency
+	}
+	amount, err := strconv.ParseFloat(string(r.Amount), 64)
+	switch {
+	case err != nil && r.Amount[0] == '"':
+		p.err = &FieldError{"revenue.amount", "must be a number, not a string"}
+	case err != nil || math.IsInf(amount, 0) || math.IsNaN(amount):
+		p.err = &FieldError{"revenue.amount", fmt.Sprintf("%s is not a finite number", r.Amount)}
+	case amount < 0:
+		p.err = &FieldError{"revenue.amount", fmt.Sprintf("%s is negative; amounts are ≥ 0", r.Amount)}
+	}
+	return amount, currency
+}
+
+// attributes reads the typed attributes: each value is either plain (a string, number
+// or boolean-free scalar whose type is inferred) or {"type": T, "value": v}.
+func (p *offThreadParser) attributes() []Attribute {
+	raw, ok := p.fields["attributes"]
+	if !ok || p.err != nil || string(raw) == "null" {
+		return nil
+	}
+	fields, err := objectFields(raw, "attributes")
+	if err != nil {
+		p.err = err
+		return nil
+	}
+	if len(fields) > maxAttributes {
+		p.err = &FieldError{"attributes", fmt.Sprintf("has %d attributes; at most %d", len(fields), maxAttributes)}
+		return nil
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	slices.Sort(names) // stable order, and the first bad one is always the same
+	out := make([]Attribute, 0, len(names))
+	for _, name := range names {
+		a, err := parseAttribute(name, fields[name])
+		if err != nil {
+			p.err = err
+			return nil
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func parseAttribute(name string, raw json.RawMessage) (Attribute, error) {
+	field := "attributes." + name
+	if name == "" || len(name) > 64 || !utf8.ValidString(name) {
+		return Attribute{}, &FieldError{field, "attribute names are 1 to 64 bytes of UTF-8"}
+	}
+	raw = bytes.TrimSpace(raw)
+	typ := ""
+	if len(raw) > 0 && raw[0] == '{' {
+		var typed struct {
+			Type  string          `json:"type"`
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(raw, &typed); err != nil || len(typed.Value) == 0 {
+			return Attribute{}, &FieldError{field, `must be a value or {"type": "STRING|NUMBER|TIMESTAMP|URL", "value": …}`}
+		}
+		typ, raw = typed.Type, bytes.TrimSpace(typed.Value)
+		if !slices.Contains([]string{AttrString, AttrNumber, AttrTimestamp, AttrURL}, typ) {
+			return Attribute{}, &FieldError{field + ".type", fmt.Sprintf("%q is not STRING, NUMBER, TIMESTAMP or URL", typ)}
+		}
+	}
+	value, typ, err := typedValue(raw, typ)
+	if err != nil {
+		return Attribute{}, &FieldError{field, err.Error()}
+	}
+	return Attribute{Name: name, Type: typ, Value: value}, nil
+}
+
+// typedValue checks raw against typ (inferred when empty) and returns its normal form.
+func typedValue(raw json.RawMessage, typ string) (string, string, error) {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", "", fmt.Errorf("is not a valid JSON string")
+		}
+		return stringValue(s, typ)
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(f, 0) {
+		return "", "", fmt.Errorf("must be a string or a number")
+	}
+	switch typ {
+	case "", AttrNumber:
+		if !oneDecimal(string(raw)) {
+			return "", "", fmt.Errorf("%s has more than one decimal place (NUMBER)", raw)
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64), AttrNumber, nil
+	case AttrTimestamp: // epoch milliseconds
+		if f != math.Trunc(f) || f < 0 || f > 1e15 {
+			return "", "", fmt.Errorf("%s is not epoch milliseconds (TIMESTAMP)", raw)
+		}
+		return time.UnixMilli(int64(f)).UTC().Format(time.RFC3339Nano), AttrTimestamp, nil
+	}
+	return "", "", fmt.Errorf("a number is not a valid %s", typ)
+}
+
+// stringValue types a string attribute: URLs and RFC 3339 times are recognized when no
+// type is given.
+func stringValue(s, typ string) (string, string, error) {
+	if !utf8.ValidString(s) {
+		return "", "", fmt.Errorf("is not valid UTF-8 text")
+	}
+	isURL := strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+	if typ == "" {
+		typ = AttrString
+		if isURL {
+			typ = AttrURL
+		} else if _, err := time.Parse(time.RFC3339, s); err == nil {
+			typ = AttrTimestamp
+		}
+	}
+	switch typ {
+	case AttrString:
+		if n := utf8.RuneCountInString(s); n > maxStringAttr {
+			return "", "", fmt.Errorf("has %d characters; STRING allows %d", n, maxStringAttr)
+		}
+		return s, typ, nil
+	case AttrURL:
+		u, err := url.Parse(s)
+		if !isURL || err != nil || u.Host == "" || len(s) > 2048 {
+			return "", "", fmt.Errorf("%q is not a URL starting with http:// or https://", s)
+		}
+		return s, typ, nil
+	case AttrTimestamp:
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return "", "", fmt.Errorf("%q is not an RFC 3339 time or epoch milliseconds (TIMESTAMP)", s)
+		}
+		return t.UTC().Format(time.RFC3339Nano), typ, nil
+	}
+	return "", "", fmt.Errorf("%q is text, not a NUMBER", s)
+}
+
+// oneDecimal reports whether a JSON number literal has at most one decimal place.
+func oneDecimal(lit string) bool {
+	if strings.ContainsAny(lit, "eE") {
+		f, _ := strconv.ParseFloat(lit, 64)
+		return math.Abs(f*10-math.Round(f*10)) < 1e-9
+	}
+	dot := strings.IndexByte(lit, '.')
+	return dot < 0 || len(lit)-dot-1 <= 1
+}
+
+// NormalizePhone turns "+49 170 123-4567", "0049 (170) 1234567" and the like into
+// digits only (E.164 without '+'); false when the result is not 7 to 15 digits.
+func NormalizePhone(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "00") {
+		s = s[2:]
+	} else {
+		s = strings.TrimPrefix(s, "+")
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '/':
+		default:
+			return "", false
+		}
+	}
+	d := b.String()
+	return d, len(d) >= 7 && len(d) <= 15 && d[0] != '0'
+}
