@@ -388,3 +388,22 @@ func NormalizePhone(s string) (string, bool) {
 	d := b.String()
 	return d, len(d) >= 7 && len(d) <= 15 && d[0] != '0'
 }
+
+// OffThreadAPIKey returns the api_key of an off-thread body, flat or nested, without
+// validating anything else, so that a caller without the key learns nothing from
+// validation errors.
+func OffThreadAPIKey(body []byte) string {
+	var b struct {
+		APIKey string `json:"api_key"`
+		Nested struct {
+			APIKey string `json:"api_key"`
+		} `json:"external_event"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return ""
+	}
+	if b.APIKey != "" {
+		return b.APIKey
+	}
+	return b.Nested.APIKey
+}

@@ -77,6 +77,8 @@ func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, def
 		w.openSession(it, c, defs)
 		w.lead.SessionID = w.sess.ID
 		w.saveLead(b, it.AppID, it.Lead)
+		// Off-thread events find the lead's sessions, across apps, by start time.
+		b.Set(storage.LeadSessionKey(w.key[:0], it.Lead, it.Time, it.AppID, w.sess.ID), nil)
 		e.emit(TypeConversation, "", conversationValue(&w.sess))
 	} else {
 		w.sess.Messages++
@@ -121,7 +123,7 @@ func (w *writer) openSession(it *Item, c *Classification, defs *Definitions) {
 		w.sess.Referral = storage.Referral(it.Referral)
 	case c.Source >= 0:
 		w.sess.SourceType, w.sess.SourceID = SourceCustom, defs.Sources[c.Source].ID
-	case w.lead.OutTag != "" && w.lead.OutTime <= it.Time && it.Time-w.lead.OutTime <= w.window:
+	case w.lead.OutTag != "" && w.lead.OutTime <= it.Time :
 		w.sess.SourceType, w.sess.SourceID = SourceCampaign, w.lead.OutTag
 	default:
 		w.sess.SourceType = SourceOrganic

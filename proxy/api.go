@@ -199,7 +199,8 @@ func WriteError(ctx *fasthttp.RequestCtx, status int, code, message, field strin
 
 // WriteJSON answers with v encoded as JSON.
 func WriteJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	body, err := json.Marshal(v)
+	// Plain < > & read better in messages such as "Bearer <api-token>"; the API serves JSON, not HTML.
+	body, err := json.MarshalWithOption(v, json.DisableHTMLEscape())
 	if err != nil {
 		// Only a programming error (an unencodable type) lands here.
 		panic("cannot encode API response: " + err.Error())

@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+)
+
+// Off-thread events by result; rejections by the error code the caller got.
+var (
+	offAttributed   = metrics.NewCounter(`ctwa_sidecar_offthread_events_total{result="attributed"}`)
+	offUnattributed = metrics.NewCounter(`ctwa_sidecar_offthread_events_total{result="unattributed"}`)
+	offDuplicate    = metrics.NewCounter(`ctwa_sidecar_offthread_events_total{result="duplicate"}`)
+)
+
+func countRejected(code string) {
+	metrics.GetOrCreateCounter(`ctwa_sidecar_offthread_events_total{result="rejected",reason="` + code + `"}`).Inc()
+}
+
+// offThreadAPI serves POST /clients/{client_id}/external-events (SPEC §5).
+type offThreadAPI struct {
+	clientID string
+	apiKey   []byte
+	rec      *engine.Recorder
+	now      func() time.Time
+}
+
+// RegisterOffThreadRoutes adds the off-thread endpoint and its /v1 alias. They check the
+// api key themselves (body field or bearer token), not the API token.
+func RegisterOffThreadRoutes(a *API, clientID, apiKey string, rec *engine.Recorder) {
+	o := &offThreadAPI{clientID: clientID, apiKey: []byte(apiKey), rec: rec, now: time.Now}
+	a.Handle("POST", "/clients/{client_id}/external-events", AuthNone, o.post)
+	a.Handle("POST", "/v1/clients/{client_id}/external-events", AuthNone, o.post)
+}
+
+// offThreadResponse is the answer of SPEC §5.
+type offThreadResponse struct {
+	ID             string `json:"external_event_id"`
+	Attributed     bool   `json:"attributed"`
+	ConversationID string `json:"conversation_id"`
+	AppID          string `json:"app_id"`
+	Source         struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	} `json:"source"`
+}
+
+func (o *offThreadAPI) post(ctx *fasthttp.RequestCtx, p Params) {
+	if code, status, msg, field := o.precheck(ctx, p); code != "" {
+		countRejected(code)
+		WriteError(ctx, status, code, msg, field)
+		return
+	}
+	e, err := engine.ParseOffThread(ctx.PostBody(), o.now())
+	if err != nil {
+		var fe *engine.FieldError
+		errors.As(err, &fe)
+		countRejected("invalid_field")
+		WriteError(ctx, fasthttp.StatusBadRequest, "invalid_field", fe.Error(), fe.Field)
+		return
+	}
+	rec, created, err := o.rec.RecordOffThread(ctx, e)
+	switch {
+	case errors.Is(err, engine.ErrPreviousNotFound):
+		countRejected("not_found")
+		WriteError(ctx, fasthttp.StatusNotFound, "not_found",
+			"previous_external_event_id "+quote(e.PreviousID)+" is not a known off-thread event", "previous_external_event_id")
+		return
+	case err != nil:
+		countRejected("store_error")
+		writeStoreError(ctx, err)
+		return
+	}
+	status := fasthttp.StatusCreated
+	switch {
+	case !created:
+		status = fasthttp.StatusOK
+		offDuplicate.Inc()
+	case rec.Attributed:
+		offAttributed.Inc()
+	default:
+		offUnattributed.Inc()
+	}
+	resp := offThreadResponse{ID: rec.ID, Attributed: rec.Attributed, ConversationID: rec.ConversationID, AppID: rec.AppID}
+	resp.Source.Type, resp.Source.ID = rec.SourceType, rec.SourceID
+	WriteJSON(ctx, status, &resp)
+}
+
+// precheck refuses, before any validation, a request for another client, a body over
+// 64 KiB, one that is not JSON, or one without the right api key.
+func (o *offThreadAPI) precheck(ctx *fasthttp.RequestCtx, p Params) (code string, status int, msg, field string) {
+	switch {
+	case p.Get("client_id") != o.clientID:
+		return "unknown_client", fasthttp.StatusNotFound,
+			"client " + quote(p.Get("client_id")) + " is not recorded here; this sidecar records client " + quote(o.clientID), "client_id"
+	case len(ctx.PostBody()) > engine.MaxOffThreadBody:
+		return "too_large", fasthttp.StatusRequestEntityTooLarge, "body is larger than 64 KiB", ""
+	case !isJSON(ctx):
+		return "unsupported_media_type", fasthttp.StatusUnsupportedMediaType, errNotJSON.Error(), ""
+	case !o.keyOK(ctx):
+		return "unauthorized", fasthttp.StatusUnauthorized,
+			"missing or wrong api key: send api_key in the body or Authorization: Bearer <api-key>", "api_key"
+	}
+	return "", 0, "", ""
+}
+
+// keyOK checks the api key of the body, or else the bearer token, in constant time.
+// Without a configured key (loopback-only API) every caller is accepted.
+func (o *offThreadAPI) keyOK(ctx *fasthttp.RequestCtx) bool {
+	if len(o.apiKey) == 0 {
+		return true
+	}
+	key := []byte(engine.OffThreadAPIKey(ctx.PostBody()))
+	if len(key) == 0 {
+		key, _ = BearerToken(ctx)
+	}
+	return subtle.ConstantTimeCompare(key, o.apiKey) == 1
+}
+
+// isJSON reports whether the request body is declared JSON, or not declared at all.
+func isJSON(ctx *fasthttp.RequestCtx) bool {
+	// Media types are case-insensitive (RFC 9110 §8.3.1); parameters such as charset may follow.
+	ct, _, _ := strings.Cut(string(ctx.Request.Header.ContentType()), ";")
+	ct = strings.TrimSpace(ct)
+	return ct == "" || strings.EqualFold(ct, "application/json")
+}
