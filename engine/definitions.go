@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,16 +34,22 @@ func (r *Recorder) reloadDefinitions() error {
 	if err := loadJSON(r.store, defSource, &sources); err != nil {
 		return err
 	}
-	var adCampaign map[string]string
-	if old := r.defs.Load(); old != nil {
-		adCampaign = old.AdCampaign
-	}
-	d, err := newDefinitions(groups, sources, adCampaign)
+	// The store returns them by app, then by id as a string ("10" < "2"). Definition
+	// order decides between overlapping source phrases and converted groups, so restore
+	// it: a restart must classify like before.
+	slices.SortFunc(groups, func(a, b Group) int { return compareIDs(a.ID, b.ID) })
+	slices.SortFunc(sources, func(a, b Source) int { return compareIDs(a.ID, b.ID) })
+	d, err := newDefinitions(groups, sources, r.catalog.Load().adCampaign())
 	if err != nil {
 		return fmt.Errorf("stored definitions are invalid: %w", err)
 	}
 	r.defs.Store(d)
 	return nil
+}
+
+// compareIDs orders the counter ids of nextID numerically.
+func compareIDs(a, b string) int {
+	return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 }
 
 func loadJSON[T any](store *storage.Store, kind string, into *[]T) error {

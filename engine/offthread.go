@@ -64,7 +64,10 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 			}
 			b.Set(storage.ObjectKey(e.ObjectID), []byte(rec.ID))
 		}
-		return writeOffThread(b, &rec)
+		if err := writeOffThread(b, &rec); err != nil {
+			return err
+		}
+		return r.w.applyOffThreadRollup(b, &rec) // Apply functions run on the writer goroutine
 	})
 	if err != nil {
 		return OffThreadRecord{}, false, fmt.Errorf("cannot store off-thread event: %w", err)
@@ -115,7 +118,7 @@ func (r *Recorder) attribute(rec *OffThreadRecord, e OffThread) error {
 		rec.AppID, rec.SourceType, rec.SourceID = prev.AppID, prev.SourceType, prev.SourceID
 		return nil
 	}
-	from := e.Time - int64(r.cfg.AttributionWindow.Seconds())
+	from := max(e.Time-int64(r.cfg.AttributionWindow.Seconds()), 0) // keys hold unsigned seconds
 	start, end := storage.LeadSessionTimeKey(e.Lead, from), storage.LeadSessionTimeKey(e.Lead, e.Time+1)
 	return r.store.ScanRangeReverse(start, end, func(key, _ []byte) (bool, error) {
 		app, id, ok := storage.SplitLeadSessionKey(key)

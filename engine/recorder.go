@@ -21,7 +21,9 @@ type Config struct {
 	SessionWindow time.Duration // -session-window
 	// AttributionWindow bounds how old a session an off-thread event is credited to.
 	AttributionWindow time.Duration
-	Log               *slog.Logger
+	// Location cuts days for rollups and date ranges (-timezone); nil means UTC.
+	Location *time.Location
+	Log      *slog.Logger
 }
 
 // Recorder turns webhook bodies into committed events. Decoding and classification run
@@ -31,8 +33,10 @@ type Recorder struct {
 	store *storage.Store
 	cfg   Config
 	defs  atomic.Pointer[Definitions]
-	pool  sync.Pool
-	w     writer // touched only inside Apply functions, i.e. on the writer goroutine
+	// catalog is the ad catalogue known from spend imports and referrals.
+	catalog atomic.Pointer[Catalog]
+	pool    sync.Pool
+	w       writer // touched only inside Apply functions, i.e. on the writer goroutine
 	// defsMu serializes definition changes (API calls), not the hot path.
 	defsMu sync.Mutex
 }
@@ -42,12 +46,19 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
 	r := &Recorder{store: store, cfg: cfg}
-	r.w.window = int64(cfg.SessionWindow / time.Second)
+	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
+		seenAds: map[string]bool{}, refreshing: map[string][][]byte{}}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
 		rec.apply = rec.applyAll // bound once, so Apply gets a func without allocating
 		return rec
+	}
+	if err := r.loadCatalog(); err != nil {
+		return nil, err
 	}
 	if err := r.reloadDefinitions(); err != nil {
 		return nil, err

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"time"
 	"unicode/utf8"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
@@ -12,11 +14,19 @@ import (
 // store's writer goroutine (inside Apply), one request after another, so its buffers
 // and the sessions it reads through the Batch are never shared.
 type writer struct {
-	window   int64 // session window in seconds
-	key, val []byte
-	hbuf     []byte
-	sess     storage.Session
-	lead     storage.Lead
+	window     int64          // session window in seconds
+	loc        *time.Location // cuts rollup days
+	key, val   []byte
+	rkey, rval []byte
+	hbuf       []byte
+	sess       storage.Session
+	lead       storage.Lead
+	roll       storage.Rollup
+	delta      rollupDelta
+	seenAds    map[string]bool // app+ad pairs whose referral is already stored
+	// refreshing holds, per app under refresh, the keys of messages that arrived during
+	// it: they are stored at once and placed when the refresh ends (see refresh.go).
+	refreshing map[string][][]byte
 }
 
 // applyStatus records a status of a business message. A status carrying a campaign tag
@@ -65,13 +75,24 @@ func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, def
 		return false, err
 	}
 	w.saveMessage(b, it)
+	if pending, ok := w.refreshing[it.AppID]; ok {
+		w.refreshing[it.AppID] = append(pending, bytes.Clone(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID)))
+		return true, nil
+	}
+	return true, w.place(b, it, c, defs, rec)
+}
+
+// place puts a message into its session, writes its events and updates the rollup of
+// the session's source. Live messages and refresh replays both come through here.
+func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
 	if err := w.loadLead(b, it.AppID, it.Lead); err != nil {
-		return false, err
+		return err
 	}
 	open, err := w.loadSession(b, it.AppID)
 	if err != nil {
-		return false, err
+		return err
 	}
+	w.delta.reset()
 	e := emitter{w: w, b: b, it: it, defs: defs, rec: rec}
 	if !open || it.HasReferral() || it.Time > w.sess.Last+w.window {
 		w.openSession(it, c, defs)
@@ -79,6 +100,9 @@ func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, def
 		w.saveLead(b, it.AppID, it.Lead)
 		// Off-thread events find the lead's sessions, across apps, by start time.
 		b.Set(storage.LeadSessionKey(w.key[:0], it.Lead, it.Time, it.AppID, w.sess.ID), nil)
+		if err := w.noteReferralAd(b, &w.sess); err != nil {
+			return err
+		}
 		e.emit(TypeConversation, "", conversationValue(&w.sess))
 	} else {
 		w.sess.Messages++
@@ -96,7 +120,7 @@ func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, def
 	}
 	w.val = storage.AppendSession(w.val[:0], &w.sess)
 	b.Set(storage.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
-	return true, nil
+	return w.applyRollup(b, &w.sess, &w.delta)
 }
 
 func conversationValue(s *storage.Session) string {
@@ -123,7 +147,7 @@ func (w *writer) openSession(it *Item, c *Classification, defs *Definitions) {
 		w.sess.Referral = storage.Referral(it.Referral)
 	case c.Source >= 0:
 		w.sess.SourceType, w.sess.SourceID = SourceCustom, defs.Sources[c.Source].ID
-	case w.lead.OutTag != "" && w.lead.OutTime <= it.Time :
+	case w.lead.OutTag != "" && w.lead.OutTime <= it.Time && it.Time-w.lead.OutTime <= w.window:
 		w.sess.SourceType, w.sess.SourceID = SourceCampaign, w.lead.OutTag
 	default:
 		w.sess.SourceType = SourceOrganic
@@ -151,6 +175,7 @@ func (e *emitter) emit(typ, typeID, typeValue string) {
 	w.val = storage.AppendEvent(w.val[:0], &ev)
 	e.b.Set(storage.EventKey(w.key[:0], it.AppID, it.Time, ev.ID), w.val)
 	e.rec.events = append(e.rec.events, typ)
+	w.delta.add(typ, typeID)
 	if typ == TypeConverted || w.sess.Converted {
 		return
 	}

@@ -158,3 +158,67 @@ func OffThreadAppKey(app string, t int64, id string) []byte {
 func OffThreadAppTimeKey(app string, t int64) []byte {
 	return appendTime(append(appendParts(nil, tXapp, app), 0), t)
 }
+
+// Daily rollups and the ad catalogue.
+//
+//	roll\0<app>\0<source type>\0<source id>\0<day4>   Rollup of one source on one day
+//	cat\0<kind>\0<id>                                catalogue: facebook accounts, ad accounts, campaigns, ad sets, ads (JSON)
+//	spend\0<ad id>\0<day4>                            imported delivery of an ad on a day (JSON)
+const (
+	tRoll  = "roll\x00"
+	tCat   = "cat\x00"
+	tSpend = "spend\x00"
+)
+
+func appendDay(dst []byte, day int32) []byte { return binary.BigEndian.AppendUint32(dst, uint32(day)) }
+
+// RollupKey is the key of the rollup of a source of app on day (days since 1970-01-01).
+func RollupKey(dst []byte, app, srcType, srcID string, day int32) []byte {
+	return appendDay(append(appendParts(dst, tRoll, app, srcType, srcID), 0), day)
+}
+
+// RollupSourcePrefix is the prefix of one source's rollups, in day order.
+func RollupSourcePrefix(app, srcType, srcID string) []byte {
+	return append(appendParts(nil, tRoll, app, srcType, srcID), 0)
+}
+
+// RollupAppPrefix is the prefix of all rollups of app.
+func RollupAppPrefix(app string) []byte { return append(appendParts(nil, tRoll, app), 0) }
+
+// SplitRollupKey returns the source and day of a RollupKey.
+func SplitRollupKey(key []byte) (srcType, srcID string, day int32, ok bool) {
+	rest := key[len(tRoll):]
+	app := indexByte(rest, 0)
+	if app < 0 || len(rest) < app+1+4 {
+		return "", "", 0, false
+	}
+	parts := rest[app+1 : len(rest)-5]
+	t := indexByte(parts, 0)
+	if t < 0 {
+		return "", "", 0, false
+	}
+	return string(parts[:t]), string(parts[t+1:]), int32(binary.BigEndian.Uint32(rest[len(rest)-4:])), true
+}
+
+// CatalogKey is the key of a catalogue entry of kind.
+func CatalogKey(kind, id string) []byte { return appendParts(nil, tCat, kind, id) }
+
+// CatalogPrefix is the prefix of all catalogue entries of kind.
+func CatalogPrefix(kind string) []byte { return append(appendParts(nil, tCat, kind), 0) }
+
+// SpendKey is the key of an ad's imported delivery on day.
+func SpendKey(adID string, day int32) []byte {
+	return appendDay(append(appendParts(nil, tSpend, adID), 0), day)
+}
+
+// SpendPrefix is the prefix of an ad's delivery rows, in day order.
+func SpendPrefix(adID string) []byte { return append(appendParts(nil, tSpend, adID), 0) }
+
+// ReferralAdKey is the key of an ad first seen in a referral of app.
+func ReferralAdKey(app, adID string) []byte { return appendParts(nil, tCat, "refad", app, adID) }
+
+// ReferralAdPrefix is the prefix of the referral-revealed ads of app.
+func ReferralAdPrefix(app string) []byte { return append(appendParts(nil, tCat, "refad", app), 0) }
+
+// SpendDay returns the day of a SpendKey.
+func SpendDay(key []byte) int32 { return int32(binary.BigEndian.Uint32(key[len(key)-4:])) }

@@ -1,0 +1,374 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// SpendImport is a delivery report to import (SPEC §6.5): the account it belongs to and
+// one row per ad and day.
+type SpendImport struct {
+	AdAccount       AdAccount       `json:"ad_account"`
+	FacebookAccount FacebookAccount `json:"facebook_account"`
+	Rows            []SpendRow      `json:"rows"`
+}
+
+// SpendRow is one ad's delivery on one day.
+type SpendRow struct {
+	Date         string  `json:"date"` // YYYY-MM-DD
+	CampaignID   string  `json:"campaign_id"`
+	CampaignName string  `json:"campaign_name"`
+	AdSetID      string  `json:"adset_id"`
+	AdSetName    string  `json:"adset_name"`
+	AdID         string  `json:"ad_id"`
+	AdName       string  `json:"ad_name"`
+	Status       string  `json:"status"`
+	Impressions  int64   `json:"impressions"`
+	Clicks       int64   `json:"clicks"`
+	Spend        float64 `json:"spend"`
+	where        string  // "rows[3]" or "line 4", for error messages
+}
+
+// Delivery is an ad's imported delivery on one day, as stored.
+type Delivery struct {
+	Impressions int64   `json:"impressions"`
+	Clicks      int64   `json:"clicks"`
+	Spend       float64 `json:"spend"`
+}
+
+// ParseSpendJSON decodes a JSON spend import.
+func ParseSpendJSON(body []byte) (SpendImport, error) {
+	var imp SpendImport
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&imp); err != nil {
+		return SpendImport{}, &FieldError{"body", "is not a spend import {ad_account, facebook_account, rows}: " + err.Error()}
+	}
+	for i := range imp.Rows {
+		imp.Rows[i].where = fmt.Sprintf("rows[%d]", i)
+	}
+	return imp, imp.validate()
+}
+
+// csvColumns maps the column headers of a Meta Ads Manager export (daily breakdown)
+// to row fields. "Amount spent (EUR)" carries the currency in its header.
+var csvColumns = map[string]string{
+	"day": "date", "reporting starts": "date", "date": "date",
+	"campaign name": "campaign_name", "campaign id": "campaign_id",
+	"ad set name": "adset_name", "ad set id": "adset_id",
+	"ad name": "ad_name", "ad id": "ad_id",
+	"impressions": "impressions", "link clicks": "clicks", "clicks (all)": "clicks", "clicks": "clicks",
+	"ad delivery": "status", "delivery status": "status", "status": "status",
+	"account id": "account_id", "account name": "account_name",
+}
+
+var requiredCSV = []string{"date", "campaign_id", "ad_id", "impressions", "clicks", "spend"}
+
+// ParseSpendCSV decodes a Meta Ads Manager CSV export. The ad account comes from its
+// "Account ID"/"Account name" columns or, when absent, from acct; the currency from the
+// "Amount spent (XXX)" header or acct.Currency.
+func ParseSpendCSV(body []byte, acct AdAccount, fb FacebookAccount) (SpendImport, error) {
+	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")))) // Excel's BOM
+	header, err := r.Read()
+	if err != nil {
+		return SpendImport{}, &FieldError{"line 1", "cannot read the CSV header: " + err.Error()}
+	}
+	cols, currency, err := mapColumns(header)
+	if err != nil {
+		return SpendImport{}, err
+	}
+	if currency != "" {
+		if acct.Currency != "" && acct.Currency != currency {
+			return SpendImport{}, &FieldError{"currency", fmt.Sprintf("the CSV is in %s but currency=%s was given", currency, acct.Currency)}
+		}
+		acct.Currency = currency
+	}
+	imp := SpendImport{AdAccount: acct, FacebookAccount: fb}
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return SpendImport{}, &FieldError{fmt.Sprintf("line %d", line), err.Error()}
+		}
+		row, err := csvRow(rec, header, cols, line, &imp.AdAccount)
+		if err != nil {
+			return SpendImport{}, err
+		}
+		if row.AdID == "" && row.CampaignID == "" && row.Date == "" {
+			continue // Ads Manager ends exports with a blank or totals row
+		}
+		imp.Rows = append(imp.Rows, row)
+	}
+	return imp, imp.validate()
+}
+
+// mapColumns finds the index of every known column and the currency of the spend column.
+func mapColumns(header []string) (map[string]int, string, error) {
+	cols, currency := map[string]int{}, ""
+	for i, h := range header {
+		name := strings.ToLower(strings.TrimSpace(h))
+		if strings.HasPrefix(name, "amount spent") {
+			cols["spend"] = i
+			if open, close := strings.IndexByte(h, '('), strings.IndexByte(h, ')'); open >= 0 && close > open {
+				currency = strings.ToUpper(strings.TrimSpace(h[open+1 : close]))
+			}
+			continue
+		}
+		if f, ok := csvColumns[name]; ok {
+			if _, dup := cols[f]; !dup {
+				cols[f] = i
+			}
+		}
+	}
+	for _, f := range requiredCSV {
+		if _, ok := cols[f]; !ok {
+			return nil, "", &FieldError{"line 1", fmt.Sprintf("has no %s column (expected headers such as Day, Campaign ID, Ad ID, Impressions, Link clicks, Amount spent (EUR))", f)}
+		}
+	}
+	return cols, currency, nil
+}
+
+// csvRow reads one data line; errors name the line and the column header.
+func csvRow(rec, header []string, cols map[string]int, line int, acct *AdAccount) (SpendRow, error) {
+	get := func(f string) string {
+		if i, ok := cols[f]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	row := SpendRow{Date: get("date"), CampaignID: get("campaign_id"), CampaignName: get("campaign_name"),
+		AdSetID: get("adset_id"), AdSetName: get("adset_name"), AdID: get("ad_id"), AdName: get("ad_name"),
+		Status: strings.ToUpper(get("status")), where: fmt.Sprintf("line %d", line)}
+	if id := get("account_id"); id != "" {
+		if acct.ID != "" && acct.ID != id {
+			return row, &FieldError{fmt.Sprintf("line %d, column %q", line, header[cols["account_id"]]), fmt.Sprintf("ad account %s differs from %s", id, acct.ID)}
+		}
+		acct.ID = id
+		if name := get("account_name"); name != "" {
+			acct.Name = name
+		}
+	}
+	var err error
+	for _, n := range []struct {
+		f   string
+		dst *int64
+	}{{"impressions", &row.Impressions}, {"clicks", &row.Clicks}} {
+		if *n.dst, err = parseCount(get(n.f)); err != nil {
+			return row, &FieldError{fmt.Sprintf("line %d, column %q", line, header[cols[n.f]]), err.Error()}
+		}
+	}
+	if row.Spend, err = parseMoney(get("spend")); err != nil {
+		return row, &FieldError{fmt.Sprintf("line %d, column %q", line, header[cols["spend"]]), err.Error()}
+	}
+	return row, nil
+}
+
+// parseCount reads a whole number ≥ 0; an empty cell (Ads Manager's zero) is 0.
+func parseCount(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a whole number ≥ 0", s)
+	}
+	return n, nil
+}
+
+// parseMoney reads an amount ≥ 0 with a decimal point; an empty cell is 0.
+func parseMoney(s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, fmt.Errorf("%q is not an amount ≥ 0 with a decimal point, such as 12.34", s)
+	}
+	return f, nil
+}
+
+// validate checks the account and every row; errors name the row (JSON index or CSV line).
+func (imp *SpendImport) validate() error {
+	a := &imp.AdAccount
+	switch {
+	case a.ID == "":
+		return &FieldError{"ad_account.id", "is required (in CSV: an Account ID column or the ad_account_id parameter)"}
+	case !IsCurrency(a.Currency):
+		return &FieldError{"ad_account.currency", fmt.Sprintf("%q is not an ISO 4217 code (in CSV: the \"Amount spent (EUR)\" header or the currency parameter)", a.Currency)}
+	case len(imp.Rows) == 0:
+		return &FieldError{"rows", "has no rows"}
+	}
+	seen := map[[2]string]string{}
+	for i := range imp.Rows {
+		row := &imp.Rows[i]
+		if err := row.validate(); err != nil {
+			return err
+		}
+		k := [2]string{row.AdID, row.Date}
+		if first, dup := seen[k]; dup {
+			return &FieldError{row.where, fmt.Sprintf("repeats ad %s on %s (first at %s)", row.AdID, row.Date, first)}
+		}
+		seen[k] = row.where
+	}
+	return nil
+}
+
+func (row *SpendRow) validate() error {
+	bad := func(field, msg string) error { return &FieldError{row.where + "." + field, msg} }
+	if _, err := time.Parse("2006-01-02", row.Date); err != nil {
+		return bad("date", fmt.Sprintf("%q is not a day YYYY-MM-DD", row.Date))
+	}
+	switch {
+	case row.AdID == "":
+		return bad("ad_id", "is required")
+	case row.CampaignID == "":
+		return bad("campaign_id", "is required")
+	case row.Impressions < 0 || row.Clicks < 0:
+		return bad("impressions", "impressions and clicks are ≥ 0")
+	case row.Spend < 0 || math.IsNaN(row.Spend) || math.IsInf(row.Spend, 0):
+		return bad("spend", "is an amount ≥ 0")
+	case len(row.AdName) > 512 || len(row.CampaignName) > 512 || len(row.AdSetName) > 512:
+		return bad("ad_name", "names are at most 512 bytes")
+	}
+	return nil
+}
+
+// ImportResult tells what an import changed.
+type ImportResult struct {
+	Rows      int `json:"rows"`
+	Ads       int `json:"ads"`
+	Campaigns int `json:"campaigns"`
+}
+
+// ImportSpend stores a validated import for app: the account, campaigns, ad sets and
+// ads are created or updated, and each (ad, day) row replaces what was there.
+// Everything is committed at once or not at all.
+func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport) (ImportResult, error) {
+	r.defsMu.Lock() // one catalogue change at a time
+	defer r.defsMu.Unlock()
+	old := r.catalog.Load()
+	if cur, ok := old.AdAccounts[imp.AdAccount.ID]; ok && cur.Currency != imp.AdAccount.Currency {
+		return ImportResult{}, &FieldError{"ad_account.currency", fmt.Sprintf("ad account %s is kept in %s; this import is in %s", cur.ID, cur.Currency, imp.AdAccount.Currency)}
+	}
+	cat, changed := old.clone(), map[string]any{}
+	now := time.Now().Unix()
+	mergeAccount(cat, imp, changed)
+	for i := range imp.Rows {
+		mergeRow(cat, app, imp.AdAccount.ID, &imp.Rows[i], now, changed)
+	}
+	err := r.store.Apply(ctx, func(b *storage.Batch) error {
+		for key, v := range changed {
+			if err := putJSON(b, []byte(key), v); err != nil {
+				return err
+			}
+		}
+		for _, row := range imp.Rows {
+			day, _ := DayOf(row.Date)
+			if err := putJSON(b, storage.SpendKey(row.AdID, day), Delivery{row.Impressions, row.Clicks, row.Spend}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("cannot store the import: %w", err)
+	}
+	r.catalog.Store(cat)
+	return ImportResult{Rows: len(imp.Rows), Ads: countKind(changed, catAd), Campaigns: countKind(changed, catCampaign)},
+		r.swap(r.defs.Load().Groups, r.defs.Load().Sources)
+}
+
+func countKind(changed map[string]any, kind string) int {
+	n := 0
+	for k := range changed {
+		if strings.HasPrefix(k, string(storage.CatalogPrefix(kind))) {
+			n++
+		}
+	}
+	return n
+}
+
+func mergeAccount(cat *Catalog, imp SpendImport, changed map[string]any) {
+	a := imp.AdAccount
+	if fb := imp.FacebookAccount; fb.ID != "" {
+		cat.Facebook[fb.ID] = fb
+		changed[string(storage.CatalogKey(catFacebook, fb.ID))] = fb
+		a.FacebookAccountID = fb.ID
+	} else if cur, ok := cat.AdAccounts[a.ID]; ok {
+		a.FacebookAccountID = cur.FacebookAccountID
+	}
+	if a.Name == "" {
+		a.Name = cat.AdAccounts[a.ID].Name
+	}
+	cat.AdAccounts[a.ID] = a
+	changed[string(storage.CatalogKey(catAdAccount, a.ID))] = a
+}
+
+// mergeRow creates or updates the campaign, ad set and ad of one row.
+func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed map[string]any) {
+	day, _ := DayOf(row.Date)
+	cp, ok := cat.Campaigns[row.CampaignID]
+	if !ok {
+		cp = Campaign{ID: row.CampaignID, Created: now, FirstDay: day, LastDay: day}
+	}
+	cp.Name, cp.AdAccountID, cp.AppID, cp.Updated = orKeep(row.CampaignName, cp.Name), acct, app, now
+	cp.Status = orKeep(row.Status, orKeep(cp.Status, "ACTIVE"))
+	cp.FirstDay, cp.LastDay = min(cp.FirstDay, day), max(cp.LastDay, day)
+	cat.Campaigns[cp.ID] = cp
+	changed[string(storage.CatalogKey(catCampaign, cp.ID))] = cp
+	if row.AdSetID != "" {
+		as := cat.AdSets[row.AdSetID]
+		as.ID, as.CampaignID = row.AdSetID, row.CampaignID
+		as.Name, as.Status = orKeep(row.AdSetName, as.Name), orKeep(row.Status, orKeep(as.Status, "ACTIVE"))
+		cat.AdSets[as.ID] = as
+		changed[string(storage.CatalogKey(catAdSet, as.ID))] = as
+	}
+	ad, ok := cat.Ads[row.AdID]
+	if !ok || ad.Referral {
+		ad.Created = cmpOr(ad.Created, now)
+	}
+	ad.ID, ad.AdSetID, ad.CampaignID, ad.AdAccountID, ad.AppID, ad.Referral = row.AdID, row.AdSetID, row.CampaignID, acct, app, false
+	ad.Name, ad.Status, ad.Updated = orKeep(row.AdName, ad.Name), orKeep(row.Status, orKeep(ad.Status, "ACTIVE")), now
+	cat.Ads[ad.ID] = ad
+	changed[string(storage.CatalogKey(catAd, ad.ID))] = ad
+}
+
+func orKeep(v, old string) string {
+	if v != "" {
+		return v
+	}
+	return old
+}
+
+func cmpOr(v, def int64) int64 {
+	if v != 0 {
+		return v
+	}
+	return def
+}
+
+// DayOf returns the day number (days since 1970-01-01) of a YYYY-MM-DD date.
+func DayOf(date string) (int32, error) {
+	t, err := time.Parse("2006-01-02", date)
+	if err != nil {
+		return 0, err
+	}
+	return int32(t.Unix() / 86400), nil
+}
+
+// DayDate returns the YYYY-MM-DD of a day number.
+func DayDate(day int32) string { return time.Unix(int64(day)*86400, 0).UTC().Format("2006-01-02") }

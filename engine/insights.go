@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// Days is a range of day numbers: From inclusive, To exclusive.
+type Days struct{ From, To int32 }
+
+// DaysOf converts a [from, to) range of unix seconds into the days it touches, in the
+// configured zone.
+func (r *Recorder) DaysOf(from, to int64) Days {
+	const far = 1 << 40
+	d := Days{From: math.MinInt32, To: math.MaxInt32}
+	if from > -far {
+		d.From = dayIn(from, r.cfg.Location)
+	}
+	if to < far {
+		d.To = dayIn(to-1, r.cfg.Location) + 1
+	}
+	return d
+}
+
+// Day returns the day number of a unix time in the configured zone.
+func (r *Recorder) Day(unix int64) int32 { return dayIn(unix, r.cfg.Location) }
+
+// Totals sums rollups and deliveries: the raw numbers behind an insight.
+type Totals struct {
+	Sessions, Engaged, Converted, KeywordEvents, OffCount int64
+	Keywords                                              map[string]int64   // keyword group id → events
+	Revenue                                               map[string]float64 // currency → amount
+	Impressions, Clicks                                   int64
+	Spend                                                 float64
+	leads                                                 map[uint64]struct{}
+}
+
+// UniqueUsers is the number of distinct leads among the sessions.
+func (t *Totals) UniqueUsers() int64 { return int64(len(t.leads)) }
+
+func newTotals() *Totals {
+	return &Totals{Keywords: map[string]int64{}, Revenue: map[string]float64{}, leads: map[uint64]struct{}{}}
+}
+
+func (t *Totals) addRollup(r *storage.Rollup) {
+	t.Sessions += r.Sessions
+	t.Engaged += r.Engaged
+	t.Converted += r.Converted
+	t.KeywordEvents += r.KeywordEvents
+	t.OffCount += r.OffCount
+	for _, k := range r.Keywords {
+		t.Keywords[k.ID] += k.N
+	}
+	for _, m := range r.Revenue {
+		t.Revenue[m.Currency] += m.Amount
+	}
+	for _, h := range r.Leads {
+		t.leads[h] = struct{}{}
+	}
+}
+
+func (t *Totals) addDelivery(d *Delivery) {
+	t.Impressions += d.Impressions
+	t.Clicks += d.Clicks
+	t.Spend += d.Spend
+}
+
+// SourceRef names a session source.
+type SourceRef struct{ Type, ID string }
+
+// AdSources are the rollup sources of an ad: clicks on the ad itself and on its post.
+func AdSources(adID string) []SourceRef {
+	return []SourceRef{{SourceAd, adID}, {SourcePost, adID}}
+}
+
+// AddSourceTotals adds the rollups of one source of app over days into t.
+func (r *Recorder) AddSourceTotals(t *Totals, app string, src SourceRef, days Days) error {
+	prefix := storage.RollupSourcePrefix(app, src.Type, src.ID)
+	start := storage.RollupKey(nil, app, src.Type, src.ID, days.From)
+	end := storage.RollupKey(nil, app, src.Type, src.ID, days.To)
+	if days.From == math.MinInt32 {
+		start = prefix
+	}
+	var roll storage.Rollup
+	return r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
+		if err := storage.DecodeRollup(v, &roll); err != nil {
+			return false, err
+		}
+		t.addRollup(&roll)
+		return true, nil
+	})
+}
+
+// AddDelivery adds an ad's imported delivery over days into t.
+func (r *Recorder) AddDelivery(t *Totals, adID string, days Days) error {
+	start, end := storage.SpendKey(adID, days.From), storage.SpendKey(adID, days.To)
+	if days.From == math.MinInt32 {
+		start = storage.SpendPrefix(adID)
+	}
+	return r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
+		var d Delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return false, fmt.Errorf("corrupt delivery row: %w", err)
+		}
+		t.addDelivery(&d)
+		return true, nil
+	})
+}
+
+// AdTotals sums the sessions and delivery of ads (one ad, or a campaign's ads) in app.
+func (r *Recorder) AdTotals(app string, adIDs []string, days Days) (*Totals, error) {
+	t := newTotals()
+	for _, id := range adIDs {
+		for _, src := range AdSources(id) {
+			if err := r.AddSourceTotals(t, app, src, days); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.AddDelivery(t, id, days); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// DailyTotals returns one Totals per day of days that has sessions, events or delivery.
+func (r *Recorder) DailyTotals(app string, adIDs []string, days Days) (map[int32]*Totals, error) {
+	out := map[int32]*Totals{}
+	at := func(day int32) *Totals {
+		if out[day] == nil {
+			out[day] = newTotals()
+		}
+		return out[day]
+	}
+	var roll storage.Rollup
+	for _, id := range adIDs {
+		for _, src := range AdSources(id) {
+			err := r.store.Scan(storage.RollupSourcePrefix(app, src.Type, src.ID), false, func(k, v []byte) (bool, error) {
+				_, _, day, ok := storage.SplitRollupKey(k)
+				if !ok || day < days.From || day >= days.To {
+					return ok, nil
+				}
+				if err := storage.DecodeRollup(v, &roll); err != nil {
+					return false, err
+				}
+				at(day).addRollup(&roll)
+				return true, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		err := r.store.Scan(storage.SpendPrefix(id), false, func(k, v []byte) (bool, error) {
+			day := storage.SpendDay(k)
+			if day < days.From || day >= days.To {
+				return true, nil
+			}
+			var d Delivery
+			if err := json.Unmarshal(v, &d); err != nil {
+				return false, err
+			}
+			at(day).addDelivery(&d)
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// SourceTotals returns the totals of every source of app with sessions or off-thread
+// events in days, keyed by source.
+func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, error) {
+	out := map[SourceRef]*Totals{}
+	var roll storage.Rollup
+	err := r.store.Scan(storage.RollupAppPrefix(app), false, func(k, v []byte) (bool, error) {
+		typ, id, day, ok := storage.SplitRollupKey(k)
+		if !ok {
+			return false, errors.New("corrupt rollup key")
+		}
+		if day < days.From || day >= days.To {
+			return true, nil
+		}
+		if err := storage.DecodeRollup(v, &roll); err != nil {
+			return false, err
+		}
+		ref := SourceRef{typ, id}
+		if out[ref] == nil {
+			out[ref] = newTotals()
+		}
+		out[ref].addRollup(&roll)
+		return true, nil
+	})
+	return out, err
+}
+
+// ReferralAds returns the ads of app that referrals revealed and no import placed,
+// listed under ad account "unassigned" with the referral headline as name.
+func (r *Recorder) ReferralAds(app string) ([]Ad, error) {
+	cat := r.catalog.Load()
+	var out []Ad
+	err := r.store.Scan(storage.ReferralAdPrefix(app), false, func(_, v []byte) (bool, error) {
+		var ra referralAd
+		if err := json.Unmarshal(v, &ra); err != nil {
+			return false, err
+		}
+		if imported, ok := cat.Ads[ra.ID]; ok && imported.AppID == app {
+			return true, nil
+		}
+		name := ra.Headline
+		if name == "" {
+			name = "Ad " + ra.ID
+		}
+		out = append(out, Ad{ID: ra.ID, Name: name, Status: "UNKNOWN", AdAccountID: Unassigned, AppID: app,
+			Referral: true, Created: ra.FirstSeen, Updated: ra.FirstSeen})
+		return true, nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}

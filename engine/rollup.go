@@ -1,0 +1,137 @@
+package engine
+
+import (
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// rollupDelta is what one message changes in its session's daily rollup.
+type rollupDelta struct {
+	session, engaged, converted bool
+	keywords                    []string
+}
+
+func (d *rollupDelta) reset() {
+	d.session, d.engaged, d.converted, d.keywords = false, false, false, d.keywords[:0]
+}
+
+// add notes an event of the message.
+func (d *rollupDelta) add(typ, typeID string) {
+	switch typ {
+	case TypeConversation:
+		d.session = true
+	case TypeEngagement:
+		d.engaged = true
+	case TypeConverted:
+		d.converted = true
+	case TypeKeyword:
+		d.keywords = append(d.keywords, typeID)
+	}
+}
+
+func (d *rollupDelta) empty() bool {
+	return !d.session && !d.engaged && !d.converted && len(d.keywords) == 0
+}
+
+// day returns the day number of a unix time in the configured zone (-timezone).
+func (w *writer) day(unix int64) int32 { return dayIn(unix, w.loc) }
+
+func dayIn(unix int64, loc *time.Location) int32 {
+	y, m, d := time.Unix(unix, 0).In(loc).Date()
+	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// loadRollup reads the rollup under key into w.roll (empty when absent).
+func (w *writer) loadRollup(b *storage.Batch, key []byte) error {
+	v, ok, err := b.Get(key)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		w.roll = storage.Rollup{Keywords: w.roll.Keywords[:0], Revenue: w.roll.Revenue[:0], Leads: w.roll.Leads[:0]}
+		return nil
+	}
+	return storage.DecodeRollup(v, &w.roll)
+}
+
+func (w *writer) saveRollup(b *storage.Batch, key []byte) {
+	w.rval = storage.AppendRollup(w.rval[:0], &w.roll)
+	b.Set(key, w.rval)
+}
+
+// applyRollup credits a message's delta to the daily rollup of its session's source on
+// the day the session started, so engaged and converted never exceed sessions in a range.
+func (w *writer) applyRollup(b *storage.Batch, s *storage.Session, d *rollupDelta) error {
+	if d.empty() {
+		return nil
+	}
+	w.rkey = storage.RollupKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, w.day(s.Start))
+	if err := w.loadRollup(b, w.rkey); err != nil {
+		return err
+	}
+	if d.session {
+		w.roll.Sessions++
+		w.roll.AddLead(storage.LeadHash(s.Lead))
+	}
+	if d.engaged {
+		w.roll.Engaged++
+	}
+	if d.converted {
+		w.roll.Converted++
+	}
+	for _, id := range d.keywords {
+		w.roll.AddKeyword(id)
+	}
+	w.saveRollup(b, w.rkey)
+	return nil
+}
+
+// applyOffThreadRollup credits an off-thread event to its source on the event's day.
+func (w *writer) applyOffThreadRollup(b *storage.Batch, rec *OffThreadRecord) error {
+	w.rkey = storage.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
+	if err := w.loadRollup(b, w.rkey); err != nil {
+		return err
+	}
+	w.roll.OffCount++
+	w.roll.AddRevenue(rec.Currency, rec.Amount)
+	w.saveRollup(b, w.rkey)
+	return nil
+}
+
+// referralAd is an ad that a referral revealed: listed under ad account "unassigned"
+// until an import places it, named by the referral's headline.
+type referralAd struct {
+	ID        string `json:"id"`
+	AppID     string `json:"app_id"`
+	Headline  string `json:"headline"`
+	SourceURL string `json:"source_url"`
+	FirstSeen int64  `json:"first_seen"`
+}
+
+// noteReferralAd stores the first referral of an ad, once per ad and app.
+func (w *writer) noteReferralAd(b *storage.Batch, s *storage.Session) error {
+	if s.SourceType != SourceAd && s.SourceType != SourcePost {
+		return nil
+	}
+	k := s.AppID + "\x00" + s.SourceID
+	if w.seenAds[k] {
+		return nil
+	}
+	key := storage.ReferralAdKey(s.AppID, s.SourceID)
+	if _, ok, err := b.Get(key); err != nil || ok {
+		w.seenAds[k] = ok
+		return err
+	}
+	body, err := json.Marshal(referralAd{ID: s.SourceID, AppID: s.AppID, Headline: s.Referral.Headline,
+		SourceURL: s.Referral.SourceURL, FirstSeen: s.Start})
+	if err != nil {
+		return err
+	}
+	// Not cached as seen yet: if this request's commit fails, the next referral of the
+	// ad must write it again. The next Get finds it and caches it.
+	b.Set(key, body)
+	return nil
+}
