@@ -107,7 +107,8 @@ func serve(ctx context.Context, c *config, e env) error {
 		}
 	}()
 	rec, err := engine.NewRecorder(store, engine.Config{
-		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow, Log: log,
+		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow,
+		Location: c.timezone, Log: log,
 	})
 	if err != nil {
 		return err
@@ -123,6 +124,8 @@ func serve(ctx context.Context, c *config, e env) error {
 	api := proxy.NewAPI(c.apiToken, store.Ready)
 	proxy.RegisterEventRoutes(api, c.clientID, rec, c.timezone)
 	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, rec)
+	proxy.RegisterInsightRoutes(api, c.clientID, rec, c.timezone)
+	proxy.RegisterImportRoutes(api, c.clientID, rec, c.timezone)
 	apiSrv := proxy.NewServer("api", api.ServeHTTP, proxy.ServerLimits{
 		MaxBody: 16 << 20, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 	}, log)

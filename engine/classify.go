@@ -70,7 +70,9 @@ func Classify(c *Classification, it *Item, defs *Definitions) {
 				c.Events = append(c.Events, Candidate{TypeKeyword, g.ID, g.TypeValue, ref})
 			}
 		case matcher.KindSource:
-			if c.Source < 0 && defs.Sources[ref].AppID == it.AppID {
+			// The longest phrase wins ("billboard a" over "billboard"); on a tie, the
+			// earlier definition, as matcher.Source does.
+			if defs.Sources[ref].AppID == it.AppID && (c.Source < 0 || len(h.Text) > len(defs.Sources[c.Source].Phrase)) {
 				c.Source = ref
 			}
 		}
@@ -121,7 +123,8 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// urlHost returns the host of the URL at the start of s, without port or user info.
+// urlHost returns the host of the URL at the start of s, lower-cased, without port or
+// user info.
 func urlHost(s string) string {
 	s = s[strings.IndexByte(s, ':')+3:]
 	end := strings.IndexAny(s, "/?#: \t\r\n\"'<>)]}")
@@ -131,5 +134,6 @@ func urlHost(s string) string {
 	if at := strings.LastIndexByte(s, '@'); at >= 0 {
 		s = s[at+1:]
 	}
-	return strings.TrimRight(s, ".,;!")
+	// Host names are case-insensitive; ToLower returns a lower-case host without copying.
+	return strings.ToLower(strings.TrimRight(s, ".,;!"))
 }

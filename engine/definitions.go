@@ -112,12 +112,17 @@ func (d *Definitions) trackedKeyword(g *Group) *Group {
 	}
 	for i := range d.Groups {
 		old := &d.Groups[i]
-		if old.AppID == g.AppID && old.Type == TypeKeyword && old.Active() && old.AdID == g.AdID &&
-			old.CampaignID == g.CampaignID && strings.EqualFold(old.TypeValue, g.TypeValue) {
+		if old.ID != g.ID && old.AppID == g.AppID && old.Type == TypeKeyword && old.Active() && old.AdID == g.AdID &&
+			old.CampaignID == g.CampaignID && sameWords(old.TypeValue, g.TypeValue) {
 			return old
 		}
 	}
 	return nil
+}
+
+// sameWords compares keywords as the matcher does: case and runs of white space ignored.
+func sameWords(a, b string) bool {
+	return strings.EqualFold(strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " "))
 }
 
 // SetGroupStatus activates or archives a group; archiving a keyword group stops tracking it.
@@ -134,6 +139,9 @@ func (r *Recorder) SetGroupStatus(ctx context.Context, app, id, status string) (
 	}
 	groups := slices.Clone(cur.Groups)
 	groups[i].Status = status
+	if old := cur.trackedKeyword(&groups[i]); status == StatusActive && old != nil {
+		return Group{}, &FieldError{"status", fmt.Sprintf("keyword %q is already tracked by active group %s; archive it first", groups[i].TypeValue, old.ID)}
+	}
 	if err := checkMatcher(groups, cur.Sources, "status"); err != nil {
 		return Group{}, err
 	}
@@ -202,9 +210,9 @@ func checkMatcher(groups []Group, sources []Source, field string) error {
 	return nil
 }
 
-// swap installs a snapshot built from groups and sources.
+// swap installs a snapshot built from groups, sources and the current catalogue.
 func (r *Recorder) swap(groups []Group, sources []Source) error {
-	d, err := newDefinitions(groups, sources, r.defs.Load().AdCampaign)
+	d, err := newDefinitions(groups, sources, r.catalog.Load().adCampaign())
 	if err != nil {
 		return err
 	}
@@ -253,4 +261,49 @@ func validateGroup(g *Group) error {
 		return &FieldError{"type_value", "is longer than 255 bytes"}
 	}
 	return nil
+}
+
+// SetConverted makes g (type, optional id and value) the converted event of a campaign
+// or an ad (SPEC §6.2), replacing the one it had. New messages count at once; history
+// after a refresh.
+func (r *Recorder) SetConverted(ctx context.Context, g Group) (Group, error) {
+	switch {
+	case g.CampaignID == "" && g.AdID == "":
+		return Group{}, &FieldError{"campaign_id", "is required (or ad_id for one ad)"}
+	case g.Type == TypeConverted:
+		return Group{}, &FieldError{"type", "converted cannot define itself; pick the event that means converted"}
+	}
+	if err := validateGroup(&g); err != nil {
+		return Group{}, err
+	}
+	r.defsMu.Lock()
+	defer r.defsMu.Unlock()
+	cur := r.defs.Load()
+	groups := slices.Clone(cur.Groups)
+	var replaced []int
+	for i := range groups {
+		old := &groups[i]
+		if old.Converted && old.Active() && old.AppID == g.AppID && old.CampaignID == g.CampaignID && old.AdID == g.AdID {
+			old.Status = StatusArchived
+			replaced = append(replaced, i)
+		}
+	}
+	g.Converted, g.Status, g.Created = true, StatusActive, time.Now().Unix()
+	err := r.store.Apply(ctx, func(b *storage.Batch) error {
+		id, err := nextID(b, defGroup)
+		if err != nil {
+			return err
+		}
+		g.ID = id
+		for _, i := range replaced {
+			if err := putJSON(b, storage.DefKey(defGroup, g.AppID, groups[i].ID), &groups[i]); err != nil {
+				return err
+			}
+		}
+		return putJSON(b, storage.DefKey(defGroup, g.AppID, g.ID), &g)
+	})
+	if err != nil {
+		return Group{}, fmt.Errorf("cannot store converted event: %w", err)
+	}
+	return g, r.swap(append(groups, g), cur.Sources)
 }

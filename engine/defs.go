@@ -97,3 +97,13 @@ func (g *Group) matches(typ, typeID, typeValue string) bool {
 	return g.Type == typ && (g.TypeID == "" || g.TypeID == typeID) &&
 		(g.TypeValue == "" || strings.EqualFold(g.TypeValue, typeValue))
 }
+
+// KeywordText returns the keyword of a keyword group, or the id when it is unknown.
+func (d *Definitions) KeywordText(groupID string) string {
+	for i := range d.Groups {
+		if d.Groups[i].ID == groupID {
+			return d.Groups[i].TypeValue
+		}
+	}
+	return groupID
+}

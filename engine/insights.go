@@ -39,10 +39,38 @@ type Totals struct {
 	Impressions, Clicks                                   int64
 	Spend                                                 float64
 	leads                                                 map[uint64]struct{}
+	currencyOrder                                         []string // currencies in the order first seen
 }
 
 // UniqueUsers is the number of distinct leads among the sessions.
 func (t *Totals) UniqueUsers() int64 { return int64(len(t.leads)) }
+
+// NewTotals returns empty totals.
+func NewTotals() *Totals { return newTotals() }
+
+// Merge adds o into t (for a campaign over its ads, or a source over days).
+func (t *Totals) Merge(o *Totals) {
+	t.Sessions += o.Sessions
+	t.Engaged += o.Engaged
+	t.Converted += o.Converted
+	t.KeywordEvents += o.KeywordEvents
+	t.OffCount += o.OffCount
+	t.Impressions += o.Impressions
+	t.Clicks += o.Clicks
+	t.Spend += o.Spend
+	for k, n := range o.Keywords {
+		t.Keywords[k] += n
+	}
+	for _, c := range o.currencyOrder {
+		if _, seen := t.Revenue[c]; !seen {
+			t.currencyOrder = append(t.currencyOrder, c)
+		}
+		t.Revenue[c] += o.Revenue[c]
+	}
+	for h := range o.leads {
+		t.leads[h] = struct{}{}
+	}
+}
 
 func newTotals() *Totals {
 	return &Totals{Keywords: map[string]int64{}, Revenue: map[string]float64{}, leads: map[uint64]struct{}{}}
@@ -58,6 +86,9 @@ func (t *Totals) addRollup(r *storage.Rollup) {
 		t.Keywords[k.ID] += k.N
 	}
 	for _, m := range r.Revenue {
+		if _, seen := t.Revenue[m.Currency]; !seen {
+			t.currencyOrder = append(t.currencyOrder, m.Currency)
+		}
 		t.Revenue[m.Currency] += m.Amount
 	}
 	for _, h := range r.Leads {

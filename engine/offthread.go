@@ -42,6 +42,8 @@ var ErrPreviousNotFound = errors.New("previous_external_event_id is not a known 
 // when e's object_id was recorded before: the first record is returned and nothing is
 // added (idempotency).
 func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThreadRecord, created bool, err error) {
+	r.offMu.RLock()
+	defer r.offMu.RUnlock()
 	if e.ObjectID != "" {
 		if old, ok, err := r.offThreadByObject(e.ObjectID); err != nil || ok {
 			return old, false, err

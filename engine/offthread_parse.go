@@ -77,26 +77,36 @@ func ParseOffThread(body []byte, now time.Time) (OffThread, error) {
 		delete(fields, "external_event")
 		delete(fields, "api_key")
 		if len(fields) > 0 {
-			return OffThread{}, &FieldError{firstKey(fields), "is not allowed beside external_event; put it inside external_event"}
+			return OffThread{}, memberError(sortedKeys(fields)[0], "is not allowed beside external_event; put it inside external_event")
 		}
 		fields = inner
 	}
-	for name := range fields {
+	// In name order, so that the same body always gets the same error.
+	for _, name := range sortedKeys(fields) {
 		if !slices.Contains(offThreadFields, name) {
-			return OffThread{}, &FieldError{name, "is not a field of an off-thread event; the fields are " + strings.Join(offThreadFields, ", ")}
+			return OffThread{}, memberError(name, "is not a field of an off-thread event; the fields are "+strings.Join(offThreadFields, ", "))
 		}
 	}
 	p := offThreadParser{fields: fields, now: now}
 	return p.parse()
 }
 
-func firstKey(m map[string]json.RawMessage) string {
+func sortedKeys(m map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	return keys[0]
+	return keys
+}
+
+// memberError is the error of a member that should not be there; a member named ""
+// cannot name itself, so the body is named instead.
+func memberError(name, rule string) *FieldError {
+	if name == "" {
+		return &FieldError{"body", `the member named "" ` + rule}
+	}
+	return &FieldError{name, rule}
 }
 
 // objectFields decodes a JSON object into its raw fields.
@@ -188,6 +198,11 @@ func (p *offThreadParser) eventTime() int64 {
 		p.err = &FieldError{"event_time", fmt.Sprintf("%s is in the future", v)}
 		return 0
 	}
+	if t.Unix() < 0 {
+		// Keys hold times as unsigned seconds: a negative time would sort after every other.
+		p.err = &FieldError{"event_time", fmt.Sprintf("%s is before 1970-01-01T00:00:00Z", v)}
+		return 0
+	}
 	return t.Unix()
 }
 
@@ -227,6 +242,8 @@ func (p *offThreadParser) revenue() (float64, string) {
 		p.err = &FieldError{"revenue.amount", fmt.Sprintf("%s is not a finite number", r.Amount)}
 	case amount < 0:
 		p.err = &FieldError{"revenue.amount", fmt.Sprintf("%s is negative; amounts are ≥ 0", r.Amount)}
+	case amount == 0:
+		amount = 0 // -0 is ≥ 0 but would read "-0 USD"
 	}
 	return amount, currency
 }
@@ -366,8 +383,9 @@ func oneDecimal(lit string) bool {
 	return dot < 0 || len(lit)-dot-1 <= 1
 }
 
-// NormalizePhone turns "+49 170 123-4567", "0049 (170) 1234567" and the like into
-// digits only (E.164 without '+'); false when the result is not 7 to 15 digits.
+// NormalizePhone turns "+49 170 123-4567", "0049 (170) 1234567", "+49 (0)170 1234567"
+// and the like into digits only (E.164 without '+'); false when the result is not 7 to
+// 15 digits.
 func NormalizePhone(s string) (string, bool) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, "00") {
@@ -376,11 +394,15 @@ func NormalizePhone(s string) (string, bool) {
 		s = strings.TrimPrefix(s, "+")
 	}
 	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '/':
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			b.WriteByte(c)
+		case c == '(' && b.Len() > 0 && strings.HasPrefix(s[i:], "(0)"):
+			// "+49 (0)170 …": the national trunk prefix after the country code is not
+			// part of the E.164 number.
+			i += len("(0)") - 1
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')' || c == '/':
 		default:
 			return "", false
 		}
@@ -393,17 +415,28 @@ func NormalizePhone(s string) (string, bool) {
 // validating anything else, so that a caller without the key learns nothing from
 // validation errors.
 func OffThreadAPIKey(body []byte) string {
+	if key := apiKeyOf(body); key != "" {
+		return key
+	}
 	var b struct {
-		APIKey string `json:"api_key"`
-		Nested struct {
-			APIKey string `json:"api_key"`
-		} `json:"external_event"`
+		Nested json.RawMessage `json:"external_event"`
 	}
 	if json.Unmarshal(body, &b) != nil {
 		return ""
 	}
-	if b.APIKey != "" {
-		return b.APIKey
+	return apiKeyOf(b.Nested)
+}
+
+// apiKeyOf returns the api_key string of a JSON object, or "". Each level is decoded on
+// its own so that a malformed sibling (external_event: 5) does not hide a valid key: the
+// caller then gets the 400 for that field, not a 401.
+func apiKeyOf(obj []byte) string {
+	var b struct {
+		APIKey json.RawMessage `json:"api_key"`
 	}
-	return b.Nested.APIKey
+	var key string
+	if json.Unmarshal(obj, &b) != nil || json.Unmarshal(b.APIKey, &key) != nil {
+		return ""
+	}
+	return key
 }

@@ -39,6 +39,9 @@ type Recorder struct {
 	w       writer // touched only inside Apply functions, i.e. on the writer goroutine
 	// defsMu serializes definition changes (API calls), not the hot path.
 	defsMu sync.Mutex
+	// offMu keeps off-thread attribution (read side) out of a refresh (write side),
+	// which rebuilds the sessions attribution reads.
+	offMu sync.RWMutex
 }
 
 // NewRecorder loads the definitions from store and returns a recorder for it.

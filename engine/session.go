@@ -44,14 +44,19 @@ func (w *writer) applyStatus(b *storage.Batch, it *Item) (bool, error) {
 		return true, nil
 	}
 	b.Set(storage.OutKey(w.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
-	if err := w.loadLead(b, it.AppID, it.Lead); err != nil {
-		return false, err
+	return true, w.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
+}
+
+// touch remembers the lead's latest outgoing campaign touch.
+func (w *writer) touch(b *storage.Batch, app, lead string, t int64, tag string) error {
+	if err := w.loadLead(b, app, lead); err != nil {
+		return err
 	}
-	if it.Time >= w.lead.OutTime {
-		w.lead.OutTime, w.lead.OutTag = it.Time, it.BizOpaque
-		w.saveLead(b, it.AppID, it.Lead)
+	if t >= w.lead.OutTime {
+		w.lead.OutTime, w.lead.OutTag = t, tag
+		w.saveLead(b, app, lead)
 	}
-	return true, nil
+	return nil
 }
 
 // seen reports whether the dedupe key in w.key was recorded, and marks it if not.

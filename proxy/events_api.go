@@ -174,11 +174,12 @@ func (r *eventRow) csv() []string {
 }
 
 // exportEvents streams the selected events as CSV (RFC 4180), so a long range never
-// sits in memory. limit and offset are optional here: without them, every event.
+// sits in memory. limit and offset are optional here: without them, every event; a
+// given limit has the documented range 1–1000 of the seed, as on the JSON list.
 func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), true)
-	limit, offset := q.intRange("limit", 1<<31-1, 1, 1<<31-1), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.intRange("limit", 1<<31-1, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return
@@ -295,8 +296,7 @@ func writeStoreError(ctx *fasthttp.RequestCtx, err error) {
 
 // decodeBody decodes a JSON request body into v, refusing what is not JSON.
 func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
-	ct := string(ctx.Request.Header.ContentType())
-	if ct != "" && !strings.HasPrefix(ct, "application/json") {
+	if !isJSON(ctx) {
 		return errNotJSON
 	}
 	if err := json.UnmarshalNoEscape(ctx.PostBody(), v); err != nil {

@@ -100,6 +100,13 @@ func (e *eventsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
 	if !e.readBody(ctx, &req) {
 		return
 	}
+	if req.Type == engine.TypeKeyword && req.TypeID != "" {
+		// Keyword events carry the group id as type_id (SPEC §4.2); a group with another
+		// type_id would never match its own events.
+		WriteError(ctx, fasthttp.StatusBadRequest, "invalid_field",
+			"type_id: is set by the sidecar for a keyword group (the group id); leave it out", "type_id")
+		return
+	}
 	g, err := e.rec.AddGroup(ctx, engine.Group{AppID: p.Get("app_id"), Type: req.Type, TypeID: req.TypeID,
 		TypeValue: req.TypeValue, AdID: req.AdID, CampaignID: req.CampaignID})
 	if err != nil {

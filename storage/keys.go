@@ -222,3 +222,21 @@ func ReferralAdPrefix(app string) []byte { return append(appendParts(nil, tCat, 
 
 // SpendDay returns the day of a SpendKey.
 func SpendDay(key []byte) int32 { return int32(binary.BigEndian.Uint32(key[len(key)-4:])) }
+
+// SplitOutKey returns the lead and time of an OutKey of app.
+func SplitOutKey(app string, key []byte) (lead string, t int64, ok bool) {
+	rest := key[len(tOut)+len(app)+1:]
+	if len(rest) < 9 || rest[len(rest)-9] != 0 {
+		return "", 0, false
+	}
+	return string(rest[:len(rest)-9]), int64(binary.BigEndian.Uint64(rest[len(rest)-8:])), true
+}
+
+// OutAppPrefix is the prefix of all outgoing touches of app.
+func OutAppPrefix(app string) []byte { return append(appendParts(nil, tOut, app), 0) }
+
+// LeadPrefix is the prefix of all lead records of app.
+func LeadPrefix(app string) []byte { return append(appendParts(nil, tLead, app), 0) }
+
+// OffThreadAppPrefix is the prefix of app's off-thread index.
+func OffThreadAppPrefix(app string) []byte { return append(appendParts(nil, tXapp, app), 0) }

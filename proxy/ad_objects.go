@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"sort"
+	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+)
+
+// adObject is an ad as the Signals API shows it.
+type adObject struct {
+	ID           string         `json:"id"`
+	AppID        string         `json:"app_id"`
+	AdAccountID  string         `json:"ad_account_id"`
+	AdAccount    accountRef     `json:"ad_account"`
+	AdSet        adSetRef       `json:"ad_set"`
+	Name         string         `json:"name"`
+	Status       string         `json:"status"`
+	CreatedTime  string         `json:"created_time"`
+	UpdatedTime  string         `json:"updated_time"`
+	Campaign     campaignObject `json:"campaign"`
+	Page         struct{}       `json:"page"`
+	Insight      insight        `json:"insight"`
+	SaleInsight  saleInsight    `json:"sale_insight"`
+	ActiveGroups int            `json:"active_event_groups_count"`
+	ReferralOnly bool           `json:"referral_only,omitempty"`
+}
+
+type accountRef struct {
+	ID       string `json:"id,omitempty"`
+	Name     string `json:"name"`
+	Currency string `json:"currency"`
+}
+
+type adSetRef struct {
+	ID     string `json:"id,omitempty"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// campaignObject is a campaign as the Signals API shows it.
+type campaignObject struct {
+	ID          string      `json:"id"`
+	AdAccountID string      `json:"ad_account_id"`
+	AdAccount   accountRef  `json:"ad_account"`
+	Name        string      `json:"name"`
+	Status      string      `json:"status"`
+	StartTime   string      `json:"start_time"`
+	StopTime    string      `json:"stop_time"`
+	Page        struct{}    `json:"page"`
+	Insight     insight     `json:"insight"`
+	SaleInsight saleInsight `json:"sale_insight"`
+}
+
+func (in insightsAPI) account(id string) accountRef {
+	a := in.rec.Catalog().AdAccounts[id]
+	return accountRef{ID: id, Name: a.Name, Currency: a.Currency}
+}
+
+// adObject builds an ad with its insight and sale insight over days.
+func (in insightsAPI) adObject(ad engine.Ad, days engine.Days) (adObject, error) {
+	t, err := in.rec.AdTotals(ad.AppID, []string{ad.ID}, days)
+	if err != nil {
+		return adObject{}, err
+	}
+	cat := in.rec.Catalog()
+	acct := in.account(ad.AdAccountID)
+	now := in.format(time.Now().Unix())
+	obj := adObject{ID: ad.ID, AppID: ad.AppID, AdAccountID: ad.AdAccountID, AdAccount: acct, Name: ad.Name,
+		Status: ad.Status, CreatedTime: in.format(ad.Created), UpdatedTime: in.format(ad.Updated),
+		Insight: newInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: newSaleInsight(t, acct.Currency, now),
+		ActiveGroups: in.activeGroups(ad), ReferralOnly: ad.Referral}
+	obj.Insight.AdID, obj.SaleInsight.AdID = ad.ID, ad.ID
+	if as, ok := cat.AdSets[ad.AdSetID]; ok {
+		obj.AdSet = adSetRef{ID: as.ID, Name: as.Name, Status: as.Status}
+	}
+	if cp, ok := cat.Campaigns[ad.CampaignID]; ok {
+		if obj.Campaign, err = in.campaignObject(cp, days); err != nil {
+			return adObject{}, err
+		}
+	}
+	return obj, nil
+}
+
+// activeGroups counts the active event groups that apply to an ad.
+func (in insightsAPI) activeGroups(ad engine.Ad) int {
+	n := 0
+	for _, g := range in.rec.Definitions().Groups {
+		if g.AppID == ad.AppID && g.Active() && (g.AdID == ad.ID || (g.CampaignID != "" && g.CampaignID == ad.CampaignID) || (g.AdID == "" && g.CampaignID == "")) {
+			n++
+		}
+	}
+	return n
+}
+
+// campaignObject builds a campaign with its insight over its ads.
+func (in insightsAPI) campaignObject(cp engine.Campaign, days engine.Days) (campaignObject, error) {
+	cat := in.rec.Catalog()
+	t, err := in.rec.AdTotals(cp.AppID, cat.CampaignAds(cp.AppID, cp.ID), days)
+	if err != nil {
+		return campaignObject{}, err
+	}
+	acct := in.account(cp.AdAccountID)
+	now := in.format(time.Now().Unix())
+	obj := campaignObject{ID: cp.ID, AdAccountID: cp.AdAccountID, AdAccount: accountRef{Name: acct.Name, Currency: acct.Currency},
+		Name: cp.Name, Status: cp.Status, StartTime: in.dayTime(cp.FirstDay), StopTime: in.dayTime(cp.LastDay + 1),
+		Insight: newInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: newSaleInsight(t, acct.Currency, now)}
+	obj.Insight.CampaignID, obj.SaleInsight.CampaignID = cp.ID, cp.ID
+	return obj, nil
+}
+
+// dayTime formats the start of a day in the configured zone.
+func (in insightsAPI) dayTime(day int32) string {
+	y, m, d := time.Unix(int64(day)*86400, 0).UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, in.loc).Format(time.RFC3339)
+}
+
+func sortedDays[V any](m map[int32]V) []int32 {
+	days := make([]int32, 0, len(m))
+	for d := range m {
+		days = append(days, d)
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i] < days[j] })
+	return days
+}
+
+func sortBy[T any](s []T, key func(T) string) {
+	sort.Slice(s, func(i, j int) bool { return key(s[i]) < key(s[j]) })
+}

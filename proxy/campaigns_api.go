@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+)
+
+func (in insightsAPI) listCampaigns(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, in.loc)
+	days := in.dayRange(q)
+	limit, offset := q.intRange("limit", 20, 1, 100), q.intRange("offset", 0, 0, 1<<30)
+	if q.err != nil {
+		writeBadRequest(ctx, q.err)
+		return
+	}
+	cps := in.rec.Catalog().CampaignsOf(p.Get("app_id"), p.Get("ad_account_id"))
+	rows := []campaignObject{}
+	for _, cp := range cps[min(offset, len(cps)):min(offset+limit, len(cps))] {
+		obj, err := in.campaignObject(cp, days)
+		if err != nil {
+			writeStoreError(ctx, err)
+			return
+		}
+		rows = append(rows, obj)
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(cps), Offset: offset, Limit: limit})
+}
+
+func (in insightsAPI) campaignOr404(ctx *fasthttp.RequestCtx, p Params) (engine.Campaign, bool) {
+	cp, ok := in.rec.Catalog().Campaigns[p.Get("campaign_id")]
+	if !ok || cp.AppID != p.Get("app_id") {
+		WriteError(ctx, fasthttp.StatusNotFound, "not_found", "campaign "+quote(p.Get("campaign_id"))+" is not known in app "+quote(p.Get("app_id")), "campaign_id")
+		return cp, false
+	}
+	return cp, true
+}
+
+func (in insightsAPI) getCampaign(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, in.loc)
+	days := in.dayRange(q)
+	if q.err != nil {
+		writeBadRequest(ctx, q.err)
+		return
+	}
+	cp, ok := in.campaignOr404(ctx, p)
+	if !ok {
+		return
+	}
+	obj, err := in.campaignObject(cp, days)
+	if err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, obj)
+}
+
+// campaignInsights answers, as the seed shows, a list of the campaign with one
+// element per active day, each carrying that day's insight and sale insight.
+func (in insightsAPI) campaignInsights(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, in.loc)
+	days := in.dayRange(q)
+	limit, offset := q.intRange("limit", 100, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
+	if q.err != nil {
+		writeBadRequest(ctx, q.err)
+		return
+	}
+	cp, ok := in.campaignOr404(ctx, p)
+	if !ok {
+		return
+	}
+	byDay, err := in.rec.DailyTotals(cp.AppID, in.rec.Catalog().CampaignAds(cp.AppID, cp.ID), days)
+	if err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	base, err := in.campaignObject(cp, engine.Days{From: 1, To: 0}) // the campaign without totals
+	if err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	currency, defs, all := base.AdAccount.Currency, in.rec.Definitions(), sortedDays(byDay)
+	rows := []campaignObject{}
+	for _, day := range all[min(offset, len(all)):min(offset+limit, len(all))] {
+		obj := base
+		obj.Insight = newInsight(byDay[day], currency, engine.DayDate(day), defs)
+		obj.SaleInsight = newSaleInsight(byDay[day], currency, engine.DayDate(day))
+		obj.Insight.CampaignID, obj.SaleInsight.CampaignID = cp.ID, cp.ID
+		rows = append(rows, obj)
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(all), Offset: offset, Limit: limit})
+}
