@@ -552,7 +552,7 @@ func TestEventsExportCSV(t *testing.T) {
 	for _, want := range []string{
 		`,"'=HYPERLINK(""https://evil.example"",""Win, now"")",`,
 		`,'@size,"Size ""42"", wide",`,
-		",'+BUY,\"Yes,\nplease\",",
+		",'+BUY,\"Yes,\r\nplease\",", // RFC 4180: CRLF line breaks, also inside quoted cells
 		",promo_1,",
 		",link,,evil.example,",
 	} {
@@ -895,13 +895,22 @@ func TestSourcesOpenCustomSessions(t *testing.T) {
 		t.Fatalf("sessions %v, want %v", got, want)
 	}
 
+	// GET sources compares every source seen: the custom source (with its phrase) and
+	// the organic session of the other lead, one session and one user each.
 	var list struct {
-		Data       []sourceJSON `json:"data"`
-		TotalCount int          `json:"total_count"`
+		Data []struct {
+			Type, ID, Name, Phrase string
+			Sessions               int64 `json:"sessions"`
+			UniqueUsers            int64 `json:"unique_users"`
+		} `json:"data"`
+		TotalCount int `json:"total_count"`
 	}
 	before := c.getJSON(sourcesPath, &list)
-	if list.TotalCount != 1 || len(list.Data) != 1 || list.Data[0] != src {
-		t.Fatalf("sources %s, want only %+v", before, src)
+	rows := fmt.Sprintf("%+v", list.Data)
+	wantRows := fmt.Sprintf("[{Type:custom ID:%s Name:%s Phrase:%s Sessions:1 UniqueUsers:1} {Type:organic ID: Name:Organic Phrase: Sessions:1 UniqueUsers:1}]",
+		src.ID, src.Name, src.Phrase)
+	if list.TotalCount != 2 || rows != wantRows {
+		t.Fatalf("sources %s\nrows %s\nwant %s", before, rows, wantRows)
 	}
 
 	rejects := []struct {
@@ -932,7 +941,8 @@ func TestSourcesOpenCustomSessions(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("Application/JSON; charset=UTF-8 answered %d %s", resp.StatusCode, body)
 	}
-	if c.getJSON(sourcesPath, &list); list.TotalCount != 2 || list.Data[1].Name != "Summer QR" {
+	// A defined custom source is listed even before it brought a session.
+	if c.getJSON(sourcesPath, &list); list.TotalCount != 3 || list.Data[2].Name != "Summer QR" || list.Data[2].Sessions != 0 {
 		t.Errorf("after a second source: %+v", list)
 	}
 }

@@ -93,7 +93,7 @@ func (r *Recorder) AddGroup(ctx context.Context, g Group) (Group, error) {
 			return err
 		}
 		g.ID = id
-		if g.Type == TypeKeyword && g.TypeID == "" {
+		if g.Type == TypeKeyword {
 			g.TypeID = id // keyword events carry the definition id (SPEC §4.2)
 		}
 		return putJSON(b, storage.DefKey(defGroup, g.AppID, g.ID), &g)
@@ -257,6 +257,10 @@ func validateGroup(g *Group) error {
 		return &FieldError{"campaign_id", "give ad_id or campaign_id, not both"}
 	case g.Type == TypeKeyword && g.TypeValue == "":
 		return &FieldError{"type_value", "is required for a keyword group: the keyword to track"}
+	case g.Type == TypeKeyword && g.TypeID != "":
+		// Keyword events carry the group id as type_id (SPEC §4.2); a group with another
+		// type_id would never match its own events.
+		return &FieldError{"type_id", "is set by the sidecar for a keyword group (the group id); leave it out"}
 	case len(g.TypeValue) > 255 || len(g.TypeID) > 255:
 		return &FieldError{"type_value", "is longer than 255 bytes"}
 	}

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -158,9 +157,9 @@ func (r *Recorder) offThreadByObject(objectID string) (OffThreadRecord, bool, er
 	return r.OffThread(string(id))
 }
 
-// newID returns a random 22-character id.
+// newID returns a random 26-character id.
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux (Go ≥ 1.24 panics instead)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return idEncoding.EncodeToString(b[:])
 }

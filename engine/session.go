@@ -3,7 +3,7 @@ package engine
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
+	"encoding/base32"
 	"time"
 	"unicode/utf8"
 
@@ -254,7 +254,11 @@ func (w *writer) loadSession(b *storage.Batch, app string) (bool, error) {
 	return err == nil, err
 }
 
-// id returns a stable 22-character id for parts. Ids derived from message ids make a
+// idEncoding writes ids with lower-case letters and digits only: safe in URLs and
+// paths, and never starting with a character a spreadsheet reads as a formula.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// id returns a stable 26-character id for parts. Ids derived from message ids make a
 // re-classification (refresh) rebuild the same keys instead of adding new ones.
 func (w *writer) id(parts ...string) string {
 	w.hbuf = w.hbuf[:0]
@@ -262,5 +266,5 @@ func (w *writer) id(parts ...string) string {
 		w.hbuf = append(append(w.hbuf, p...), 0)
 	}
 	sum := sha256.Sum256(w.hbuf)
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
+	return idEncoding.EncodeToString(sum[:16])
 }

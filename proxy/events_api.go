@@ -188,6 +188,7 @@ func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="events.csv"`)
 	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
 		w := csv.NewWriter(bw)
+		w.UseCRLF = true // RFC 4180 §2.1
 		_ = w.Write(csvColumns)
 		m, n := e.rows(), 0
 		err := e.rec.Events(f, func(ev *storage.Event) bool {

@@ -46,7 +46,7 @@ func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	total := len(selected)
 	selected = selected[min(offset, total):min(offset+limit, total)]
-	rows, err := e.groupRows(f.AppID, selected)
+	rows, err := e.groupRows(f.AppID, selected, f.From, f.To)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
@@ -54,13 +54,13 @@ func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: total, Offset: offset, Limit: limit})
 }
 
-// groupRows adds to each group its first and last matching event, in one pass over the
-// app's events.
-func (e *eventsAPI) groupRows(app string, groups []engine.Group) ([]groupRow, error) {
+// groupRows adds to each group its event count and first and last matching event in
+// [from, to), in one pass over the app's events.
+func (e *eventsAPI) groupRows(app string, groups []engine.Group, from, to int64) ([]groupRow, error) {
 	rows := make([]groupRow, len(groups))
 	first, last := make([]int64, len(groups)), make([]int64, len(groups))
 	if len(groups) > 0 {
-		err := e.rec.Events(engine.EventFilter{AppID: app, To: 1 << 62}, func(ev *storage.Event) bool {
+		err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *storage.Event) bool {
 			for i := range groups {
 				if e.rec.GroupMatches(&groups[i], ev) {
 					if rows[i].Events == 0 {
@@ -100,13 +100,6 @@ func (e *eventsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
 	if !e.readBody(ctx, &req) {
 		return
 	}
-	if req.Type == engine.TypeKeyword && req.TypeID != "" {
-		// Keyword events carry the group id as type_id (SPEC §4.2); a group with another
-		// type_id would never match its own events.
-		WriteError(ctx, fasthttp.StatusBadRequest, "invalid_field",
-			"type_id: is set by the sidecar for a keyword group (the group id); leave it out", "type_id")
-		return
-	}
 	g, err := e.rec.AddGroup(ctx, engine.Group{AppID: p.Get("app_id"), Type: req.Type, TypeID: req.TypeID,
 		TypeValue: req.TypeValue, AdID: req.AdID, CampaignID: req.CampaignID})
 	if err != nil {
@@ -129,7 +122,7 @@ func (e *eventsAPI) patchGroup(ctx *fasthttp.RequestCtx, p Params) {
 		writeDefError(ctx, err)
 		return
 	}
-	rows, err := e.groupRows(g.AppID, []engine.Group{g})
+	rows, err := e.groupRows(g.AppID, []engine.Group{g}, 0, 1<<62)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
@@ -144,16 +137,6 @@ type sourceRow struct {
 	Name    string `json:"name"`
 	Phrase  string `json:"phrase"`
 	Created string `json:"created_time"`
-}
-
-func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
-	rows := []sourceRow{}
-	for _, s := range e.rec.Definitions().Sources {
-		if s.AppID == p.Get("app_id") {
-			rows = append(rows, e.sourceRow(&s))
-		}
-	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
 }
 
 func (e *eventsAPI) sourceRow(s *engine.Source) sourceRow {

@@ -34,10 +34,10 @@ type sourceStats struct {
 	CostPerLead     float64        `json:"cost_per_lead"`
 }
 
-// listSourceStats answers every source seen in the range — ad, post, custom, campaign,
+// listSources answers every source seen in the range — ad, post, custom, campaign,
 // organic, unattributed — plus the custom sources defined for the app, with the funnel
 // and money columns; most sessions first.
-func (e *eventsAPI) listSourceStats(ctx *fasthttp.RequestCtx, p Params) {
+func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	from, to := q.dateRange(false)
 	if q.err != nil {
@@ -170,6 +170,7 @@ func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="contacts.csv"`)
 	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
 		w := csv.NewWriter(bw)
+		w.UseCRLF = true // RFC 4180 §2.1
 		_ = w.Write([]string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"})
 		for _, c := range leads {
 			_ = w.Write(escapeCSV([]string{c.phone, c.userID, e.format(c.first), e.format(c.last),
