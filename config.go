@@ -242,6 +242,7 @@ Click-to-WhatsApp marketing events beside them.
 
 Usage:
   ctwa-sidecar [serve] [flags]   run the sidecar (the default command)
+  ctwa-sidecar demo              self-contained tour: replays sample traffic, prints the insights
   ctwa-sidecar backup  -data DIR -out FILE   online-safe backup of the store
   ctwa-sidecar restore -data DIR -in FILE    restore a backup into an empty directory
   ctwa-sidecar version           print the version

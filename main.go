@@ -63,6 +63,8 @@ func run(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		return serve(ctx, c, e)
+	case "demo":
+		return demo(ctx, e)
 	case "backup", "restore":
 		return backupRestore(cmd, args, e)
 	case "version":
@@ -75,7 +77,7 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 		return err
 	}
-	return fmt.Errorf("unknown command %q: commands are serve (default), backup, restore and version; see -help", cmd)
+	return fmt.Errorf("unknown command %q: commands are serve (default), demo, backup, restore and version; see -help", cmd)
 }
 
 func buildVersion() string {

@@ -149,6 +149,10 @@ func (p *offThreadParser) parse() (OffThread, error) {
 		return OffThread{}, &FieldError{"lead_user_id", "give lead_phone or lead_user_id, not both"}
 	case e.Action == "":
 		return OffThread{}, &FieldError{"action", "is required: what the lead did, e.g. purchase"}
+	case IsEventType(e.Action):
+		// Off-thread events share the events list with message events; a purchase
+		// called "conversation" would be counted as a session.
+		return OffThread{}, &FieldError{"action", fmt.Sprintf("%q is a message event type; name what the lead did, e.g. purchase or signup", e.Action)}
 	case phone != "":
 		digits, ok := NormalizePhone(phone)
 		if !ok {
