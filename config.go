@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,9 @@ type config struct {
 	apiKey            string
 	apiToken          string
 	appSecret         string
+	ycloudSecret      string
+	sinchSecret       string
+	maxConns          int
 	upstreamHeaders   []proxy.Header
 	upstreamTimeout   time.Duration
 	maxBody           byteSize
@@ -94,7 +98,13 @@ func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerLi
 	fs.StringVar(&c.appID, "app-id", "onprem", "app id for payloads that carry none (On-Premises format)")
 	fs.StringVar(&c.apiKey, "api-key", "", "key required by the off-thread events endpoint")
 	fs.StringVar(&c.apiToken, "api-token", "", "bearer token required by the /v1 API")
-	fs.StringVar(&c.appSecret, "app-secret", "", "Meta app secret: payloads whose X-Hub-Signature-256 does not verify are forwarded but not recorded")
+	fs.StringVar(&c.appSecret, "app-secret", "", "Meta app secret: Cloud API and On-Premises payloads whose X-Hub-Signature-256 does not verify are forwarded but not recorded")
+	fs.StringVar(&c.ycloudSecret, "ycloud-secret", "", "YCloud webhook secret: YCloud payloads whose YCloud-Signature does not verify are forwarded but not recorded")
+	fs.StringVar(&c.sinchSecret, "sinch-secret", "", "Sinch webhook secret: Sinch payloads whose x-sinch-webhook-signature does not verify are forwarded but not recorded")
+	for _, name := range secretFlags {
+		fs.String(name+"-file", "", "read -"+name+" from this file (keeps it out of ps and shell history)")
+	}
+	fs.IntVar(&c.maxConns, "max-conns", 10000, "most concurrent connections per listener; more are refused")
 	fs.Var(headers, "upstream-header", "extra 'Name: value' header on every forwarded request; repeatable (env: one per line); custom names are lower-cased with _ turned into -")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 10*time.Second, "upstream deadline; past it the sender gets 504")
 	c.maxBody = 8 << 20
@@ -124,7 +134,36 @@ func parseServe(args []string, getenv func(string) string, usage io.Writer) (*co
 	if err := applyEnv(fs, getenv); err != nil {
 		return nil, err
 	}
+	if err := readSecretFiles(fs, c); err != nil {
+		return nil, err
+	}
 	return c, c.finish(upstream, tz, headers)
+}
+
+// secretFlags are the flags that also have a -NAME-file form.
+var secretFlags = []string{"api-key", "api-token", "app-secret", "ycloud-secret", "sinch-secret"}
+
+// readSecretFiles fills each secret from its -NAME-file flag, refusing both forms at once.
+func readSecretFiles(fs *flag.FlagSet, c *config) error {
+	dst := map[string]*string{"api-key": &c.apiKey, "api-token": &c.apiToken, "app-secret": &c.appSecret,
+		"ycloud-secret": &c.ycloudSecret, "sinch-secret": &c.sinchSecret}
+	for _, name := range secretFlags {
+		path := fs.Lookup(name + "-file").Value.String()
+		if path == "" {
+			continue
+		}
+		if *dst[name] != "" {
+			return fmt.Errorf("-%s and -%s-file are both set; give one", name, name)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("-%s-file: %w", name, err)
+		}
+		if *dst[name] = strings.TrimSpace(string(b)); *dst[name] == "" {
+			return fmt.Errorf("-%s-file %q is empty", name, path)
+		}
+	}
+	return nil
 }
 
 // applyEnv sets every flag not given on the command line from its CTWA_ variable.
@@ -186,6 +225,9 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s %s must be positive", d.name, d.v)
 		}
+	}
+	if c.maxConns <= 0 {
+		return fmt.Errorf("-max-conns %d must be positive", c.maxConns)
 	}
 	if c.clientID == "" || c.appID == "" || c.dataDir == "" {
 		return errors.New("-client-id, -app-id and -data may not be empty")

@@ -110,6 +110,7 @@ func serve(ctx context.Context, c *config, e env) error {
 	}()
 	rec, err := engine.NewRecorder(store, engine.Config{
 		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow,
+		Secrets:  engine.Secrets{Meta: c.appSecret, YCloud: c.ycloudSecret, Sinch: c.sinchSecret},
 		Location: c.timezone, Log: log,
 	})
 	if err != nil {
@@ -120,7 +121,7 @@ func serve(ctx context.Context, c *config, e env) error {
 		Recorder: rec, Log: log,
 	})
 	webhook := proxy.NewServer("webhook", fwd.Handle, proxy.ServerLimits{
-		MaxBody: int(c.maxBody), ReadTimeout: 30 * time.Second,
+		MaxBody: int(c.maxBody), ReadTimeout: 30 * time.Second, MaxConns: c.maxConns,
 		WriteTimeout: c.upstreamTimeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
 	}, log)
 	api := proxy.NewAPI(c.apiToken, store.Ready)
@@ -130,6 +131,7 @@ func serve(ctx context.Context, c *config, e env) error {
 	proxy.RegisterImportRoutes(api, c.clientID, rec, c.timezone)
 	apiSrv := proxy.NewServer("api", api.ServeHTTP, proxy.ServerLimits{
 		MaxBody: 16 << 20, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
+		MaxConns: c.maxConns,
 	}, log)
 
 	webhookLn, err := net.Listen("tcp", c.listen)

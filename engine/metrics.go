@@ -6,16 +6,18 @@ import "github.com/VictoriaMetrics/metrics"
 type result uint8
 
 const (
-	resultRecorded    result = iota // at least one new message or status was committed
-	resultDuplicate                 // every item was seen before
-	resultEmpty                     // a known format with nothing to record
-	resultUndecodable               // unknown or broken payload: forwarded, not recorded
-	resultStoreError                // the commit failed: forwarded, not recorded
-	resultPanic                     // a decoder panicked: forwarded, not recorded
+	resultRecorded     result = iota // at least one new message or status was committed
+	resultDuplicate                  // every item was seen before
+	resultEmpty                      // a known format with nothing to record
+	resultUndecodable                // unknown or broken payload: forwarded, not recorded
+	resultStoreError                 // the commit failed: forwarded, not recorded
+	resultPanic                      // a decoder panicked: forwarded, not recorded
+	resultUnsigned                   // a secret is set and the signature is missing: forwarded, not recorded
+	resultBadSignature               // a secret is set and the signature does not verify
 	numResults
 )
 
-var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecodable", "store_error", "panic"}
+var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecodable", "store_error", "panic", "unsigned", "bad_signature"}
 
 var (
 	webhooks       [FormatYCloud + 1][numResults]*metrics.Counter

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,6 +20,8 @@ const DedupeTTL = 9 * 24 * time.Hour
 type Config struct {
 	DefaultAppID  string        // app id for payloads that carry none (-app-id)
 	SessionWindow time.Duration // -session-window
+	// Secrets, when set, make recording require valid webhook signatures.
+	Secrets Secrets
 	// AttributionWindow bounds how old a session an off-thread event is credited to.
 	AttributionWindow time.Duration
 	// Location cuts days for rollups and date ranges (-timezone); nil means UTC.
@@ -30,9 +33,10 @@ type Config struct {
 // on the caller's goroutine; session state is applied on the store's single writer
 // goroutine, so it needs no locks.
 type Recorder struct {
-	store *storage.Store
-	cfg   Config
-	defs  atomic.Pointer[Definitions]
+	store   *storage.Store
+	cfg     Config
+	signers signers
+	defs    atomic.Pointer[Definitions]
 	// catalog is the ad catalogue known from spend imports and referrals.
 	catalog atomic.Pointer[Catalog]
 	pool    sync.Pool
@@ -52,7 +56,7 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
-	r := &Recorder{store: store, cfg: cfg}
+	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets)}
 	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
 		seenAds: map[string]bool{}, refreshing: map[string][][]byte{}}
 	r.pool.New = func() any {
@@ -84,12 +88,22 @@ type recording struct {
 // Record decodes body, classifies its messages and commits the resulting events. It
 // returns only after the commit, so a webhook acknowledged afterwards survives a crash.
 // An undecodable body is counted and not recorded; that is not an error: forwarding
-// must go on whatever the payload.
+// must go on whatever the payload. It is RecordSigned without signature headers.
 func (r *Recorder) Record(ctx context.Context, body []byte) error {
+	return r.RecordSigned(ctx, body, nil)
+}
+
+// RecordSigned is Record for a request whose signature headers are in sig: a payload of
+// a format with a configured secret is recorded only when its signature verifies.
+func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature) error {
 	rec := r.pool.Get().(*recording)
 	defer r.pool.Put(rec)
 	format, ok := rec.decode(body)
 	if !ok {
+		return nil
+	}
+	if err := r.signers.verify(format, body, sig); err != nil {
+		countWebhook(format, signatureResult(err))
 		return nil
 	}
 	if err := r.store.Apply(ctx, rec.apply); err != nil {
@@ -106,6 +120,13 @@ func (r *Recorder) Record(ctx context.Context, body []byte) error {
 		eventsByType[typ].Inc()
 	}
 	return nil
+}
+
+func signatureResult(err error) result {
+	if errors.Is(err, errUnsigned) {
+		return resultUnsigned
+	}
+	return resultBadSignature
 }
 
 // decode decodes and classifies body into rec; false means there is nothing to commit.

@@ -173,7 +173,7 @@ func (a *API) authorized(ctx *fasthttp.RequestCtx) bool {
 
 // BearerToken returns the token of an "Authorization: Bearer <token>" header.
 func BearerToken(ctx *fasthttp.RequestCtx) ([]byte, bool) {
-	v := ctx.Request.Header.Peek("Authorization")
+	v := HeaderValue(&ctx.Request.Header, "Authorization")
 	const prefix = "bearer "
 	if len(v) <= len(prefix) || !strings.EqualFold(string(v[:len(prefix)]), prefix) {
 		return nil, false

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
 // ForwardConfig configures the webhook forwarder.
@@ -30,10 +32,11 @@ type ForwardConfig struct {
 	Log *slog.Logger
 }
 
-// Recorder records the marketing events of a webhook body. Record returns once they
-// are committed, so a webhook answered afterwards is never lost (SPEC §3.2).
+// Recorder records the marketing events of a webhook body. RecordSigned returns once
+// they are committed, so a webhook answered afterwards is never lost (SPEC §3.2); sig
+// carries the signature headers for the formats whose secret is configured.
 type Recorder interface {
-	Record(ctx context.Context, body []byte) error
+	RecordSigned(ctx context.Context, body []byte, sig *engine.Signature) error
 }
 
 // Forwarder relays every request to one fixed upstream. It never uses the inbound Host
@@ -104,6 +107,7 @@ type scratch struct {
 	// The recording that runs beside the forward.
 	rec     Recorder
 	body    []byte
+	sig     engine.Signature
 	recErr  error
 	recDone chan struct{}
 	record  func() // s.runRecord, bound once so starting it does not allocate
@@ -116,7 +120,7 @@ var scratchPool = sync.Pool{New: func() any {
 }}
 
 func (s *scratch) runRecord() {
-	s.recErr = s.rec.Record(context.Background(), s.body)
+	s.recErr = s.rec.RecordSigned(context.Background(), s.body, &s.sig)
 	s.recDone <- struct{}{}
 }
 
@@ -145,7 +149,7 @@ func (f *Forwarder) Handle(ctx *fasthttp.RequestCtx) {
 		if s.recErr != nil {
 			f.logRecordError(s.recErr)
 		}
-		s.body = nil
+		s.body, s.sig = nil, engine.Signature{}
 	}
 	if err != nil {
 		f.fail(ctx, err)
@@ -162,6 +166,14 @@ func (f *Forwarder) startRecording(ctx *fasthttp.RequestCtx, s *scratch) bool {
 		return false
 	}
 	s.rec, s.body = f.rec, ctx.Request.Body()
+	h := &ctx.Request.Header
+	s.sig = engine.Signature{
+		HubSignature256: HeaderValue(h, "X-Hub-Signature-256"),
+		YCloud:          HeaderValue(h, "YCloud-Signature"),
+		Sinch:           HeaderValue(h, "x-sinch-webhook-signature"),
+		SinchNonce:      HeaderValue(h, "x-sinch-webhook-signature-nonce"),
+		SinchTimestamp:  HeaderValue(h, "x-sinch-webhook-signature-timestamp"),
+	}
 	go s.record()
 	return true
 }
@@ -204,7 +216,7 @@ func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	}
 	s.xff = appendRemoteIP(s.xff, ctx.RemoteAddr())
 	h.SetBytesKV(strXForwardedFor, s.xff)
-	if len(h.Peek("X-Forwarded-Proto")) == 0 {
+	if len(HeaderValue(h, "X-Forwarded-Proto")) == 0 {
 		h.SetBytesKV(strXForwardedProto, schemeOf(ctx))
 	}
 	req.SetBodyRaw(ctx.Request.Body())

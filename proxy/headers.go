@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // hopByHop lists the headers that describe one connection, not the message (RFC 9110 §7.6.1),
@@ -92,4 +94,40 @@ func ParseHeader(s string) (Header, error) {
 	}
 	normalized := string(AppendHeaderName(nil, []byte(name)))
 	return Header{Name: normalized, Value: strings.TrimSpace(value), Given: name}, nil
+}
+
+// HeaderValue returns the first value of the request header name, matching names as
+// the forwarding rule normalizes them (case-insensitive, '_' equal to '-'), so that
+// Authorization, authorization and X_Hub_Signature_256 are all found. fasthttp's own
+// Peek is case-sensitive once name normalizing is disabled, as it is here.
+func HeaderValue(h *fasthttp.RequestHeader, name string) []byte {
+	for k, v := range h.All() {
+		if sameHeaderName(k, name) {
+			return v
+		}
+	}
+	return nil
+}
+
+func sameHeaderName(k []byte, name string) bool {
+	if len(k) != len(name) {
+		return false
+	}
+	for i := range k {
+		a, b := lowerDash(k[i]), lowerDash(name[i])
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerDash(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
 }
