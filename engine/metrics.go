@@ -14,10 +14,11 @@ const (
 	resultPanic                      // a decoder panicked: forwarded, not recorded
 	resultUnsigned                   // a secret is set and the signature is missing: forwarded, not recorded
 	resultBadSignature               // a secret is set and the signature does not verify
+	resultOverLimit                  // too many messages or oversized ids: forwarded, not recorded
 	numResults
 )
 
-var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecodable", "store_error", "panic", "unsigned", "bad_signature"}
+var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecodable", "store_error", "panic", "unsigned", "bad_signature", "over_limit"}
 
 var (
 	webhooks       [FormatYCloud + 1][numResults]*metrics.Counter

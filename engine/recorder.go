@@ -122,6 +122,36 @@ func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature
 	return nil
 }
 
+// Per-webhook limits: a real batch carries tens of messages and short ids; anything far
+// beyond is hostile or broken, and would only bloat keys and transactions.
+const (
+	maxItems     = 1000
+	maxIDBytes   = 256  // message, app, lead and reply ids
+	maxMetaBytes = 4096 // referral fields, button payloads, titles
+)
+
+// withinLimits reports whether a decoded webhook is small enough to record.
+func withinLimits(items []Item) bool {
+	if len(items) > maxItems {
+		return false
+	}
+	for i := range items {
+		it := &items[i]
+		for _, s := range [...]string{it.ID, it.AppID, it.Lead, it.ReplyID, it.ContextID, it.Status} {
+			if len(s) > maxIDBytes {
+				return false
+			}
+		}
+		r := &it.Referral
+		for _, s := range [...]string{it.ButtonPayload, it.ReplyTitle, it.BizOpaque, r.SourceID, r.SourceURL, r.Headline, r.Body, r.CtwaClid, r.MediaType, r.SourceType} {
+			if len(s) > maxMetaBytes {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func signatureResult(err error) result {
 	if errors.Is(err, errUnsigned) {
 		return resultUnsigned
@@ -147,6 +177,9 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 		return format, false
 	case len(items) == 0:
 		countWebhook(format, resultEmpty)
+		return format, false
+	case !withinLimits(items):
+		countWebhook(format, resultOverLimit)
 		return format, false
 	}
 	rec.items, rec.defs, rec.fresh, rec.events = items, rec.r.defs.Load(), 0, rec.events[:0]
