@@ -91,9 +91,6 @@ func (t *Totals) addRollup(r *storage.Rollup) {
 		}
 		t.Revenue[m.Currency] += m.Amount
 	}
-	for _, h := range r.Leads {
-		t.leads[h] = struct{}{}
-	}
 }
 
 func (t *Totals) addDelivery(d *Delivery) {
@@ -119,11 +116,22 @@ func (r *Recorder) AddSourceTotals(t *Totals, app string, src SourceRef, days Da
 		start = prefix
 	}
 	var roll storage.Rollup
-	return r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
+	err := r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
 		if err := storage.DecodeRollup(v, &roll); err != nil {
 			return false, err
 		}
 		t.addRollup(&roll)
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	start = storage.RollupLeadKey(nil, app, src.Type, src.ID, days.From, 0)
+	if days.From == math.MinInt32 {
+		start = storage.RollupLeadSourcePrefix(app, src.Type, src.ID)
+	}
+	return r.store.ScanRange(start, storage.RollupLeadKey(nil, app, src.Type, src.ID, days.To, 0), func(k, _ []byte) (bool, error) {
+		t.leads[storage.LeadHashOf(k)] = struct{}{}
 		return true, nil
 	})
 }
@@ -186,6 +194,16 @@ func (r *Recorder) DailyTotals(app string, adIDs []string, days Days) (map[int32
 			if err != nil {
 				return nil, err
 			}
+			err = r.store.Scan(storage.RollupLeadSourcePrefix(app, src.Type, src.ID), false, func(k, _ []byte) (bool, error) {
+				_, _, day, lead, ok := storage.SplitRollupLeadKey(k)
+				if ok && day >= days.From && day < days.To {
+					at(day).leads[lead] = struct{}{}
+				}
+				return ok, nil
+			})
+			if err != nil {
+				return nil, err
+			}
 		}
 		err := r.store.Scan(storage.SpendPrefix(id), false, func(k, v []byte) (bool, error) {
 			day := storage.SpendDay(k)
@@ -227,6 +245,23 @@ func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, e
 			out[ref] = newTotals()
 		}
 		out[ref].addRollup(&roll)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = r.store.Scan(storage.RollupLeadAppPrefix(app), false, func(k, _ []byte) (bool, error) {
+		typ, id, day, lead, ok := storage.SplitRollupLeadKey(k)
+		if !ok {
+			return false, errors.New("corrupt rollup lead key")
+		}
+		if day >= days.From && day < days.To {
+			ref := SourceRef{typ, id}
+			if out[ref] == nil {
+				out[ref] = newTotals()
+			}
+			out[ref].leads[lead] = struct{}{}
+		}
 		return true, nil
 	})
 	return out, err

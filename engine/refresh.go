@@ -81,7 +81,7 @@ func (r *Recorder) deleteDerived(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	for _, prefix := range [][]byte{storage.LeadPrefix(app), storage.EventPrefix(app), storage.RollupAppPrefix(app)} {
+	for _, prefix := range [][]byte{storage.LeadPrefix(app), storage.EventPrefix(app), storage.RollupAppPrefix(app), storage.RollupLeadAppPrefix(app)} {
 		err := r.store.Scan(prefix, false, func(k, _ []byte) (bool, error) {
 			keys = append(keys, bytes.Clone(k))
 			return true, nil

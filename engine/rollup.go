@@ -51,7 +51,7 @@ func (w *writer) loadRollup(b *storage.Batch, key []byte) error {
 		return err
 	}
 	if !ok {
-		w.roll = storage.Rollup{Keywords: w.roll.Keywords[:0], Revenue: w.roll.Revenue[:0], Leads: w.roll.Leads[:0]}
+		w.roll = storage.Rollup{Keywords: w.roll.Keywords[:0], Revenue: w.roll.Revenue[:0]}
 		return nil
 	}
 	return storage.DecodeRollup(v, &w.roll)
@@ -68,13 +68,16 @@ func (w *writer) applyRollup(b *storage.Batch, s *storage.Session, d *rollupDelt
 	if d.empty() {
 		return nil
 	}
-	w.rkey = storage.RollupKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, w.day(s.Start))
+	day := w.day(s.Start)
+	if d.session {
+		b.Set(storage.RollupLeadKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day, storage.LeadHash(s.Lead)), nil)
+	}
+	w.rkey = storage.RollupKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day)
 	if err := w.loadRollup(b, w.rkey); err != nil {
 		return err
 	}
 	if d.session {
 		w.roll.Sessions++
-		w.roll.AddLead(storage.LeadHash(s.Lead))
 	}
 	if d.engaged {
 		w.roll.Engaged++
@@ -96,7 +99,12 @@ func (w *writer) applyOffThreadRollup(b *storage.Batch, rec *OffThreadRecord) er
 		return err
 	}
 	w.roll.OffCount++
-	w.roll.AddRevenue(rec.Currency, rec.Amount)
+	if rec.Amount > 0 {
+		// An event without revenue (a signup) has the default currency USD: counting
+		// it as "0 USD" would list USD beside the account's currency, or make it the
+		// reporting currency of an ad without account.
+		w.roll.AddRevenue(rec.Currency, rec.Amount)
+	}
 	w.saveRollup(b, w.rkey)
 	return nil
 }

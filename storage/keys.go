@@ -162,10 +162,12 @@ func OffThreadAppTimeKey(app string, t int64) []byte {
 // Daily rollups and the ad catalogue.
 //
 //	roll\0<app>\0<source type>\0<source id>\0<day4>   Rollup of one source on one day
+//	rlead\0<app>\0<source type>\0<source id>\0<day4><lead hash8>   a lead with a session of the source that day
 //	cat\0<kind>\0<id>                                catalogue: facebook accounts, ad accounts, campaigns, ad sets, ads (JSON)
 //	spend\0<ad id>\0<day4>                            imported delivery of an ad on a day (JSON)
 const (
 	tRoll  = "roll\x00"
+	tRlead = "rlead\x00"
 	tCat   = "cat\x00"
 	tSpend = "spend\x00"
 )
@@ -240,3 +242,32 @@ func LeadPrefix(app string) []byte { return append(appendParts(nil, tLead, app),
 
 // OffThreadAppPrefix is the prefix of app's off-thread index.
 func OffThreadAppPrefix(app string) []byte { return append(appendParts(nil, tXapp, app), 0) }
+
+// RollupLeadKey marks that a session of lead (by LeadHash) of a source started on day.
+func RollupLeadKey(dst []byte, app, srcType, srcID string, day int32, lead uint64) []byte {
+	dst = appendDay(append(appendParts(dst, tRlead, app, srcType, srcID), 0), day)
+	return binary.BigEndian.AppendUint64(dst, lead)
+}
+
+// RollupLeadSourcePrefix is the prefix of one source's lead keys, in day order.
+func RollupLeadSourcePrefix(app, srcType, srcID string) []byte {
+	return append(appendParts(nil, tRlead, app, srcType, srcID), 0)
+}
+
+// RollupLeadAppPrefix is the prefix of all lead keys of app.
+func RollupLeadAppPrefix(app string) []byte { return append(appendParts(nil, tRlead, app), 0) }
+
+// SplitRollupLeadKey returns the source, day and lead hash of a RollupLeadKey.
+func SplitRollupLeadKey(key []byte) (srcType, srcID string, day int32, lead uint64, ok bool) {
+	if len(key) < len(tRlead)+12 {
+		return "", "", 0, 0, false
+	}
+	lead = binary.BigEndian.Uint64(key[len(key)-8:])
+	// Without the hash it has the shape of a rollup key: reuse that parser.
+	rk := append([]byte(tRoll), key[len(tRlead):len(key)-8]...)
+	srcType, srcID, day, ok = SplitRollupKey(rk)
+	return srcType, srcID, day, lead, ok
+}
+
+// LeadHashOf returns the lead hash at the end of a RollupLeadKey.
+func LeadHashOf(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]) }

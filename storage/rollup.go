@@ -9,16 +9,16 @@ import (
 // Rollup is the daily summary of one source of one app: the session counts credited to
 // the day a session started, and the off-thread events of that day. Insights add
 // rollups over a date range instead of walking events (SPEC §8: an ads list over 1 M
-// events in ≤ 50 ms).
+// events in ≤ 50 ms). The leads behind the sessions are kept apart, one key each
+// (RollupLeadKey), so that a busy day's rollup stays small to rewrite.
 type Rollup struct {
 	Sessions      int64
 	Engaged       int64
 	Converted     int64
 	KeywordEvents int64
-	Keywords      []Count  // keyword events by keyword group id, sorted by ID
-	OffCount      int64    // attributed off-thread events
-	Revenue       []Money  // off-thread revenue by currency, sorted by currency
-	Leads         []uint64 // sorted hashes of the leads whose sessions started that day
+	Keywords      []Count // keyword events by keyword group id, sorted by ID
+	OffCount      int64   // attributed off-thread events
+	Revenue       []Money // off-thread revenue by currency, sorted by currency
 }
 
 // Count is a number of events for one id.
@@ -50,13 +50,6 @@ func (r *Rollup) AddRevenue(currency string, amount float64) {
 		r.Revenue = slices.Insert(r.Revenue, i, Money{Currency: currency})
 	}
 	r.Revenue[i].Amount += amount
-}
-
-// AddLead records that a session of the lead with this hash started.
-func (r *Rollup) AddLead(h uint64) {
-	if i, ok := slices.BinarySearch(r.Leads, h); !ok {
-		r.Leads = slices.Insert(r.Leads, i, h)
-	}
 }
 
 func cmpStr(a, b string) int {
@@ -93,10 +86,6 @@ func AppendRollup(dst []byte, r *Rollup) []byte {
 	for _, m := range r.Revenue {
 		dst = binary.BigEndian.AppendUint64(appendStr(dst, m.Currency), math.Float64bits(m.Amount))
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(r.Leads)))
-	for _, h := range r.Leads {
-		dst = binary.BigEndian.AppendUint64(dst, h)
-	}
 	return dst
 }
 
@@ -111,10 +100,6 @@ func DecodeRollup(b []byte, r *Rollup) error {
 	r.Revenue = r.Revenue[:0]
 	for n := rd.count(); n > 0; n-- {
 		r.Revenue = append(r.Revenue, Money{Currency: rd.str(), Amount: math.Float64frombits(rd.uint64())})
-	}
-	r.Leads = r.Leads[:0]
-	for n := rd.count(); n > 0; n-- {
-		r.Leads = append(r.Leads, rd.uint64())
 	}
 	return rd.err
 }
