@@ -4,21 +4,26 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // backupRestore runs `backup -data DIR -out FILE` or `restore -data DIR -in FILE`.
-// A backup is taken from the store while nothing else has it open; for a running
-// sidecar, stop it first or copy from a filesystem snapshot (Badger locks the directory).
+// Badger locks its directory, so a running sidecar is backed up through its API
+// (`backup -api http://127.0.0.1:9090 -out FILE`), online, from a consistent snapshot.
 func backupRestore(cmd string, args []string, e env) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(e.stdout)
 	dir := fs.String("data", "./data", "Badger data directory")
-	var file *string
+	var file, api, token *string
 	if cmd == "backup" {
 		file = fs.String("out", "", "file to write the backup to (required; - for standard output)")
+		api = fs.String("api", "", "API address of a running sidecar to back up online, e.g. http://127.0.0.1:9090")
+		token = fs.String("api-token", e.getenv("CTWA_API_TOKEN"), "its -api-token, if it has one (default from CTWA_API_TOKEN)")
 	} else {
 		file = fs.String("in", "", "backup file to restore (required)")
 	}
@@ -32,37 +37,85 @@ func backupRestore(cmd string, args []string, e env) error {
 		return fmt.Errorf("%s: -%s is required", cmd, map[string]string{"backup": "out", "restore": "in"}[cmd])
 	}
 	if cmd == "backup" {
-		return backup(*dir, *file, e)
+		return backup(*dir, *file, *api, *token, e)
 	}
 	return restore(*dir, *file)
 }
 
-func backup(dir, out string, e env) (err error) {
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("backup: -data %q: %w", dir, err)
-	}
-	store, err := storage.Open(dir, storage.Options{})
+func backup(dir, out, api, token string, e env) error {
+	w, finish, err := backupFile(out, e)
 	if err != nil {
-		return fmt.Errorf("backup: -data: %w", err)
+		return err
 	}
-	defer store.Close()
+	if api != "" {
+		err = backupOnline(api, token, w)
+	} else {
+		err = backupOffline(dir, w)
+	}
+	return finish(err)
+}
+
+// backupFile opens the destination; finish syncs and closes it, and removes a partial
+// backup so that it never passes for a whole one.
+func backupFile(out string, e env) (io.Writer, func(error) error, error) {
 	if out == "-" {
-		return store.Backup(e.stdout)
+		return e.stdout, func(err error) error { return err }, nil
 	}
 	// O_EXCL: never overwrite an earlier backup by a typo.
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("backup: -out: %w", err)
+		return nil, nil, fmt.Errorf("backup: -out: %w", err)
 	}
-	if err = store.Backup(f); err == nil {
-		err = f.Sync()
+	return f, func(err error) error {
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(out)
+			return fmt.Errorf("backup: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+func backupOffline(dir string, w io.Writer) error {
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("-data %q: %w", dir, err)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	store, err := storage.Open(dir, storage.Options{})
+	if errors.Is(err, storage.ErrLocked) {
+		return fmt.Errorf("-data %q is in use by a running sidecar; back it up online through its API: -api http://127.0.0.1:9090", dir)
 	}
 	if err != nil {
-		os.Remove(out) // a partial backup must not pass for a whole one
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("-data: %w", err)
+	}
+	defer store.Close()
+	return store.Backup(w)
+}
+
+// backupOnline streams GET /v1/backup of a running sidecar into w.
+func backupOnline(api, token string, w io.Writer) error {
+	req, err := http.NewRequest("GET", strings.TrimSuffix(api, "/")+"/v1/backup", nil)
+	if err != nil {
+		return fmt.Errorf("-api %q: %w", api, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("-api %q: %w", api, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("-api %q answered %d: %s", api, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("-api %q: backup cut short: %w", api, err)
 	}
 	return nil
 }

@@ -285,7 +285,8 @@ Click-to-WhatsApp marketing events beside them.
 Usage:
   ctwa-sidecar [serve] [flags]   run the sidecar (the default command)
   ctwa-sidecar demo              self-contained tour: replays sample traffic, prints the insights
-  ctwa-sidecar backup  -data DIR -out FILE   online-safe backup of the store
+  ctwa-sidecar backup  -data DIR -out FILE   back up a stopped sidecar's store
+  ctwa-sidecar backup  -api URL -out FILE    back up a running sidecar online, through its API
   ctwa-sidecar restore -data DIR -in FILE    restore a backup into an empty directory
   ctwa-sidecar version           print the version
 

@@ -129,6 +129,7 @@ func serve(ctx context.Context, c *config, e env) error {
 	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, rec)
 	proxy.RegisterInsightRoutes(api, c.clientID, rec, c.timezone)
 	proxy.RegisterImportRoutes(api, c.clientID, rec, c.timezone)
+	proxy.RegisterBackupRoute(api, store)
 	apiSrv := proxy.NewServer("api", api.ServeHTTP, proxy.ServerLimits{
 		MaxBody: 16 << 20, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		MaxConns: c.maxConns,

@@ -67,3 +67,41 @@ func TestBackupRestoreKeepsEvents(t *testing.T) {
 		t.Fatalf("restored store lacks the recorded conversation: %s", got)
 	}
 }
+
+// TestOnlineBackupThroughTheAPI backs up a running sidecar: the locked directory is
+// refused with a hint, the -api route streams a backup that restores whole.
+func TestOnlineBackupThroughTheAPI(t *testing.T) {
+	up := startUpstream(t, echoUpstream)
+	dir := t.TempDir()
+	sc := startSidecar(t, "http://"+up.addr, "-data", dir, "-api-token", "tok")
+	body, err := os.ReadFile("testdata/webhooks/cloud/text_ctwa_referral.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustDo(t, newRequest(t, "POST", sc.webhook+"/", body))
+
+	e := env{getenv: noEnv, stdout: io.Discard, stderr: io.Discard}
+	out := filepath.Join(t.TempDir(), "online.bak")
+	err = run(context.Background(), []string{"backup", "-data", dir, "-out", out}, e)
+	if err == nil || !strings.Contains(err.Error(), "-api") {
+		t.Fatalf("offline backup of a running store: %v, want a hint to use -api", err)
+	}
+	if _, statErr := os.Stat(out); !os.IsNotExist(statErr) {
+		t.Fatalf("a failed backup left %s behind", out)
+	}
+	if err := run(context.Background(), []string{"backup", "-api", sc.api, "-api-token", "wrong", "-out", out}, e); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("backup with a wrong token: %v", err)
+	}
+	if err := run(context.Background(), []string{"backup", "-api", sc.api, "-api-token", "tok", "-out", out}, e); err != nil {
+		t.Fatalf("online backup: %v", err)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if err := run(context.Background(), []string{"restore", "-data", restored, "-in", out}, e); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	sc2 := startSidecar(t, "http://"+up.addr, "-data", restored)
+	_, got := mustDo(t, newRequest(t, "GET", sc2.api+"/v1/clients/default/apps/106540352242922/events?date_from=2026-01-01&date_to=2026-12-31", nil))
+	if !strings.Contains(string(got), `"total_count":1`) {
+		t.Fatalf("restored online backup lacks the conversation: %s", got)
+	}
+}
