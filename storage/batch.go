@@ -29,7 +29,9 @@ const arenaKeep = 4 << 20
 // fn passed to Store.Apply, which runs on the writer goroutine.
 //
 // Set, SetWithTTL and Delete copy key and value into the batch's arena, so the
-// caller may reuse its buffers as soon as the call returns.
+// caller may reuse its buffers as soon as the call returns. A key Badger would
+// refuse (empty, longer than 65000 bytes, or starting with "!badger!") fails
+// the whole request: Apply returns the error and none of its writes is kept.
 type Batch struct {
 	db    *badger.DB
 	snap  *badger.Txn // read snapshot for Get, opened on first use

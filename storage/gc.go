@@ -21,7 +21,7 @@ func (s *Store) gcLoop(interval time.Duration) {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stopGC:
+		case <-s.stop:
 			return
 		case <-t.C:
 			s.collectGarbage()
@@ -30,7 +30,7 @@ func (s *Store) gcLoop(interval time.Duration) {
 }
 
 // collectGarbage rewrites value-log files until Badger finds none worth it.
-// It checks stopGC between files so Close is not held up for long.
+// It checks stop between files so Close is not held up for long.
 func (s *Store) collectGarbage() {
 	for {
 		err := s.db.RunValueLogGC(gcDiscardRatio)
@@ -42,7 +42,7 @@ func (s *Store) collectGarbage() {
 			return
 		}
 		select {
-		case <-s.stopGC:
+		case <-s.stop:
 			return
 		default:
 		}
@@ -50,7 +50,7 @@ func (s *Store) collectGarbage() {
 }
 
 // sizedStore is the store whose size the gauge reports: the most recently
-// opened one that is still open (the sidecar has one; tests may open several).
+// opened one, until it is closed (the sidecar opens one; tests open several).
 var sizedStore atomic.Pointer[Store]
 
 var _ = metrics.NewGauge("ctwa_sidecar_store_size_bytes", func() float64 {

@@ -7,7 +7,8 @@ import (
 )
 
 // View runs fn in a read-only Badger transaction: a consistent snapshot of
-// everything committed before it started. Close waits for View to return.
+// everything committed before it started. Close waits for View to return, so
+// fn must not call Apply (it would wait for a Close that waits for fn).
 func (s *Store) View(fn func(txn *badger.Txn) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

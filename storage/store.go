@@ -20,13 +20,12 @@ import (
 	"github.com/dgraph-io/badger/v4/skl"
 )
 
-// Sizes chosen so that the whole sidecar stays under 256 MiB RSS; see README.md.
+// Sizes that keep Badger's heap near 80 MiB with 1 M events; see README.md.
 const (
-	memTableSize   = 16 << 20
+	memTableSize   = 4 << 20
 	numMemtables   = 2
+	baseTableSize  = 1 << 20
 	valueThreshold = 1 << 10
-	blockCacheSize = 16 << 20
-	indexCacheSize = 8 << 20
 	vlogFileSize   = 64 << 20
 
 	defaultGCInterval = 5 * time.Minute
@@ -55,7 +54,8 @@ func (o Options) logger() *slog.Logger {
 	return o.Logger
 }
 
-// Store is an open Badger database with its group-commit writer and GC loop.
+// Store is an open Badger database with its group-commit writer, value-log GC
+// loop and resident-memory trim loop.
 type Store struct {
 	dir    string
 	db     *badger.DB
@@ -70,15 +70,17 @@ type Store struct {
 
 	reqs       chan *request
 	writerDone chan struct{}
-	stopGC     chan struct{}
+	stop       chan struct{} // closed by Close to stop the GC and trim loops
 	gcDone     chan struct{}
+	trimDone   chan struct{}
 
 	// commitErr holds the error of the last group commit, nil after a success.
 	commitErr atomic.Pointer[error]
 	stats     statCounters
 }
 
-// Open opens (creating if needed) the store in dir and starts its writer and GC loop.
+// Open opens (creating if needed) the store in dir and starts its writer, GC
+// and trim loops.
 func Open(dir string, opts Options) (*Store, error) {
 	db, err := openDB(dir, opts.logger())
 	if err != nil {
@@ -91,8 +93,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		limits:     newTxnLimits(memTableSize),
 		reqs:       make(chan *request, 2*maxGroupRequests),
 		writerDone: make(chan struct{}),
-		stopGC:     make(chan struct{}),
+		stop:       make(chan struct{}),
 		gcDone:     make(chan struct{}),
+		trimDone:   make(chan struct{}),
 	}
 	interval := opts.GCInterval
 	if interval <= 0 {
@@ -100,6 +103,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	go s.writeLoop()
 	go s.gcLoop(interval)
+	go s.trimLoop()
 	sizedStore.Store(s)
 	return s, nil
 }
@@ -119,10 +123,10 @@ func openDB(dir string, logger *slog.Logger) (*badger.DB, error) {
 	return db, nil
 }
 
-// badgerOptions sizes Badger for a sidecar: a few tens of MiB resident instead
-// of Badger's default of several hundred.
+// badgerOptions sizes Badger for a sidecar: tens of MiB of heap instead of
+// Badger's default of several hundred. See README.md for the measurements.
 func badgerOptions(dir string, logger *slog.Logger) badger.Options {
-	return badger.DefaultOptions(dir).
+	o := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
 		// A commit must be on disk before the webhook is answered.
 		WithSyncWrites(true).
@@ -130,19 +134,28 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 		WithDetectConflicts(false).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(numMemtables).
-		// Small memtables: keep big values (long message texts) out of the LSM tree.
+		// A table builder holds its whole table in memory and compaction runs
+		// up to a dozen at once: keep every table small (see TableSizeMultiplier).
+		WithBaseTableSize(baseTableSize).
+		// Without compression a builder holds its table once rather than
+		// ratio×capacity plus compressed copies, and reads need no block cache:
+		// Badger serves them from the mmapped tables. Indexes and bloom filters
+		// are read from the mmaps as well (the index cache only matters with
+		// encryption).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
+		// Long message texts go to the value log, out of the small memtables.
 		WithValueThreshold(valueThreshold).
 		WithValueLogFileSize(vlogFileSize).
-		WithBlockCacheSize(blockCacheSize).
-		WithIndexCacheSize(indexCacheSize).
-		WithCompression(options.Snappy).
 		// Two cores: two compactors (the minimum besides none) and few stream goroutines.
 		WithNumCompactors(2).
 		WithNumGoroutines(2).
-		WithNumLevelZeroTables(3).
-		WithNumLevelZeroTablesStall(8).
 		// Badger's expvar counters cost on every write; the size gauge reads the directory.
 		WithMetricsEnabled(false)
+	// Also in the deeper levels: the default doubles the table size per level.
+	o.TableSizeMultiplier = 1
+	return o
 }
 
 // txnLimits mirror Badger's per-transaction limits (15% of a memtable), so the
@@ -164,7 +177,7 @@ func (l txnLimits) fits(count int, bytes int64) bool {
 }
 
 // Close stops the writer (after it has committed every queued request), stops
-// the GC loop and closes Badger. It waits for running View, Scan and Backup
+// the GC and trim loops and closes Badger. It waits for running View, Scan and Backup
 // calls. Closing twice is harmless: the second call returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -177,8 +190,9 @@ func (s *Store) Close() error {
 
 	close(s.reqs)
 	<-s.writerDone
-	close(s.stopGC)
+	close(s.stop)
 	<-s.gcDone
+	<-s.trimDone
 	sizedStore.CompareAndSwap(s, nil)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("cannot close store at %q: %w", s.dir, err)

@@ -52,10 +52,12 @@ var requestPool = sync.Pool{New: func() any { return &request{done: make(chan er
 // keep the Batch or values from Batch.Get after it returns.
 //
 // If fn returns an error (or panics), its writes are dropped, later requests do
-// not see them, and only this caller gets the error. If the commit fails, every
-// request in the failed transaction gets the error and none of its writes is
-// visible. A request's writes are always committed atomically; a group too big
-// for one transaction is split between requests.
+// not see them, and only this caller gets the error. A request's writes are
+// always committed atomically, in one Badger transaction; a request bigger than
+// a transaction fails with ErrTooBig. A group bigger than one transaction is
+// cut into several between requests, committed in order, and answered after
+// the last: if one fails, its requests and all later ones get the error and
+// none of their writes is visible (earlier transactions stay committed).
 //
 // If ctx ends before the writer picks the request up, Apply returns ctx.Err()
 // and fn never runs; once fn has run, Apply waits for the commit.
