@@ -30,6 +30,7 @@ type config struct {
 	ycloudSecret      string
 	sinchSecret       string
 	maxConns          int
+	fsyncInterval     time.Duration
 	upstreamHeaders   []proxy.Header
 	upstreamTimeout   time.Duration
 	maxBody           byteSize
@@ -105,6 +106,7 @@ func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerLi
 		fs.String(name+"-file", "", "read -"+name+" from this file (keeps it out of ps and shell history)")
 	}
 	fs.IntVar(&c.maxConns, "max-conns", 10000, "most concurrent connections per listener; more are refused")
+	fs.DurationVar(&c.fsyncInterval, "fsync-interval", time.Second, "acknowledged webhooks survive kill -9 at once and a power loss after this fsync interval; 0 fsyncs every commit (slower)")
 	fs.Var(headers, "upstream-header", "extra 'Name: value' header on every forwarded request; repeatable (env: one per line); custom names are lower-cased with _ turned into -")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 10*time.Second, "upstream deadline; past it the sender gets 504")
 	c.maxBody = 8 << 20
@@ -225,6 +227,9 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s %s must be positive", d.name, d.v)
 		}
+	}
+	if c.fsyncInterval < 0 {
+		return fmt.Errorf("-fsync-interval %s may not be negative", c.fsyncInterval)
 	}
 	if c.maxConns <= 0 {
 		return fmt.Errorf("-max-conns %d must be positive", c.maxConns)

@@ -99,7 +99,7 @@ func serve(ctx context.Context, c *config, e env) error {
 	log := newLogger(c.logFormat, e.stderr)
 	c.warnNormalizedHeaders(log)
 
-	store, err := storage.Open(c.dataDir, storage.Options{Logger: log})
+	store, err := storage.Open(c.dataDir, storage.Options{Logger: log, SyncInterval: c.fsyncInterval})
 	if err != nil {
 		return fmt.Errorf("-data: %w", err)
 	}

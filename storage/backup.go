@@ -33,7 +33,7 @@ func Restore(dir string, r io.Reader) error {
 	if err := checkEmpty(dir); err != nil {
 		return err
 	}
-	db, err := openDB(dir, slog.Default())
+	db, err := openDB(dir, slog.Default(), true)
 	if err != nil {
 		return err
 	}

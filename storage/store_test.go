@@ -494,7 +494,7 @@ func TestCommitFailureMarksNotReadyUntilSuccess(t *testing.T) {
 	// The writer picks s.db up per commit: swap in a working Badger (the channel
 	// send in Apply orders this write before the writer's read). The requests
 	// below only Set: the writer's Batch still reads through the closed one.
-	db, err := openDB(dir, s.logger)
+	db, err := openDB(dir, s.logger, true)
 	if err != nil {
 		t.Fatal(err)
 	}

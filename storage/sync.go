@@ -1,0 +1,31 @@
+package storage
+
+import (
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+var syncErrors = metrics.NewCounter("ctwa_sidecar_store_sync_errors_total")
+
+// syncLoop fsyncs the store every interval when commits are not fsynced one by one
+// (SyncInterval > 0). Close fsyncs a last time through Badger's own Close.
+func (s *Store) syncLoop(interval time.Duration) {
+	defer close(s.syncDone)
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if err := s.db.Sync(); err != nil {
+			syncErrors.Inc()
+			s.logger.Error("cannot fsync the store", "dir", s.dir, "err", err)
+		}
+	}
+}
