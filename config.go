@@ -31,6 +31,7 @@ type config struct {
 	sinchSecret       string
 	maxConns          int
 	fsyncInterval     time.Duration
+	pprof             bool
 	upstreamHeaders   []proxy.Header
 	upstreamTimeout   time.Duration
 	maxBody           byteSize
@@ -106,6 +107,7 @@ func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerLi
 		fs.String(name+"-file", "", "read -"+name+" from this file (keeps it out of ps and shell history)")
 	}
 	fs.IntVar(&c.maxConns, "max-conns", 10000, "most concurrent connections per listener; more are refused")
+	fs.BoolVar(&c.pprof, "pprof", false, "serve Go profiles at /v1/debug/pprof/ on -api-listen (behind -api-token)")
 	fs.DurationVar(&c.fsyncInterval, "fsync-interval", time.Second, "acknowledged webhooks survive kill -9 at once and a power loss after this fsync interval; 0 fsyncs every commit (slower)")
 	fs.Var(headers, "upstream-header", "extra 'Name: value' header on every forwarded request; repeatable (env: one per line); custom names are lower-cased with _ turned into -")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 10*time.Second, "upstream deadline; past it the sender gets 504")

@@ -130,6 +130,9 @@ func serve(ctx context.Context, c *config, e env) error {
 	proxy.RegisterInsightRoutes(api, c.clientID, rec, c.timezone)
 	proxy.RegisterImportRoutes(api, c.clientID, rec, c.timezone)
 	proxy.RegisterBackupRoute(api, store)
+	if c.pprof {
+		proxy.RegisterPprof(api)
+	}
 	apiSrv := proxy.NewServer("api", api.ServeHTTP, proxy.ServerLimits{
 		MaxBody: 16 << 20, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		MaxConns: c.maxConns,
