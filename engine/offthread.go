@@ -68,7 +68,8 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 		if err := writeOffThread(b, &rec); err != nil {
 			return err
 		}
-		return r.w.applyOffThreadRollup(b, &rec) // Apply functions run on the writer goroutine
+		r.w.cache.check(b) // Apply functions run on the writer goroutine
+		return r.w.applyOffThreadRollup(b, &rec)
 	})
 	if err != nil {
 		return OffThreadRecord{}, false, fmt.Errorf("cannot store off-thread event: %w", err)

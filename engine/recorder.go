@@ -199,6 +199,7 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 func (rec *recording) applyAll(b *storage.Batch) error {
 	rec.fresh, rec.events = 0, rec.events[:0]
 	w := &rec.r.w
+	w.cache.check(b)
 	for i := range rec.items {
 		it := &rec.items[i]
 		var fresh bool
@@ -209,6 +210,7 @@ func (rec *recording) applyAll(b *storage.Batch) error {
 			fresh, err = w.applyMessage(b, it, &rec.classes[i], rec.defs, rec)
 		}
 		if err != nil {
+			w.cache.reset() // the request's writes are dropped: so is what it cached
 			return err
 		}
 		if fresh {

@@ -40,6 +40,7 @@ func (r *Recorder) Refresh(ctx context.Context, app string) (RefreshResult, erro
 			return ErrRefreshRunning
 		}
 		r.w.refreshing[app] = [][]byte{}
+		r.w.cache.reset() // history is about to be rewritten
 		return nil
 	}); err != nil {
 		return RefreshResult{}, err
@@ -92,6 +93,7 @@ func (r *Recorder) deleteDerived(ctx context.Context, app string) error {
 	}
 	for chunk := range slices.Chunk(keys, refreshDeleteChunk) {
 		if err := r.store.Apply(ctx, func(b *storage.Batch) error {
+			r.w.cache.reset()
 			for _, k := range chunk {
 				b.Delete(k)
 			}
@@ -156,6 +158,7 @@ func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord
 	}
 	// Touches after the last message still set the leads' campaign state.
 	return r.store.Apply(ctx, func(b *storage.Batch) error {
+		r.w.cache.check(b)
 		return r.applyTouches(b, app, &touches, 1<<62)
 	})
 }
@@ -163,6 +166,7 @@ func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord
 // placeReplayed runs on the writer goroutine: it places messages that were stored before
 // the refresh began (later ones are in the pending list and placed at the end).
 func (r *Recorder) placeReplayed(b *storage.Batch, app string, msgs []storage.Message, touches *[]touchRecord, res *RefreshResult) error {
+	r.w.cache.check(b)
 	pending := r.w.refreshing[app]
 	defs := r.defs.Load()
 	var rec recording
@@ -217,6 +221,7 @@ func (rec *recording) opened() bool {
 // finishRefresh places the messages that arrived during the refresh and ends it.
 func (r *Recorder) finishRefresh(ctx context.Context, app string, res *RefreshResult) error {
 	return r.store.Apply(ctx, func(b *storage.Batch) error {
+		r.w.cache.check(b)
 		pending := r.w.refreshing[app]
 		delete(r.w.refreshing, app)
 		defs := r.defs.Load()
@@ -266,6 +271,7 @@ func (r *Recorder) reattribute(ctx context.Context, app string, res *RefreshResu
 		}
 		rec.AppID = app // a refresh of one app never moves its events to another
 		if err := r.store.Apply(ctx, func(b *storage.Batch) error {
+			r.w.cache.check(b)
 			if err := writeOffThread(b, &rec); err != nil {
 				return err
 			}

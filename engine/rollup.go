@@ -44,21 +44,26 @@ func dayIn(unix int64, loc *time.Location) int32 {
 	return int32(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 }
 
-// loadRollup reads the rollup under key into w.roll (empty when absent).
-func (w *writer) loadRollup(b *storage.Batch, key []byte) error {
+// loadRollup returns the rollup under key, from the cache or the store (empty when
+// absent); the caller changes it in place and saves it with saveRollup.
+func (w *writer) loadRollup(b *storage.Batch, key []byte) (*storage.Rollup, error) {
+	if r := w.cache.rolls[string(key)]; r != nil {
+		return r, nil
+	}
+	r := new(storage.Rollup)
 	v, ok, err := b.Get(key)
+	if err == nil && ok {
+		err = storage.DecodeRollup(v, r)
+	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !ok {
-		w.roll = storage.Rollup{Keywords: w.roll.Keywords[:0], Revenue: w.roll.Revenue[:0]}
-		return nil
-	}
-	return storage.DecodeRollup(v, &w.roll)
+	w.cache.putRollup(key, r)
+	return r, nil
 }
 
-func (w *writer) saveRollup(b *storage.Batch, key []byte) {
-	w.rval = storage.AppendRollup(w.rval[:0], &w.roll)
+func (w *writer) saveRollup(b *storage.Batch, key []byte, r *storage.Rollup) {
+	w.rval = storage.AppendRollup(w.rval[:0], r)
 	b.Set(key, w.rval)
 }
 
@@ -73,39 +78,41 @@ func (w *writer) applyRollup(b *storage.Batch, s *storage.Session, d *rollupDelt
 		b.Set(storage.RollupLeadKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day, storage.LeadHash(s.Lead)), nil)
 	}
 	w.rkey = storage.RollupKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day)
-	if err := w.loadRollup(b, w.rkey); err != nil {
+	roll, err := w.loadRollup(b, w.rkey)
+	if err != nil {
 		return err
 	}
 	if d.session {
-		w.roll.Sessions++
+		roll.Sessions++
 	}
 	if d.engaged {
-		w.roll.Engaged++
+		roll.Engaged++
 	}
 	if d.converted {
-		w.roll.Converted++
+		roll.Converted++
 	}
 	for _, id := range d.keywords {
-		w.roll.AddKeyword(id)
+		roll.AddKeyword(id)
 	}
-	w.saveRollup(b, w.rkey)
+	w.saveRollup(b, w.rkey, roll)
 	return nil
 }
 
 // applyOffThreadRollup credits an off-thread event to its source on the event's day.
 func (w *writer) applyOffThreadRollup(b *storage.Batch, rec *OffThreadRecord) error {
 	w.rkey = storage.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
-	if err := w.loadRollup(b, w.rkey); err != nil {
+	roll, err := w.loadRollup(b, w.rkey)
+	if err != nil {
 		return err
 	}
-	w.roll.OffCount++
+	roll.OffCount++
 	if rec.Amount > 0 {
 		// An event without revenue (a signup) has the default currency USD: counting
 		// it as "0 USD" would list USD beside the account's currency, or make it the
 		// reporting currency of an ad without account.
-		w.roll.AddRevenue(rec.Currency, rec.Amount)
+		roll.AddRevenue(rec.Currency, rec.Amount)
 	}
-	w.saveRollup(b, w.rkey)
+	w.saveRollup(b, w.rkey, roll)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -21,9 +22,9 @@ type writer struct {
 	hbuf       []byte
 	sess       storage.Session
 	lead       storage.Lead
-	roll       storage.Rollup
 	delta      rollupDelta
 	seenAds    map[string]bool // app+ad pairs whose referral is already stored
+	cache      writeCache
 	// refreshing holds, per app under refresh, the keys of messages that arrived during
 	// it: they are stored at once and placed when the refresh ends (see refresh.go).
 	refreshing map[string][][]byte
@@ -93,7 +94,7 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 	if err := w.loadLead(b, it.AppID, it.Lead); err != nil {
 		return err
 	}
-	open, err := w.loadSession(b, it.AppID)
+	open, err := w.loadSession(b, it.AppID, it.Lead)
 	if err != nil {
 		return err
 	}
@@ -125,6 +126,7 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 	}
 	w.val = storage.AppendSession(w.val[:0], &w.sess)
 	b.Set(storage.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
+	w.cache.putLead(it.AppID, it.Lead, &w.lead, &w.sess, true)
 	return w.applyRollup(b, &w.sess, &w.delta)
 }
 
@@ -228,6 +230,10 @@ func truncateUTF8(s string, n int) string {
 
 func (w *writer) loadLead(b *storage.Batch, app, lead string) error {
 	w.lead = storage.Lead{}
+	if st := w.cache.lead(app, lead); st != nil {
+		w.lead = st.lead
+		return nil
+	}
 	v, ok, err := b.Get(storage.LeadKey(w.key[:0], app, lead))
 	if err != nil || !ok {
 		return err
@@ -239,12 +245,21 @@ func (w *writer) loadLead(b *storage.Batch, app, lead string) error {
 func (w *writer) saveLead(b *storage.Batch, app, lead string) {
 	w.val = storage.AppendLead(w.val[:0], &w.lead)
 	b.Set(storage.LeadKey(w.key[:0], app, lead), w.val)
+	if st := w.cache.lead(app, lead); st != nil {
+		st.lead = w.lead
+		st.lead.SessionID, st.lead.OutTag = strings.Clone(w.lead.SessionID), strings.Clone(w.lead.OutTag)
+		st.hasSess = st.hasSess && st.sess.ID == w.lead.SessionID
+	}
 }
 
 // loadSession loads the lead's latest session into w.sess; false when there is none.
-func (w *writer) loadSession(b *storage.Batch, app string) (bool, error) {
+func (w *writer) loadSession(b *storage.Batch, app, lead string) (bool, error) {
 	if w.lead.SessionID == "" {
 		return false, nil
+	}
+	if st := w.cache.lead(app, lead); st != nil && st.hasSess && st.sess.ID == w.lead.SessionID {
+		w.sess = st.sess
+		return true, nil
 	}
 	v, ok, err := b.Get(storage.SessionKey(w.key[:0], app, w.lead.SessionID))
 	if err != nil || !ok {

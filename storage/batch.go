@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -42,7 +43,15 @@ type Batch struct {
 	seed  maphash.Seed
 	// err is the first invalid write of the running request; it fails the request.
 	err error
+	// losses counts the requests whose writes were dropped after their fn returned
+	// (rollbacks, failed commits); see Losses.
+	losses *atomic.Uint64
 }
+
+// Losses counts, since Open, the requests whose writes were dropped although their fn
+// had run: rolled back or in a failed commit. A caller that caches what its fn wrote
+// compares it between calls and drops its cache when it moved.
+func (b *Batch) Losses() uint64 { return b.losses.Load() }
 
 // op is one pending write; key is arena[start:mid], value arena[mid:end].
 type op struct {
@@ -53,8 +62,8 @@ type op struct {
 	del             bool
 }
 
-func newBatch(db *badger.DB) *Batch {
-	return &Batch{db: db, index: make(map[uint64]int), seed: maphash.MakeSeed()}
+func newBatch(db *badger.DB, losses *atomic.Uint64) *Batch {
+	return &Batch{db: db, index: make(map[uint64]int), seed: maphash.MakeSeed(), losses: losses}
 }
 
 // Set writes value under key.

@@ -81,6 +81,8 @@ type Store struct {
 	trimDone   chan struct{}
 	syncDone   chan struct{}
 
+	// losses counts requests dropped after their fn ran (Batch.Losses).
+	losses atomic.Uint64
 	// commitErr holds the error of the last group commit, nil after a success.
 	commitErr atomic.Pointer[error]
 	stats     statCounters

@@ -129,7 +129,7 @@ func (g *group) reset() {
 // and then takes whatever is queued, so a lone request is committed at once.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
-	g := &group{batch: newBatch(s.db)}
+	g := &group{batch: newBatch(s.db, &s.losses)}
 	for r := range s.reqs {
 		s.gather(g, r)
 		if len(g.reqs) > 0 {
@@ -179,6 +179,7 @@ func (s *Store) run(g *group, r *request) {
 	}
 	if err != nil {
 		g.batch.rollback(m)
+		s.losses.Add(1)
 		r.done <- err
 		return
 	}
@@ -230,6 +231,9 @@ func (s *Store) commitGroup(g *group) {
 		i = j
 	}
 	s.record(len(g.reqs), acked, start, err)
+	if lost := len(g.reqs) - acked; lost > 0 {
+		s.losses.Add(uint64(lost))
+	}
 	for _, r := range g.reqs {
 		r.done <- r.err
 	}
