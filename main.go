@@ -133,6 +133,7 @@ func serve(ctx context.Context, c *config, e env) error {
 	if c.pprof {
 		proxy.RegisterPprof(api)
 	}
+	proxy.RegisterDashboard(api)
 	apiSrv := proxy.NewServer("api", api.ServeHTTP, proxy.ServerLimits{
 		MaxBody: 16 << 20, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
 		MaxConns: c.maxConns,

@@ -1,0 +1,322 @@
+// Drives the Insights dashboard in headless Debian Chromium against a sidecar seeded with
+// the demo scenario (see dashboard_browser_test.go, which starts it):
+//
+//   node browser.mjs <api base url> <artifact dir>
+//
+// Environment: CTWA_API_TOKEN (the sidecar's -api-token), CTWA_APP_ID (the demo app),
+// CTWA_CHROMIUM (default /usr/bin/chromium). It exits non-zero on the first failed
+// check and writes dashboard-1280.png, dashboard-drilldown-1280.png and
+// dashboard-390.png into the artifact dir.
+
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const [base, artifacts] = process.argv.slice(2);
+if (!base || !artifacts) {
+  console.error('usage: node browser.mjs <api base url> <artifact dir>');
+  process.exit(2);
+}
+const token = process.env.CTWA_API_TOKEN || '';
+const app = process.env.CTWA_APP_ID || '106540352242922';
+mkdirSync(artifacts, { recursive: true });
+
+// playwright-core starts Chromium with a fresh, empty --user-data-dir of its own (and
+// refuses one passed in args), removed when the browser closes.
+const browser = await chromium.launch({
+  executablePath: process.env.CTWA_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+let checks = 0;
+function check(cond, what) {
+  assert.ok(cond, what);
+  checks++;
+  console.log(`ok ${checks} - ${what}`);
+}
+
+/** newPage opens a page that fails the run on script errors and CSP violations. */
+async function newPage(viewport, extra = {}) {
+  const context = await browser.newContext({ viewport, locale: 'en-US', timezoneId: 'UTC', acceptDownloads: true, ...extra });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    // A 401 (asking for the token), a refused form (400) or a wrong client id (404) shows
+    // as a failed resource load; anything else logged as an error (a CSP violation, an
+    // exception) is a defect.
+    if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of (400|401|404)/.test(msg.text())) {
+      problems.push(`console error: ${msg.text()}`);
+    }
+  });
+  return { context, page, problems };
+}
+
+async function giveToken(page) {
+  const dialog = page.locator('#token-dialog');
+  await dialog.waitFor({ state: 'visible', timeout: 10_000 });
+  check(await dialog.getByText('API token').first().isVisible(), 'the page asks for the API token when the API answers 401');
+  await page.fill('#token-input', token);
+  await page.click('#token-ok');
+  await dialog.waitFor({ state: 'hidden' });
+}
+
+const cell = (page, name, col) => page.locator('#sources-table tbody tr', { hasText: name }).locator(`[data-col="${col}"]`);
+
+async function rowValues(page, name) {
+  const out = {};
+  for (const col of ['sessions', 'unique_users', 'engaged', 'converted', 'revenue', 'spend', 'roas', 'cost_per_lead']) {
+    out[col] = (await cell(page, name, col).innerText()).trim();
+  }
+  return out;
+}
+
+/** chartsRendered checks that the funnel and daily SVGs hold drawn shapes. */
+async function chartsRendered(page) {
+  return page.evaluate(() => {
+    const funnelBars = [...document.querySelectorAll('#funnel svg rect.funnel-bar')].map((r) => Number(r.getAttribute('width')));
+    const dailyBars = [...document.querySelectorAll('#daily svg rect.bar')].map((r) => Number(r.getAttribute('height')));
+    const line = document.querySelector('#daily svg path.revenue-line')?.getAttribute('d') || '';
+    const dayTitles = [...document.querySelectorAll('#daily svg .bucket title')].map((t) => t.textContent);
+    return { funnelBars, dailyBars, line, dayTitles };
+  });
+}
+
+try {
+  // ---------------------------------------------------------------- desktop, 1280 px
+  const { page, problems } = await newPage({ width: 1280, height: 900 });
+  const res = await page.goto(`${base}/`);
+  check(res.status() === 200, 'GET / answers 200');
+  check(/default-src 'self'/.test(res.headers()['content-security-policy'] || ''), 'the page is served with a Content-Security-Policy');
+  await page.locator('#welcome').waitFor({ state: 'visible' });
+  check((await page.locator('#welcome').innerText()).includes('phone number id'), 'without an app id the page explains what to enter');
+
+  // As a person would: type the app id, pick the demo's dates, press Show.
+  await page.fill('#app', app);
+  await page.selectOption('#preset', 'custom');
+  await page.fill('#from', '2026-03-16');
+  await page.fill('#to', '2026-03-18');
+  await page.click('#show');
+  await giveToken(page);
+  await page.locator('#sources-table').waitFor({ timeout: 15_000 });
+
+  const image = await rowValues(page, 'Spring sale - image');
+  console.log('Spring sale - image row:', JSON.stringify(image));
+  assert.deepEqual(image, {
+    sessions: '15', unique_users: '15', engaged: '11', converted: '5',
+    revenue: '€218.90', spend: '€188.55', roas: '1.16', cost_per_lead: '€12.57',
+  });
+  check(true, 'the Spring sale - image row shows 15 sessions, 5 converted, €218.90 revenue, €188.55 spend, ROAS 1.16');
+  const video = await rowValues(page, 'Spring sale - video');
+  check(video.sessions === '10' && video.revenue === '€119.50' && video.spend === '€122.30' && video.roas === '0.98',
+    `the Spring sale - video row: ${JSON.stringify(video)}`);
+  const club = await rowValues(page, 'Join our running club');
+  check(club.sessions === '5' && club.revenue === '€0.00' && club.spend === '€61.20' && club.roas === '0.00', `the running club row: ${JSON.stringify(club)}`);
+  const qr = await rowValues(page, 'Billboard A (QR)');
+  check(qr.sessions === '6' && qr.revenue === '€49.90' && qr.spend === '—' && qr.roas === '—', `the QR source row: ${JSON.stringify(qr)}`);
+  const organic = await rowValues(page, 'Organic');
+  check(organic.sessions === '10' && organic.engaged === '5' && organic.revenue === '—', `the organic row: ${JSON.stringify(organic)}`);
+  const types = await page.locator('#sources-table tbody .badge').allInnerTexts();
+  check(['AD', 'POST', 'CUSTOM', 'ORGANIC'].every((t) => types.map((x) => x.toUpperCase()).includes(t)), `source kinds shown: ${types.join(', ')}`);
+  check((await page.locator('#sources-table tfoot').innerText()).includes('€388.30'), 'the total row sums the revenue (€388.30)');
+
+  // The answer to "which ad brought the most revenue per euro spent".
+  const answer = await page.locator('#answer-body').innerText();
+  console.log('At a glance:', answer.replace(/\n+/g, ' | '));
+  check(/Most revenue per €1 spent: Spring sale - image/.test(answer) && answer.includes('ROAS 1.16'), 'the summary names the ad with the best ROAS');
+  check(answer.includes('15 sessions → 11 engaged → 5 converted → 2 purchases') && answer.includes('between engaged and converted: 6 of 11'),
+    'the summary says where its leads drop off');
+  check((await page.locator('#kpi-roas .kpi-value').innerText()) === '0.91', 'the ROAS of all ads is (218.90 + 119.50) / 372.05 = 0.91');
+  check((await page.locator('#kpi-sessions .kpi-value').innerText()) === '47', 'the sessions card counts 47 sessions');
+
+  // Sorting: by ROAS, highest first; sources without spend stay last.
+  await page.click('[data-sort="roas"]');
+  let names = await page.locator('#sources-table tbody [data-col="name"] .source-name').allInnerTexts();
+  check(names[0] === 'Spring sale - image' && names[1] === 'Spring sale - video' && names[2] === 'Join our running club',
+    `sorted by ROAS: ${names.slice(0, 3).join(', ')}`);
+  check(await page.locator('th[data-col="roas"]').getAttribute('aria-sort') === 'descending', 'the ROAS header says it sorts descending');
+  await page.click('[data-sort="roas"]');
+  names = await page.locator('#sources-table tbody [data-col="name"] .source-name').allInnerTexts();
+  check(names[0] === 'Join our running club', `ROAS ascending starts with the running club: ${names[0]}`);
+  await page.click('[data-sort="sessions"]');
+  names = await page.locator('#sources-table tbody [data-col="name"] .source-name').allInnerTexts();
+  check(names[0] === 'Spring sale - image', 'sorted by sessions, the image ad leads');
+
+  // Charts: the funnel of all sources and the daily chart, drawn as SVG.
+  await page.locator('#daily svg path.revenue-line').waitFor({ timeout: 15_000 });
+  let charts = await chartsRendered(page);
+  console.log('charts:', JSON.stringify(charts));
+  check(charts.funnelBars.length === 4 && charts.funnelBars.every((w) => w > 0), 'the funnel draws four non-empty bars');
+  check(charts.dailyBars.length === 3 && charts.dailyBars.filter((v) => v > 0).length === 2, 'the daily chart draws one bar per day, two of them with sessions');
+  check(charts.dayTitles.join('; ') === 'Mar 16, 2026: 30 sessions, €0.00 revenue; Mar 17, 2026: 17 sessions, €0.00 revenue; Mar 18, 2026: 0 sessions, €388.30 revenue',
+    `day by day, the chart adds up to the table: ${charts.dayTitles.join('; ')}`);
+  check(/^M[\d.]+ [\d.]+( L[\d.]+ [\d.]+){2}$/.test(charts.line), 'the daily chart draws the revenue line through three days');
+  const funnelLabels = await page.locator('#funnel svg text.funnel-value').allTextContents();
+  check(funnelLabels.join('|') === '47 · 100%|24 · 51%|5 · 11%|4 · 9%', `funnel of all sources: ${funnelLabels.join(', ')}`);
+  check((await page.locator('#daily-caption').innerText()).includes('one day'), 'the daily chart explains what a bar is');
+
+  await page.screenshot({ path: join(artifacts, 'dashboard-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-1280.png')}`);
+
+  // Drill down: click the image ad.
+  await page.locator('#sources-table tbody tr', { hasText: 'Spring sale - image' }).locator('td[data-col="sessions"]').click();
+  await page.locator('#drill').waitFor({ state: 'visible' });
+  check((await page.locator('#drill-title').innerText()).includes('Spring sale - image'), 'clicking the source opens its drill-down');
+  check(await page.locator('#sources-table tbody tr.selected').count() === 1, 'the clicked row is marked selected');
+  check((await page.locator('#funnel-title').innerText()) === 'Funnel · Spring sale - image', 'the funnel follows the selection');
+  await page.waitForFunction(() => document.querySelectorAll('#funnel svg text.funnel-value').length === 4);
+  const adFunnel = await page.locator('#funnel svg text.funnel-value').allTextContents();
+  check(adFunnel.join('|') === '15 · 100%|11 · 73%|5 · 33%|2 · 13%', `funnel of the ad: ${adFunnel.join(', ')}`);
+  check((await page.locator('#funnel-summary').innerText()).includes('between engaged and converted: 6 of 11 (55%)'), 'the funnel names the biggest drop-off in words');
+  await page.locator('#drill-keywords-table').waitFor({ timeout: 15_000 });
+  const keywords = await page.locator('#drill-keywords-table tbody tr').allInnerTexts();
+  console.log('keywords:', JSON.stringify(keywords));
+  check(keywords.length === 2 && keywords.some((k) => /^buy\s+5\s+33%$/.test(k)) && keywords.some((k) => /^price\s+5\s+33%$/.test(k)),
+    'the keywords panel lists buy and price, 5 messages each (33% of sessions)');
+  await page.locator('#drill-event-types').waitFor();
+  const eventTypes = Object.fromEntries(await page.locator('#drill-event-types li').evaluateAll((lis) =>
+    lis.map((li) => [li.dataset.type, li.querySelector('.bar-value').textContent])));
+  console.log('events by type:', JSON.stringify(eventTypes));
+  check(eventTypes.conversation === '15' && eventTypes.engagement === '11' && eventTypes.keyword === '10' && eventTypes.converted === '5' && eventTypes.purchase === '2',
+    'the events panel counts 15 conversations, 11 engagements, 10 keywords (buy counted once per message), 5 converted and 2 purchases');
+  const adStats = await page.locator('#drill-ad').innerText();
+  check(adStats.includes('campaign Spring sale') && adStats.includes('23,500') && adStats.includes('461'), 'the ad panel shows campaign, impressions and clicks');
+  charts = await chartsRendered(page);
+  check(charts.dayTitles[0] === 'Mar 16, 2026: 15 sessions, €0.00 revenue' && charts.dayTitles[2] === 'Mar 18, 2026: 0 sessions, €218.90 revenue',
+    `the daily chart follows the selection: ${charts.dayTitles.join('; ')}`);
+
+  // Downloads carry the token: fetch + blob.
+  const [contacts] = await Promise.all([page.waitForEvent('download'), page.click('#drill-contacts')]);
+  const contactsCSV = await streamText(await contacts.createReadStream());
+  check(contactsCSV.startsWith('phone,user_id,first_seen') && contactsCSV.trim().split('\n').length === 16,
+    `the contacts CSV of the ad has a header and 15 leads (${contacts.suggestedFilename()})`);
+  await page.screenshot({ path: join(artifacts, 'dashboard-drilldown-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-drilldown-1280.png')}`);
+
+  // ---------------------------------------------------------------- phone, 390 px
+  const phone = await newPage({ width: 390, height: 844 }, { isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
+  await phone.page.goto(`${base}/?app=${app}&from=2026-03-16&to=2026-03-18`);
+  await phone.page.locator('#token-dialog').waitFor({ state: 'visible', timeout: 10_000 });
+  await phone.page.fill('#token-input', 'not-the-token');
+  await phone.page.click('#token-ok');
+  await phone.page.locator('#token-why', { hasText: 'refused that token' }).waitFor({ timeout: 10_000 });
+  check(true, 'a wrong token is refused in words and asked again');
+  await giveToken(phone.page);
+  await phone.page.locator('#sources-table').waitFor({ timeout: 15_000 });
+  await phone.page.locator('#daily svg path.revenue-line').waitFor({ timeout: 15_000 });
+  const phoneImage = await rowValues(phone.page, 'Spring sale - image');
+  check(phoneImage.revenue === '€218.90' && phoneImage.roas === '1.16', 'the phone layout shows the same table values');
+  const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `the page does not scroll sideways at 390 px (overflow ${overflow} px); the table scrolls inside its panel`);
+  charts = await chartsRendered(phone.page);
+  const svgWidths = await phone.page.evaluate(() => [...document.querySelectorAll('.chart svg')].map((s) => s.getBoundingClientRect().width));
+  check(charts.funnelBars.length === 4 && svgWidths.every((w) => w > 200 && w <= 390), `charts fit the phone width (${svgWidths.join(', ')} px)`);
+  await phone.page.locator('#sources-table tbody tr', { hasText: 'Spring sale - image' }).locator('.source-name').click();
+  await phone.page.locator('#drill-keywords-table').waitFor({ timeout: 15_000 });
+  check(true, 'the drill-down opens on a phone');
+  await phone.page.screenshot({ path: join(artifacts, 'dashboard-390.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-390.png')}`);
+  check(phone.problems.length === 0, `no script errors or CSP violations at 390 px${phone.problems.length ? `: ${phone.problems.join('; ')}` : ''}`);
+  await phone.context.close();
+
+  // ---------------------------------------------------------------- back at 1280 px: downloads, forms, empty states
+  const [events] = await Promise.all([page.waitForEvent('download'), page.click('#download-events')]);
+  const eventsCSV = await streamText(await events.createReadStream());
+  check(eventsCSV.startsWith('id,date,app_id,type') && eventsCSV.includes('purchase'), `the events CSV downloads (${events.suggestedFilename()})`);
+  await page.locator('#download-result.ok', { hasText: 'downloaded' }).waitFor();
+  check(true, 'the page says the download is done');
+  const [allContacts] = await Promise.all([page.waitForEvent('download'), page.click('#download-contacts')]);
+  check((await streamText(await allContacts.createReadStream())).startsWith('phone,'), 'the contacts CSV of all sources downloads');
+
+  // Forms: a refused import explains itself; a keyword and a source are added.
+  await page.fill('#import-csv', 'Day,Campaign name,Campaign ID,Ad name,Ad ID,Impressions,Link clicks,Amount spent (EUR)\n' +
+    'yesterday,Spring sale,23851172049950001,Spring sale - image,120214567890123456,1000,20,11.45\n');
+  await page.fill('#import-account', '174816537731874');
+  await page.click('#import-form button[type=submit]');
+  await page.locator('#import-result.error').waitFor();
+  const importErr = await page.locator('#import-result').innerText();
+  console.log('import error:', importErr);
+  check(/^Not saved/.test(importErr) && /line 2/.test(importErr) && /yesterday/.test(importErr), 'a refused import shows the API\'s message in words');
+  await page.fill('#import-csv', 'Day,Campaign name,Campaign ID,Ad name,Ad ID,Impressions,Link clicks,Amount spent (EUR)\n' +
+    '2026-03-18,Spring sale,23851172049950001,Spring sale - image,120214567890123456,1000,20,11.45\n');
+  await page.fill('#import-account', '174816537731874');
+  await page.click('#import-form button[type=submit]');
+  await page.locator('#import-result.ok', { hasText: 'Imported 1 rows' }).waitFor();
+  await page.locator('#sources-table tbody tr', { hasText: 'Spring sale - image' }).locator('[data-col="spend"]', { hasText: '€200.00' }).waitFor();
+  check(true, 'an imported spend row shows up in the table (€188.55 + €11.45 = €200.00)');
+  await page.fill('#keyword', 'size');
+  await page.click('#keyword-form button[type=submit]');
+  await page.locator('#keyword-result.ok', { hasText: 'Tracking “size”' }).waitFor();
+  check(true, 'a keyword can be tracked');
+  await page.fill('#keyword', 'price');
+  await page.click('#keyword-form button[type=submit]');
+  await page.locator('#keyword-result.error', { hasText: 'already tracked' }).waitFor();
+  check(true, 'a duplicate keyword is refused in words');
+  await page.fill('#source-name', 'Flyer (QR)');
+  await page.fill('#source-phrase', 'flyer spring');
+  await page.click('#source-form button[type=submit]');
+  await page.locator('#source-result.ok').waitFor();
+  await page.locator('#sources-table tbody tr', { hasText: 'Flyer (QR)' }).waitFor();
+  check(true, 'a new custom source is added and listed');
+
+  // Empty period: explained, with a way back to the data.
+  await page.fill('#from', '2025-01-01');
+  await page.fill('#to', '2025-01-31');
+  await page.click('#show');
+  await page.locator('#sources-empty #show-span').waitFor({ timeout: 15_000 });
+  const empty = await page.locator('#sources-empty').innerText();
+  check(empty.includes('No conversation started') && empty.includes('Mar 16, 2026'), 'an empty period is explained and points to the recorded days');
+  check((await page.locator('#funnel').innerText()).includes('no funnel to draw'), 'the empty funnel says why it is empty');
+  await page.click('#show-span');
+  await page.locator('#sources-table tbody tr', { hasText: 'Spring sale - image' }).waitFor();
+  check(await page.inputValue('#from') === '2026-03-16', '"Show that period" brings the data back');
+
+  // All time: the sources without dates; the daily chart spans the recorded days.
+  await page.selectOption('#preset', 'all');
+  await page.locator('#status', { hasText: 'all recorded time' }).waitFor({ timeout: 15_000 });
+  await page.locator('#daily-caption', { hasText: 'All time" spans the first to the last day' }).waitFor({ timeout: 15_000 });
+  check((await rowValues(page, 'Spring sale - image')).sessions === '15' && (await chartsRendered(page)).dailyBars.length === 3,
+    '"All time" lists the sources and charts the three recorded days');
+
+  // A day when the image ad spent money but started no session: its spend still counts.
+  await page.selectOption('#preset', 'custom');
+  await page.fill('#from', '2026-03-17');
+  await page.fill('#to', '2026-03-17');
+  await page.click('#show');
+  await page.locator('#status', { hasText: 'Mar 17, 2026 · app' }).waitFor({ timeout: 15_000 });
+  const spentOnly = await rowValues(page, 'Spring sale - image');
+  check(spentOnly.sessions === '0' && spentOnly.spend === '€92.15' && spentOnly.roas === '0.00',
+    `an ad with spend and no session that day is listed with its spend: ${JSON.stringify(spentOnly)}`);
+
+  // A wrong client id is explained with the API's words.
+  await page.fill('#client', 'nobody');
+  await page.click('#show');
+  await page.locator('#banner').waitFor({ state: 'visible' });
+  check((await page.locator('#banner').innerText()).includes('this sidecar records client "default"'), 'a wrong client id is explained');
+  await page.fill('#client', 'default');
+  await page.click('#show');
+  await page.locator('#banner').waitFor({ state: 'hidden' });
+  check(problems.length === 0, `no script errors or CSP violations at 1280 px${problems.length ? `: ${problems.join('; ')}` : ''}`);
+
+  console.log(`${checks} passed, 0 failed`);
+  console.log('dashboard: all browser checks passed');
+} catch (err) {
+  console.error(`FAILED after ${checks} checks: ${err.message}`);
+  try {
+    for (const ctx of browser.contexts()) {
+      for (const p of ctx.pages()) await p.screenshot({ path: join(artifacts, `dashboard-failure-${Date.now()}.png`), fullPage: true });
+    }
+  } catch { /* the failure itself matters more */ }
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();
+
+async function streamText(stream) {
+  const chunks = [];
+  for await (const c of stream) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
