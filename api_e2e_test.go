@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -88,5 +89,21 @@ func TestChunkedUpstreamResponseIsRelayedWhole(t *testing.T) {
 	resp, body := mustDo(t, newRequest(t, http.MethodPost, sc.webhook+"/", []byte("{}")))
 	if resp.StatusCode != 200 || string(body) != strings.Repeat("chunk ", 5000) {
 		t.Fatalf("got %d and %d bytes", resp.StatusCode, len(body))
+	}
+}
+
+func TestAppsListsAppsWithTraffic(t *testing.T) {
+	up := startUpstream(t, echoUpstream)
+	sc := startSidecar(t, "http://"+up.addr)
+	for _, f := range []string{"testdata/webhooks/cloud/text_ctwa_referral.json", "testdata/webhooks/onprem/text.json"} {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustDo(t, newRequest(t, "POST", sc.webhook+"/", body))
+	}
+	_, got := mustDo(t, newRequest(t, "GET", sc.api+"/v1/clients/default/apps", nil))
+	if want := `{"data":[{"id":"106540352242922"},{"id":"onprem"}],"total_count":2,"offset":0,"limit":2}` + "\n"; string(got) != want {
+		t.Fatalf("apps %s, want %s", got, want)
 	}
 }

@@ -63,7 +63,7 @@ func newDefinitions(groups []Group, sources []Source, adCampaign map[string]stri
 	var patterns []matcher.Pattern
 	for i := range groups {
 		g := &groups[i]
-		if g.Active() && g.Type == TypeKeyword && g.TypeValue != "" {
+		if g.Active() && g.Type == TypeKeyword && g.TypeValue != "" && !(g.Converted && tracked(groups, g)) {
 			patterns = append(patterns, matcher.Pattern{ID: g.ID, Text: g.TypeValue, Kind: matcher.KindKeyword})
 			d.patternRef = append(d.patternRef, i)
 		}
@@ -78,6 +78,20 @@ func newDefinitions(groups []Group, sources []Source, adCampaign map[string]stri
 	}
 	d.matcher = m
 	return d, nil
+}
+
+// tracked reports whether an active keyword group that is not a converted definition
+// tracks c's keyword in c's app. A converted definition of type keyword then only
+// watches that group's keyword events; otherwise it tracks the keyword itself, so that
+// each message yields one keyword event, not two.
+func tracked(groups []Group, c *Group) bool {
+	for i := range groups {
+		g := &groups[i]
+		if !g.Converted && g.Active() && g.Type == TypeKeyword && g.AppID == c.AppID && sameWords(g.TypeValue, c.TypeValue) {
+			return true
+		}
+	}
+	return false
 }
 
 // inScope reports whether group g applies to a session from source sourceType/sourceID.

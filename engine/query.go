@@ -97,3 +97,6 @@ func (r *Recorder) GroupMatches(g *Group, ev *storage.Event) bool {
 	return g.AppID == ev.AppID && g.matches(ev.Type, ev.TypeID, ev.TypeValue) &&
 		r.defs.Load().inScope(g, ev.SourceType, ev.SourceID)
 }
+
+// Apps lists the app ids with recorded sessions or off-thread events.
+func (r *Recorder) Apps() ([]string, error) { return r.store.Apps() }

@@ -16,6 +16,7 @@ type insightsAPI struct{ *eventsAPI }
 func RegisterInsightRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location) {
 	in := insightsAPI{&eventsAPI{clientID: clientID, rec: rec, loc: loc}}
 	c := in.client
+	a.Handle("GET", "/v1/clients/{client_id}/apps", AuthToken, c(in.apps))
 	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts", AuthToken, c(in.facebookAccounts))
 	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts/{facebook_account}", AuthToken, c(in.adAccounts))
 	a.Handle("GET", appPrefix+"/ads/account/{ad_account_id}", AuthToken, c(in.listAds))
@@ -29,6 +30,22 @@ func RegisterInsightRoutes(a *API, clientID string, rec *engine.Recorder, loc *t
 		a.Handle("POST", appPrefix+p, AuthToken, c(in.refresh))
 	}
 	a.Handle("POST", appPrefix+"/converted_events", AuthToken, c(in.convertedEvent))
+}
+
+// apps lists the apps (phone number ids) with recorded traffic: {"data": [{"id"}]}.
+func (in insightsAPI) apps(ctx *fasthttp.RequestCtx, _ Params) {
+	ids, err := in.rec.Apps()
+	if err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	rows := make([]map[string]string, 0, len(ids))
+	for _, id := range ids {
+		if id != "" { // unattributed off-thread events that named no app
+			rows = append(rows, map[string]string{"id": id})
+		}
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
 }
 
 func (in insightsAPI) facebookAccounts(ctx *fasthttp.RequestCtx, _ Params) {
@@ -82,9 +99,9 @@ func (in insightsAPI) listAds(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	rows := []adObject{}
+	rows, campaigns := []adObject{}, map[string]campaignObject{}
 	for _, ad := range ads[min(offset, len(ads)):min(offset+limit, len(ads))] {
-		obj, err := in.adObject(ad, days)
+		obj, err := in.adObject(ad, days, campaigns)
 		if err != nil {
 			writeStoreError(ctx, err)
 			return
@@ -130,7 +147,7 @@ func (in insightsAPI) getAd(ctx *fasthttp.RequestCtx, p Params) {
 	if !ok {
 		return
 	}
-	obj, err := in.adObject(ad, days)
+	obj, err := in.adObject(ad, days, nil)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return

@@ -79,3 +79,25 @@ func (s *Store) ScanRangeReverse(start, end []byte, fn func(key, value []byte) (
 		return nil
 	})
 }
+
+// Apps returns the app ids that have sessions or off-thread events (their rollups), in
+// order. It hops from app to app with seeks, so it reads one key per app.
+func (s *Store) Apps() ([]string, error) {
+	var apps []string
+	err := s.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(tRoll)})
+		defer it.Close()
+		for it.Seek([]byte(tRoll)); it.ValidForPrefix([]byte(tRoll)); {
+			rest := it.Item().Key()[len(tRoll):]
+			end := bytes.IndexByte(rest, 0)
+			if end < 0 {
+				return errCorrupt
+			}
+			apps = append(apps, string(rest[:end]))
+			// The smallest key after every key of this app: its prefix with the NUL raised.
+			it.Seek(append([]byte(tRoll), append(rest[:end:end], 1)...))
+		}
+		return nil
+	})
+	return apps, err
+}
