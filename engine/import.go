@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ type SpendRow struct {
 	Clicks       int64   `json:"clicks"`
 	Spend        float64 `json:"spend"`
 	where        string  // "rows[3]" or "line 4", for error messages
+	// columns names, for a CSV row, the header of each field's column, so that errors
+	// say `line 4, column "Day"` as the file shows it.
+	columns map[string]string
 }
 
 // Delivery is an ad's imported delivery on one day, as stored.
@@ -95,16 +99,29 @@ func ParseSpendCSV(body []byte, acct AdAccount, fb FacebookAccount) (SpendImport
 		}
 		acct.Currency = currency
 	}
+	names := make(map[string]string, len(cols))
+	for f, i := range cols {
+		names[f] = strings.TrimSpace(header[i])
+	}
 	imp := SpendImport{AdAccount: acct, FacebookAccount: fb}
-	for line := 2; ; line++ {
+	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
+			line := 0
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				line = pe.StartLine
+			}
 			return SpendImport{}, &FieldError{fmt.Sprintf("line %d", line), err.Error()}
 		}
+		// The line in the file, as an editor shows it: blank lines and quoted line
+		// breaks make it differ from the record number.
+		line, _ := r.FieldPos(0)
 		row, err := csvRow(rec, header, cols, line, &imp.AdAccount)
+		row.columns = names
 		if err != nil {
 			return SpendImport{}, err
 		}
@@ -129,7 +146,9 @@ func mapColumns(header []string) (map[string]int, string, error) {
 			continue
 		}
 		if f, ok := csvColumns[name]; ok {
-			if _, dup := cols[f]; !dup {
+			// The first column of a field wins, but "Day" wins for the date: an export
+			// with a daily breakdown also carries the report range (Reporting starts).
+			if _, dup := cols[f]; !dup || name == "day" {
 				cols[f] = i
 			}
 		}
@@ -228,7 +247,12 @@ func (imp *SpendImport) validate() error {
 }
 
 func (row *SpendRow) validate() error {
-	bad := func(field, msg string) error { return &FieldError{row.where + "." + field, msg} }
+	bad := func(field, msg string) error {
+		if col := row.columns[field]; col != "" {
+			return &FieldError{fmt.Sprintf("%s, column %q", row.where, col), msg}
+		}
+		return &FieldError{row.where + "." + field, msg}
+	}
 	if _, err := time.Parse("2006-01-02", row.Date); err != nil {
 		return bad("date", fmt.Sprintf("%q is not a day YYYY-MM-DD", row.Date))
 	}
@@ -254,9 +278,20 @@ type ImportResult struct {
 	Campaigns int `json:"campaigns"`
 }
 
+// Bounds of one Apply of an import: the store commits a request in one Badger
+// transaction, a fraction of a memtable (storage.ErrTooBig), far less than the 8 MiB
+// an import may carry.
+const (
+	importChunkWrites = 1000
+	importChunkBytes  = 256 << 10
+)
+
 // ImportSpend stores a validated import for app: the account, campaigns, ad sets and
 // ads are created or updated, and each (ad, day) row replaces what was there.
-// Everything is committed at once or not at all.
+// The import is checked whole before anything is written. It is then written in
+// chunks, the rows before the catalogue, so that an ad never shows without its spend:
+// a store failure part way leaves some rows stored, and importing the same file
+// again replaces them.
 func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport) (ImportResult, error) {
 	r.defsMu.Lock() // one catalogue change at a time
 	defer r.defsMu.Unlock()
@@ -270,22 +305,44 @@ func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport)
 	for i := range imp.Rows {
 		mergeRow(cat, app, imp.AdAccount.ID, &imp.Rows[i], now, changed)
 	}
-	err := r.store.Apply(ctx, func(b *storage.Batch) error {
-		for key, v := range changed {
-			if err := putJSON(b, []byte(key), v); err != nil {
-				return err
-			}
+	writes := make([][2][]byte, 0, len(imp.Rows)+len(changed))
+	for _, row := range imp.Rows {
+		day, _ := DayOf(row.Date)
+		v, err := json.Marshal(Delivery{row.Impressions, row.Clicks, row.Spend})
+		if err != nil {
+			return ImportResult{}, err
 		}
-		for _, row := range imp.Rows {
-			day, _ := DayOf(row.Date)
-			if err := putJSON(b, storage.SpendKey(row.AdID, day), Delivery{row.Impressions, row.Clicks, row.Spend}); err != nil {
-				return err
-			}
+		writes = append(writes, [2][]byte{storage.SpendKey(row.AdID, day), v})
+	}
+	keys := make([]string, 0, len(changed))
+	for key := range changed {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		v, err := json.Marshal(changed[key])
+		if err != nil {
+			return ImportResult{}, err
 		}
-		return nil
-	})
-	if err != nil {
-		return ImportResult{}, fmt.Errorf("cannot store the import: %w", err)
+		writes = append(writes, [2][]byte{[]byte(key), v})
+	}
+	for len(writes) > 0 {
+		n, size := 0, 0
+		for n < len(writes) && n < importChunkWrites && size < importChunkBytes {
+			size += len(writes[n][0]) + len(writes[n][1])
+			n++
+		}
+		chunk := writes[:n]
+		writes = writes[n:]
+		err := r.store.Apply(ctx, func(b *storage.Batch) error {
+			for _, kv := range chunk {
+				b.Set(kv[0], kv[1])
+			}
+			return nil
+		})
+		if err != nil {
+			return ImportResult{}, fmt.Errorf("cannot store the import (rows before the failure may be stored; importing the file again replaces them): %w", err)
+		}
 	}
 	r.catalog.Store(cat)
 	return ImportResult{Rows: len(imp.Rows), Ads: countKind(changed, catAd), Campaigns: countKind(changed, catCampaign)},
@@ -341,7 +398,8 @@ func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed 
 	if !ok || ad.Referral {
 		ad.Created = cmpOr(ad.Created, now)
 	}
-	ad.ID, ad.AdSetID, ad.CampaignID, ad.AdAccountID, ad.AppID, ad.Referral = row.AdID, row.AdSetID, row.CampaignID, acct, app, false
+	// An export without ad set columns (a short correction) keeps the ad's ad set.
+	ad.ID, ad.AdSetID, ad.CampaignID, ad.AdAccountID, ad.AppID, ad.Referral = row.AdID, orKeep(row.AdSetID, ad.AdSetID), row.CampaignID, acct, app, false
 	ad.Name, ad.Status, ad.Updated = orKeep(row.AdName, ad.Name), orKeep(row.Status, orKeep(ad.Status, "ACTIVE")), now
 	cat.Ads[ad.ID] = ad
 	changed[string(storage.CatalogKey(catAd, ad.ID))] = ad

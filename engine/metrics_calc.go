@@ -5,12 +5,20 @@ import (
 	"slices"
 )
 
-// Round2 rounds half away from zero to 2 decimals (SPEC §6.2).
+// Round2 rounds half away from zero to 2 decimals (SPEC §6.2), as on the decimal value:
+// money comes in as decimals that binary floating point holds a hair off (64.35/2 is
+// 32.174999…97, not 32.175), so a value within a trillionth of a half cent counts as
+// that half cent and rounds away from zero (32.18), as a hand calculation does.
 func Round2(x float64) float64 {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return 0
 	}
-	return math.Round(x*100) / 100
+	cents := x * 100
+	whole, frac := math.Modf(math.Abs(cents))
+	if frac < 0.5 && 0.5-frac <= 1e-12*max(1, math.Abs(cents)) {
+		return math.Copysign(whole+1, x) / 100
+	}
+	return math.Round(cents) / 100
 }
 
 // Ratio is num/den rounded to 2 decimals; a zero denominator gives 0, never NaN or Inf.

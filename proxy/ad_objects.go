@@ -57,8 +57,10 @@ func (in insightsAPI) account(id string) accountRef {
 	return accountRef{ID: id, Name: a.Name, Currency: a.Currency}
 }
 
-// adObject builds an ad with its insight and sale insight over days.
-func (in insightsAPI) adObject(ad engine.Ad, days engine.Days) (adObject, error) {
+// adObject builds an ad with its insight and sale insight over days. campaigns, when
+// not nil, holds the campaign objects already built for the same answer: a page of ads
+// shares a few campaigns, each summed over all its ads.
+func (in insightsAPI) adObject(ad engine.Ad, days engine.Days, campaigns map[string]campaignObject) (adObject, error) {
 	t, err := in.rec.AdTotals(ad.AppID, []string{ad.ID}, days)
 	if err != nil {
 		return adObject{}, err
@@ -75,18 +77,25 @@ func (in insightsAPI) adObject(ad engine.Ad, days engine.Days) (adObject, error)
 		obj.AdSet = adSetRef{ID: as.ID, Name: as.Name, Status: as.Status}
 	}
 	if cp, ok := cat.Campaigns[ad.CampaignID]; ok {
-		if obj.Campaign, err = in.campaignObject(cp, days); err != nil {
+		if built, done := campaigns[cp.ID]; done {
+			obj.Campaign = built
+		} else if obj.Campaign, err = in.campaignObject(cp, days); err != nil {
 			return adObject{}, err
+		} else if campaigns != nil {
+			campaigns[cp.ID] = obj.Campaign
 		}
+	} else {
+		obj.Campaign.Insight.Keywords = []keywordRow{} // a list, as everywhere, not null
 	}
 	return obj, nil
 }
 
-// activeGroups counts the active event groups that apply to an ad.
+// activeGroups counts the active event groups that apply to an ad. Converted-event
+// definitions are not event groups: GET event_groups does not list them either.
 func (in insightsAPI) activeGroups(ad engine.Ad) int {
 	n := 0
 	for _, g := range in.rec.Definitions().Groups {
-		if g.AppID == ad.AppID && g.Active() && (g.AdID == ad.ID || (g.CampaignID != "" && g.CampaignID == ad.CampaignID) || (g.AdID == "" && g.CampaignID == "")) {
+		if g.AppID == ad.AppID && g.Active() && !g.Converted && (g.AdID == ad.ID || (g.CampaignID != "" && g.CampaignID == ad.CampaignID) || (g.AdID == "" && g.CampaignID == "")) {
 			n++
 		}
 	}

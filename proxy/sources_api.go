@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/csv"
 	"slices"
 	"sort"
@@ -50,11 +51,19 @@ func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 		err = e.addAppless(totals, days) // unattributed events that named no app
 	}
 	if err == nil {
-		err = e.addSpend(totals, days)
+		err = e.addSpend(totals, app, days)
+	}
+	var referral []engine.Ad
+	if err == nil {
+		referral, err = e.rec.ReferralAds(app)
 	}
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
+	}
+	headlines := make(map[string]string, len(referral))
+	for _, ad := range referral {
+		headlines[ad.ID] = ad.Name
 	}
 	for _, s := range e.rec.Definitions().Sources {
 		if ref := (engine.SourceRef{Type: engine.SourceCustom, ID: s.ID}); s.AppID == app && totals[ref] == nil {
@@ -63,7 +72,7 @@ func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	rows := make([]sourceStats, 0, len(totals))
 	for ref, t := range totals {
-		rows = append(rows, e.sourceStatsRow(ref, t))
+		rows = append(rows, e.sourceStatsRow(ref, t, headlines))
 	}
 	sort.Slice(rows, func(i, j int) bool {
 		if rows[i].Sessions != rows[j].Sessions {
@@ -86,8 +95,9 @@ func (e *eventsAPI) addAppless(totals map[engine.SourceRef]*engine.Totals, days 
 	return err
 }
 
-// addSpend adds the imported spend of each ad source.
-func (e *eventsAPI) addSpend(totals map[engine.SourceRef]*engine.Totals, days engine.Days) error {
+// addSpend adds the imported spend of each ad source, and lists the imported ads of app
+// that had delivery in the range but brought no session: what they cost shows too.
+func (e *eventsAPI) addSpend(totals map[engine.SourceRef]*engine.Totals, app string, days engine.Days) error {
 	for ref, t := range totals {
 		if ref.Type == engine.SourceAd {
 			if err := e.rec.AddDelivery(t, ref.ID, days); err != nil {
@@ -95,10 +105,23 @@ func (e *eventsAPI) addSpend(totals map[engine.SourceRef]*engine.Totals, days en
 			}
 		}
 	}
+	for id, ad := range e.rec.Catalog().Ads {
+		ref := engine.SourceRef{Type: engine.SourceAd, ID: id}
+		if ad.AppID != app || totals[ref] != nil {
+			continue
+		}
+		t := engine.NewTotals()
+		if err := e.rec.AddDelivery(t, id, days); err != nil {
+			return err
+		}
+		if t.Impressions > 0 || t.Clicks > 0 || t.Spend > 0 {
+			totals[ref] = t
+		}
+	}
 	return nil
 }
 
-func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals) sourceStats {
+func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals, headlines map[string]string) sourceStats {
 	cat := e.rec.Catalog()
 	currency := ""
 	if ad, ok := cat.Ads[ref.ID]; ok && (ref.Type == engine.SourceAd || ref.Type == engine.SourcePost) {
@@ -109,20 +132,24 @@ func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals) sourc
 		UniqueUsers: t.UniqueUsers(), Engaged: t.Engaged, Converted: t.Converted, OffThreadCount: t.OffCount,
 		Revenue: engine.Round2(revenue), Currency: cur, OtherCurrencies: others, Spend: engine.Round2(t.Spend),
 		ROAS: engine.Ratio(revenue, t.Spend), CostPerLead: engine.Ratio(t.Spend, float64(t.UniqueUsers()))}
-	row.Name, row.Phrase = e.sourceName(ref)
+	row.Name, row.Phrase = e.sourceName(ref, headlines)
 	if ref.Type == engine.SourceCampaign {
 		row.Direction = "outgoing"
 	}
 	return row
 }
 
-// sourceName names a source for people: the ad's name or referral headline, the custom
-// source's name, the campaign tag.
-func (e *eventsAPI) sourceName(ref engine.SourceRef) (name, phrase string) {
+// sourceName names a source for people: the ad's name or, for an ad no import placed
+// yet, its referral headline (headlines, by ad id); the custom source's name; the
+// campaign tag.
+func (e *eventsAPI) sourceName(ref engine.SourceRef, headlines map[string]string) (name, phrase string) {
 	switch ref.Type {
 	case engine.SourceAd, engine.SourcePost:
 		if ad, ok := e.rec.Catalog().Ads[ref.ID]; ok {
 			return ad.Name, ""
+		}
+		if h, ok := headlines[ref.ID]; ok {
+			return h, ""
 		}
 		return ref.Type + " " + ref.ID, ""
 	case engine.SourceCustom:
@@ -146,6 +173,7 @@ type contactRow struct {
 	phone, userID string
 	first, last   int64
 	sources       []string
+	sourceStart   map[string]int64 // first session start by source, to list sources in that order
 	sessions      int
 	revenue       map[string]float64
 	hasType       bool
@@ -181,16 +209,20 @@ func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 }
 
 // contacts collects the leads whose sessions started in [from, to), filtered by source
-// (id, or type:id) and by an event type they produced.
+// (id, or type:id as the source column shows it) and by an event type produced in one of
+// those sessions.
 func (e *eventsAPI) contacts(app string, from, to int64, sourceID, eventType string) ([]*contactRow, error) {
 	byLead := map[string]*contactRow{}
+	selected := map[string]bool{} // ids of the sessions that passed the filters
 	err := e.rec.Sessions(app, func(s *storage.Session) bool {
-		if s.Start < from || s.Start >= to || (sourceID != "" && sourceID != s.SourceID && sourceID != s.SourceType+":"+s.SourceID) {
+		if s.Start < from || s.Start >= to ||
+			(sourceID != "" && sourceID != s.SourceID && sourceID != sourceLabel(s.SourceType, s.SourceID)) {
 			return true
 		}
+		selected[s.ID] = true
 		c := byLead[s.Lead]
 		if c == nil {
-			c = &contactRow{first: s.Start, revenue: map[string]float64{}}
+			c = &contactRow{first: s.Start, revenue: map[string]float64{}, sourceStart: map[string]int64{}}
 			if s.LeadIsBSUID {
 				c.userID = s.Lead
 			} else {
@@ -202,6 +234,9 @@ func (e *eventsAPI) contacts(app string, from, to int64, sourceID, eventType str
 		c.sessions++
 		if src := sourceLabel(s.SourceType, s.SourceID); !slices.Contains(c.sources, src) {
 			c.sources = append(c.sources, src)
+			c.sourceStart[src] = s.Start
+		} else {
+			c.sourceStart[src] = min(c.sourceStart[src], s.Start)
 		}
 		return true
 	})
@@ -213,10 +248,10 @@ func (e *eventsAPI) contacts(app string, from, to int64, sourceID, eventType str
 		if c == nil {
 			return true
 		}
-		if ev.Type == eventType {
+		if ev.Type == eventType && selected[ev.ConversationID] {
 			c.hasType = true
 		}
-		if amount, currency, ok := offThreadRevenue(ev); ok {
+		if amount, currency, ok := offThreadRevenue(ev); ok && amount > 0 {
 			c.revenue[currency] += amount
 		}
 		return true
@@ -224,6 +259,11 @@ func (e *eventsAPI) contacts(app string, from, to int64, sourceID, eventType str
 	out := make([]*contactRow, 0, len(byLead))
 	for _, c := range byLead {
 		if eventType == "" || c.hasType {
+			// Sessions come in id order, which is no order: list the sources as the
+			// lead met them.
+			slices.SortFunc(c.sources, func(a, b string) int {
+				return cmp.Or(cmp.Compare(c.sourceStart[a], c.sourceStart[b]), strings.Compare(a, b))
+			})
 			out = append(out, c)
 		}
 	}
@@ -243,12 +283,17 @@ func offThreadRevenue(ev *storage.Event) (float64, string, bool) {
 	return f, currency, ok && err == nil && engine.IsCurrency(currency)
 }
 
+// revenueCell writes revenue by currency, in currency order: "49.90 EUR; 30.00 USD".
 func revenueCell(m map[string]float64) string {
-	parts := make([]string, 0, len(m))
-	for c, v := range m {
-		parts = append(parts, strconv.FormatFloat(engine.Round2(v), 'f', 2, 64)+" "+c)
+	currencies := make([]string, 0, len(m))
+	for c := range m {
+		currencies = append(currencies, c)
 	}
-	sort.Strings(parts)
+	sort.Strings(currencies)
+	parts := make([]string, 0, len(m))
+	for _, c := range currencies {
+		parts = append(parts, strconv.FormatFloat(engine.Round2(m[c]), 'f', 2, 64)+" "+c)
+	}
 	return strings.Join(parts, "; ")
 }
 

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"math"
+	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// The rounding of SPEC §6.2: half away from zero to 2 decimals, on the decimal value a
+// person computes by hand; a zero denominator gives 0, never NaN or Inf.
+func TestRound2HalfAwayFromZero(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"exact binary half: 1/8", Round2(0.125), 0.13},
+		{"exact binary half, negative", Round2(-0.125), -0.13},
+		{"below the half", Round2(0.1249), 0.12},
+		{"above the half", Round2(0.1251), 0.13},
+		// Decimal halves that binary floating point holds a hair below the half cent:
+		// math.Round(x*100)/100 gives the lower cent for each of these.
+		{"1.005", Round2(1.005), 1.01},
+		{"2.01/2 = 1.005", Round2(2.01 / 2), 1.01},
+		{"64.35/2 = 32.175", Round2(64.35 / 2), 32.18},
+		{"0.29/2 = 0.145", Round2(0.29 / 2), 0.15},
+		{"-64.35/2 = -32.175", Round2(-64.35 / 2), -32.18},
+		{"a sum of days: (45.00+0+19.35)/2", Round2((45.00 + 0 + 19.35) / 2), 32.18},
+		// Close to, but truly below, a half cent stays below.
+		{"32.17499", Round2(32.17499), 32.17},
+		{"1.00499999", Round2(1.00499999), 1},
+		{"whole", Round2(300.02), 300.02},
+		{"zero", Round2(0), 0},
+		{"large", Round2(1234567.895), 1234567.9},
+		{"NaN", Round2(math.NaN()), 0},
+		{"+Inf", Round2(math.Inf(1)), 0},
+
+		{"ratio cpc 300.02/500", Ratio(300.02, 500), 0.6},
+		{"ratio cost per user 300.02/4 = 75.005", Ratio(300.02, 4), 75.01},
+		{"ratio cpm 5.05*1000/2000 = 2.525", Ratio(5.05*1000, 2000), 2.53},
+		{"ratio zero denominator", Ratio(300.02, 0), 0},
+		{"ratio 0/0", Ratio(0, 0), 0},
+		{"percent 2/3", Percent(2, 3), 66.67},
+		{"percent 1/3", Percent(1, 3), 33.33},
+		{"percent 1/800 = 0.125", Percent(1, 800), 0.13},
+		{"percent zero denominator", Percent(5, 0), 0},
+	} {
+		if tc.got != tc.want || math.Signbit(tc.got) != math.Signbit(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+// Revenue is reported in the ad account's currency, or the first seen; the others apart,
+// never summed.
+func TestSplitRevenue(t *testing.T) {
+	tot := NewTotals()
+	day1, day2 := newTotals(), newTotals()
+	paid := func(currency string, amount float64) *storage.Rollup {
+		return &storage.Rollup{OffCount: 1, Revenue: []storage.Money{{Currency: currency, Amount: amount}}}
+	}
+	day1.addRollup(paid("USD", 30))
+	day2.addRollup(paid("EUR", 49.9))
+	day2.addRollup(paid("EUR", 120))
+	tot.Merge(day1)
+	tot.Merge(day2)
+
+	cur, amount, others := tot.SplitRevenue("EUR")
+	if cur != "EUR" || Round2(amount) != 169.9 || len(others) != 1 || others[0] != (Money{"USD", 30}) {
+		t.Errorf("EUR account: %s %v %v", cur, amount, others)
+	}
+	cur, amount, others = tot.SplitRevenue("") // no account: the first currency seen
+	if cur != "USD" || amount != 30 || len(others) != 1 || others[0] != (Money{"EUR", 169.9}) {
+		t.Errorf("no account: %s %v %v", cur, amount, others)
+	}
+	cur, amount, others = tot.SplitRevenue("GBP") // an account currency nobody paid in
+	if cur != "GBP" || amount != 0 || len(others) != 2 || others[0].Currency != "EUR" || others[1].Currency != "USD" {
+		t.Errorf("GBP account: %s %v %v", cur, amount, others)
+	}
+	cur, amount, others = NewTotals().SplitRevenue("")
+	if cur != "" || amount != 0 || others != nil {
+		t.Errorf("nothing: %q %v %v", cur, amount, others)
+	}
+}
