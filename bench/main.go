@@ -1,0 +1,91 @@
+// Command bench measures the sidecar side by side with what it competes against: the stub
+// upstream alone, a bare fasthttp forwarder (the floor: forwarding and nothing else), nginx
+// with proxy_pass and upstream keepalive (when installed), and the sidecar with recording on.
+// Everything runs on 127.0.0.1, each system in its own process, and the run stops itself.
+//
+//	go run ./bench [-duration 4s] [-concurrency 32] [-rounds 2] [-nginx auto|off|PATH]
+//	               [-sidecar PATH] [-keep] [-json]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// options is what one run measures and how.
+type options struct {
+	duration    time.Duration // measured time of one round
+	concurrency int           // connections of the load generator
+	rounds      int           // closed-loop rounds per system, alternating between systems
+	nginx       string        // "auto", "off" or the path of an nginx binary
+	sidecar     string        // sidecar binary; empty: build the current module
+	keep        bool          // keep the temporary directory (logs, configs, store)
+	json        bool          // print the results as JSON instead of a table
+}
+
+// warmup is the unmeasured lead-in of every round: connections are opened and caches
+// filled before the clock starts.
+func (o options) warmup() time.Duration {
+	return min(o.duration/5, time.Second)
+}
+
+func main() {
+	// The driver re-executes itself for the stub upstream and the bare forwarder, so that
+	// each system under test is its own process like the sidecar and nginx.
+	if handled, err := runChild(os.Args[1:]); handled {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if _, err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, w io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.DurationVar(&o.duration, "duration", 4*time.Second, "measured time of each round (plus a warm-up of a fifth of it, at most 1s); the default keeps the whole run under 2 minutes")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "connections of the load generator (closed loop: requests in flight)")
+	fs.IntVar(&o.rounds, "rounds", 2, "closed-loop rounds per system; systems alternate within each round")
+	fs.StringVar(&o.nginx, "nginx", "auto", "nginx binary: auto (PATH, then /usr/sbin/nginx), off, or a path")
+	fs.StringVar(&o.sidecar, "sidecar", "", "sidecar binary to measure (default: go build the current module)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with logs, configs and the sidecar's store")
+	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q: bench takes flags only", fs.Arg(0))
+	}
+	switch {
+	case o.duration <= 0:
+		return o, fmt.Errorf("-duration %s must be positive", o.duration)
+	case o.concurrency < 1:
+		return o, fmt.Errorf("-concurrency %d must be at least 1", o.concurrency)
+	case o.rounds < 1:
+		return o, fmt.Errorf("-rounds %d must be at least 1", o.rounds)
+	}
+	return o, nil
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// proc is a child process: a system under test or the stub upstream.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	log    string // file with its stdout and stderr
+	cancel context.CancelFunc
+	done   chan struct{} // closed once it has exited
+}
+
+// startProc starts path with args, its output going to a log file in dir. Cancelling ctx
+// or calling stop sends SIGTERM and, 10 s later, SIGKILL.
+func startProc(ctx context.Context, dir, name, path string, args ...string) (*proc, error) {
+	logPath := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".log")
+	out, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the log of %s: %w", name, err)
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(pctx, path, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = childEnv()
+	setChildAttrs(cmd)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		out.Close()
+		return nil, fmt.Errorf("cannot start %s (%s): %w", name, path, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait() // a process stopped by SIGTERM exits with an error; nothing to report
+		out.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// childEnv is the driver's environment without CTWA_ variables, which would otherwise
+// configure the measured sidecar behind the flags' back.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CTWA_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func (p *proc) stop() {
+	p.cancel()
+	<-p.done
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// logTail is the end of p's output, to explain a failure.
+func (p *proc) logTail() string {
+	b, _ := os.ReadFile(p.log)
+	const keep = 2000
+	if len(b) > keep {
+		b = b[len(b)-keep:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// waitReady polls url until it answers 200, p exits, or 20 s pass.
+func waitReady(ctx context.Context, p *proc, url string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, _, err := fasthttp.GetTimeout(nil, url, time.Second)
+		if err == nil && status == fasthttp.StatusOK {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready:\n%s", p.name, p.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer 200 on %s within 20s (last: status %d, %v):\n%s",
+				p.name, url, status, err, p.logTail())
+		}
+	}
+}
+
+// freeAddr returns a loopback address with a port nobody listens on right now. Another
+// process could take it before the child binds it; on a bench machine that is unlikely,
+// and the child's start-up then fails loudly.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("cannot find a free loopback port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// rssBytes is the resident memory of pid and all its descendants (nginx's workers are
+// children of its master), read from /proc; 0 where /proc is not available.
+func rssBytes(pid int) int64 {
+	total := vmRSS(pid)
+	for _, child := range childrenOf(pid) {
+		total += rssBytes(child)
+	}
+	return total
+}
+
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(string(v)), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var kids []int
+	for _, e := range entries {
+		id, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command name in parentheses may contain spaces: fields start after ") ".
+		_, rest, ok := bytes.Cut(b, []byte(") "))
+		fields := strings.Fields(string(rest))
+		if ok && len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			kids = append(kids, id)
+		}
+	}
+	return kids
+}
