@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
+	"sync"
 
 	json "github.com/goccy/go-json"
 
@@ -130,9 +132,9 @@ func (r *Recorder) AddSourceTotals(t *Totals, app string, src SourceRef, days Da
 	if days.From == math.MinInt32 {
 		start = storage.RollupLeadSourcePrefix(app, src.Type, src.ID)
 	}
-	return r.store.ScanRange(start, storage.RollupLeadKey(nil, app, src.Type, src.ID, days.To, 0), func(k, _ []byte) (bool, error) {
+	return r.store.ScanKeys(start, storage.RollupLeadKey(nil, app, src.Type, src.ID, days.To, 0), func(k []byte) bool {
 		t.leads[storage.LeadHashOf(k)] = struct{}{}
-		return true, nil
+		return true
 	})
 }
 
@@ -290,4 +292,29 @@ func (r *Recorder) ReferralAds(app string) ([]Ad, error) {
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
+}
+
+// AdTotalsEach computes AdTotals for each group of ad ids (an ad, or a campaign's ads),
+// spreading the groups over the cores: a page of ads reads each ad's rollups and lead
+// keys independently.
+func (r *Recorder) AdTotalsEach(app string, groups [][]string, days Days) ([]*Totals, error) {
+	out := make([]*Totals, len(groups))
+	errs := make([]error, len(groups))
+	next := make(chan int, len(groups))
+	for i := range groups {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(groups)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], errs[i] = r.AdTotals(app, groups[i], days)
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }

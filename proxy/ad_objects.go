@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
@@ -57,11 +58,54 @@ func (in insightsAPI) account(id string) accountRef {
 	return accountRef{ID: id, Name: a.Name, Currency: a.Currency}
 }
 
-// adObject builds an ad with its insight and sale insight over days. campaigns, when
-// not nil, holds the campaign objects already built for the same answer: a page of ads
-// shares a few campaigns, each summed over all its ads.
-func (in insightsAPI) adObject(ad engine.Ad, days engine.Days, campaigns map[string]campaignObject) (adObject, error) {
-	t, err := in.rec.AdTotals(ad.AppID, []string{ad.ID}, days)
+// answer holds what one API answer has computed already: a page of ads shares a few
+// campaigns, each summed over all its ads, and its totals are computed up front in
+// parallel (prefetch).
+type answer struct {
+	days      engine.Days
+	totals    map[string]*engine.Totals // by comma-joined ad ids
+	campaigns map[string]campaignObject
+}
+
+func newAnswer(days engine.Days) *answer {
+	return &answer{days: days, totals: map[string]*engine.Totals{}, campaigns: map[string]campaignObject{}}
+}
+
+// prefetch computes, in parallel, the totals of the ads and of their campaigns.
+func (in insightsAPI) prefetch(a *answer, app string, ads []engine.Ad) error {
+	cat := in.rec.Catalog()
+	var groups [][]string
+	seen := map[string]bool{}
+	add := func(ids []string) {
+		if k := strings.Join(ids, ","); len(ids) > 0 && !seen[k] {
+			seen[k] = true
+			groups = append(groups, ids)
+		}
+	}
+	for _, ad := range ads {
+		add([]string{ad.ID})
+		if cp, ok := cat.Campaigns[ad.CampaignID]; ok {
+			add(cat.CampaignAds(app, cp.ID))
+		}
+	}
+	totals, err := in.rec.AdTotalsEach(app, groups, a.days)
+	for i, ids := range groups {
+		a.totals[strings.Join(ids, ",")] = totals[i]
+	}
+	return err
+}
+
+// totalsOf returns the totals of ads over the answer's days, prefetched or computed now.
+func (in insightsAPI) totalsOf(a *answer, app string, ids []string) (*engine.Totals, error) {
+	if t := a.totals[strings.Join(ids, ",")]; t != nil {
+		return t, nil
+	}
+	return in.rec.AdTotals(app, ids, a.days)
+}
+
+// adObject builds an ad with its insight and sale insight over the answer's days.
+func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
+	t, err := in.totalsOf(a, ad.AppID, []string{ad.ID})
 	if err != nil {
 		return adObject{}, err
 	}
@@ -77,12 +121,12 @@ func (in insightsAPI) adObject(ad engine.Ad, days engine.Days, campaigns map[str
 		obj.AdSet = adSetRef{ID: as.ID, Name: as.Name, Status: as.Status}
 	}
 	if cp, ok := cat.Campaigns[ad.CampaignID]; ok {
-		if built, done := campaigns[cp.ID]; done {
+		if built, done := a.campaigns[cp.ID]; done {
 			obj.Campaign = built
-		} else if obj.Campaign, err = in.campaignObject(cp, days); err != nil {
+		} else if obj.Campaign, err = in.campaignObject(cp, a); err != nil {
 			return adObject{}, err
-		} else if campaigns != nil {
-			campaigns[cp.ID] = obj.Campaign
+		} else {
+			a.campaigns[cp.ID] = obj.Campaign
 		}
 	} else {
 		obj.Campaign.Insight.Keywords = []keywordRow{} // a list, as everywhere, not null
@@ -103,9 +147,9 @@ func (in insightsAPI) activeGroups(ad engine.Ad) int {
 }
 
 // campaignObject builds a campaign with its insight over its ads.
-func (in insightsAPI) campaignObject(cp engine.Campaign, days engine.Days) (campaignObject, error) {
+func (in insightsAPI) campaignObject(cp engine.Campaign, a *answer) (campaignObject, error) {
 	cat := in.rec.Catalog()
-	t, err := in.rec.AdTotals(cp.AppID, cat.CampaignAds(cp.AppID, cp.ID), days)
+	t, err := in.totalsOf(a, cp.AppID, cat.CampaignAds(cp.AppID, cp.ID))
 	if err != nil {
 		return campaignObject{}, err
 	}

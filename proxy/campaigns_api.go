@@ -15,9 +15,9 @@ func (in insightsAPI) listCampaigns(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	cps := in.rec.Catalog().CampaignsOf(p.Get("app_id"), p.Get("ad_account_id"))
-	rows := []campaignObject{}
+	rows, a := []campaignObject{}, newAnswer(days)
 	for _, cp := range cps[min(offset, len(cps)):min(offset+limit, len(cps))] {
-		obj, err := in.campaignObject(cp, days)
+		obj, err := in.campaignObject(cp, a)
 		if err != nil {
 			writeStoreError(ctx, err)
 			return
@@ -47,7 +47,7 @@ func (in insightsAPI) getCampaign(ctx *fasthttp.RequestCtx, p Params) {
 	if !ok {
 		return
 	}
-	obj, err := in.campaignObject(cp, days)
+	obj, err := in.campaignObject(cp, newAnswer(days))
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
@@ -74,7 +74,7 @@ func (in insightsAPI) campaignInsights(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	base, err := in.campaignObject(cp, engine.Days{From: 1, To: 0}) // the campaign without totals
+	base, err := in.campaignObject(cp, newAnswer(engine.Days{From: 1, To: 0})) // the campaign without totals
 	if err != nil {
 		writeStoreError(ctx, err)
 		return

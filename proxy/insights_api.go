@@ -99,9 +99,14 @@ func (in insightsAPI) listAds(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	rows, campaigns := []adObject{}, map[string]campaignObject{}
-	for _, ad := range ads[min(offset, len(ads)):min(offset+limit, len(ads))] {
-		obj, err := in.adObject(ad, days, campaigns)
+	pageAds, a := ads[min(offset, len(ads)):min(offset+limit, len(ads))], newAnswer(days)
+	if err := in.prefetch(a, p.Get("app_id"), pageAds); err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	rows := []adObject{}
+	for _, ad := range pageAds {
+		obj, err := in.adObject(ad, a)
 		if err != nil {
 			writeStoreError(ctx, err)
 			return
@@ -147,7 +152,7 @@ func (in insightsAPI) getAd(ctx *fasthttp.RequestCtx, p Params) {
 	if !ok {
 		return
 	}
-	obj, err := in.adObject(ad, days, nil)
+	obj, err := in.adObject(ad, newAnswer(days))
 	if err != nil {
 		writeStoreError(ctx, err)
 		return

@@ -101,3 +101,19 @@ func (s *Store) Apps() ([]string, error) {
 	})
 	return apps, err
 }
+
+// ScanKeys calls fn for every key k with start <= k < end, in ascending order, until fn
+// returns false, without reading values: for index keys whose value is empty.
+func (s *Store) ScanKeys(start, end []byte, fn func(key []byte) bool) error {
+	return s.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: commonPrefix(start, end)})
+		defer it.Close()
+		for it.Seek(start); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if bytes.Compare(k, end) >= 0 || !fn(k) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
