@@ -5,6 +5,7 @@
 //
 //	go run ./bench [-duration 4s] [-concurrency 32] [-rounds 2] [-nginx auto|off|PATH]
 //	               [-sidecar PATH] [-keep] [-json]
+//	go run ./bench -soak 10m [-soak-rate 300] [-soak-fault-every 20s] [-concurrency 32]
 package main
 
 import (
@@ -28,6 +29,11 @@ type options struct {
 	sidecar     string        // sidecar binary; empty: build the current module
 	keep        bool          // keep the temporary directory (logs, configs, store)
 	json        bool          // print the results as JSON instead of a table
+	// Soak mode (soak.go): mixed traffic with faults for this long instead of the comparison.
+	soak           time.Duration
+	soakRate       int            // requests per second during the soak
+	soakFaultEvery time.Duration  // one fault this often, in rotation
+	soakTamper     func(*soakRun) // tests: spoil the record before the final check, to see it caught
 }
 
 // warmup is the unmeasured lead-in of every round: connections are opened and caches
@@ -56,6 +62,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if o.soak > 0 {
+		if _, err := runSoak(ctx, o, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if _, err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -73,6 +86,9 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 	fs.StringVar(&o.sidecar, "sidecar", "", "sidecar binary to measure (default: go build the current module)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with logs, configs and the sidecar's store")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
+	fs.DurationVar(&o.soak, "soak", 0, "soak mode: this long of mixed traffic with faults injected, then check that no acknowledged webhook was lost, duplicated or mis-recorded (exit 1 if any); 0 runs the comparison")
+	fs.IntVar(&o.soakRate, "soak-rate", 300, "soak: requests per second, spread over -concurrency connections")
+	fs.DurationVar(&o.soakFaultEvery, "soak-fault-every", 20*time.Second, "soak: inject one fault this often (upstream slow, down, restarted; sidecar kill -9, SIGTERM; in rotation)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -86,6 +102,9 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 		return o, fmt.Errorf("-concurrency %d must be at least 1", o.concurrency)
 	case o.rounds < 1:
 		return o, fmt.Errorf("-rounds %d must be at least 1", o.rounds)
+	case o.soak < 0 || o.soakRate < 1 || o.soakFaultEvery <= 0:
+		return o, fmt.Errorf("-soak %s must not be negative, -soak-rate %d and -soak-fault-every %s must be positive",
+			o.soak, o.soakRate, o.soakFaultEvery)
 	}
 	return o, nil
 }

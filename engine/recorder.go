@@ -142,6 +142,10 @@ func withinLimits(items []Item) bool {
 				return false
 			}
 		}
+		// These become parts of store keys, separated by NUL.
+		if hasControl(it.ID) || hasControl(it.AppID) || hasControl(it.Lead) || hasControl(it.Status) {
+			return false
+		}
 		r := &it.Referral
 		for _, s := range [...]string{it.ButtonPayload, it.ReplyTitle, it.BizOpaque, r.SourceID, r.SourceURL, r.Headline, r.Body, r.CtwaClid, r.MediaType, r.SourceType} {
 			if len(s) > maxMetaBytes {
@@ -150,6 +154,17 @@ func withinLimits(items []Item) bool {
 		}
 	}
 	return true
+}
+
+// hasControl reports whether s holds a control byte: ids are keys in the store, where a
+// NUL would step into another app's key range.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func signatureResult(err error) result {

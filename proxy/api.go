@@ -144,8 +144,8 @@ func matchParts(parts, segs []string) (Params, bool) {
 	var params Params
 	for i, p := range parts {
 		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
-			if segs[i] == "" {
-				return nil, false
+			if segs[i] == "" || strings.ContainsFunc(segs[i], isControl) {
+				return nil, false // ids are store keys: no NUL or line breaks
 			}
 			params = append(params, Param{Key: p[1 : len(p)-1], Value: segs[i]})
 			continue
@@ -156,6 +156,8 @@ func matchParts(parts, segs []string) (Params, bool) {
 	}
 	return params, true
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func splitPath(p string) []string {
 	return strings.Split(strings.Trim(p, "/"), "/")

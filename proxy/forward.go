@@ -284,8 +284,12 @@ func equalFold(b []byte, s string) bool {
 func (f *Forwarder) fail(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Reset()
 	status, msg := fasthttp.StatusBadGateway, "bad gateway: "
+	var netErr net.Error
 	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+	// A deadline that passes while the response is read comes back as the connection's
+	// own timeout error, not fasthttp.ErrTimeout: the upstream was as late all the same.
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.As(err, &netErr) && netErr.Timeout():
 		status, msg = fasthttp.StatusGatewayTimeout, "gateway timeout: "
 		upstreamTimeout.Inc()
 		requestsTimeout.Inc()
@@ -298,7 +302,8 @@ func (f *Forwarder) fail(ctx *fasthttp.RequestCtx, err error) {
 		upstreamTooLarge.Inc()
 		requestsBadGateway.Inc()
 		msg += "upstream response is larger than the proxy buffers"
-	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET):
 		upstreamClosed.Inc()
 		requestsBadGateway.Inc()
 		msg += "upstream closed the connection without a complete response"

@@ -30,7 +30,8 @@ func NewServer(name string, h fasthttp.RequestHandler, l ServerLimits, log *slog
 		hdr = 16 << 10
 	}
 	return &fasthttp.Server{
-		Name:                          name,
+		// No Name: fasthttp would send it as a Server header on every answer that has none,
+		// adding to what the upstream said.
 		Handler:                       h,
 		ErrorHandler:                  serverError,
 		MaxRequestBodySize:            l.MaxBody,
