@@ -26,7 +26,15 @@ import (
 // version from the build info is used.
 var version = ""
 
+// defaultMemoryLimit is the Go heap's soft limit when GOMEMLIMIT is not set: the
+// sidecar should stay under 256 MiB resident (SPEC §7), of which Badger's mmapped files
+// and memtables take a share outside the Go heap's accounting.
+const defaultMemoryLimit = 160 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := Run(ctx, os.Args[1:]); err != nil {
