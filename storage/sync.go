@@ -23,7 +23,7 @@ func (s *Store) syncLoop(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if err := s.db.Sync(); err != nil {
+		if err := s.syncDir(); err != nil {
 			syncErrors.Inc()
 			s.logger.Error("cannot fsync the store", "dir", s.dir, "err", err)
 		}
