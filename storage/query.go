@@ -13,14 +13,7 @@ func (s *Store) ScanRange(start, end []byte, fn func(key, value []byte) (more bo
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: commonPrefix(start, end)})
 		defer it.Close()
 		for it.Seek(start); it.Valid() && bytes.Compare(it.Item().Key(), end) < 0; it.Next() {
-			item := it.Item()
-			var more bool
-			err := item.Value(func(v []byte) error {
-				var err error
-				more, err = fn(item.Key(), v)
-				return err
-			})
-			if err != nil || !more {
+			if more, err := visit(it.Item(), fn); err != nil || !more {
 				return err
 			}
 		}
@@ -65,14 +58,7 @@ func (s *Store) ScanRangeReverse(start, end []byte, fn func(key, value []byte) (
 		for ; it.Valid() && bytes.Compare(it.Item().Key(), end) >= 0; it.Next() {
 		}
 		for ; it.Valid() && bytes.Compare(it.Item().Key(), start) >= 0; it.Next() {
-			item := it.Item()
-			var more bool
-			err := item.Value(func(v []byte) error {
-				var err error
-				more, err = fn(item.Key(), v)
-				return err
-			})
-			if err != nil || !more {
+			if more, err := visit(it.Item(), fn); err != nil || !more {
 				return err
 			}
 		}

@@ -38,18 +38,20 @@ func scan(txn *badger.Txn, prefix []byte, reverse bool, fn func(key, value []byt
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	for seekPrefix(it, prefix, reverse); it.ValidForPrefix(prefix); it.Next() {
-		item := it.Item()
-		var more bool
-		err := item.Value(func(v []byte) error {
-			var err error
-			more, err = fn(item.Key(), v)
-			return err
-		})
-		if err != nil || !more {
+		if more, err := visit(it.Item(), fn); err != nil || !more {
 			return err
 		}
 	}
 	return nil
+}
+
+// visit calls fn with the item's key and value, which are valid only during the call.
+func visit(item *badger.Item, fn func(key, value []byte) (bool, error)) (more bool, err error) {
+	err = item.Value(func(v []byte) error {
+		more, err = fn(item.Key(), v)
+		return err
+	})
+	return more, err
 }
 
 // seekPrefix positions it on the first key of the prefix in iteration order.
