@@ -37,22 +37,14 @@ func (in insightsAPI) campaignOr404(ctx *fasthttp.RequestCtx, p Params) (engine.
 }
 
 func (in insightsAPI) getCampaign(ctx *fasthttp.RequestCtx, p Params) {
-	q := newQuery(ctx, in.loc)
-	days := in.dayRange(q)
-	if q.err != nil {
-		writeBadRequest(ctx, q.err)
-		return
-	}
-	cp, ok := in.campaignOr404(ctx, p)
+	days, ok := in.requestDays(ctx)
 	if !ok {
 		return
 	}
-	obj, err := in.campaignObject(cp, newAnswer(days))
-	if err != nil {
-		writeStoreError(ctx, err)
-		return
+	if cp, ok := in.campaignOr404(ctx, p); ok {
+		obj, err := in.campaignObject(cp, newAnswer(days))
+		answerJSON(ctx, obj, err)
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, obj)
 }
 
 // campaignInsights answers, as the seed shows, a list of the campaign with one

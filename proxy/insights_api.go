@@ -142,22 +142,34 @@ func (in insightsAPI) findAd(app, id string) (engine.Ad, bool, error) {
 }
 
 func (in insightsAPI) getAd(ctx *fasthttp.RequestCtx, p Params) {
+	days, ok := in.requestDays(ctx)
+	if !ok {
+		return
+	}
+	if ad, ok := in.adOr404(ctx, p); ok {
+		obj, err := in.adObject(ad, newAnswer(days))
+		answerJSON(ctx, obj, err)
+	}
+}
+
+// requestDays reads the optional date_from/date_to; false means a 400 was written.
+func (in insightsAPI) requestDays(ctx *fasthttp.RequestCtx) (engine.Days, bool) {
 	q := newQuery(ctx, in.loc)
 	days := in.dayRange(q)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
-		return
+		return days, false
 	}
-	ad, ok := in.adOr404(ctx, p)
-	if !ok {
-		return
-	}
-	obj, err := in.adObject(ad, newAnswer(days))
+	return days, true
+}
+
+// answerJSON writes v, or the store error that kept it from being computed.
+func answerJSON(ctx *fasthttp.RequestCtx, v any, err error) {
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, obj)
+	WriteJSON(ctx, fasthttp.StatusOK, v)
 }
 
 func (in insightsAPI) adOr404(ctx *fasthttp.RequestCtx, p Params) (engine.Ad, bool) {
@@ -173,22 +185,14 @@ func (in insightsAPI) adOr404(ctx *fasthttp.RequestCtx, p Params) (engine.Ad, bo
 
 // adInsights answers one insight per day with sessions, events or delivery.
 func (in insightsAPI) adInsights(ctx *fasthttp.RequestCtx, p Params) {
-	q := newQuery(ctx, in.loc)
-	days := in.dayRange(q)
-	if q.err != nil {
-		writeBadRequest(ctx, q.err)
-		return
-	}
-	ad, ok := in.adOr404(ctx, p)
+	days, ok := in.requestDays(ctx)
 	if !ok {
 		return
 	}
-	rows, err := in.daily(ad.AppID, []string{ad.ID}, days, in.rec.Catalog().Currency(ad.AdAccountID), func(i *insight) { i.AdID = ad.ID })
-	if err != nil {
-		writeStoreError(ctx, err)
-		return
+	if ad, ok := in.adOr404(ctx, p); ok {
+		rows, err := in.daily(ad.AppID, []string{ad.ID}, days, in.rec.Catalog().Currency(ad.AdAccountID), func(i *insight) { i.AdID = ad.ID })
+		answerJSON(ctx, rows, err)
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, rows)
 }
 
 // daily computes one insight per active day of ads, in day order.
