@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"slices"
+	"strings"
 )
 
 // Round2 rounds half away from zero to 2 decimals (SPEC §6.2), as on the decimal value:
@@ -58,16 +59,6 @@ func (t *Totals) SplitRevenue(want string) (currency string, amount float64, oth
 		}
 		others = append(others, Money{Currency: c, Amount: Round2(t.Revenue[c])})
 	}
-	slices.SortFunc(others, func(a, b Money) int { return cmpStrings(a.Currency, b.Currency) })
+	slices.SortFunc(others, func(a, b Money) int { return strings.Compare(a.Currency, b.Currency) })
 	return currency, amount, others
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

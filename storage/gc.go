@@ -17,6 +17,11 @@ const gcDiscardRatio = 0.5
 // gcLoop reclaims value-log space every interval until Close.
 func (s *Store) gcLoop(interval time.Duration) {
 	defer close(s.gcDone)
+	s.every(interval, func() bool { s.collectGarbage(); return true })
+}
+
+// every calls fn every interval until Close, or until fn returns false.
+func (s *Store) every(interval time.Duration, fn func() bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -24,7 +29,9 @@ func (s *Store) gcLoop(interval time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.collectGarbage()
+			if !fn() {
+				return
+			}
 		}
 	}
 }

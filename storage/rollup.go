@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Rollup is the daily summary of one source of one app: the session counts credited to
@@ -36,7 +37,7 @@ type Money struct {
 // AddKeyword counts one keyword event of group id.
 func (r *Rollup) AddKeyword(id string) {
 	r.KeywordEvents++
-	i, ok := slices.BinarySearchFunc(r.Keywords, id, func(c Count, id string) int { return cmpStr(c.ID, id) })
+	i, ok := slices.BinarySearchFunc(r.Keywords, id, func(c Count, id string) int { return strings.Compare(c.ID, id) })
 	if !ok {
 		r.Keywords = slices.Insert(r.Keywords, i, Count{ID: id})
 	}
@@ -45,21 +46,11 @@ func (r *Rollup) AddKeyword(id string) {
 
 // AddRevenue adds amount in currency.
 func (r *Rollup) AddRevenue(currency string, amount float64) {
-	i, ok := slices.BinarySearchFunc(r.Revenue, currency, func(m Money, c string) int { return cmpStr(m.Currency, c) })
+	i, ok := slices.BinarySearchFunc(r.Revenue, currency, func(m Money, c string) int { return strings.Compare(m.Currency, c) })
 	if !ok {
 		r.Revenue = slices.Insert(r.Revenue, i, Money{Currency: currency})
 	}
 	r.Revenue[i].Amount += amount
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // LeadHash is the stable 64-bit FNV-1a hash of a lead, used for unique-user counts.

@@ -15,17 +15,11 @@ func (s *Store) syncLoop(interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
+	s.every(interval, func() bool {
 		if err := s.syncDir(); err != nil {
 			syncErrors.Inc()
 			s.logger.Error("cannot fsync the store", "dir", s.dir, "err", err)
 		}
-	}
+		return true
+	})
 }

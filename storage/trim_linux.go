@@ -33,22 +33,16 @@ func (s *Store) trimLoop() {
 		s.logger.Warn("resident memory trimming is off", "dir", s.dir, "err", err)
 		return
 	}
-	t := time.NewTicker(trimInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-		}
+	s.every(trimInterval, func() bool {
 		if residentFileBytes() <= residentFileBudget {
-			continue
+			return true
 		}
 		if _, err := pageOut(dir); err != nil {
 			s.logger.Warn("resident memory trimming is off", "dir", s.dir, "err", err)
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // mapsPath is dir as /proc/self/maps spells it: absolute, symlinks resolved,
