@@ -319,7 +319,7 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
 	if !isJSON(ctx) {
 		return errNotJSON
 	}
-	if err := json.UnmarshalNoEscape(ctx.PostBody(), v); err != nil {
+	if err := json.Unmarshal(ctx.PostBody(), v); err != nil {
 		return &paramError{"body", "is not valid JSON for this endpoint: " + err.Error()}
 	}
 	return nil
