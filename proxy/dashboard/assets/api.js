@@ -42,8 +42,9 @@ export function setToken(token) {
 }
 
 /** request calls the API. opts: method, body (object → JSON, string → as is), type
- * (content type of a string body), as: 'json' (default) or 'blob'. A 401 asks for the
- * token once (concurrent calls share the question) and retries. */
+ * (content type of a string body), as: 'json' (default) or 'blob', quiet: never ask for
+ * the token. A 401 asks for the token once (concurrent calls share the question) and
+ * retries. */
 export async function request(path, opts = {}) {
   for (let attempt = 0; ; attempt++) {
     const headers = { Accept: opts.as === 'blob' ? 'text/csv, application/json' : 'application/json' };
@@ -63,7 +64,7 @@ export async function request(path, opts = {}) {
       throw new ApiError(0, 'unreachable',
         `Cannot reach the sidecar (${err.message}). Is it still running, and was this page opened from its API address?`);
     }
-    if (res.status === 401 && attempt < 5) {
+    if (res.status === 401 && attempt < 5 && !opts.quiet) {
       const refused = Boolean(token);
       if (!pendingPrompt) {
         pendingPrompt = promptForToken(refused).finally(() => { pendingPrompt = null; });

@@ -30,6 +30,7 @@ const MAX_EVENT_PAGES = 5; // a drill-down reads at most 5 × 1000 events
 const DAILY_CONCURRENCY = 6;
 
 const state = {
+  knownApps: [], // apps with recorded traffic, from GET /v1/clients/{client}/apps
   client: 'default',
   app: '',
   preset: '30',
@@ -246,6 +247,7 @@ async function load() {
   }
   if (seq !== state.seq) return;
   rememberApp(state.app);
+  loadKnownApps();
   state.rows = sources.data.map((r) => ({
     ...r,
     key: `${r.type}:${r.id}`,
@@ -1019,10 +1021,25 @@ function askToken(refused) {
 
 function renderRecentApps() {
   const apps = recentApps();
-  fill($('recent-apps'), apps.map((a) => h('option', { value: a })));
-  const el = $('recent');
-  fill(el, apps.length ? [h('p', {}, 'Recently opened here:'), h('div', { class: 'buttons' }, apps.map((a) =>
-    h('button', { type: 'button', onclick: () => { $('app').value = a; load(); } }, a)))] : null);
+  const others = state.knownApps.filter((a) => !apps.includes(a));
+  fill($('recent-apps'), [...apps, ...others].map((a) => h('option', { value: a })));
+  const open = (a) => h('button', { type: 'button', onclick: () => { $('app').value = a; load(); } }, a);
+  fill($('recent'), [
+    ...(apps.length ? [h('p', {}, 'Recently opened here:'), h('div', { class: 'buttons' }, apps.map(open))] : []),
+    ...(others.length ? [h('p', {}, 'Apps with recorded traffic:'), h('div', { class: 'buttons' }, others.map(open))] : []),
+  ]);
+}
+
+/** loadKnownApps asks the sidecar which apps have recorded traffic, for the app picker. */
+async function loadKnownApps() {
+  try {
+    // Quiet: a hint for the picker must not pop up the token question by itself.
+    const res = await request(`/v1/clients/${encodeURIComponent(state.client)}/apps`, { quiet: true });
+    state.knownApps = (res.data || []).map((a) => a.id);
+  } catch {
+    state.knownApps = []; // the picker still takes a typed id
+  }
+  renderRecentApps();
 }
 
 function init() {
@@ -1035,6 +1052,7 @@ function init() {
   });
   readInitialState();
   renderRecentApps();
+  if (!state.app) loadKnownApps(); // the welcome page offers the apps the sidecar knows
   $('controls').addEventListener('submit', (e) => {
     e.preventDefault();
     state.span = null;

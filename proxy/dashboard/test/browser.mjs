@@ -115,6 +115,9 @@ try {
     `the Spring sale - video row: ${JSON.stringify(video)}`);
   const club = await rowValues(page, 'Join our running club');
   check(club.sessions === '5' && club.revenue === '€0.00' && club.spend === '€61.20' && club.roas === '0.00', `the running club row: ${JSON.stringify(club)}`);
+  await page.waitForFunction(() => document.querySelectorAll('#recent-apps option').length >= 2);
+  const options = await page.locator('#recent-apps option').evaluateAll((os) => os.map((o) => o.value));
+  check(options.includes('106540352242922') && options.includes('onprem'), `the app picker offers the apps with traffic: ${options.join(', ')}`);
   const qr = await rowValues(page, 'Billboard A (QR)');
   check(qr.sessions === '6' && qr.revenue === '€49.90' && qr.spend === '—' && qr.roas === '—', `the QR source row: ${JSON.stringify(qr)}`);
   const organic = await rowValues(page, 'Organic');
