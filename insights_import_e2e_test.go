@@ -101,6 +101,11 @@ func TestInsightsSpendImportCSV(t *testing.T) {
 		a1.Campaign.StartTime != "2026-03-16T00:00:00Z" || a1.Campaign.StopTime != "2026-03-18T00:00:00Z" {
 		t.Errorf("imported ads %+v", ads.Data)
 	}
+	// A row's status is its ad's delivery: the campaign stays ACTIVE while one of its
+	// ads is, whichever row comes last.
+	if a1.Campaign.Status != "ACTIVE" || a2.Campaign.Status != "ACTIVE" {
+		t.Errorf("campaign status %q / %q, want ACTIVE (one of its ads is active)", a1.Campaign.Status, a2.Campaign.Status)
+	}
 	wantA1, wantA2 := deliveryOf{18000, 250, 224}, deliveryOf{8000, 120, 45}
 	if got := c.adDelivery(insA1, ""); got != wantA1 {
 		t.Errorf("A1 delivery %+v, want %+v", got, wantA1)

@@ -305,6 +305,7 @@ func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport)
 	for i := range imp.Rows {
 		mergeRow(cat, app, imp.AdAccount.ID, &imp.Rows[i], now, changed)
 	}
+	rollUpStatus(cat, imp.Rows, changed)
 	writes := make([][2][]byte, 0, len(imp.Rows)+len(changed))
 	for _, row := range imp.Rows {
 		day, _ := DayOf(row.Date)
@@ -383,14 +384,14 @@ func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed 
 		cp = Campaign{ID: row.CampaignID, Created: now, FirstDay: day, LastDay: day}
 	}
 	cp.Name, cp.AdAccountID, cp.AppID, cp.Updated = orKeep(row.CampaignName, cp.Name), acct, app, now
-	cp.Status = orKeep(row.Status, orKeep(cp.Status, "ACTIVE"))
+	cp.Status = orKeep(cp.Status, "ACTIVE")
 	cp.FirstDay, cp.LastDay = min(cp.FirstDay, day), max(cp.LastDay, day)
 	cat.Campaigns[cp.ID] = cp
 	changed[string(storage.CatalogKey(catCampaign, cp.ID))] = cp
 	if row.AdSetID != "" {
 		as := cat.AdSets[row.AdSetID]
 		as.ID, as.CampaignID = row.AdSetID, row.CampaignID
-		as.Name, as.Status = orKeep(row.AdSetName, as.Name), orKeep(row.Status, orKeep(as.Status, "ACTIVE"))
+		as.Name, as.Status = orKeep(row.AdSetName, as.Name), orKeep(as.Status, "ACTIVE")
 		cat.AdSets[as.ID] = as
 		changed[string(storage.CatalogKey(catAdSet, as.ID))] = as
 	}
@@ -403,6 +404,34 @@ func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed 
 	ad.Name, ad.Status, ad.Updated = orKeep(row.AdName, ad.Name), orKeep(row.Status, orKeep(ad.Status, "ACTIVE")), now
 	cat.Ads[ad.ID] = ad
 	changed[string(storage.CatalogKey(catAd, ad.ID))] = ad
+}
+
+// rollUpStatus sets each imported campaign's and ad set's status from its ads' rows:
+// a row's status is the ad's delivery, so a campaign is ACTIVE while any of its ads in
+// the sheet is, else it takes the status its ads share (the last row's).
+func rollUpStatus(cat *Catalog, rows []SpendRow, changed map[string]any) {
+	campaigns, adsets := map[string]string{}, map[string]string{}
+	merge := func(m map[string]string, id, status string) {
+		if id != "" && status != "" && m[id] != "ACTIVE" {
+			m[id] = status
+		}
+	}
+	for _, row := range rows {
+		merge(campaigns, row.CampaignID, row.Status)
+		merge(adsets, row.AdSetID, row.Status)
+	}
+	for id, st := range campaigns {
+		cp := cat.Campaigns[id]
+		cp.Status = st
+		cat.Campaigns[id] = cp
+		changed[string(storage.CatalogKey(catCampaign, id))] = cp
+	}
+	for id, st := range adsets {
+		as := cat.AdSets[id]
+		as.Status = st
+		cat.AdSets[id] = as
+		changed[string(storage.CatalogKey(catAdSet, id))] = as
+	}
 }
 
 func orKeep(v, old string) string {
