@@ -225,3 +225,23 @@ func mapsEqual(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestRefreshUnknownTargetsAre404 refuses refreshes of ads, campaigns and ad accounts the
+// sidecar does not know, and accepts the unassigned account.
+func TestRefreshUnknownTargetsAre404(t *testing.T) {
+	up := startUpstream(t, echoUpstream)
+	sc := startSidecar(t, "http://"+up.addr)
+	c := newAPIClient(t, sc, "")
+	for _, r := range []struct{ path, field string }{
+		{"/ads/999/refresh", "ad_id"},
+		{"/campaigns/999/refresh", "campaign_id"},
+		{"/ads/account/999/refresh", "ad_account_id"},
+		{"/campaigns/account/999/refresh", "ad_account_id"},
+	} {
+		resp, body := c.call("POST", appPath+r.path, "", nil)
+		wantError(t, resp, body, 404, r.field)
+	}
+	if resp, body := c.call("POST", appPath+"/ads/account/unassigned/refresh", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("refresh of the unassigned account answered %d %s", resp.StatusCode, body)
+	}
+}

@@ -211,7 +211,12 @@ func (in insightsAPI) daily(app string, ads []string, days engine.Days, currency
 	return out, nil
 }
 
+// refresh rebuilds the whole app (sessions span ads, so one ad cannot be rebuilt alone)
+// once the ad, campaign or ad account the route names is known to exist.
 func (in insightsAPI) refresh(ctx *fasthttp.RequestCtx, p Params) {
+	if !in.refreshTargetKnown(ctx, p) {
+		return
+	}
 	res, err := in.rec.Refresh(ctx, p.Get("app_id"))
 	switch {
 	case errors.Is(err, engine.ErrRefreshRunning):
@@ -221,6 +226,25 @@ func (in insightsAPI) refresh(ctx *fasthttp.RequestCtx, p Params) {
 	default:
 		WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "rebuilt": res})
 	}
+}
+
+// refreshTargetKnown answers 404 for an unknown ad, campaign or ad account.
+func (in insightsAPI) refreshTargetKnown(ctx *fasthttp.RequestCtx, p Params) bool {
+	cat := in.rec.Catalog()
+	switch {
+	case p.Get("ad_id") != "":
+		_, ok := in.adOr404(ctx, p)
+		return ok
+	case p.Get("campaign_id") != "":
+		_, ok := in.campaignOr404(ctx, p)
+		return ok
+	}
+	acct := p.Get("ad_account_id")
+	if _, ok := cat.AdAccounts[acct]; ok || acct == engine.Unassigned {
+		return true
+	}
+	WriteError(ctx, fasthttp.StatusNotFound, "not_found", "ad account "+quote(acct)+" is not known; import its spend first", "ad_account_id")
+	return false
 }
 
 // convertedEvent sets the event that counts a campaign's (or an ad's) sessions as
