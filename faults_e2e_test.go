@@ -402,7 +402,8 @@ func (u *faultUpstream) serve(c net.Conn) {
 // stays healthy after each, and that its goroutines and descriptors return to baseline.
 func TestFaultsUpstreamMisbehaving(t *testing.T) {
 	bin := sidecarBinary(t)
-	const timeout = time.Second
+	// Long enough to buffer the 64 MiB streamed response on a loaded CI machine.
+	const timeout = 3 * time.Second
 	up := startFaultUpstream(t, 5*timeout/2)
 	sc := startBinary(t, bin, "http://"+up.addr, t.TempDir(), "-upstream-timeout", timeout.String())
 	pid := sc.cmd.Process.Pid

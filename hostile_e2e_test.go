@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -37,6 +39,12 @@ const (
 )
 
 // hostileSidecar runs the sidecar with every credential set and a 1 MiB body limit.
+// refusedByClose reports whether err is the server closing on a request it refused.
+func refusedByClose(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
+		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
 func hostileSidecar(t *testing.T) (*sidecar, *stubUpstream) {
 	t.Helper()
 	up := startEchoUpstream(t)
@@ -195,13 +203,16 @@ func TestHostileWebhookLimits(t *testing.T) {
 			"17 KiB cookie value": {"Cookie", "session=" + strings.Repeat("c", 17<<10)},
 		} {
 			status, _, _, err := hostileSend("POST", sc.webhook+"/webhook", "application/json", []byte("{}"), header...)
-			if err != nil || (status != 431 && status != 400) {
-				t.Errorf("%s: %d %v, want 431 or 400", name, status, err)
+			// The listener answers 431 and closes; a client still writing its headers may
+			// see the close as a reset instead. Either way nothing is forwarded (checked
+			// at the end of the test).
+			if err != nil && !refusedByClose(err) || err == nil && status != 431 && status != 400 {
+				t.Errorf("%s: %d %v, want 431 or 400 (or the connection closed on it)", name, status, err)
 			}
 		}
 		status, _, _, err := hostileSend("GET", sc.webhook+"/webhook?q="+strings.Repeat("q", 17<<10), "", nil)
-		if err != nil || (status != 431 && status != 414 && status != 400) {
-			t.Errorf("17 KiB request line: %d %v, want 431, 414 or 400", status, err)
+		if err != nil && !refusedByClose(err) || err == nil && status != 431 && status != 414 && status != 400 {
+			t.Errorf("17 KiB request line: %d %v, want 431, 414 or 400 (or the connection closed on it)", status, err)
 		}
 	})
 
