@@ -220,3 +220,15 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		t.Fatalf("in-flight request got %d %q during shutdown", r.status, r.body)
 	}
 }
+
+// TestForwardedProtoFromAFrontProxyIsKept keeps the scheme a TLS-terminating front proxy
+// set, whatever the case of its header name, instead of adding a second one.
+func TestForwardedProtoFromAFrontProxyIsKept(t *testing.T) {
+	up := startUpstream(t, echoUpstream)
+	sc := startSidecar(t, "http://"+up.addr)
+	rawRequest(t, sc.webhook, "POST /w HTTP/1.1\r\nHost: x\r\nx-forwarded-proto: https\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+	h := up.requests()[0].rawHeaders
+	if strings.Count(strings.ToLower(h), "x-forwarded-proto:") != 1 || !strings.Contains(h, "x-forwarded-proto: https\r\n") {
+		t.Fatalf("upstream headers:\n%s\nwant the front proxy's x-forwarded-proto: https only", h)
+	}
+}

@@ -166,16 +166,29 @@ func (f *Forwarder) startRecording(ctx *fasthttp.RequestCtx, s *scratch) bool {
 		return false
 	}
 	s.rec, s.body = f.rec, ctx.Request.Body()
-	h := &ctx.Request.Header
-	s.sig = engine.Signature{
-		HubSignature256: HeaderValue(h, "X-Hub-Signature-256"),
-		YCloud:          HeaderValue(h, "YCloud-Signature"),
-		Sinch:           HeaderValue(h, "x-sinch-webhook-signature"),
-		SinchNonce:      HeaderValue(h, "x-sinch-webhook-signature-nonce"),
-		SinchTimestamp:  HeaderValue(h, "x-sinch-webhook-signature-timestamp"),
-	}
+	readSignature(&s.sig, &ctx.Request.Header)
 	go s.record()
 	return true
+}
+
+// readSignature collects the signature headers of every format in one pass over the
+// request headers (names matched as the forwarding rule normalizes them).
+func readSignature(sig *engine.Signature, h *fasthttp.RequestHeader) {
+	*sig = engine.Signature{}
+	for k, v := range h.All() {
+		switch {
+		case sameHeaderName(k, "X-Hub-Signature-256"):
+			sig.HubSignature256 = v
+		case sameHeaderName(k, "YCloud-Signature"):
+			sig.YCloud = v
+		case sameHeaderName(k, "x-sinch-webhook-signature"):
+			sig.Sinch = v
+		case sameHeaderName(k, "x-sinch-webhook-signature-nonce"):
+			sig.SinchNonce = v
+		case sameHeaderName(k, "x-sinch-webhook-signature-timestamp"):
+			sig.SinchTimestamp = v
+		}
+	}
 }
 
 func (f *Forwarder) logRecordError(err error) {
@@ -198,6 +211,7 @@ func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	h.SetHost(f.host)
 
 	s.xff = s.xff[:0]
+	hasProto := false // a front proxy (or -upstream-header) already said the scheme
 	for k, v := range ctx.Request.Header.All() {
 		switch {
 		case isHopByHop(k), equalFold(k, "Host"), equalFold(k, "Content-Length"), equalFold(k, "Expect"):
@@ -208,15 +222,17 @@ func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 			s.xff = append(append(s.xff, v...), ", "...)
 			continue
 		}
+		hasProto = hasProto || sameHeaderName(k, "X-Forwarded-Proto")
 		s.name = AppendHeaderName(s.name[:0], k)
 		h.AddBytesKV(s.name, v)
 	}
 	for i := range f.headers {
 		h.Set(f.headers[i].Name, f.headers[i].Value)
+		hasProto = hasProto || sameHeaderName([]byte(f.headers[i].Name), "X-Forwarded-Proto")
 	}
 	s.xff = appendRemoteIP(s.xff, ctx.RemoteAddr())
 	h.SetBytesKV(strXForwardedFor, s.xff)
-	if len(HeaderValue(h, "X-Forwarded-Proto")) == 0 {
+	if !hasProto {
 		h.SetBytesKV(strXForwardedProto, schemeOf(ctx))
 	}
 	req.SetBodyRaw(ctx.Request.Body())
