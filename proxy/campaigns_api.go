@@ -16,7 +16,7 @@ func (in insightsAPI) listCampaigns(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	cps := in.rec.Catalog().CampaignsOf(p.Get("app_id"), p.Get("ad_account_id"))
 	rows, a := []campaignObject{}, newAnswer(days)
-	for _, cp := range cps[min(offset, len(cps)):min(offset+limit, len(cps))] {
+	for _, cp := range pageOf(cps, offset, limit) {
 		obj, err := in.campaignObject(cp, a)
 		if err != nil {
 			writeStoreError(ctx, err)
@@ -73,7 +73,7 @@ func (in insightsAPI) campaignInsights(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	currency, defs, all := base.AdAccount.Currency, in.rec.Definitions(), sortedDays(byDay)
 	rows := []campaignObject{}
-	for _, day := range all[min(offset, len(all)):min(offset+limit, len(all))] {
+	for _, day := range pageOf(all, offset, limit) {
 		obj := base
 		obj.Insight = newInsight(byDay[day], currency, engine.DayDate(day), defs)
 		obj.SaleInsight = newSaleInsight(byDay[day], currency, engine.DayDate(day))

@@ -325,4 +325,12 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
 	return nil
 }
 
+// isJSON reports whether the request body is declared JSON, or not declared at all.
+func isJSON(ctx *fasthttp.RequestCtx) bool {
+	// Media types are case-insensitive (RFC 9110 §8.3.1); parameters such as charset may follow.
+	ct, _, _ := strings.Cut(string(ctx.Request.Header.ContentType()), ";")
+	ct = strings.TrimSpace(ct)
+	return ct == "" || strings.EqualFold(ct, "application/json")
+}
+
 var errNotJSON = errors.New("body must be JSON (Content-Type: application/json)")

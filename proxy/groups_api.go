@@ -45,7 +45,7 @@ func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 		}
 	}
 	total := len(selected)
-	selected = selected[min(offset, total):min(offset+limit, total)]
+	selected = pageOf(selected, offset, limit)
 	rows, err := e.groupRows(f.AppID, selected, f.From, f.To)
 	if err != nil {
 		writeStoreError(ctx, err)

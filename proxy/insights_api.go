@@ -99,7 +99,7 @@ func (in insightsAPI) listAds(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	pageAds, a := ads[min(offset, len(ads)):min(offset+limit, len(ads))], newAnswer(days)
+	pageAds, a := pageOf(ads, offset, limit), newAnswer(days)
 	if err := in.prefetch(a, p.Get("app_id"), pageAds); err != nil {
 		writeStoreError(ctx, err)
 		return

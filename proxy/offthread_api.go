@@ -3,7 +3,6 @@ package proxy
 import (
 	"crypto/subtle"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -121,12 +120,4 @@ func (o *offThreadAPI) keyOK(ctx *fasthttp.RequestCtx) bool {
 		key, _ = BearerToken(ctx)
 	}
 	return subtle.ConstantTimeCompare(key, o.apiKey) == 1
-}
-
-// isJSON reports whether the request body is declared JSON, or not declared at all.
-func isJSON(ctx *fasthttp.RequestCtx) bool {
-	// Media types are case-insensitive (RFC 9110 §8.3.1); parameters such as charset may follow.
-	ct, _, _ := strings.Cut(string(ctx.Request.Header.ContentType()), ";")
-	ct = strings.TrimSpace(ct)
-	return ct == "" || strings.EqualFold(ct, "application/json")
 }

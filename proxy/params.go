@@ -107,3 +107,8 @@ type page struct {
 	Offset     int `json:"offset"`
 	Limit      int `json:"limit"`
 }
+
+// pageOf returns the items of one page: limit items from offset, clipped to xs.
+func pageOf[T any](xs []T, offset, limit int) []T {
+	return xs[min(offset, len(xs)):min(offset+limit, len(xs))]
+}
