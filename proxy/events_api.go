@@ -184,27 +184,40 @@ func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
+	m, n := e.rows(), 0
+	streamCSV(ctx, "events.csv", csvColumns, func(write func([]string) bool) error {
+		return e.rec.Events(f, func(ev *storage.Event) bool {
+			if n >= offset {
+				row := m.row(ev)
+				if !write(row.csv()) {
+					return false
+				}
+			}
+			n++
+			return n < offset+limit
+		})
+	})
+}
+
+// streamCSV answers a CSV download (RFC 4180, CRLF) whose rows rows writes through
+// write, which defuses formula cells and reports false once the client is gone. The
+// body is streamed, so a long export never sits in memory; a failure after the first
+// bytes can only end the file with a comment line.
+func streamCSV(ctx *fasthttp.RequestCtx, filename string, header []string, rows func(write func([]string) bool) error) {
 	ctx.SetContentType("text/csv; charset=utf-8")
-	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="events.csv"`)
+	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
 		w := csv.NewWriter(bw)
 		w.UseCRLF = true // RFC 4180 §2.1
-		_ = w.Write(csvColumns)
-		m, n := e.rows(), 0
-		err := e.rec.Events(f, func(ev *storage.Event) bool {
-			if n >= offset {
-				row := m.row(ev)
-				_ = w.Write(escapeCSV(row.csv()))
-			}
-			n++
-			return n < offset+limit && w.Error() == nil
+		_ = w.Write(header)
+		err := rows(func(cells []string) bool {
+			_ = w.Write(escapeCSV(cells))
+			return w.Error() == nil
 		})
-		w.Flush()
 		if err != nil {
-			// Headers are gone; the truncated body and the closed stream tell the client.
 			_ = w.Write([]string{"# export failed: " + err.Error()})
-			w.Flush()
 		}
+		w.Flush()
 	})
 }
 

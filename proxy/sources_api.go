@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bufio"
 	"cmp"
-	"encoding/csv"
 	"slices"
 	"sort"
 	"strconv"
@@ -194,17 +192,15 @@ func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	ctx.SetContentType("text/csv; charset=utf-8")
-	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="contacts.csv"`)
-	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
-		w := csv.NewWriter(bw)
-		w.UseCRLF = true // RFC 4180 §2.1
-		_ = w.Write([]string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"})
+	header := []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
+	streamCSV(ctx, "contacts.csv", header, func(write func([]string) bool) error {
 		for _, c := range leads {
-			_ = w.Write(escapeCSV([]string{c.phone, c.userID, e.format(c.first), e.format(c.last),
-				strings.Join(c.sources, " "), strconv.Itoa(c.sessions), revenueCell(c.revenue)}))
+			if !write([]string{c.phone, c.userID, e.format(c.first), e.format(c.last),
+				strings.Join(c.sources, " "), strconv.Itoa(c.sessions), revenueCell(c.revenue)}) {
+				break
+			}
 		}
-		w.Flush()
+		return nil
 	})
 }
 
