@@ -109,63 +109,83 @@ func AdSources(adID string) []SourceRef {
 	return []SourceRef{{SourceAd, adID}, {SourcePost, adID}}
 }
 
-// AddSourceTotals adds the rollups of one source of app over days into t.
-func (r *Recorder) AddSourceTotals(t *Totals, app string, src SourceRef, days Days) error {
-	prefix := storage.RollupSourcePrefix(app, src.Type, src.ID)
-	start := storage.RollupKey(nil, app, src.Type, src.ID, days.From)
-	end := storage.RollupKey(nil, app, src.Type, src.ID, days.To)
+// sink returns the Totals that a day's numbers are added to: one for a whole range
+// (AdTotals), one per day (DailyTotals).
+type sink func(day int32) *Totals
+
+// into is the sink of a single Totals.
+func into(t *Totals) sink { return func(int32) *Totals { return t } }
+
+// rangeKeys returns the [start, end) keys of days under prefix, where key(day) builds a
+// day's first key; an open start begins at the prefix itself.
+func rangeKeys(prefix []byte, days Days, key func(day int32) []byte) ([]byte, []byte) {
+	start := key(days.From)
 	if days.From == math.MinInt32 {
 		start = prefix
 	}
+	return start, key(days.To)
+}
+
+// addSource adds one source's daily rollups and its leads over days.
+func (r *Recorder) addSource(to sink, app string, src SourceRef, days Days) error {
+	start, end := rangeKeys(storage.RollupSourcePrefix(app, src.Type, src.ID), days,
+		func(d int32) []byte { return storage.RollupKey(nil, app, src.Type, src.ID, d) })
 	var roll storage.Rollup
-	err := r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
+	err := r.store.ScanRange(start, end, func(k, v []byte) (bool, error) {
 		if err := storage.DecodeRollup(v, &roll); err != nil {
 			return false, err
 		}
-		t.addRollup(&roll)
+		to(storage.RollupDay(k)).addRollup(&roll)
 		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	start = storage.RollupLeadKey(nil, app, src.Type, src.ID, days.From, 0)
-	if days.From == math.MinInt32 {
-		start = storage.RollupLeadSourcePrefix(app, src.Type, src.ID)
-	}
-	return r.store.ScanKeys(start, storage.RollupLeadKey(nil, app, src.Type, src.ID, days.To, 0), func(k []byte) bool {
-		t.leads[storage.LeadHashOf(k)] = struct{}{}
+	start, end = rangeKeys(storage.RollupLeadSourcePrefix(app, src.Type, src.ID), days,
+		func(d int32) []byte { return storage.RollupLeadKey(nil, app, src.Type, src.ID, d, 0) })
+	return r.store.ScanKeys(start, end, func(k []byte) bool {
+		to(storage.RollupLeadDay(k)).leads[storage.LeadHashOf(k)] = struct{}{}
 		return true
 	})
 }
 
 // AddDelivery adds an ad's imported delivery over days into t.
 func (r *Recorder) AddDelivery(t *Totals, adID string, days Days) error {
-	start, end := storage.SpendKey(adID, days.From), storage.SpendKey(adID, days.To)
-	if days.From == math.MinInt32 {
-		start = storage.SpendPrefix(adID)
-	}
-	return r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
+	return r.addDelivery(into(t), adID, days)
+}
+
+func (r *Recorder) addDelivery(to sink, adID string, days Days) error {
+	start, end := rangeKeys(storage.SpendPrefix(adID), days, func(d int32) []byte { return storage.SpendKey(adID, d) })
+	return r.store.ScanRange(start, end, func(k, v []byte) (bool, error) {
 		var d Delivery
 		if err := json.Unmarshal(v, &d); err != nil {
 			return false, fmt.Errorf("corrupt delivery row: %w", err)
 		}
-		t.addDelivery(&d)
+		to(storage.SpendDay(k)).addDelivery(&d)
 		return true, nil
 	})
+}
+
+// addAds adds the sessions and delivery of ads (one ad, or a campaign's ads) in app.
+func (r *Recorder) addAds(to sink, app string, adIDs []string, days Days) error {
+	for _, id := range adIDs {
+		for _, src := range AdSources(id) {
+			if err := r.addSource(to, app, src, days); err != nil {
+				return err
+			}
+		}
+		if err := r.addDelivery(to, id, days); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AdTotals sums the sessions and delivery of ads (one ad, or a campaign's ads) in app.
 func (r *Recorder) AdTotals(app string, adIDs []string, days Days) (*Totals, error) {
 	t := newTotals()
-	for _, id := range adIDs {
-		for _, src := range AdSources(id) {
-			if err := r.AddSourceTotals(t, app, src, days); err != nil {
-				return nil, err
-			}
-		}
-		if err := r.AddDelivery(t, id, days); err != nil {
-			return nil, err
-		}
+	if err := r.addAds(into(t), app, adIDs, days); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -179,49 +199,8 @@ func (r *Recorder) DailyTotals(app string, adIDs []string, days Days) (map[int32
 		}
 		return out[day]
 	}
-	var roll storage.Rollup
-	for _, id := range adIDs {
-		for _, src := range AdSources(id) {
-			err := r.store.Scan(storage.RollupSourcePrefix(app, src.Type, src.ID), false, func(k, v []byte) (bool, error) {
-				_, _, day, ok := storage.SplitRollupKey(k)
-				if !ok || day < days.From || day >= days.To {
-					return ok, nil
-				}
-				if err := storage.DecodeRollup(v, &roll); err != nil {
-					return false, err
-				}
-				at(day).addRollup(&roll)
-				return true, nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			err = r.store.Scan(storage.RollupLeadSourcePrefix(app, src.Type, src.ID), false, func(k, _ []byte) (bool, error) {
-				_, _, day, lead, ok := storage.SplitRollupLeadKey(k)
-				if ok && day >= days.From && day < days.To {
-					at(day).leads[lead] = struct{}{}
-				}
-				return ok, nil
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		err := r.store.Scan(storage.SpendPrefix(id), false, func(k, v []byte) (bool, error) {
-			day := storage.SpendDay(k)
-			if day < days.From || day >= days.To {
-				return true, nil
-			}
-			var d Delivery
-			if err := json.Unmarshal(v, &d); err != nil {
-				return false, err
-			}
-			at(day).addDelivery(&d)
-			return true, nil
-		})
-		if err != nil {
-			return nil, err
-		}
+	if err := r.addAds(at, app, adIDs, days); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -271,3 +271,11 @@ func SplitRollupLeadKey(key []byte) (srcType, srcID string, day int32, lead uint
 
 // LeadHashOf returns the lead hash at the end of a RollupLeadKey.
 func LeadHashOf(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]) }
+
+// RollupDay returns the day of a RollupKey.
+func RollupDay(key []byte) int32 { return int32(binary.BigEndian.Uint32(key[len(key)-4:])) }
+
+// RollupLeadDay returns the day of a RollupLeadKey.
+func RollupLeadDay(key []byte) int32 {
+	return int32(binary.BigEndian.Uint32(key[len(key)-12 : len(key)-8]))
+}
