@@ -65,11 +65,7 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 			}
 			b.Set(storage.ObjectKey(e.ObjectID), []byte(rec.ID))
 		}
-		if err := writeOffThread(b, &rec); err != nil {
-			return err
-		}
-		r.w.cache.check(b) // Apply functions run on the writer goroutine
-		return r.w.applyOffThreadRollup(b, &rec)
+		return r.w.storeOffThread(b, &rec)
 	})
 	if err != nil {
 		return OffThreadRecord{}, false, fmt.Errorf("cannot store off-thread event: %w", err)
@@ -79,6 +75,16 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 		return old, false, err
 	}
 	return rec, true, nil
+}
+
+// storeOffThread writes an off-thread event and credits it to its source's rollup. It
+// runs on the writer goroutine (inside Apply), which owns the rollup cache.
+func (w *writer) storeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
+	w.cache.check(b)
+	if err := writeOffThread(b, rec); err != nil {
+		return err
+	}
+	return w.applyOffThreadRollup(b, rec)
 }
 
 // writeOffThread writes the record, its app index and, when it has an app, the event row

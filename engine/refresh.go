@@ -271,11 +271,7 @@ func (r *Recorder) reattribute(ctx context.Context, app string, res *RefreshResu
 		}
 		rec.AppID = app // a refresh of one app never moves its events to another
 		if err := r.store.Apply(ctx, func(b *storage.Batch) error {
-			r.w.cache.check(b)
-			if err := writeOffThread(b, &rec); err != nil {
-				return err
-			}
-			return r.w.applyOffThreadRollup(b, &rec)
+			return r.w.storeOffThread(b, &rec)
 		}); err != nil {
 			return err
 		}
