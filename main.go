@@ -133,10 +133,8 @@ func serve(ctx context.Context, c *config, e env) error {
 		WriteTimeout: c.upstreamTimeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
 	}, log)
 	api := proxy.NewAPI(c.apiToken, store.Ready)
-	proxy.RegisterEventRoutes(api, c.clientID, rec, c.timezone)
+	proxy.RegisterDataRoutes(api, c.clientID, rec, c.timezone)
 	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, rec)
-	proxy.RegisterInsightRoutes(api, c.clientID, rec, c.timezone)
-	proxy.RegisterImportRoutes(api, c.clientID, rec, c.timezone)
 	proxy.RegisterBackupRoute(api, store)
 	if c.pprof {
 		proxy.RegisterPprof(api)

@@ -38,10 +38,8 @@ func fullAPI(t testing.TB, token, key string) *API {
 		t.Fatal(err)
 	}
 	a := NewAPI(token, store.Ready)
-	RegisterEventRoutes(a, "default", rec, time.UTC)
+	RegisterDataRoutes(a, "default", rec, time.UTC)
 	RegisterOffThreadRoutes(a, "default", key, rec)
-	RegisterInsightRoutes(a, "default", rec, time.UTC)
-	RegisterImportRoutes(a, "default", rec, time.UTC)
 	RegisterDashboard(a)
 	return a
 }

@@ -24,9 +24,18 @@ type eventsAPI struct {
 // appPrefix is the path prefix of every per-app route.
 const appPrefix = "/v1/clients/{client_id}/apps/{app_id}"
 
-// RegisterEventRoutes adds the events, event types, event groups and sources routes.
-func RegisterEventRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location) {
+// RegisterDataRoutes adds every route that reads or defines recorded data: events,
+// event groups and sources (§6.1), insights (§6.1–6.3), spend import and contacts
+// export (§6.4–6.5). They share one view of the recorder.
+func RegisterDataRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location) {
 	e := &eventsAPI{clientID: clientID, rec: rec, loc: loc}
+	e.registerEvents(a)
+	insightsAPI{e}.register(a)
+	e.registerImport(a)
+}
+
+// registerEvents adds the events, event types, event groups and sources routes.
+func (e *eventsAPI) registerEvents(a *API) {
 	a.Handle("GET", appPrefix+"/events", AuthToken, e.client(e.listEvents))
 	a.Handle("GET", appPrefix+"/events/export", AuthToken, e.client(e.exportEvents))
 	a.Handle("GET", appPrefix+"/event_types", AuthToken, e.client(e.eventTypes))

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"strings"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -12,9 +11,8 @@ import (
 // maxImportBody bounds a spend import (a year of daily rows for a few hundred ads).
 const maxImportBody = 8 << 20
 
-// RegisterImportRoutes adds the spend import (SPEC §6.5) and the contacts export (§6.4).
-func RegisterImportRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location) {
-	e := &eventsAPI{clientID: clientID, rec: rec, loc: loc}
+// registerImport adds the spend import (SPEC §6.5) and the contacts export (§6.4).
+func (e *eventsAPI) registerImport(a *API) {
 	a.Handle("POST", appPrefix+"/ads/import", AuthToken, e.client(e.importSpend))
 	a.Handle("GET", appPrefix+"/contacts/export", AuthToken, e.client(e.exportContacts))
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -12,9 +11,8 @@ import (
 // insightsAPI serves the ads, campaigns and accounts endpoints of SPEC §6.1 from rollups.
 type insightsAPI struct{ *eventsAPI }
 
-// RegisterInsightRoutes adds the accounts, ads, campaigns, refresh and converted-events routes.
-func RegisterInsightRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location) {
-	in := insightsAPI{&eventsAPI{clientID: clientID, rec: rec, loc: loc}}
+// register adds the apps, accounts, ads, campaigns, refresh and converted-events routes.
+func (in insightsAPI) register(a *API) {
 	c := in.client
 	a.Handle("GET", "/v1/clients/{client_id}/apps", AuthToken, c(in.apps))
 	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts", AuthToken, c(in.facebookAccounts))
