@@ -71,11 +71,6 @@ func OutKey(dst []byte, app, lead string, t int64) []byte {
 	return appendTime(append(appendParts(dst, tOut, app, lead), 0), t)
 }
 
-// OutPrefix is the prefix of the outgoing touches of lead, in time order.
-func OutPrefix(dst []byte, app, lead string) []byte {
-	return append(appendParts(dst, tOut, app, lead), 0)
-}
-
 // LeadKey is the key of the pointer to the lead's latest session.
 func LeadKey(dst []byte, app, lead string) []byte { return appendParts(dst, tLead, app, lead) }
 
@@ -98,9 +93,6 @@ func EventTimeKey(app string, t int64) []byte { return appendTime(EventPrefix(ap
 
 // DefKey is the key of a definition of kind ("group", "source") with id.
 func DefKey(kind, app, id string) []byte { return appendParts(nil, tDef, kind, app, id) }
-
-// DefPrefix is the prefix of app's definitions of kind.
-func DefPrefix(kind, app string) []byte { return append(appendParts(nil, tDef, kind, app), 0) }
 
 // SeqKey is the key of the counter name.
 func SeqKey(name string) []byte { return appendParts(nil, tSeq, name) }
@@ -152,11 +144,6 @@ func ObjectKey(objectID string) []byte { return appendParts(nil, tXobj, objectID
 // OffThreadAppKey indexes an off-thread event under its app and time.
 func OffThreadAppKey(app string, t int64, id string) []byte {
 	return append(appendTime(append(appendParts(nil, tXapp, app), 0), t), id...)
-}
-
-// OffThreadAppTimeKey is the first index key of app's off-thread events at time t.
-func OffThreadAppTimeKey(app string, t int64) []byte {
-	return appendTime(append(appendParts(nil, tXapp, app), 0), t)
 }
 
 // Daily rollups and the ad catalogue.
