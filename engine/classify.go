@@ -17,11 +17,13 @@ const (
 	TypeLink         = "link"
 	TypeConverted    = "converted"
 	TypeList         = "list"
+	// TypeAutomaticEvent is a lead or purchase Meta detected in a CTWA thread (automatic_events).
+	TypeAutomaticEvent = "automatic_event"
 )
 
 // EventTypes lists every event type, in the order the API reports them.
-var EventTypes = []string{TypeButton, TypeButtonReply, TypeConversation, TypeConverted, TypeEngagement,
-	TypeKeyword, TypeLink, TypeList, TypeListReply}
+var EventTypes = []string{TypeAutomaticEvent, TypeButton, TypeButtonReply, TypeConversation, TypeConverted,
+	TypeEngagement, TypeKeyword, TypeLink, TypeList, TypeListReply}
 
 // Source types of a session (SPEC §4.1, §6.3).
 const (

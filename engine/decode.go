@@ -15,9 +15,66 @@ import (
 // It is not safe for concurrent use: callers pool Decoders.
 type Decoder struct {
 	items     []Item
+	rejects   []Rejection
 	body      webhookBody
 	sinchMeta sinchMetadata
 }
+
+// Rejection is an item of a webhook that failed validation. Decoding is per item: the
+// rejected one is skipped and counted, every other item of the webhook is recorded.
+type Rejection struct {
+	Reason string // metric label (reason of ctwa_sidecar_webhook_items_total)
+	Err    error  // names the item, the field and the rule
+}
+
+// Reasons an item is rejected.
+const (
+	rejectMissingID     = "missing_id"
+	rejectMissingType   = "missing_type"
+	rejectMissingStatus = "missing_status"
+	rejectBadApp        = "bad_app"
+	rejectBadLead       = "bad_lead"
+	rejectBadTime       = "bad_timestamp"
+	rejectBadMetadata   = "bad_metadata"
+	rejectOverLimit     = "over_limit"
+)
+
+var rejectReasons = []string{rejectMissingID, rejectMissingType, rejectMissingStatus, rejectBadApp,
+	rejectBadLead, rejectBadTime, rejectBadMetadata, rejectOverLimit}
+
+// itemError is why one item was rejected; wrapping it in the item's path keeps the reason.
+type itemError struct {
+	reason string
+	err    error
+}
+
+func (e *itemError) Error() string { return e.err.Error() }
+func (e *itemError) Unwrap() error { return e.err }
+
+func rejectf(reason, format string, args ...any) error {
+	return &itemError{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// reject notes a rejected item; err carries its path (e.g. "messages[1].type is missing").
+func (d *Decoder) reject(err error) {
+	reason := rejectBadMetadata
+	var ie *itemError
+	if errors.As(err, &ie) {
+		reason = ie.reason
+	}
+	d.rejects = append(d.rejects, Rejection{Reason: reason, Err: err})
+}
+
+// prefixRejects puts path before the errors of the rejections from index n on, for the
+// items of a nested part of the body (a Cloud API change).
+func (d *Decoder) prefixRejects(n int, path string, args ...any) {
+	for i := n; i < len(d.rejects); i++ {
+		d.rejects[i].Err = fmt.Errorf(path+"%w", append(args, d.rejects[i].Err)...)
+	}
+}
+
+// Rejections returns the items the last Decode rejected; valid until the next call.
+func (d *Decoder) Rejections() []Rejection { return d.rejects }
 
 // webhookBody has the top-level fields of every format. Their names do not collide, so one
 // decode reads a body of any format, and the format is told from what it found: no scan
@@ -43,9 +100,9 @@ func (b *webhookBody) format() Format {
 		return FormatCloud
 	case strings.HasPrefix(b.Type, "whatsapp."):
 		return FormatYCloud
-	case b.sinchBody.Message.ChannelIdentity != (sinchChannelIdentity{}):
+	case b.sinchBody.isSinch():
 		return FormatSinch
-	case len(b.Contacts) > 0 || len(b.Messages) > 0 || len(b.Statuses) > 0:
+	case len(b.Contacts) > 0 || len(b.Messages) > 0 || len(b.Statuses) > 0 || len(b.Errors) > 0:
 		return FormatOnPrem
 	}
 	return FormatUnknown
@@ -57,12 +114,15 @@ func (b *webhookBody) format() Format {
 // The returned items belong to d and are valid until the next call of Decode; their strings
 // alias body (or d), so body must not change while they are used. Clone what outlives that.
 // A payload of a known format that carries nothing to record returns no items and no error.
-// An unknown payload returns FormatUnknown; a broken one returns its format (as far as it
-// could be read) and an error, and no items.
+// Items that fail validation are left out and listed by Rejections.
+// An unknown payload returns FormatUnknown; one that is not JSON of its format returns its
+// format (as far as it could be read) and an error, and no items.
 func (d *Decoder) Decode(body []byte, defaultAppID string) (Format, []Item, error) {
 	// Drop the previous call's strings, which would keep its body alive.
 	clear(d.items)
 	d.items = d.items[:0]
+	clear(d.rejects)
+	d.rejects = d.rejects[:0]
 
 	b := &d.body
 	b.reset()
@@ -76,23 +136,42 @@ func (d *Decoder) Decode(body []byte, defaultAppID string) (Format, []Item, erro
 	}
 	switch f {
 	case FormatCloud:
-		err = d.appendCloud(&b.cloudBody)
+		d.appendCloud(&b.cloudBody)
 	case FormatOnPrem:
-		err = d.appendWA(FormatOnPrem, defaultAppID, b.Contacts, b.Messages, b.Statuses)
+		d.appendOnPrem(&b.onpremBody, defaultAppID)
 	case FormatSinch:
-		err = d.appendSinch(&b.sinchBody)
+		d.appendSinch(&b.sinchBody)
 	case FormatYCloud:
-		err = d.appendYCloud(&b.ycloudBody)
+		d.appendYCloud(&b.ycloudBody)
 	default:
-		err = errors.New(`payload is of no known format: it has no "object":"whatsapp_business_account" ` +
-			`(cloud api), no top-level messages, statuses or contacts (on-premises api), ` +
-			`no message.channel_identity (sinch) and no "type":"whatsapp.…" (ycloud)`)
-	}
-	if err != nil {
-		return f, nil, err
+		return f, nil, errors.New(`payload is of no known format: it has no "object":"whatsapp_business_account" ` +
+			`(cloud api), no top-level messages, statuses, contacts or errors (on-premises api), ` +
+			`no message, delivery report or event of an app_id (sinch) and no "type":"whatsapp.…" (ycloud)`)
 	}
 	return f, d.items, nil
 }
+
+// ignore appends a recognized item that records nothing.
+func (d *Decoder) ignore(f Format, appID, reason string) {
+	d.items = append(d.items, Item{Kind: KindIgnored, Format: f, AppID: appID, Reason: reason})
+}
+
+// Reasons an item is recognized and ignored (SPEC §3.4): none of them is the lead talking.
+const (
+	IgnoreSystem         = "system"          // a system message other than a number change
+	IgnoreNumberChange   = "number_change"   // user_changed_number: linked, not a message
+	IgnoreEdit           = "edit"            // the lead edited an earlier message
+	IgnoreRevoke         = "revoke"          // the lead deleted an earlier message
+	IgnoreGroupStatus    = "group_status"    // a status of a message sent to a group (Groups API)
+	IgnoreErrors         = "errors"          // an errors-only notification
+	IgnoreDeliveryReport = "delivery_report" // Sinch delivery report of a message or event
+	IgnoreEvent          = "event"           // other callbacks: Sinch events, YCloud non-message events
+	IgnoreOutbound       = "outbound"        // an echo of a message the business sent
+	IgnoreOtherChannel   = "other_channel"   // a Sinch message of another channel than WhatsApp
+)
+
+var ignoreReasons = []string{IgnoreSystem, IgnoreNumberChange, IgnoreEdit, IgnoreRevoke, IgnoreGroupStatus,
+	IgnoreErrors, IgnoreDeliveryReport, IgnoreEvent, IgnoreOutbound, IgnoreOtherChannel}
 
 // unmarshal decodes data into v. Every JSON call of the package goes through here, so the
 // library can be swapped in one place. UnmarshalOf with DecodeNoCopyString decodes without
@@ -125,12 +204,12 @@ func resolveLead(phoneField, phone, userID string) (lead string, isBSUID bool, e
 		if looksLikeBSUID(phone) {
 			return phone, true, nil
 		}
-		return "", false, fmt.Errorf("%s %q is not a phone number", phoneField, phone)
+		return "", false, rejectf(rejectBadLead, "%s %q is not a phone number", phoneField, phone)
 	}
 	if userID != "" {
 		return userID, true, nil
 	}
-	return "", false, fmt.Errorf("%s is missing and no business-scoped user id is given", phoneField)
+	return "", false, rejectf(rejectBadLead, "%s is missing and no business-scoped user id is given", phoneField)
 }
 
 // normalizePhone returns s as digits only (E.164 without '+'). The common forms, all digits
@@ -184,7 +263,7 @@ func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func parseUnix(field, s string) (int64, error) {
 	t, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || t < 0 {
-		return 0, fmt.Errorf("%s %q is not unix seconds", field, s)
+		return 0, rejectf(rejectBadTime, "%s %q is not unix seconds", field, s)
 	}
 	return t, nil
 }
@@ -193,7 +272,7 @@ func parseUnix(field, s string) (int64, error) {
 func parseRFC3339(field, s string) (int64, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return 0, fmt.Errorf("%s %q is not an RFC 3339 time", field, s)
+		return 0, rejectf(rejectBadTime, "%s %q is not an RFC 3339 time", field, s)
 	}
 	return t.Unix(), nil
 }

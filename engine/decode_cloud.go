@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // cloudBody is a Meta Cloud API webhook: entry[].changes[].value carries the messages and
 // statuses of the phone number value.metadata.phone_number_id.
@@ -24,9 +21,11 @@ type cloudValue struct {
 	Metadata struct {
 		PhoneNumberID string `json:"phone_number_id"`
 	} `json:"metadata"`
-	Contacts []waContact `json:"contacts"`
-	Messages []waMessage `json:"messages"`
-	Statuses []waStatus  `json:"statuses"`
+	Contacts        []waContact   `json:"contacts"`
+	Messages        []waMessage   `json:"messages"`
+	Statuses        []waStatus    `json:"statuses"`
+	Errors          []waError     `json:"errors"`
+	AutomaticEvents []waAutoEvent `json:"automatic_events"`
 }
 
 func (b *cloudBody) reset() {
@@ -42,29 +41,43 @@ func (v *cloudValue) reset() {
 	v.Contacts = resetElems(v.Contacts)
 	v.Messages = resetElems(v.Messages)
 	v.Statuses = resetElems(v.Statuses)
+	v.Errors = resetElems(v.Errors)
+	v.AutomaticEvents = resetElems(v.AutomaticEvents)
 }
 
 // appendCloud appends the items of every change of b.
-func (d *Decoder) appendCloud(b *cloudBody) error {
+func (d *Decoder) appendCloud(b *cloudBody) {
 	for i := range b.Entry {
 		for j := range b.Entry[i].Changes {
-			if err := d.appendCloudValue(&b.Entry[i].Changes[j].Value); err != nil {
-				return fmt.Errorf("entry[%d].changes[%d].value.%w", i, j, err)
-			}
+			n := len(d.rejects)
+			d.appendCloudValue(&b.Entry[i].Changes[j].Value)
+			d.prefixRejects(n, "entry[%d].changes[%d].value.", i, j)
 		}
 	}
-	return nil
 }
 
 // appendCloudValue appends the items of one change. Changes of other fields (template
-// status, account updates, …) have no messages or statuses and add nothing.
-func (d *Decoder) appendCloudValue(v *cloudValue) error {
-	if len(v.Messages) == 0 && len(v.Statuses) == 0 {
-		return nil
-	}
+// status, account updates, user preferences, …) add nothing.
+func (d *Decoder) appendCloudValue(v *cloudValue) {
+	items := len(v.Messages) + len(v.Statuses) + len(v.AutomaticEvents)
 	appID := v.Metadata.PhoneNumberID
-	if appID == "" {
-		return errors.New("metadata.phone_number_id is missing")
+	switch {
+	case items == 0 && len(v.Errors) > 0:
+		d.ignore(FormatCloud, appID, IgnoreErrors)
+		return
+	case items == 0:
+		return
+	case appID == "":
+		err := rejectf(rejectBadApp, "metadata.phone_number_id is missing")
+		for range items {
+			d.reject(err)
+		}
+		return
 	}
-	return d.appendWA(FormatCloud, appID, v.Contacts, v.Messages, v.Statuses)
+	d.appendWA(FormatCloud, appID, v.Contacts, v.Messages, v.Statuses)
+	for i := range v.AutomaticEvents {
+		if err := d.appendAutoEvent(appID, &v.AutomaticEvents[i]); err != nil {
+			d.reject(fmt.Errorf("automatic_events[%d].%w", i, err))
+		}
+	}
 }

@@ -1,19 +1,31 @@
 package engine
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"unsafe"
 )
 
 // sinchBody is a Sinch Conversation API callback. Only inbound WhatsApp contact messages are
-// decoded into items; other callbacks of the same shape add nothing.
+// decoded into lead messages; delivery reports and the other callbacks (events, contact and
+// conversation notifications, …) are recognized and ignored.
 type sinchBody struct {
-	AppID        string       `json:"app_id"`
-	EventTime    string       `json:"event_time"`
-	AcceptedTime string       `json:"accepted_time"`
-	Message      sinchMessage `json:"message"`
+	AppID                 string       `json:"app_id"`
+	EventTime             string       `json:"event_time"`
+	AcceptedTime          string       `json:"accepted_time"`
+	Message               sinchMessage `json:"message"`
+	MessageDeliveryReport struct {
+		MessageID string `json:"message_id"`
+	} `json:"message_delivery_report"`
+	EventDeliveryReport struct {
+		EventID string `json:"event_id"`
+	} `json:"event_delivery_report"`
+}
+
+// isSinch reports whether b is a Sinch callback: a contact message, or any callback of an
+// app (every Sinch callback names its app_id and when Sinch accepted it).
+func (b *sinchBody) isSinch() bool {
+	return b.Message.ChannelIdentity != (sinchChannelIdentity{}) ||
+		b.AppID != "" && (b.AcceptedTime != "" || b.EventTime != "")
 }
 
 type sinchMessage struct {
@@ -63,21 +75,35 @@ type sinchMetadata struct {
 	Referral waReferral `json:"referral"`
 }
 
-func (d *Decoder) appendSinch(b *sinchBody) error {
+func (d *Decoder) appendSinch(b *sinchBody) {
 	m := &b.Message
 	// Only a lead's WhatsApp messages are lead messages; echoes of the app's own messages
-	// (TO_CONTACT) and other channels are not recorded.
-	if m.Direction != "TO_APP" || m.ChannelIdentity.Channel != "WHATSAPP" {
-		return nil
+	// (TO_CONTACT), other channels and other callbacks are recognized, not recorded.
+	switch {
+	case b.MessageDeliveryReport.MessageID != "" || b.EventDeliveryReport.EventID != "":
+		d.ignore(FormatSinch, b.AppID, IgnoreDeliveryReport)
+	case m.ChannelIdentity == (sinchChannelIdentity{}):
+		d.ignore(FormatSinch, b.AppID, IgnoreEvent)
+	case m.Direction != "TO_APP":
+		d.ignore(FormatSinch, b.AppID, IgnoreOutbound)
+	case m.ChannelIdentity.Channel != "WHATSAPP":
+		d.ignore(FormatSinch, b.AppID, IgnoreOtherChannel)
+	default:
+		if err := d.appendSinchMessage(b); err != nil {
+			d.reject(err)
+		}
 	}
+}
+
+func (d *Decoder) appendSinchMessage(b *sinchBody) error {
 	it, err := b.item()
 	if err != nil {
 		return err
 	}
-	if it.Referral, err = d.sinchReferral(m.Metadata); err != nil {
+	if it.Referral, err = d.sinchReferral(b.Message.Metadata); err != nil {
 		return err
 	}
-	m.ContactMessage.fill(&it)
+	b.Message.ContactMessage.fill(&it)
 	d.items = append(d.items, it)
 	return nil
 }
@@ -86,10 +112,10 @@ func (d *Decoder) appendSinch(b *sinchBody) error {
 func (b *sinchBody) item() (Item, error) {
 	m := &b.Message
 	if b.AppID == "" {
-		return Item{}, errors.New("app_id is missing")
+		return Item{}, rejectf(rejectBadApp, "app_id is missing")
 	}
 	if m.ID == "" {
-		return Item{}, errors.New("message.id is missing")
+		return Item{}, rejectf(rejectMissingID, "message.id is missing")
 	}
 	lead, isBSUID, err := resolveLead("message.channel_identity.identity", m.ChannelIdentity.Identity, "")
 	if err != nil {
@@ -119,7 +145,7 @@ func (d *Decoder) sinchReferral(metadata string) (Referral, error) {
 	}
 	d.sinchMeta = sinchMetadata{}
 	if err := unmarshal(unsafe.Slice(unsafe.StringData(metadata), len(metadata)), &d.sinchMeta); err != nil {
-		return Referral{}, fmt.Errorf("message.metadata is not valid JSON: %w", err)
+		return Referral{}, rejectf(rejectBadMetadata, "message.metadata is not valid JSON: %w", err)
 	}
 	return Referral(d.sinchMeta.Referral), nil
 }

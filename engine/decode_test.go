@@ -173,25 +173,49 @@ func TestDecodeSinchMetadata(t *testing.T) {
 	f("not JSON", `"order-1234"`, Referral{})
 	f("empty", `""`, Referral{})
 
-	var d Decoder
-	_, _, err := d.Decode([]byte(sinchBodyWith(text, "46712312312", `"{\"referral\":{\"source_id\":"`)), testAppID)
-	if err == nil || !strings.Contains(err.Error(), "message.metadata is not valid JSON") {
-		t.Errorf("broken metadata: got error %v", err)
-	}
+	wantRejected(t, "broken metadata", sinchBodyWith(text, "46712312312", `"{\"referral\":{\"source_id\":"`),
+		FormatSinch, rejectBadMetadata, "message.metadata is not valid JSON")
 }
 
 func TestDecodeSinchSkips(t *testing.T) {
-	f := func(name, body string) {
-		t.Helper()
-		var d Decoder
-		format, items, err := d.Decode([]byte(body), testAppID)
-		if format != FormatSinch || err != nil || len(items) != 0 {
-			t.Errorf("%s: got %s, %d items, %v; want sinch, no items, no error", name, format, len(items), err)
-		}
-	}
 	body := sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", "")
-	f("app to contact", strings.Replace(body, "TO_APP", "TO_CONTACT", 1))
-	f("other channel", strings.Replace(body, `"WHATSAPP"`, `"MESSENGER"`, 1))
+	wantIgnored(t, "app to contact", strings.Replace(body, "TO_APP", "TO_CONTACT", 1), FormatSinch, IgnoreOutbound)
+	wantIgnored(t, "other channel", strings.Replace(body, `"WHATSAPP"`, `"MESSENGER"`, 1), FormatSinch, IgnoreOtherChannel)
+	wantIgnored(t, "delivery report", `{"app_id":"01E8","accepted_time":"2020-06-22T11:05:53.910Z",`+
+		`"message_delivery_report":{"message_id":"01EB","status":"READ","channel_identity":{"channel":"WHATSAPP","identity":"+46702471483"}}}`,
+		FormatSinch, IgnoreDeliveryReport)
+	wantIgnored(t, "event delivery report", `{"app_id":"01E8","accepted_time":"2020-06-22T11:05:53.910Z",`+
+		`"event_delivery_report":{"event_id":"01EC","status":"DELIVERED"}}`, FormatSinch, IgnoreDeliveryReport)
+	wantIgnored(t, "contact created", `{"app_id":"01E8","accepted_time":"2020-06-22T11:05:53.910Z",`+
+		`"contact_create_notification":{"contact":{"id":"01ED"}}}`, FormatSinch, IgnoreEvent)
+}
+
+// wantIgnored decodes body and wants exactly one item, recognized and ignored for reason.
+func wantIgnored(t *testing.T, name, body string, wantFormat Format, reason string) {
+	t.Helper()
+	var d Decoder
+	format, items, err := d.Decode([]byte(body), testAppID)
+	if format != wantFormat || err != nil || len(items) != 1 || items[0].Kind != KindIgnored || items[0].Reason != reason {
+		t.Errorf("%s: got %s, %+v, %v; want %s and one item ignored as %q", name, format, items, err, wantFormat, reason)
+	}
+	if len(d.Rejections()) != 0 {
+		t.Errorf("%s: rejections %v", name, d.Rejections())
+	}
+}
+
+// wantRejected decodes body and wants its one item rejected for reason, with an error
+// containing wantErr, and no error for the webhook.
+func wantRejected(t *testing.T, name, body string, wantFormat Format, reason, wantErr string) {
+	t.Helper()
+	var d Decoder
+	format, items, err := d.Decode([]byte(body), testAppID)
+	rej := d.Rejections()
+	if format != wantFormat || err != nil || len(items) != 0 || len(rej) != 1 {
+		t.Fatalf("%s: got %s, %d items, %v, rejections %v; want %s, no items, one rejection", name, format, len(items), err, rej, wantFormat)
+	}
+	if rej[0].Reason != reason || !strings.Contains(rej[0].Err.Error(), wantErr) {
+		t.Errorf("%s: rejected as %q: %q; want %q and an error containing %q", name, rej[0].Reason, rej[0].Err, reason, wantErr)
+	}
 }
 
 func TestDecodeSinchKinds(t *testing.T) {
@@ -213,10 +237,8 @@ func TestDecodeSinchKinds(t *testing.T) {
 func TestDecodeYCloudOtherEvents(t *testing.T) {
 	var d Decoder
 	body := `{"id":"evt_1","type":"whatsapp.smb.message.created","whatsappMessage":{"id":"x","from":"+1","to":"+2"}}`
-	format, items, err := d.Decode([]byte(body), testAppID)
-	if format != FormatYCloud || err != nil || len(items) != 0 {
-		t.Errorf("got %s, %d items, %v; want ycloud, no items, no error", format, len(items), err)
-	}
+	_, _, _ = d.Decode([]byte(body), testAppID)
+	wantIgnored(t, "smb echo", body, FormatYCloud, IgnoreEvent)
 }
 
 func TestDecodeCloudOtherFields(t *testing.T) {
@@ -249,41 +271,68 @@ func TestDecodeErrors(t *testing.T) {
 	f("other JSON", `{"event":"ping"}`, FormatUnknown, "payload is of no known format")
 	f("nested keys only", `{"data":{"messages":[{"id":"x"}]}}`, FormatUnknown, "payload is of no known format")
 	f("broken cloud", `{"object":"whatsapp_business_account","entry":[{`, FormatCloud, "cannot decode cloud payload")
-	f("cloud timestamp", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{}},{"value":{`+
-		`"metadata":{"phone_number_id":"1"},"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"abc","type":"text"}]}}]}]}`,
-		FormatCloud, `entry[0].changes[1].value.messages[0].timestamp "abc" is not unix seconds`)
+	// A value of the wrong JSON type breaks the document, not one item: the JSON decoder stops there.
 	f("cloud timestamp as number", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":1773652447}]`),
 		FormatCloud, "cannot decode cloud payload")
-	f("cloud no app id", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{`+
-		`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]}}]}]}`,
-		FormatCloud, "entry[0].changes[0].value.metadata.phone_number_id is missing")
-	f("cloud no lead", cloudBodyWith(`"messages":[{"id":"wamid.X","timestamp":"1","type":"text"}]`),
-		FormatCloud, "messages[0].from is missing and no business-scoped user id is given")
-	f("cloud bad phone", cloudBodyWith(`"messages":[{"from":"abc","id":"wamid.X","timestamp":"1"}]`),
-		FormatCloud, `messages[0].from "abc" is not a phone number`)
-	f("cloud no type", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]`),
-		FormatCloud, "messages[0].type is missing")
-	f("cloud no id", cloudBodyWith(`"messages":[{"from":"491701234567","timestamp":"1"}]`),
-		FormatCloud, "messages[0].id is missing")
-	f("cloud status without status", cloudBodyWith(`"statuses":[{"id":"wamid.S","timestamp":"1","recipient_id":"491701234567"}]`),
-		FormatCloud, "statuses[0].status is missing")
-	f("cloud status no recipient", cloudBodyWith(`"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1"}]`),
-		FormatCloud, "statuses[0].recipient_id is missing")
 	f("onprem broken", `{"messages":[{"from":"1",`, FormatOnPrem, "cannot decode onprem payload")
-	f("onprem timestamp", `{"messages":[{"from":"491701234567","id":"ABGG","timestamp":"-5"}]}`,
-		FormatOnPrem, `messages[0].timestamp "-5" is not unix seconds`)
-	f("sinch no app", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
-		`"app_id":"01EB37HMH1M6SV18ASNS3G135H",`, "", 1), FormatSinch, "app_id is missing")
-	f("sinch bad time", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
-		"2026-03-16T09:14:07.412Z", "yesterday", 1), FormatSinch, `event_time "yesterday" is not an RFC 3339 time`)
-	f("ycloud bad to", `{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":{"wamid":"wamid.Y",`+
-		`"from":"+491701234567","to":"","sendTime":"2026-03-16T09:14:07.000Z"}}`,
-		FormatYCloud, `whatsappInboundMessage.to "" is not a phone number`)
-	f("ycloud status no time", `{"type":"whatsapp.message.updated","whatsappMessage":{"wamid":"wamid.Y",`+
-		`"from":"+4930609859535","to":"+491701234567","status":"failed"}}`,
-		FormatYCloud, `whatsappMessage.updateTime "" is not an RFC 3339 time`)
 	f("ycloud wrong type", `{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":[]}`,
 		FormatYCloud, "cannot decode ycloud payload")
+}
+
+// TestDecodeRejects: an item that fails validation is rejected alone, naming its path,
+// the field and the rule, with the reason it is counted under.
+func TestDecodeRejects(t *testing.T) {
+	f := func(name, body string, wantFormat Format, reason, wantErr string) {
+		t.Helper()
+		wantRejected(t, name, body, wantFormat, reason, wantErr)
+	}
+	f("cloud timestamp", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{}},{"value":{`+
+		`"metadata":{"phone_number_id":"1"},"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"abc","type":"text"}]}}]}]}`,
+		FormatCloud, rejectBadTime, `entry[0].changes[1].value.messages[0].timestamp "abc" is not unix seconds`)
+	f("cloud no app id", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{`+
+		`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]}}]}]}`,
+		FormatCloud, rejectBadApp, "entry[0].changes[0].value.metadata.phone_number_id is missing")
+	f("cloud no lead", cloudBodyWith(`"messages":[{"id":"wamid.X","timestamp":"1","type":"text"}]`),
+		FormatCloud, rejectBadLead, "messages[0].from is missing and no business-scoped user id is given")
+	f("cloud bad phone", cloudBodyWith(`"messages":[{"from":"abc","id":"wamid.X","timestamp":"1"}]`),
+		FormatCloud, rejectBadLead, `messages[0].from "abc" is not a phone number`)
+	f("cloud no type", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]`),
+		FormatCloud, rejectMissingType, "messages[0].type is missing")
+	f("cloud no id", cloudBodyWith(`"messages":[{"from":"491701234567","timestamp":"1"}]`),
+		FormatCloud, rejectMissingID, "messages[0].id is missing")
+	f("cloud status without status", cloudBodyWith(`"statuses":[{"id":"wamid.S","timestamp":"1","recipient_id":"491701234567"}]`),
+		FormatCloud, rejectMissingStatus, "statuses[0].status is missing")
+	f("cloud status no recipient", cloudBodyWith(`"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1"}]`),
+		FormatCloud, rejectBadLead, "statuses[0].recipient_id is missing")
+	f("onprem timestamp", `{"messages":[{"from":"491701234567","id":"ABGG","timestamp":"-5"}]}`,
+		FormatOnPrem, rejectBadTime, `messages[0].timestamp "-5" is not unix seconds`)
+	f("sinch no app", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
+		`"app_id":"01EB37HMH1M6SV18ASNS3G135H",`, "", 1), FormatSinch, rejectBadApp, "app_id is missing")
+	f("sinch bad time", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
+		"2026-03-16T09:14:07.412Z", "yesterday", 1), FormatSinch, rejectBadTime, `event_time "yesterday" is not an RFC 3339 time`)
+	f("ycloud bad to", `{"type":"whatsapp.inbound_message.received","whatsappInboundMessage":{"wamid":"wamid.Y",`+
+		`"from":"+491701234567","to":"","sendTime":"2026-03-16T09:14:07.000Z"}}`,
+		FormatYCloud, rejectBadApp, `whatsappInboundMessage.to "" is not a phone number`)
+	f("ycloud status no time", `{"type":"whatsapp.message.updated","whatsappMessage":{"wamid":"wamid.Y",`+
+		`"from":"+4930609859535","to":"+491701234567","status":"failed"}}`,
+		FormatYCloud, rejectBadTime, `whatsappMessage.updateTime "" is not an RFC 3339 time`)
+	f("edit without original", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.E","timestamp":"1","type":"edit","edit":{}}]`),
+		FormatCloud, rejectMissingID, "messages[0].edit.original_message_id is missing")
+	f("number change to garbage", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.N","timestamp":"1","type":"system",`+
+		`"system":{"type":"user_changed_number","wa_id":"new"}}]`),
+		FormatCloud, rejectBadLead, `messages[0].system.wa_id "new" is not a phone number`)
+	f("automatic event unknown name", cloudBodyWith(`"automatic_events":[{"id":"wamid.A","event_name":"AddToCart","timestamp":1739321024,"ctwa_clid":"C"}]`),
+		FormatCloud, rejectMissingType, `automatic_events[0].event_name "AddToCart" is not LeadSubmitted or Purchase`)
+	f("automatic event without click", cloudBodyWith(`"automatic_events":[{"id":"wamid.A","event_name":"LeadSubmitted","timestamp":1739321024}]`),
+		FormatCloud, rejectMissingID, `automatic_events[0].ctwa_clid is missing`)
+	f("automatic event bad currency", cloudBodyWith(`"automatic_events":[{"id":"wamid.A","event_name":"Purchase","timestamp":1739321024,`+
+		`"ctwa_clid":"C","custom_data":{"currency":"usd","value":25000}}]`),
+		FormatCloud, rejectBadMetadata, `automatic_events[0].custom_data.currency "usd" is not an ISO 4217 code`)
+	f("automatic event bad value", cloudBodyWith(`"automatic_events":[{"id":"wamid.A","event_name":"Purchase","timestamp":1739321024,`+
+		`"ctwa_clid":"C","custom_data":{"currency":"USD","value":-1}}]`),
+		FormatCloud, rejectBadMetadata, `automatic_events[0].custom_data.value -1 is not a finite amount ×1000 of at least 0`)
+	f("automatic event bad time", cloudBodyWith(`"automatic_events":[{"id":"wamid.A","event_name":"LeadSubmitted","timestamp":"soon","ctwa_clid":"C"}]`),
+		FormatCloud, rejectBadTime, `automatic_events[0].timestamp "soon" is not unix seconds`)
 }
 
 // TestDecodeTruncated cuts every fixture short: a cut JSON document is never valid, so

@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // The message and status objects of the WhatsApp Business API, shared by the Cloud API, the
 // On-Premises API and (for the message content) YCloud. Only the fields the engine uses are
@@ -20,6 +17,9 @@ type waContent struct {
 	Interactive waInteractive `json:"interactive"`
 	Context     waContext     `json:"context"`
 	Referral    waReferral    `json:"referral"`
+	System      waSystem      `json:"system"`
+	Edit        waEdit        `json:"edit"`
+	Revoke      waRevoke      `json:"revoke"`
 }
 
 type waText struct {
@@ -50,6 +50,51 @@ type waReply struct {
 type waContext struct {
 	ID string `json:"id"`
 }
+
+// waSystem is the content of a system message: a notice about the lead, not the lead's words.
+type waSystem struct {
+	Type    string `json:"type"`
+	WaID    string `json:"wa_id"`     // Cloud API: the lead's new number
+	NewWaID string `json:"new_wa_id"` // On-Premises API: the lead's new number
+}
+
+// waEdit is the content of an edit: the edited message's id and its new content.
+type waEdit struct {
+	OriginalMessageID string `json:"original_message_id"`
+	Message           struct {
+		Type     string  `json:"type"`
+		Text     waText  `json:"text"`
+		Image    waMedia `json:"image"`
+		Video    waMedia `json:"video"`
+		Document waMedia `json:"document"`
+	} `json:"message"`
+}
+
+// text returns the new text of the edited message, or its new caption.
+func (e *waEdit) text() string {
+	switch m := &e.Message; m.Type {
+	case "text":
+		return m.Text.Body
+	case "image":
+		return m.Image.Caption
+	case "video":
+		return m.Video.Caption
+	case "document":
+		return m.Document.Caption
+	}
+	return ""
+}
+
+type waRevoke struct {
+	OriginalMessageID string `json:"original_message_id"`
+}
+
+// waError is an element of an errors[] notification; only its presence matters.
+type waError struct {
+	Code int `json:"code"`
+}
+
+func (e *waError) reset() { *e = waError{} }
 
 // waReferral is the CTWA referral. Its fields are those of Referral, in the same order, so it
 // converts to one; image_url, video_url and thumbnail_url are not kept.
@@ -125,25 +170,26 @@ type waStatus struct {
 	Status          string `json:"status"`
 	Timestamp       string `json:"timestamp"`
 	RecipientID     string `json:"recipient_id"`
+	RecipientType   string `json:"recipient_type"`    // "group" for a message sent to a group (Groups API)
 	RecipientUserID string `json:"recipient_user_id"` // BSUID (usernames, 2026)
 	BizOpaque       string `json:"biz_opaque_callback_data"`
 }
 
 func (s *waStatus) reset() { *s = waStatus{} }
 
-// appendWA appends the items of one messages/statuses batch of app appID.
-func (d *Decoder) appendWA(f Format, appID string, contacts []waContact, msgs []waMessage, sts []waStatus) error {
+// appendWA appends the items of one messages/statuses batch of app appID; an item that
+// fails validation is rejected alone.
+func (d *Decoder) appendWA(f Format, appID string, contacts []waContact, msgs []waMessage, sts []waStatus) {
 	for i := range msgs {
 		if err := d.appendWAMessage(f, appID, &msgs[i], contactUserID(contacts, i)); err != nil {
-			return fmt.Errorf("messages[%d].%w", i, err)
+			d.reject(fmt.Errorf("messages[%d].%w", i, err))
 		}
 	}
 	for i := range sts {
 		if err := d.appendWAStatus(f, appID, &sts[i]); err != nil {
-			return fmt.Errorf("statuses[%d].%w", i, err)
+			d.reject(fmt.Errorf("statuses[%d].%w", i, err))
 		}
 	}
-	return nil
 }
 
 // contactUserID returns the BSUID of the contact of messages[i]: contacts[] lists one contact
@@ -160,7 +206,7 @@ func contactUserID(contacts []waContact, i int) string {
 
 func (d *Decoder) appendWAMessage(f Format, appID string, m *waMessage, contactUserID string) error {
 	if m.ID == "" {
-		return errors.New("id is missing")
+		return rejectf(rejectMissingID, "id is missing")
 	}
 	userID := m.FromUserID
 	if userID == "" {
@@ -175,22 +221,56 @@ func (d *Decoder) appendWAMessage(f Format, appID string, m *waMessage, contactU
 		return err
 	}
 	if m.Type == "" {
-		return errors.New("type is missing")
+		return rejectf(rejectMissingType, "type is missing")
 	}
-	d.items = append(d.items, Item{
-		Kind: KindMessage, Format: f, AppID: appID, ID: m.ID, Time: t,
-		Lead: lead, LeadIsBSUID: isBSUID,
-	})
-	m.fill(&d.items[len(d.items)-1])
+	it := Item{Kind: KindMessage, Format: f, AppID: appID, ID: m.ID, Time: t, Lead: lead, LeadIsBSUID: isBSUID}
+	if err := m.waContent.fillItem(&it); err != nil {
+		return err
+	}
+	d.items = append(d.items, it)
+	return nil
+}
+
+// fillItem sets the content of it, or tells that the message is not the lead talking: a
+// system notice, an edit or a revoke of an earlier message (SPEC §3.4).
+func (c *waContent) fillItem(it *Item) error {
+	switch c.Type {
+	case "system":
+		it.Kind, it.Reason = KindIgnored, IgnoreSystem
+		if c.System.Type != "user_changed_number" {
+			return nil
+		}
+		newLead, ok := normalizePhone(firstSet(c.System.WaID, c.System.NewWaID))
+		if !ok {
+			return rejectf(rejectBadLead, "system.wa_id %q is not a phone number", firstSet(c.System.WaID, c.System.NewWaID))
+		}
+		if !it.LeadIsBSUID && newLead != it.Lead {
+			it.Kind, it.Reason, it.NewLead = KindNumberChange, IgnoreNumberChange, newLead
+		}
+	case "edit":
+		if c.Edit.OriginalMessageID == "" {
+			return rejectf(rejectMissingID, "edit.original_message_id is missing")
+		}
+		it.Kind, it.Reason, it.EditOf, it.Text = KindEdit, IgnoreEdit, c.Edit.OriginalMessageID, c.Edit.text()
+	case "revoke":
+		it.Kind, it.Reason = KindIgnored, IgnoreRevoke
+	default:
+		c.fill(it)
+	}
 	return nil
 }
 
 func (d *Decoder) appendWAStatus(f Format, appID string, s *waStatus) error {
 	if s.ID == "" {
-		return errors.New("id is missing")
+		return rejectf(rejectMissingID, "id is missing")
 	}
 	if s.Status == "" {
-		return errors.New("status is missing")
+		return rejectf(rejectMissingStatus, "status is missing")
+	}
+	if s.RecipientType == "group" {
+		// The recipient is a group id, not a lead: nothing of a lead's to record.
+		d.ignore(f, appID, IgnoreGroupStatus)
+		return nil
 	}
 	lead, isBSUID, err := resolveLead("recipient_id", s.RecipientID, s.RecipientUserID)
 	if err != nil {

@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // ycloudBody is a YCloud webhook event. Two event types carry items: an inbound message
 // (whatsappInboundMessage, content as in the Cloud API) and the status update of a message
@@ -37,37 +34,39 @@ type ycloudOutbound struct {
 	UpdateTime  string `json:"updateTime"`
 }
 
-func (d *Decoder) appendYCloud(b *ycloudBody) error {
+func (d *Decoder) appendYCloud(b *ycloudBody) {
 	var (
 		it  Item
 		err error
 	)
 	switch b.Type {
 	case "whatsapp.inbound_message.received":
-		it, err = b.Inbound.item()
-		if err != nil {
-			return fmt.Errorf("whatsappInboundMessage.%w", err)
+		if it, err = b.Inbound.item(); err != nil {
+			err = fmt.Errorf("whatsappInboundMessage.%w", err)
 		}
 	case "whatsapp.message.updated":
-		it, err = b.Outbound.item()
-		if err != nil {
-			return fmt.Errorf("whatsappMessage.%w", err)
+		if it, err = b.Outbound.item(); err != nil {
+			err = fmt.Errorf("whatsappMessage.%w", err)
 		}
-	default:
-		return nil
+	default: // template reviews, business echoes, account updates, …
+		d.ignore(FormatYCloud, "", IgnoreEvent)
+		return
+	}
+	if err != nil {
+		d.reject(err)
+		return
 	}
 	d.items = append(d.items, it)
-	return nil
 }
 
 func (m *ycloudInbound) item() (Item, error) {
 	id := firstSet(m.Wamid, m.ID)
 	if id == "" {
-		return Item{}, errors.New("wamid is missing")
+		return Item{}, rejectf(rejectMissingID, "wamid is missing")
 	}
 	appID, ok := normalizePhone(m.To)
 	if !ok {
-		return Item{}, fmt.Errorf("to %q is not a phone number", m.To)
+		return Item{}, rejectf(rejectBadApp, "to %q is not a phone number", m.To)
 	}
 	lead, isBSUID, err := resolveLead("from", m.From, m.FromUserID)
 	if err != nil {
@@ -78,27 +77,26 @@ func (m *ycloudInbound) item() (Item, error) {
 		return Item{}, err
 	}
 	if m.Type == "" {
-		return Item{}, errors.New("type is missing")
+		return Item{}, rejectf(rejectMissingType, "type is missing")
 	}
 	it := Item{
 		Kind: KindMessage, Format: FormatYCloud, AppID: appID, ID: id, Time: t,
 		Lead: lead, LeadIsBSUID: isBSUID,
 	}
-	m.fill(&it)
-	return it, nil
+	return it, m.fillItem(&it)
 }
 
 func (m *ycloudOutbound) item() (Item, error) {
 	id := firstSet(m.Wamid, m.ID)
 	if id == "" {
-		return Item{}, errors.New("wamid is missing")
+		return Item{}, rejectf(rejectMissingID, "wamid is missing")
 	}
 	if m.Status == "" {
-		return Item{}, errors.New("status is missing")
+		return Item{}, rejectf(rejectMissingStatus, "status is missing")
 	}
 	appID, ok := normalizePhone(m.From)
 	if !ok {
-		return Item{}, fmt.Errorf("from %q is not a phone number", m.From)
+		return Item{}, rejectf(rejectBadApp, "from %q is not a phone number", m.From)
 	}
 	lead, isBSUID, err := resolveLead("to", m.To, "")
 	if err != nil {

@@ -28,12 +28,17 @@ func (f Format) String() string {
 	return "unknown"
 }
 
-// ItemKind tells an inbound lead message from a status of a business-sent message.
+// ItemKind tells what an item is: a lead's message, a status of a business-sent message,
+// or one of the callbacks that are recognized but are not the lead talking (SPEC §3.4).
 type ItemKind uint8
 
 const (
-	KindMessage ItemKind = iota + 1 // a message the lead sent
-	KindStatus                      // a status (sent/delivered/read/failed) of a business message
+	KindMessage      ItemKind = iota + 1 // a message the lead sent
+	KindStatus                           // a status (sent/delivered/read/failed) of a business message
+	KindIgnored                          // recognized, records nothing: Reason says what it is
+	KindEdit                             // the lead edited (or revoked) message EditOf: no new message
+	KindNumberChange                     // system notice: Lead now writes from NewLead
+	KindAutoEvent                        // Meta's automatic_events: EventName detected in click Referral.CtwaClid's thread
 )
 
 // Item is one message or status decoded from a webhook. Strings alias the request body
@@ -63,6 +68,17 @@ type Item struct {
 	// Statuses.
 	Status    string // sent, delivered, read, failed
 	BizOpaque string // biz_opaque_callback_data of the business message
+
+	// Reason names what an ignored, edit or number-change item is, for metrics
+	// (ctwa_sidecar_webhook_items_total{result="ignored",reason}).
+	Reason  string
+	EditOf  string // KindEdit: id of the edited or revoked message; Text is its new text
+	NewLead string // KindNumberChange: the lead's new number, digits only
+
+	// Automatic events (KindAutoEvent); the click is Referral.CtwaClid.
+	EventName string  // LeadSubmitted or Purchase
+	Amount    float64 // purchase value (Meta sends it ×1000; this is the real amount)
+	Currency  string
 }
 
 // Referral is the Click-to-WhatsApp ad referral carried by a lead's first message after a click.
@@ -106,11 +122,12 @@ func (it *Item) Clone() Item {
 }
 
 // stringFields returns pointers to every string of it.
-func (it *Item) stringFields() [19]*string {
+func (it *Item) stringFields() [24]*string {
 	r := &it.Referral
-	return [19]*string{
+	return [24]*string{
 		&it.AppID, &it.ID, &it.Lead, &it.Type, &it.Text, &it.ButtonPayload, &it.ReplyKind,
 		&it.ReplyID, &it.ReplyTitle, &it.ContextID, &it.Status, &it.BizOpaque,
+		&it.Reason, &it.EditOf, &it.NewLead, &it.EventName, &it.Currency,
 		&r.SourceType, &r.SourceID, &r.SourceURL, &r.Headline, &r.Body, &r.MediaType, &r.CtwaClid,
 	}
 }

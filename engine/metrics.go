@@ -14,20 +14,36 @@ const (
 	resultPanic                      // a decoder panicked: forwarded, not recorded
 	resultUnsigned                   // a secret is set and the signature is missing: forwarded, not recorded
 	resultBadSignature               // a secret is set and the signature does not verify
-	resultOverLimit                  // too many messages or oversized ids: forwarded, not recorded
+	resultOverLimit                  // too many items in one webhook: forwarded, not recorded
+	resultIgnored                    // only items that are not the lead talking (SPEC §3.4): delivery reports, system notices, …
+	resultRejected                   // every item failed validation: forwarded, not recorded
 	numResults
 )
 
-var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecodable", "store_error", "panic", "unsigned", "bad_signature", "over_limit"}
+var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecodable", "store_error", "panic",
+	"unsigned", "bad_signature", "over_limit", "ignored", "rejected"}
 
 var (
 	webhooks       [FormatYCloud + 1][numResults]*metrics.Counter
 	eventsByType   = map[string]*metrics.Counter{}
 	dedupeMessages = metrics.NewCounter(`ctwa_sidecar_dedupe_hits_total{kind="message"}`)
 	dedupeStatuses = metrics.NewCounter(`ctwa_sidecar_dedupe_hits_total{kind="status"}`)
+	// automatic events whose click no stored session has (yet): placed by the next refresh
+	autoEventsUnmatched = metrics.NewCounter(`ctwa_sidecar_automatic_events_unmatched_total`)
+)
+
+// Items of webhooks that were rejected or ignored, by format and reason
+// (ctwa_sidecar_webhook_items_total{format,result,reason}).
+var (
+	itemsRejected [FormatYCloud + 1]map[string]*metrics.Counter
+	itemsIgnored  [FormatYCloud + 1]map[string]*metrics.Counter
 )
 
 func init() {
+	for f := range itemsRejected {
+		itemsRejected[f] = itemCounters(Format(f), "rejected", rejectReasons)
+		itemsIgnored[f] = itemCounters(Format(f), "ignored", ignoreReasons)
+	}
 	for f := range webhooks {
 		for r := range webhooks[f] {
 			webhooks[f][r] = metrics.NewCounter(`ctwa_sidecar_webhooks_total{format="` + Format(f).String() +
@@ -40,3 +56,12 @@ func init() {
 }
 
 func countWebhook(f Format, r result) { webhooks[f][r].Inc() }
+
+func itemCounters(f Format, result string, reasons []string) map[string]*metrics.Counter {
+	m := make(map[string]*metrics.Counter, len(reasons))
+	for _, r := range reasons {
+		m[r] = metrics.NewCounter(`ctwa_sidecar_webhook_items_total{format="` + f.String() +
+			`",result="` + result + `",reason="` + r + `"}`)
+	}
+	return m
+}

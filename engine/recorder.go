@@ -46,6 +46,20 @@ type Recorder struct {
 	// offMu keeps off-thread attribution (read side) out of a refresh (write side),
 	// which rebuilds the sessions attribution reads.
 	offMu sync.RWMutex
+	// rejectLog rate-limits the log of rejected webhook items.
+	rejectLog logLimiter
+	aliases   aliasTable
+}
+
+// logLimiter lets a hot-path log line through at most once per errLogEvery.
+type logLimiter struct{ last atomic.Int64 }
+
+const errLogEvery = 5 * time.Second
+
+func (l *logLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(errLogEvery) && l.last.CompareAndSwap(last, now)
 }
 
 // NewRecorder loads the definitions from store and returns a recorder for it.
@@ -58,11 +72,14 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	}
 	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets)}
 	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
-		seenAds: map[string]bool{}, refreshing: map[string][][]byte{}}
+		seenAds: map[string]bool{}, refreshing: map[string][][]byte{}, aliases: &r.aliases}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
 		rec.apply = rec.applyAll // bound once, so Apply gets a func without allocating
 		return rec
+	}
+	if err := r.aliases.load(store); err != nil {
+		return nil, fmt.Errorf("cannot load lead numbers: %w", err)
 	}
 	if err := r.loadCatalog(); err != nil {
 		return nil, err
@@ -82,6 +99,7 @@ type recording struct {
 	defs    *Definitions
 	apply   func(*storage.Batch) error
 	fresh   int      // items not seen before
+	writes  int      // messages, statuses and automatic events among items
 	events  []string // types of the events this request committed, for metrics after commit
 }
 
@@ -113,6 +131,8 @@ func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature
 	switch {
 	case rec.fresh > 0:
 		countWebhook(format, resultRecorded)
+	case rec.writes == 0: // edits and number changes only
+		countWebhook(format, resultIgnored)
 	default:
 		countWebhook(format, resultDuplicate)
 	}
@@ -130,27 +150,22 @@ const (
 	maxMetaBytes = 4096 // referral fields, button payloads, titles
 )
 
-// withinLimits reports whether a decoded webhook is small enough to record.
-func withinLimits(items []Item) bool {
-	if len(items) > maxItems {
-		return false
-	}
-	for i := range items {
-		it := &items[i]
-		for _, s := range [...]string{it.ID, it.AppID, it.Lead, it.ReplyID, it.ContextID, it.Status} {
-			if len(s) > maxIDBytes {
-				return false
-			}
-		}
-		// These become parts of store keys, separated by NUL.
-		if hasControl(it.ID) || hasControl(it.AppID) || hasControl(it.Lead) || hasControl(it.Status) {
+// withinLimits reports whether an item is small enough to record.
+func withinLimits(it *Item) bool {
+	for _, s := range [...]string{it.ID, it.AppID, it.Lead, it.ReplyID, it.ContextID, it.Status, it.EditOf, it.NewLead, it.EventName, it.Currency} {
+		if len(s) > maxIDBytes {
 			return false
 		}
-		r := &it.Referral
-		for _, s := range [...]string{it.ButtonPayload, it.ReplyTitle, it.BizOpaque, r.SourceID, r.SourceURL, r.Headline, r.Body, r.CtwaClid, r.MediaType, r.SourceType} {
-			if len(s) > maxMetaBytes {
-				return false
-			}
+	}
+	// These become parts of store keys, separated by NUL.
+	if hasControl(it.ID) || hasControl(it.AppID) || hasControl(it.Lead) || hasControl(it.Status) ||
+		hasControl(it.EditOf) || hasControl(it.NewLead) || hasControl(it.EventName) {
+		return false
+	}
+	r := &it.Referral
+	for _, s := range [...]string{it.ButtonPayload, it.ReplyTitle, it.BizOpaque, r.SourceID, r.SourceURL, r.Headline, r.Body, r.CtwaClid, r.MediaType, r.SourceType} {
+		if len(s) > maxMetaBytes {
+			return false
 		}
 	}
 	return true
@@ -190,24 +205,69 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 	case err != nil:
 		countWebhook(format, resultUndecodable)
 		return format, false
-	case len(items) == 0:
-		countWebhook(format, resultEmpty)
-		return format, false
-	case !withinLimits(items):
+	case len(items) > maxItems:
 		countWebhook(format, resultOverLimit)
 		return format, false
 	}
-	rec.items, rec.defs, rec.fresh, rec.events = items, rec.r.defs.Load(), 0, rec.events[:0]
-	if cap(rec.classes) < len(items) {
-		rec.classes = make([]Classification, len(items))
-	}
-	rec.classes = rec.classes[:len(items)]
+	rejected := rec.r.countRejections(format, rec.dec.Rejections())
+	rec.items, rec.writes = items[:0], 0
 	for i := range items {
-		if items[i].Kind == KindMessage {
-			Classify(&rec.classes[i], &items[i], rec.defs)
+		it := &items[i]
+		switch {
+		case !withinLimits(it):
+			rejected++
+			itemsRejected[format][rejectOverLimit].Inc()
+		case it.Kind == KindIgnored:
+			itemsIgnored[format][it.Reason].Inc()
+		default:
+			if it.Kind == KindEdit || it.Kind == KindNumberChange {
+				itemsIgnored[format][it.Reason].Inc()
+			} else {
+				rec.writes++
+			}
+			rec.items = append(rec.items, *it)
+		}
+	}
+	if len(rec.items) == 0 {
+		countWebhook(format, emptyResult(len(items), rejected))
+		return format, false
+	}
+	rec.defs, rec.fresh, rec.events = rec.r.defs.Load(), 0, rec.events[:0]
+	if cap(rec.classes) < len(rec.items) {
+		rec.classes = make([]Classification, len(rec.items))
+	}
+	rec.classes = rec.classes[:len(rec.items)]
+	for i := range rec.items {
+		if rec.items[i].Kind == KindMessage {
+			Classify(&rec.classes[i], &rec.items[i], rec.defs)
 		}
 	}
 	return format, true
+}
+
+// emptyResult is the result of a webhook with nothing to write: only ignored items (or
+// none), or only rejected ones.
+func emptyResult(items, rejected int) result {
+	switch {
+	case rejected > 0 && items == rejected:
+		return resultRejected
+	case items > 0:
+		return resultIgnored
+	}
+	return resultEmpty
+}
+
+// countRejections counts and logs (at most once per errLogEvery) the rejected items of a
+// webhook; it returns their number.
+func (r *Recorder) countRejections(f Format, rejects []Rejection) int {
+	for i := range rejects {
+		itemsRejected[f][rejects[i].Reason].Inc()
+	}
+	if len(rejects) > 0 && r.rejectLog.allow() {
+		r.cfg.Log.Warn("webhook item rejected; the other items are recorded", "format", f.String(),
+			"rejected", len(rejects), "err", rejects[0].Err)
+	}
+	return len(rejects)
 }
 
 // applyAll runs on the writer goroutine: it places every item of the request.
@@ -219,10 +279,17 @@ func (rec *recording) applyAll(b *storage.Batch) error {
 		it := &rec.items[i]
 		var fresh bool
 		var err error
-		if it.Kind == KindStatus {
+		switch it.Kind {
+		case KindStatus:
 			fresh, err = w.applyStatus(b, it)
-		} else {
+		case KindMessage:
 			fresh, err = w.applyMessage(b, it, &rec.classes[i], rec.defs, rec)
+		case KindEdit:
+			err = w.applyEdit(b, it)
+		case KindNumberChange:
+			err = w.applyNumberChange(b, it)
+		case KindAutoEvent:
+			fresh, err = w.applyAutoEvent(b, it, rec.defs, rec)
 		}
 		if err != nil {
 			w.cache.reset() // the request's writes are dropped: so is what it cached

@@ -12,10 +12,11 @@ import (
 type rollupDelta struct {
 	session, engaged, converted bool
 	keywords                    []string
+	autoEvents                  int64
 }
 
 func (d *rollupDelta) reset() {
-	d.session, d.engaged, d.converted, d.keywords = false, false, false, d.keywords[:0]
+	d.session, d.engaged, d.converted, d.keywords, d.autoEvents = false, false, false, d.keywords[:0], 0
 }
 
 // add notes an event of the message.
@@ -29,11 +30,13 @@ func (d *rollupDelta) add(typ, typeID string) {
 		d.converted = true
 	case TypeKeyword:
 		d.keywords = append(d.keywords, typeID)
+	case TypeAutomaticEvent:
+		d.autoEvents++
 	}
 }
 
 func (d *rollupDelta) empty() bool {
-	return !d.session && !d.engaged && !d.converted && len(d.keywords) == 0
+	return !d.session && !d.engaged && !d.converted && len(d.keywords) == 0 && d.autoEvents == 0
 }
 
 // day returns the day number of a unix time in the configured zone (-timezone).
@@ -94,6 +97,7 @@ func (w *writer) applyRollup(b *storage.Batch, s *storage.Session, d *rollupDelt
 	for _, id := range d.keywords {
 		roll.AddKeyword(id)
 	}
+	roll.AutoEvents += d.autoEvents
 	w.saveRollup(b, w.rkey, roll)
 	return nil
 }
@@ -116,17 +120,21 @@ func (w *writer) applyOffThreadRollup(b *storage.Batch, rec *OffThreadRecord) er
 	return nil
 }
 
-// referralAd is an ad that a referral revealed: listed under ad account "unassigned"
-// until an import places it, named by the referral's headline.
+// referralAd is an ad or a post that a referral revealed, named by the referral's
+// headline. An ad is listed under ad account "unassigned" until an import places it; a
+// post is no ad and only names its post:<id> source.
 type referralAd struct {
-	ID        string `json:"id"`
-	AppID     string `json:"app_id"`
+	ID    string `json:"id"`
+	AppID string `json:"app_id"`
+	// Type is the session's source type, SourceAd or SourcePost; records written before
+	// it was kept have none, and are rewritten by the next referral of their id.
+	Type      string `json:"type,omitempty"`
 	Headline  string `json:"headline"`
 	SourceURL string `json:"source_url"`
 	FirstSeen int64  `json:"first_seen"`
 }
 
-// noteReferralAd stores the first referral of an ad, once per ad and app.
+// noteReferralAd stores the first referral of an ad or post, once per id and app.
 func (w *writer) noteReferralAd(b *storage.Batch, s *storage.Session) error {
 	if s.SourceType != SourceAd && s.SourceType != SourcePost {
 		return nil
@@ -136,12 +144,24 @@ func (w *writer) noteReferralAd(b *storage.Batch, s *storage.Session) error {
 		return nil
 	}
 	key := storage.ReferralAdKey(s.AppID, s.SourceID)
-	if _, ok, err := b.Get(key); err != nil || ok {
-		w.seenAds[k] = ok
+	ra := referralAd{ID: s.SourceID, AppID: s.AppID, Type: s.SourceType, Headline: s.Referral.Headline,
+		SourceURL: s.Referral.SourceURL, FirstSeen: s.Start}
+	v, ok, err := b.Get(key)
+	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(referralAd{ID: s.SourceID, AppID: s.AppID, Headline: s.Referral.Headline,
-		SourceURL: s.Referral.SourceURL, FirstSeen: s.Start})
+	if ok {
+		var old referralAd
+		if json.Unmarshal(v, &old) == nil {
+			if old.Type != "" {
+				w.seenAds[k] = true
+				return nil
+			}
+			old.Type = s.SourceType // keep what the first referral told
+			ra = old
+		}
+	}
+	body, err := json.Marshal(ra)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/base32"
 	"strings"
 	"time"
@@ -28,14 +29,19 @@ type writer struct {
 	// refreshing holds, per app under refresh, the keys of messages that arrived during
 	// it: they are stored at once and placed when the refresh ends (see refresh.go).
 	refreshing map[string][][]byte
+	aliases    *aliasTable // new numbers of leads (user_changed_number)
+	tbuf       [8]byte
 }
+
+// seenMark is the dedupe value of a status: only its presence matters.
+var seenMark = [1]byte{1}
 
 // applyStatus records a status of a business message. A status carrying a campaign tag
 // (biz_opaque_callback_data) is an outgoing touch: the lead's next session, if it opens
 // within the session window, is credited to that campaign (SPEC §4.1).
 func (w *writer) applyStatus(b *storage.Batch, it *Item) (bool, error) {
 	w.key = storage.DedupeStatusKey(w.key[:0], it.ID, it.Status)
-	if dup, err := w.seen(b); err != nil || dup {
+	if dup, err := w.seen(b, seenMark[:]); err != nil || dup {
 		if dup {
 			dedupeStatuses.Inc()
 		}
@@ -44,6 +50,7 @@ func (w *writer) applyStatus(b *storage.Batch, it *Item) (bool, error) {
 	if it.BizOpaque == "" || it.Lead == "" || it.Status == "failed" {
 		return true, nil
 	}
+	it.Lead = w.aliases.lead(it.Lead)
 	b.Set(storage.OutKey(w.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
 	return true, w.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
 }
@@ -60,13 +67,13 @@ func (w *writer) touch(b *storage.Batch, app, lead string, t int64, tag string) 
 	return nil
 }
 
-// seen reports whether the dedupe key in w.key was recorded, and marks it if not.
-func (w *writer) seen(b *storage.Batch) (bool, error) {
+// seen reports whether the dedupe key in w.key was recorded, and marks it with val if not.
+func (w *writer) seen(b *storage.Batch, val []byte) (bool, error) {
 	_, dup, err := b.Get(w.key)
 	if err != nil || dup {
 		return dup, err
 	}
-	b.SetWithTTL(w.key, []byte{1}, DedupeTTL)
+	b.SetWithTTL(w.key, val, DedupeTTL)
 	return false, nil
 }
 
@@ -74,12 +81,15 @@ func (w *writer) seen(b *storage.Batch) (bool, error) {
 // its events.
 func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) (bool, error) {
 	w.key = storage.DedupeMessageKey(w.key[:0], it.ID)
-	if dup, err := w.seen(b); err != nil || dup {
+	// The dedupe mark holds the message's time: an edit finds the message's record by it.
+	binary.BigEndian.PutUint64(w.tbuf[:], uint64(it.Time))
+	if dup, err := w.seen(b, w.tbuf[:]); err != nil || dup {
 		if dup {
 			dedupeMessages.Inc()
 		}
 		return false, err
 	}
+	it.Lead = w.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
 	w.saveMessage(b, it)
 	if pending, ok := w.refreshing[it.AppID]; ok {
 		w.refreshing[it.AppID] = append(pending, bytes.Clone(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID)))
@@ -108,6 +118,9 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 		b.Set(storage.LeadSessionKey(w.key[:0], it.Lead, it.Time, it.AppID, w.sess.ID), nil)
 		if err := w.noteReferralAd(b, &w.sess); err != nil {
 			return err
+		}
+		if clid := w.sess.Referral.CtwaClid; clid != "" { // automatic_events name the click
+			b.Set(storage.ClidKey(w.key[:0], it.AppID, clid), []byte(w.sess.ID))
 		}
 		e.emit(TypeConversation, "", conversationValue(&w.sess))
 	} else {

@@ -43,6 +43,9 @@ func newReader(b []byte) *reader {
 	return r
 }
 
+// more reports whether fields follow: records may end before fields added later.
+func (r *reader) more() bool { return r.err == nil && len(r.b) > 0 }
+
 func (r *reader) str() string {
 	if r.err != nil {
 		return ""

@@ -20,6 +20,7 @@ type Rollup struct {
 	Keywords      []Count // keyword events by keyword group id, sorted by ID
 	OffCount      int64   // attributed off-thread events
 	Revenue       []Money // off-thread revenue by currency, sorted by currency
+	AutoEvents    int64   // automatic_event events (leads and purchases Meta detected)
 }
 
 // Count is a number of events for one id.
@@ -77,7 +78,7 @@ func AppendRollup(dst []byte, r *Rollup) []byte {
 	for _, m := range r.Revenue {
 		dst = binary.BigEndian.AppendUint64(appendStr(dst, m.Currency), math.Float64bits(m.Amount))
 	}
-	return dst
+	return appendInt(dst, r.AutoEvents)
 }
 
 // DecodeRollup decodes a record written by AppendRollup into r, reusing its slices.
@@ -91,6 +92,10 @@ func DecodeRollup(b []byte, r *Rollup) error {
 	r.Revenue = r.Revenue[:0]
 	for n := rd.count(); n > 0; n-- {
 		r.Revenue = append(r.Revenue, Money{Currency: rd.str(), Amount: math.Float64frombits(rd.uint64())})
+	}
+	r.AutoEvents = 0
+	if rd.more() { // rollups written before automatic events end here
+		r.AutoEvents = rd.int()
 	}
 	return rd.err
 }

@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"maps"
+	"sync/atomic"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// What WhatsApp reports about a lead's thread besides the lead's own messages (SPEC §3.4):
+// edits of earlier messages, a lead's change of number, and the leads and purchases Meta
+// detected in a CTWA thread (automatic_events). None of them opens a session.
+
+// aliasTable maps a lead's new number to the lead it continues. It changes only on a
+// user_changed_number notice, so readers get an immutable snapshot and the writer copies.
+type aliasTable struct{ m atomic.Pointer[map[string]string] }
+
+// lead returns the lead that number continues, or number itself.
+func (t *aliasTable) lead(number string) string {
+	if m := t.m.Load(); m != nil {
+		if to, ok := (*m)[number]; ok {
+			return to
+		}
+	}
+	return number
+}
+
+// load reads the aliases stored by earlier number changes.
+func (t *aliasTable) load(store *storage.Store) error {
+	m := map[string]string{}
+	prefix := storage.AliasPrefix()
+	err := store.Scan(prefix, false, func(k, v []byte) (bool, error) {
+		m[string(k[len(prefix):])] = string(v)
+		return true, nil
+	})
+	t.m.Store(&m)
+	return err
+}
+
+// applyNumberChange links the lead's new number to the lead's history: later messages,
+// statuses and off-thread events of the new number continue the same lead. Chains
+// (A→B, then B→C) all lead back to A.
+func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
+	lead, number := w.aliases.lead(it.Lead), it.NewLead
+	if number == lead || w.aliases.lead(number) == lead {
+		return nil
+	}
+	next := maps.Clone(*w.aliases.m.Load())
+	next[number] = lead
+	b.Set(storage.AliasKey(number), []byte(lead))
+	for from, to := range next {
+		if to == number { // numbers that led to the new one now lead to the lead
+			next[from] = lead
+			b.Set(storage.AliasKey(from), []byte(lead))
+		}
+	}
+	// Published before the commit: a request that fails to commit is retried by the
+	// sender and writes the same alias again.
+	w.aliases.m.Store(&next)
+	return nil
+}
+
+// applyEdit keeps the new text of an edited message on its stored record, so that a
+// refresh classifies what the lead's message says now. An edit of a message the store
+// does not have (older than the dedupe window, or never received) changes nothing.
+func (w *writer) applyEdit(b *storage.Batch, it *Item) error {
+	v, ok, err := b.Get(storage.DedupeMessageKey(w.key[:0], it.EditOf))
+	if err != nil || !ok || len(v) != 8 {
+		return err
+	}
+	key := storage.MessageKey(w.rkey[:0], it.AppID, int64(binary.BigEndian.Uint64(v)), it.EditOf)
+	v, ok, err = b.Get(key)
+	if err != nil || !ok {
+		return err
+	}
+	m, err := storage.DecodeMessage(v)
+	if err != nil {
+		return err
+	}
+	m.Text = truncateUTF8(it.Text, storage.MaxText)
+	w.val = storage.AppendMessage(w.val[:0], &m)
+	b.Set(key, w.val)
+	return nil
+}
+
+// applyAutoEvent records an automatic event: its record (so that a refresh places it again)
+// and, where the click's session is known, the automatic_event event on that session.
+func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, rec *recording) (bool, error) {
+	w.key = storage.DedupeStatusKey(w.key[:0], it.ID, it.EventName)
+	if dup, err := w.seen(b, seenMark[:]); err != nil || dup {
+		return false, err
+	}
+	m := autoEventRecord(it)
+	w.val = storage.AppendMessage(w.val[:0], &m)
+	key := storage.MessageKey(w.key[:0], it.AppID, it.Time, m.ID)
+	b.Set(key, w.val)
+	if pending, ok := w.refreshing[it.AppID]; ok {
+		w.refreshing[it.AppID] = append(pending, bytes.Clone(key))
+		return true, nil
+	}
+	return true, w.placeAutoEvent(b, it, defs, rec)
+}
+
+// autoEventRecord is the stored record of an automatic event, kept with the messages so
+// that a refresh replays it in time order. Its id differs from the message's, in which
+// Meta detected the event, so that both records are kept.
+func autoEventRecord(it *Item) storage.Message {
+	return storage.Message{
+		ID: it.ID + "#" + it.EventName, AppID: it.AppID, Time: it.Time, Type: TypeAutomaticEvent,
+		ReplyID: it.EventName, Text: autoEventValue(it), ContextID: it.ID,
+		Referral: storage.Referral{CtwaClid: it.Referral.CtwaClid},
+	}
+}
+
+// autoEventFromRecord is the item of a stored automatic event (refresh).
+func autoEventFromRecord(m *storage.Message) Item {
+	return Item{Kind: KindAutoEvent, AppID: m.AppID, ID: m.ContextID, Time: m.Time, EventName: m.ReplyID,
+		Text: m.Text, Referral: Referral{CtwaClid: m.Referral.CtwaClid}}
+}
+
+// autoEventValue is the type_value of an automatic event: "25.00 USD" for a purchase.
+func autoEventValue(it *Item) string {
+	if it.Text != "" || it.Currency == "" {
+		return it.Text
+	}
+	return revenueText(it.Amount, it.Currency)
+}
+
+// placeAutoEvent writes the automatic_event event on the session whose click is the
+// event's ctwa_clid. An event whose click is not known yet is counted and placed by the
+// next refresh, once the click's message is in.
+func (w *writer) placeAutoEvent(b *storage.Batch, it *Item, defs *Definitions, rec *recording) error {
+	sid, ok, err := b.Get(storage.ClidKey(w.key[:0], it.AppID, it.Referral.CtwaClid))
+	if err != nil || !ok {
+		if err == nil {
+			autoEventsUnmatched.Inc()
+		}
+		return err
+	}
+	if err := w.loadClickSession(b, it.AppID, string(sid)); err != nil {
+		return err
+	}
+	ev := *it
+	ev.Lead, ev.LeadIsBSUID = w.sess.Lead, w.sess.LeadIsBSUID
+	w.delta.reset()
+	e := emitter{w: w, b: b, it: &ev, defs: defs, rec: rec}
+	e.emit(TypeAutomaticEvent, it.EventName, autoEventValue(it))
+	w.val = storage.AppendSession(w.val[:0], &w.sess)
+	b.Set(storage.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
+	if w.lead.SessionID == w.sess.ID {
+		w.cache.putLead(it.AppID, w.sess.Lead, &w.lead, &w.sess, true)
+	}
+	return w.applyRollup(b, &w.sess, &w.delta)
+}
+
+// loadClickSession loads session id of app into w.sess and its lead into w.lead, through
+// the cache when it is the lead's latest session.
+func (w *writer) loadClickSession(b *storage.Batch, app, id string) error {
+	v, ok, err := b.Get(storage.SessionKey(w.key[:0], app, id))
+	if err != nil || !ok {
+		return err
+	}
+	if w.sess, err = storage.DecodeSession(v); err != nil {
+		return err
+	}
+	lead := w.sess.Lead
+	if err := w.loadLead(b, app, lead); err != nil {
+		return err
+	}
+	if w.lead.SessionID == id {
+		_, err = w.loadSession(b, app, lead)
+	}
+	return err
+}
