@@ -104,6 +104,9 @@ func retryClosedIdleConn(_ *fasthttp.Request, attempts int, err error) (bool, bo
 // scratch holds per-request state, pooled so that forwarding does not allocate.
 type scratch struct {
 	uri, name, xff []byte
+	// conn collects the names a message's Connection headers declare hop-by-hop; drop the
+	// response headers to delete once their iteration is over.
+	conn, drop []byte
 	// The recording that runs beside the forward.
 	rec     Recorder
 	body    []byte
@@ -135,40 +138,55 @@ func (f *Forwarder) Handle(ctx *fasthttp.RequestCtx) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
+	defer s.release()
 	f.buildRequest(ctx, req, s)
-	recording := f.startRecording(ctx, s)
+	f.startRecording(ctx, s)
 
 	err := f.client.DoTimeout(req, &ctx.Response, f.timeout)
 	forwardDuration.UpdateDuration(start)
-	if recording {
-		// Answer only once the webhook's events are committed. A failed commit is counted
-		// and logged, and the upstream's answer still goes out: the business's webhook
-		// matters more than the sidecar's records.
-		<-s.recDone
-		if s.recErr != nil {
-			f.logRecordError(s.recErr)
-		}
-		s.body, s.sig = nil, engine.Signature{}
+	// Answer only once the webhook's events are committed. A failed commit is counted and
+	// logged, and the upstream's answer still goes out: the business's webhook matters more
+	// than the sidecar's records.
+	if recErr := s.awaitRecording(); recErr != nil {
+		f.logRecordError(recErr)
 	}
 	if err != nil {
 		f.fail(ctx, err)
 		return
 	}
-	stripHopByHop(&ctx.Response.Header)
+	stripHopByHop(&ctx.Response.Header, s)
 	responseBytes.Add(len(ctx.Response.Body()))
 	countStatus(ctx.Response.StatusCode())
 }
 
 // startRecording starts recording a POSTed webhook body beside the forward.
-func (f *Forwarder) startRecording(ctx *fasthttp.RequestCtx, s *scratch) bool {
+func (f *Forwarder) startRecording(ctx *fasthttp.RequestCtx, s *scratch) {
 	if f.rec == nil || !ctx.IsPost() || len(ctx.Request.Body()) == 0 {
-		return false
+		return
 	}
 	s.rec, s.body = f.rec, ctx.Request.Body()
 	readSignature(&s.sig, &ctx.Request.Header)
 	go s.record()
-	return true
+}
+
+// awaitRecording waits for the recording started beside the forward, if any, and returns
+// its error.
+func (s *scratch) awaitRecording() error {
+	if s.rec == nil {
+		return nil
+	}
+	<-s.recDone
+	err := s.recErr
+	s.rec, s.body, s.sig, s.recErr = nil, nil, engine.Signature{}, nil
+	return err
+}
+
+// release returns s to the pool once no recording reads it or the request body (which
+// fasthttp reuses when the handler returns), also when a panic that the server's guard
+// recovers cut Handle short.
+func (s *scratch) release() {
+	_ = s.awaitRecording() // after a panic the recording's outcome has no one to go to
+	scratchPool.Put(s)
 }
 
 // readSignature collects the signature headers of every format in one pass over the
@@ -210,11 +228,15 @@ func (f *Forwarder) buildRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	h.SetRequestURIBytes(s.uri)
 	h.SetHost(f.host)
 
+	s.conn = s.conn[:0]
+	for k, v := range ctx.Request.Header.All() {
+		s.conn = appendConnectionOptions(s.conn, k, v)
+	}
 	s.xff = s.xff[:0]
 	hasProto := false // a front proxy (or -upstream-header) already said the scheme
 	for k, v := range ctx.Request.Header.All() {
 		switch {
-		case isHopByHop(k), equalFold(k, "Host"), equalFold(k, "Content-Length"), equalFold(k, "Expect"):
+		case isHopByHopIn(s.conn, k), equalFold(k, "Host"), equalFold(k, "Content-Length"), equalFold(k, "Expect"):
 			// The proxy sets Host and Content-Length itself, and the body is already read,
 			// so an Expect: 100-continue has been answered here.
 			continue
@@ -276,20 +298,29 @@ func appendRemoteIP(dst []byte, addr net.Addr) []byte {
 	return append(dst, addr.String()...)
 }
 
-// stripHopByHop removes the hop-by-hop headers of an upstream response.
-func stripHopByHop(h *fasthttp.ResponseHeader) {
-	for _, name := range hopByHop {
-		h.DelBytes(name)
+// stripHopByHop removes the hop-by-hop headers of an upstream response, whatever the case
+// of their names: the client keeps the upstream's spelling, and fasthttp deletes by exact
+// name then.
+func stripHopByHop(h *fasthttp.ResponseHeader, s *scratch) {
+	s.conn = s.conn[:0]
+	for k, v := range h.All() {
+		s.conn = appendConnectionOptions(s.conn, k, v)
 	}
+	// Deleting while iterating is undefined in fasthttp: collect the names first.
+	s.drop = s.drop[:0]
 	for k := range h.All() {
-		if len(k) > len(proxyPrefix) && bytes.EqualFold(k[:len(proxyPrefix)], proxyPrefix) {
-			// Deleting while iterating is undefined in fasthttp: restart after each one.
-			h.DelBytes(append([]byte(nil), k...))
-			stripHopByHop(h)
-			return
+		if isHopByHopIn(s.conn, k) {
+			s.drop = append(append(s.drop, k...), '\n') // no header name holds a line break
 		}
 	}
+	for rest := s.drop; len(rest) > 0; {
+		var name []byte
+		name, rest, _ = bytes.Cut(rest, strNewline)
+		h.DelBytes(name)
+	}
 }
+
+var strNewline = []byte("\n")
 
 func equalFold(b []byte, s string) bool {
 	return len(b) == len(s) && strings.EqualFold(string(b), s)

@@ -17,7 +17,7 @@ var hopByHop = [][]byte{
 
 var proxyPrefix = []byte("Proxy-")
 
-// isHopByHop reports whether the header name is hop-by-hop, ignoring case.
+// isHopByHop reports whether the header name is always hop-by-hop, ignoring case.
 func isHopByHop(name []byte) bool {
 	if len(name) >= len(proxyPrefix) && bytes.EqualFold(name[:len(proxyPrefix)], proxyPrefix) {
 		return true
@@ -29,6 +29,36 @@ func isHopByHop(name []byte) bool {
 	}
 	return false
 }
+
+// appendConnectionOptions appends the value of header k to dst, comma-terminated, when k is
+// a Connection header: the names it lists are hop-by-hop for this one message (RFC 9110
+// §7.6.1), and a message may carry several Connection lines.
+func appendConnectionOptions(dst, k, v []byte) []byte {
+	if !sameHeaderName(k, "Connection") {
+		return dst
+	}
+	return append(append(dst, v...), ',')
+}
+
+// isHopByHopIn reports whether header name is hop-by-hop in a message whose Connection
+// headers list options (as appendConnectionOptions collects them). Listed names match as
+// the forwarding rule normalizes names, so a sender cannot keep a header it declared
+// hop-by-hop by spelling it differently.
+func isHopByHopIn(options, name []byte) bool {
+	if isHopByHop(name) {
+		return true
+	}
+	for len(options) > 0 {
+		var opt []byte
+		opt, options, _ = bytes.Cut(options, strComma)
+		if sameHeaderName(name, bytes.TrimSpace(opt)) {
+			return true
+		}
+	}
+	return false
+}
+
+var strComma = []byte(",")
 
 // standardHeaders are the registered HTTP header names whose spelling is kept as received.
 // Every other name is treated as a custom header and normalized (SPEC §3.3).
@@ -109,7 +139,7 @@ func HeaderValue(h *fasthttp.RequestHeader, name string) []byte {
 	return nil
 }
 
-func sameHeaderName(k []byte, name string) bool {
+func sameHeaderName[T string | []byte](k []byte, name T) bool {
 	if len(k) != len(name) {
 		return false
 	}
