@@ -3,10 +3,13 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -95,6 +98,13 @@ func (t *Totals) addRollup(r *storage.Rollup) {
 	}
 }
 
+// putFirst makes currency, when t has revenue in it, the first currency seen.
+func (t *Totals) putFirst(currency string) {
+	if i := slices.Index(t.currencyOrder, currency); i > 0 {
+		t.currencyOrder = slices.Insert(slices.Delete(t.currencyOrder, i, i+1), 0, currency)
+	}
+}
+
 func (t *Totals) addDelivery(d *Delivery) {
 	t.Impressions += d.Impressions
 	t.Clicks += d.Clicks
@@ -104,9 +114,10 @@ func (t *Totals) addDelivery(d *Delivery) {
 // SourceRef names a session source.
 type SourceRef struct{ Type, ID string }
 
-// AdSources are the rollup sources of an ad: clicks on the ad itself and on its post.
+// AdSources are the rollup sources of an ad. A post:<id> referral is a click on a
+// page post, not on an ad (SPEC §4.1): it is a source of its own, never in ad totals.
 func AdSources(adID string) []SourceRef {
-	return []SourceRef{{SourceAd, adID}, {SourcePost, adID}}
+	return []SourceRef{{SourceAd, adID}}
 }
 
 // sink returns the Totals that a day's numbers are added to: one for a whole range
@@ -193,20 +204,25 @@ func (r *Recorder) AdTotals(app string, adIDs []string, days Days) (*Totals, err
 // DailyTotals returns one Totals per day of days that has sessions, events or delivery.
 func (r *Recorder) DailyTotals(app string, adIDs []string, days Days) (map[int32]*Totals, error) {
 	out := map[int32]*Totals{}
-	at := func(day int32) *Totals {
-		if out[day] == nil {
-			out[day] = newTotals()
-		}
-		return out[day]
-	}
-	if err := r.addAds(at, app, adIDs, days); err != nil {
+	if err := r.addAds(perDay(out), app, adIDs, days); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+// perDay is the sink that keeps one Totals per day in out.
+func perDay(out map[int32]*Totals) sink {
+	return func(day int32) *Totals {
+		if out[day] == nil {
+			out[day] = newTotals()
+		}
+		return out[day]
+	}
+}
+
 // SourceTotals returns the totals of every source of app with sessions or off-thread
-// events in days, keyed by source.
+// events in days, keyed by source. Its unattributed source also holds the unattributed
+// events that named no app: no app to file them under, they show in every app's view.
 func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, error) {
 	out := map[SourceRef]*Totals{}
 	var roll storage.Rollup
@@ -245,32 +261,132 @@ func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, e
 		}
 		return true, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, r.addUnattributed(out, app, days)
+}
+
+// unattributedRef is the source of the off-thread events no session was credited with.
+var unattributedRef = SourceRef{Type: SourceUnattributed}
+
+// addUnattributed sets the unattributed source of out from app's unattributed rollups
+// and those of the events that named no app, merged in day order so that the first
+// currency seen (the reporting one: there is no ad account, SPEC §6.2) is the currency
+// of the earliest event, whichever of the two it is filed under.
+func (r *Recorder) addUnattributed(out map[SourceRef]*Totals, app string, days Days) error {
+	apps := []string{app}
+	if app != "" {
+		apps = append(apps, "")
+	}
+	byDay := map[int32]*Totals{}
+	for _, a := range apps {
+		if err := r.addSource(perDay(byDay), a, unattributedRef, days); err != nil {
+			return err
+		}
+	}
+	delete(out, unattributedRef)
+	if len(byDay) == 0 {
+		return nil
+	}
+	t := newTotals()
+	sorted := slices.Sorted(maps.Keys(byDay))
+	for _, day := range sorted {
+		t.Merge(byDay[day])
+	}
+	out[unattributedRef] = t
+	if i := slices.IndexFunc(sorted, func(d int32) bool { return len(byDay[d].currencyOrder) > 0 }); i >= 0 &&
+		len(byDay[sorted[i]].currencyOrder) > 1 {
+		return r.firstCurrencyOfDay(t, apps, sorted[i])
+	}
+	return nil
+}
+
+// firstCurrencyOfDay puts first among t's currencies the currency of the earliest paid
+// unattributed event of day, filed under one of apps: a rollup keeps a day's currencies
+// sorted by code, so only the events tell which came first when a day has several.
+func (r *Recorder) firstCurrencyOfDay(t *Totals, apps []string, day int32) error {
+	from, to := dayStart(day, r.cfg.Location), dayStart(day+1, r.cfg.Location)
+	var first OffThreadRecord
+	for _, app := range apps {
+		prefix := storage.OffThreadAppPrefix(app)
+		err := r.store.ScanRange(storage.OffThreadAppKey(app, from, ""), storage.OffThreadAppKey(app, to, ""),
+			func(k, _ []byte) (bool, error) {
+				rec, ok, err := r.OffThread(string(k[len(prefix)+8:]))
+				if err != nil || !ok || rec.SourceType != SourceUnattributed || rec.Amount == 0 {
+					return err == nil, err
+				}
+				if first.ID == "" || rec.Time < first.Time {
+					first = rec
+				}
+				return false, nil // the index is in time order: later ones are later
+			})
+		if err != nil {
+			return err
+		}
+	}
+	t.putFirst(first.Currency)
+	return nil
+}
+
+// dayStart is the first second of day (a day number as dayIn returns) in loc.
+func dayStart(day int32, loc *time.Location) int64 {
+	y, m, d := time.Unix(int64(day)*86400, 0).UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc).Unix()
 }
 
 // ReferralAds returns the ads of app that referrals revealed and no import placed,
-// listed under ad account "unassigned" with the referral headline as name.
+// listed under ad account "unassigned" with the referral headline as name. Posts are
+// not ads and are not listed (SPEC §4.1).
 func (r *Recorder) ReferralAds(app string) ([]Ad, error) {
 	cat := r.catalog.Load()
 	var out []Ad
-	err := r.store.Scan(storage.ReferralAdPrefix(app), false, func(_, v []byte) (bool, error) {
-		var ra referralAd
-		if err := json.Unmarshal(v, &ra); err != nil {
-			return false, err
+	err := r.referrals(app, func(ra *referralAd) {
+		if imported, ok := cat.Ads[ra.ID]; ra.Type == SourcePost || (ok && imported.AppID == app) {
+			return
 		}
-		if imported, ok := cat.Ads[ra.ID]; ok && imported.AppID == app {
-			return true, nil
-		}
-		name := ra.Headline
-		if name == "" {
-			name = "Ad " + ra.ID
-		}
-		out = append(out, Ad{ID: ra.ID, Name: name, Status: "UNKNOWN", AdAccountID: Unassigned, AppID: app,
+		out = append(out, Ad{ID: ra.ID, Name: ra.name(), Status: "UNKNOWN", AdAccountID: Unassigned, AppID: app,
 			Referral: true, Created: ra.FirstSeen, Updated: ra.FirstSeen})
-		return true, nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, err
+}
+
+// ReferralNames returns the names that referrals give app's ad and post sources: the
+// referral headline, for sources no import names.
+func (r *Recorder) ReferralNames(app string) (map[SourceRef]string, error) {
+	out := map[SourceRef]string{}
+	err := r.referrals(app, func(ra *referralAd) {
+		if ra.Type == "" { // written before types were kept: it names either
+			out[SourceRef{SourceAd, ra.ID}], out[SourceRef{SourcePost, ra.ID}] = ra.name(), ra.name()
+			return
+		}
+		out[SourceRef{ra.Type, ra.ID}] = ra.name()
+	})
+	return out, err
+}
+
+// referrals calls fn for each stored referral record of app.
+func (r *Recorder) referrals(app string, fn func(*referralAd)) error {
+	return r.store.Scan(storage.ReferralAdPrefix(app), false, func(_, v []byte) (bool, error) {
+		var ra referralAd
+		if err := json.Unmarshal(v, &ra); err != nil {
+			return false, fmt.Errorf("corrupt referral record of app %q: %w", app, err)
+		}
+		fn(&ra)
+		return true, nil
+	})
+}
+
+// name is the headline, or "Ad <id>" ("Post <id>") for a referral without one.
+func (ra *referralAd) name() string {
+	switch {
+	case ra.Headline != "":
+		return ra.Headline
+	case ra.Type == SourcePost:
+		return "Post " + ra.ID
+	}
+	return "Ad " + ra.ID
 }
 
 // AdTotalsEach computes AdTotals for each group of ad ids (an ad, or a campaign's ads),

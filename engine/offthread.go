@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 
 	json "github.com/goccy/go-json"
@@ -32,6 +34,9 @@ type OffThreadRecord struct {
 	ConversationID string      `json:"conversation_id,omitempty"`
 	SourceType     string      `json:"source_type"`
 	SourceID       string      `json:"source_id,omitempty"`
+	// AnyApp is set when the event named no app_id: a refresh may credit it to a session
+	// of any app, as its post would have if the session had been known then (SPEC §5).
+	AnyApp bool `json:"any_app,omitempty"`
 }
 
 // ErrPreviousNotFound is returned for an unknown previous_external_event_id.
@@ -50,7 +55,7 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 	}
 	rec = OffThreadRecord{ID: newID(), Action: e.Action, Amount: e.Amount, Currency: e.Currency, Time: e.Time,
 		Lead: e.Lead, LeadIsUser: e.LeadIsUser, ObjectID: e.ObjectID, PreviousID: e.PreviousID,
-		Attributes: e.Attributes, AppID: e.AppID, SourceType: SourceUnattributed}
+		Attributes: e.Attributes, AnyApp: e.AppID == "", AppID: e.AppID, SourceType: SourceUnattributed}
 	if err := r.attribute(&rec, e); err != nil {
 		return OffThreadRecord{}, false, err
 	}
@@ -104,6 +109,72 @@ func writeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
 		ConversationID: rec.ConversationID, SourceType: rec.SourceType, SourceID: rec.SourceID}
 	b.Set(storage.EventKey(nil, rec.AppID, rec.Time, rec.ID), storage.AppendEvent(nil, &ev))
 	return nil
+}
+
+// namedApp is the app the event is restricted to: the app_id it was posted with, or ""
+// for any app. A record stored before AnyApp existed counts as naming the app it is
+// filed under, which is how refreshes treated it then.
+func (rec *OffThreadRecord) namedApp() string {
+	if rec.AnyApp {
+		return ""
+	}
+	return rec.AppID
+}
+
+// sameCredit reports whether two attributions of an event credit the same session.
+func sameCredit(a, b *OffThreadRecord) bool {
+	return a.Attributed == b.Attributed && a.AppID == b.AppID && a.ConversationID == b.ConversationID &&
+		a.SourceType == b.SourceType && a.SourceID == b.SourceID
+}
+
+// withdrawOffThread takes back everything an event's current attribution wrote besides
+// its record: its index entry, its event row and its rollup credit.
+func (w *writer) withdrawOffThread(b *storage.Batch, rec *OffThreadRecord) error {
+	b.Delete(storage.OffThreadAppKey(rec.AppID, rec.Time, rec.ID))
+	if rec.AppID != "" {
+		b.Delete(storage.EventKey(nil, rec.AppID, rec.Time, rec.ID))
+	}
+	return w.withdrawOffThreadRollup(b, rec)
+}
+
+// withdrawOffThreadRollup undoes applyOffThreadRollup. A rollup left with nothing is
+// deleted, so that its source stops listing (an empty "unattributed" row).
+func (w *writer) withdrawOffThreadRollup(b *storage.Batch, rec *OffThreadRecord) error {
+	w.rkey = storage.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
+	roll, err := w.loadRollup(b, w.rkey)
+	if err != nil || roll.OffCount == 0 {
+		return err // nothing credited there: nothing to take back
+	}
+	roll.OffCount--
+	if rec.Amount > 0 {
+		withdrawRevenue(roll, rec.Currency, rec.Amount)
+	}
+	if rollupEmpty(roll) {
+		delete(w.cache.rolls, string(w.rkey))
+		b.Delete(w.rkey)
+		return nil
+	}
+	w.saveRollup(b, w.rkey, roll)
+	return nil
+}
+
+// withdrawRevenue subtracts amount in currency. A currency left with less than half a
+// cent is what float sums leave of nothing: it is dropped rather than listed as 0.00.
+func withdrawRevenue(r *storage.Rollup, currency string, amount float64) {
+	i := slices.IndexFunc(r.Revenue, func(m storage.Money) bool { return m.Currency == currency })
+	if i < 0 {
+		return
+	}
+	r.Revenue[i].Amount -= amount
+	if math.Abs(r.Revenue[i].Amount) < 0.005 {
+		r.Revenue = slices.Delete(r.Revenue, i, i+1)
+	}
+}
+
+// rollupEmpty reports whether every field of r is zero.
+func rollupEmpty(r *storage.Rollup) bool {
+	return r.Sessions == 0 && r.Engaged == 0 && r.Converted == 0 && r.KeywordEvents == 0 && r.OffCount == 0 &&
+		r.AutoEvents == 0 && len(r.Keywords) == 0 && len(r.Revenue) == 0
 }
 
 func revenueText(amount float64, currency string) string {

@@ -25,6 +25,8 @@ type RefreshResult struct {
 	Messages  int `json:"messages"`
 	Sessions  int `json:"sessions"`
 	OffThread int `json:"off_thread_events"`
+	// MissingOffThread counts off-thread index entries without a record: skipped.
+	MissingOffThread int `json:"missing_off_thread_events"`
 }
 
 // Refresh rebuilds app's sessions, events and rollups from the stored message records,
@@ -247,35 +249,96 @@ func (r *Recorder) finishRefresh(ctx context.Context, app string, res *RefreshRe
 	})
 }
 
-// reattribute credits app's off-thread events again, against the rebuilt sessions, in
-// time order so that chained events follow their (re-attributed) predecessors.
+// reattribute credits off-thread events again against the rebuilt sessions, in time
+// order so that chained events follow their (re-attributed) predecessors: app's own
+// events, and those that named no app and found no session when posted — the lead's
+// first message may have been delivered after them, and refreshed numbers never depend
+// on delivery order (SPEC §4.1). An index entry whose record is gone is skipped and
+// counted, not taken for the end of the list.
 func (r *Recorder) reattribute(ctx context.Context, app string, res *RefreshResult) error {
-	var ids []string
-	err := r.store.Scan(storage.OffThreadAppPrefix(app), false, func(k, _ []byte) (bool, error) {
-		ids = append(ids, string(k[len(storage.OffThreadAppPrefix(app))+8:]))
-		return true, nil
-	})
+	refs, err := r.offThreadRefs(app, "")
 	if err != nil {
-		return err
+		return fmt.Errorf("refresh: cannot list the off-thread events of app %q: %w", app, err)
 	}
-	for _, id := range ids {
+	var missing []string
+	for _, ref := range refs {
+		id := ref[8:]
 		old, ok, err := r.OffThread(id)
-		if err != nil || !ok {
+		switch {
+		case err != nil:
 			return err
+		case !ok:
+			missing = append(missing, id)
+			continue
 		}
-		rec := old
-		rec.Attributed, rec.ConversationID, rec.SourceType, rec.SourceID = false, "", SourceUnattributed, ""
-		e := OffThread{Lead: old.Lead, Time: old.Time, AppID: app, PreviousID: old.PreviousID}
-		if err := r.attribute(&rec, e); err != nil && !errors.Is(err, ErrPreviousNotFound) {
-			return err
-		}
-		rec.AppID = app // a refresh of one app never moves its events to another
-		if err := r.store.Apply(ctx, func(b *storage.Batch) error {
-			return r.w.storeOffThread(b, &rec)
-		}); err != nil {
-			return err
+		if err := r.reattributeOne(ctx, app, &old); err != nil {
+			return fmt.Errorf("refresh: cannot re-attribute off-thread event %q: %w", id, err)
 		}
 		res.OffThread++
 	}
+	r.reportMissing(app, missing, res)
 	return nil
+}
+
+// offThreadRefs lists the events indexed under apps in time order. An entry is the tail
+// of its index key: the event time (8 bytes big-endian, so entries sort by time) and the
+// event id.
+func (r *Recorder) offThreadRefs(apps ...string) ([]string, error) {
+	var refs []string
+	for _, app := range apps {
+		prefix := storage.OffThreadAppPrefix(app)
+		err := r.store.Scan(prefix, false, func(k, _ []byte) (bool, error) {
+			refs = append(refs, string(k[len(prefix):]))
+			return true, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(refs)
+	return refs, nil
+}
+
+// reattributeOne attributes one event with the rules of its post (SPEC §5): restricted
+// to the app it named, or to none when it named none.
+func (r *Recorder) reattributeOne(ctx context.Context, app string, old *OffThreadRecord) error {
+	rec := *old
+	rec.Attributed, rec.ConversationID, rec.SourceType, rec.SourceID = false, "", SourceUnattributed, ""
+	rec.AppID = old.namedApp()
+	e := OffThread{Lead: old.Lead, Time: old.Time, AppID: rec.AppID, PreviousID: old.PreviousID}
+	if err := r.attribute(&rec, e); err != nil && !errors.Is(err, ErrPreviousNotFound) {
+		return err
+	}
+	if old.AppID != app && sameCredit(old, &rec) {
+		return nil // its credit, outside app, was not cleared and stays where it is
+	}
+	return r.store.Apply(ctx, func(b *storage.Batch) error {
+		return r.w.recreditOffThread(b, app, old, &rec)
+	})
+}
+
+// recreditOffThread moves an event's credit from its old attribution to rec. The
+// rebuild of app cleared the rows and rollups of app's events but not their index
+// entries; an event filed under another app (or none) still holds all of its credit.
+func (w *writer) recreditOffThread(b *storage.Batch, app string, old, rec *OffThreadRecord) error {
+	w.cache.check(b)
+	switch {
+	case old.AppID != app:
+		if err := w.withdrawOffThread(b, old); err != nil {
+			return err
+		}
+	case rec.AppID != app:
+		b.Delete(storage.OffThreadAppKey(old.AppID, old.Time, old.ID))
+	}
+	return w.storeOffThread(b, rec)
+}
+
+// reportMissing counts, and logs once, the index entries whose record is gone: their
+// events cannot be credited, and the refresh says so rather than dropping them quietly.
+func (r *Recorder) reportMissing(app string, ids []string, res *RefreshResult) {
+	res.MissingOffThread = len(ids)
+	if len(ids) > 0 {
+		r.cfg.Log.Warn("refresh: off-thread events are indexed but their records are missing; skipped them",
+			"app", app, "count", len(ids), "ids", ids[:min(len(ids), 10)])
+	}
 }

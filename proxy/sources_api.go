@@ -45,23 +45,16 @@ func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	app, days := p.Get("app_id"), e.rec.DaysOf(from, to)
 	totals, err := e.rec.SourceTotals(app, days)
-	if err == nil && app != "" {
-		err = e.addAppless(totals, days) // unattributed events that named no app
-	}
 	if err == nil {
 		err = e.addSpend(totals, app, days)
 	}
-	var referral []engine.Ad
+	var headlines map[engine.SourceRef]string
 	if err == nil {
-		referral, err = e.rec.ReferralAds(app)
+		headlines, err = e.rec.ReferralNames(app)
 	}
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
-	}
-	headlines := make(map[string]string, len(referral))
-	for _, ad := range referral {
-		headlines[ad.ID] = ad.Name
 	}
 	for _, s := range e.rec.Definitions().Sources {
 		if ref := (engine.SourceRef{Type: engine.SourceCustom, ID: s.ID}); s.AppID == app && totals[ref] == nil {
@@ -79,18 +72,6 @@ func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 		return rows[i].Type+rows[i].ID < rows[j].Type+rows[j].ID
 	})
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
-}
-
-// addAppless adds the unattributed off-thread events that named no app.
-func (e *eventsAPI) addAppless(totals map[engine.SourceRef]*engine.Totals, days engine.Days) error {
-	none, err := e.rec.SourceTotals("", days)
-	for ref, t := range none {
-		if totals[ref] == nil {
-			totals[ref] = engine.NewTotals()
-		}
-		totals[ref].Merge(t)
-	}
-	return err
 }
 
 // addSpend adds the imported spend of each ad source, and lists the imported ads of app
@@ -119,10 +100,10 @@ func (e *eventsAPI) addSpend(totals map[engine.SourceRef]*engine.Totals, app str
 	return nil
 }
 
-func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals, headlines map[string]string) sourceStats {
+func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals, headlines map[engine.SourceRef]string) sourceStats {
 	cat := e.rec.Catalog()
 	currency := ""
-	if ad, ok := cat.Ads[ref.ID]; ok && (ref.Type == engine.SourceAd || ref.Type == engine.SourcePost) {
+	if ad, ok := cat.Ads[ref.ID]; ok && ref.Type == engine.SourceAd {
 		currency = cat.Currency(ad.AdAccountID)
 	}
 	cur, revenue, others := t.SplitRevenue(currency)
@@ -138,15 +119,15 @@ func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals, headl
 }
 
 // sourceName names a source for people: the ad's name or, for an ad no import placed
-// yet, its referral headline (headlines, by ad id); the custom source's name; the
+// yet and for a post, its referral headline (headlines); the custom source's name; the
 // campaign tag.
-func (e *eventsAPI) sourceName(ref engine.SourceRef, headlines map[string]string) (name, phrase string) {
+func (e *eventsAPI) sourceName(ref engine.SourceRef, headlines map[engine.SourceRef]string) (name, phrase string) {
 	switch ref.Type {
 	case engine.SourceAd, engine.SourcePost:
-		if ad, ok := e.rec.Catalog().Ads[ref.ID]; ok {
+		if ad, ok := e.rec.Catalog().Ads[ref.ID]; ok && ref.Type == engine.SourceAd {
 			return ad.Name, ""
 		}
-		if h, ok := headlines[ref.ID]; ok {
+		if h, ok := headlines[ref]; ok {
 			return h, ""
 		}
 		return ref.Type + " " + ref.ID, ""
