@@ -237,22 +237,29 @@ func TestScenarioReclick(t *testing.T) {
 	}
 }
 
+// The session window runs from the lead's last message, not from the session's start
+// (SPEC §4.1): w3 is past one window after the start but inside one after w2.
 func TestScenarioWindowExpiry(t *testing.T) {
 	e := newTestEnv(t)
 	msg := leadMsgs("491700000005")
 	e.record(cloudWebhook(withReferral(msg("w1", t0, "hi"), adReferral("ad-1", "clid-1"))))
-	// Exactly one window after the last message the session is still open.
+	// Exactly one window after the last message (and the start) the session is still open.
 	e.record(cloudWebhook(msg("w2", t0+day, "still there?")))
-	// One second past the window after that message, it has expired.
-	e.record(cloudWebhook(msg("w3", t0+2*day+1, "back again")))
+	// Half a window past the start's window, half a window after w2: still open.
+	e.record(cloudWebhook(msg("w3", t0+day+day/2, "sorry, busy day")))
+	// One second past the window after w3, it has expired.
+	e.record(cloudWebhook(msg("w4", t0+2*day+day/2+1, "back again")))
 	evs := e.events(scApp)
 	wantCounts(t, evs, map[string]int{TypeConversation: 2, TypeEngagement: 1})
 	convs := ofType(evs, TypeConversation)
 	wantEvent(t, convs[0], TypeConversation, "", "ad-1", SourceAd, "ad-1", "w1")
-	wantEvent(t, convs[1], TypeConversation, "", SourceOrganic, SourceOrganic, "", "w3")
+	wantEvent(t, convs[1], TypeConversation, "", SourceOrganic, SourceOrganic, "", "w4")
 	wantEvent(t, only(t, evs, TypeEngagement), TypeEngagement, "", "", SourceAd, "ad-1", "w2")
+	if s := e.session(scApp, convs[0].ConversationID); s.Messages != 3 || s.Start != t0 || s.Last != t0+day+day/2 {
+		t.Fatalf("first session = %+v, want messages w1..w3 from %d to %d", s, t0, t0+day+day/2)
+	}
 	if s := e.session(scApp, convs[1].ConversationID); s.SourceType != SourceOrganic || s.Referral != (storage.Referral{}) ||
-		s.Start != t0+2*day+1 {
+		s.Start != t0+2*day+day/2+1 {
 		t.Fatalf("new session = %+v", s)
 	}
 }
