@@ -83,6 +83,12 @@ type goldenItem struct {
 	Referral      *Referral `json:",omitempty"`
 	Status        string    `json:",omitempty"`
 	BizOpaque     string    `json:",omitempty"`
+	Reason        string    `json:",omitempty"`
+	EditOf        string    `json:",omitempty"`
+	NewLead       string    `json:",omitempty"`
+	EventName     string    `json:",omitempty"`
+	Amount        float64   `json:",omitempty"`
+	Currency      string    `json:",omitempty"`
 }
 
 func kindName(k ItemKind) string {
@@ -91,6 +97,14 @@ func kindName(k ItemKind) string {
 		return "message"
 	case KindStatus:
 		return "status"
+	case KindIgnored:
+		return "ignored"
+	case KindEdit:
+		return "edit"
+	case KindNumberChange:
+		return "number_change"
+	case KindAutoEvent:
+		return "automatic_event"
 	}
 	return "invalid"
 }
@@ -106,7 +120,8 @@ func goldenOf(f Format, items []Item, err error) golden {
 			Time: it.Time, TimeUTC: time.Unix(it.Time, 0).UTC().Format(time.RFC3339), Lead: it.Lead,
 			LeadIsBSUID: it.LeadIsBSUID, Type: it.Type, Text: it.Text, ButtonPayload: it.ButtonPayload,
 			ReplyKind: it.ReplyKind, ReplyID: it.ReplyID, ReplyTitle: it.ReplyTitle,
-			ContextID: it.ContextID, Status: it.Status, BizOpaque: it.BizOpaque,
+			ContextID: it.ContextID, Status: it.Status, BizOpaque: it.BizOpaque, Reason: it.Reason,
+			EditOf: it.EditOf, NewLead: it.NewLead, EventName: it.EventName, Amount: it.Amount, Currency: it.Currency,
 		}
 		if it.Referral != (Referral{}) {
 			r := it.Referral

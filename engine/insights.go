@@ -39,6 +39,7 @@ func (r *Recorder) Day(unix int64) int32 { return dayIn(unix, r.cfg.Location) }
 // Totals sums rollups and deliveries: the raw numbers behind an insight.
 type Totals struct {
 	Sessions, Engaged, Converted, KeywordEvents, OffCount int64
+	AutoEvents                                            int64              // automatic_event events
 	Keywords                                              map[string]int64   // keyword group id → events
 	Revenue                                               map[string]float64 // currency → amount
 	Impressions, Clicks                                   int64
@@ -60,6 +61,7 @@ func (t *Totals) Merge(o *Totals) {
 	t.Converted += o.Converted
 	t.KeywordEvents += o.KeywordEvents
 	t.OffCount += o.OffCount
+	t.AutoEvents += o.AutoEvents
 	t.Impressions += o.Impressions
 	t.Clicks += o.Clicks
 	t.Spend += o.Spend
@@ -87,6 +89,7 @@ func (t *Totals) addRollup(r *storage.Rollup) {
 	t.Converted += r.Converted
 	t.KeywordEvents += r.KeywordEvents
 	t.OffCount += r.OffCount
+	t.AutoEvents += r.AutoEvents
 	for _, k := range r.Keywords {
 		t.Keywords[k.ID] += k.N
 	}

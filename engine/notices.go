@@ -15,7 +15,9 @@ import (
 
 // aliasTable maps a lead's new number to the lead it continues. It changes only on a
 // user_changed_number notice, so readers get an immutable snapshot and the writer copies.
-type aliasTable struct{ m atomic.Pointer[map[string]string] }
+type aliasTable struct {
+	m atomic.Pointer[map[string]string]
+}
 
 // lead returns the lead that number continues, or number itself.
 func (t *aliasTable) lead(number string) string {
@@ -40,8 +42,8 @@ func (t *aliasTable) load(store *storage.Store) error {
 }
 
 // applyNumberChange links the lead's new number to the lead's history: later messages,
-// statuses and off-thread events of the new number continue the same lead. Chains
-// (A→B, then B→C) all lead back to A.
+// statuses and off-thread events of the new number continue the same lead. The link goes
+// to the lead's first number, so chains (A→B, then B→C) all lead back to A.
 func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
 	lead, number := w.aliases.lead(it.Lead), it.NewLead
 	if number == lead || w.aliases.lead(number) == lead {
@@ -50,12 +52,6 @@ func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
 	next := maps.Clone(*w.aliases.m.Load())
 	next[number] = lead
 	b.Set(storage.AliasKey(number), []byte(lead))
-	for from, to := range next {
-		if to == number { // numbers that led to the new one now lead to the lead
-			next[from] = lead
-			b.Set(storage.AliasKey(from), []byte(lead))
-		}
-	}
 	// Published before the commit: a request that fails to commit is retried by the
 	// sender and writes the same alias again.
 	w.aliases.m.Store(&next)
@@ -120,7 +116,7 @@ func autoEventFromRecord(m *storage.Message) Item {
 		Text: m.Text, Referral: Referral{CtwaClid: m.Referral.CtwaClid}}
 }
 
-// autoEventValue is the type_value of an automatic event: "25.00 USD" for a purchase.
+// autoEventValue is the type_value of an automatic event: "25 USD" for a purchase.
 func autoEventValue(it *Item) string {
 	if it.Text != "" || it.Currency == "" {
 		return it.Text

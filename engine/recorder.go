@@ -209,7 +209,7 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 		countWebhook(format, resultOverLimit)
 		return format, false
 	}
-	rejected := rec.r.countRejections(format, rec.dec.Rejections())
+	rejected, ignored := rec.r.countRejections(format, rec.dec.Rejections()), 0
 	rec.items, rec.writes = items[:0], 0
 	for i := range items {
 		it := &items[i]
@@ -218,6 +218,7 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 			rejected++
 			itemsRejected[format][rejectOverLimit].Inc()
 		case it.Kind == KindIgnored:
+			ignored++
 			itemsIgnored[format][it.Reason].Inc()
 		default:
 			if it.Kind == KindEdit || it.Kind == KindNumberChange {
@@ -229,7 +230,7 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 		}
 	}
 	if len(rec.items) == 0 {
-		countWebhook(format, emptyResult(len(items), rejected))
+		countWebhook(format, emptyResult(ignored, rejected))
 		return format, false
 	}
 	rec.defs, rec.fresh, rec.events = rec.r.defs.Load(), 0, rec.events[:0]
@@ -245,14 +246,14 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 	return format, true
 }
 
-// emptyResult is the result of a webhook with nothing to write: only ignored items (or
-// none), or only rejected ones.
-func emptyResult(items, rejected int) result {
+// emptyResult is the result of a webhook with nothing to write: recognized items that
+// record nothing, only rejected ones, or none at all.
+func emptyResult(ignored, rejected int) result {
 	switch {
-	case rejected > 0 && items == rejected:
-		return resultRejected
-	case items > 0:
+	case ignored > 0:
 		return resultIgnored
+	case rejected > 0:
+		return resultRejected
 	}
 	return resultEmpty
 }

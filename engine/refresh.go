@@ -84,7 +84,8 @@ func (r *Recorder) deleteDerived(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	for _, prefix := range [][]byte{storage.LeadPrefix(app), storage.EventPrefix(app), storage.RollupAppPrefix(app), storage.RollupLeadAppPrefix(app)} {
+	for _, prefix := range [][]byte{storage.LeadPrefix(app), storage.EventPrefix(app), storage.RollupAppPrefix(app),
+		storage.RollupLeadAppPrefix(app), storage.ClidPrefix(app)} {
 		err := r.store.Scan(prefix, false, func(k, _ []byte) (bool, error) {
 			keys = append(keys, bytes.Clone(k))
 			return true, nil
@@ -204,14 +205,19 @@ func (r *Recorder) applyTouches(b *storage.Batch, app string, touches *[]touchRe
 	return nil
 }
 
-// placeMessage classifies a stored message with today's definitions and places it.
+// placeMessage classifies a stored message with today's definitions and places it; a
+// stored automatic event goes on its click's session.
 func (r *Recorder) placeMessage(b *storage.Batch, m *storage.Message, defs *Definitions, rec *recording) error {
+	rec.events = rec.events[:0]
+	if m.Type == TypeAutomaticEvent {
+		it := autoEventFromRecord(m)
+		return r.w.placeAutoEvent(b, &it, defs, rec)
+	}
 	it := Item{Kind: KindMessage, AppID: m.AppID, ID: m.ID, Time: m.Time, Lead: m.Lead, LeadIsBSUID: m.LeadIsBSUID,
 		Type: m.Type, Text: m.Text, ButtonPayload: m.ButtonPayload, ReplyKind: m.ReplyKind, ReplyID: m.ReplyID,
 		ReplyTitle: m.ReplyTitle, ContextID: m.ContextID, Referral: Referral(m.Referral)}
 	var c Classification
 	Classify(&c, &it, defs)
-	rec.events = rec.events[:0]
 	return r.w.place(b, &it, &c, defs, rec)
 }
 

@@ -3,8 +3,8 @@ package engine
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/base32"
+	"encoding/binary"
 	"strings"
 	"time"
 	"unicode/utf8"
