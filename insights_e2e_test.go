@@ -469,6 +469,10 @@ func TestInsightsScenario(t *testing.T) {
 		}
 	})
 
+	t.Run("hand-checked accounts", func(t *testing.T) { checkAccounts(t, c) })
+	t.Run("hand-checked ad lists", func(t *testing.T) { checkAdLists(t, c) })
+	t.Run("hand-checked campaign lists", func(t *testing.T) { checkCampaignLists(t, c) })
+
 	t.Run("hand-checked ad and campaign", func(t *testing.T) {
 		var ad adObjJSON
 		c.getJSON(appPath+"/ads/"+insA1, &ad)
@@ -747,6 +751,230 @@ var wantC1Sale = saleJSON{
 	CVR:             80,    // 4/5*100
 	CVRCost:         91.09, // 364.37/4 = 91.0925
 	OtherCurrencies: []moneyJSON{{"USD", 30}},
+}
+
+// wantA2 is A2 over all days: spend 45.00+0.00+19.35 = 64.35, impressions
+// 5000+3000+2000 = 10000, clicks 120+0+40 = 160; sessions L4 D2 (engaged, converted) and
+// L5 D3 (engaged), 2 users; keyword price L5.
+var wantA2 = insightJSON{
+	AdID: insA2, Impressions: 10000, Clicks: 160, Spend: 64.35, Currency: "EUR",
+	CPC:                       0.4,   // 64.35/160 = 0.4021875
+	CPM:                       6.44,  // 64.35/10000*1000 = 6.435, half away from zero
+	CTR:                       1.6,   // 160/10000*100
+	Sessions:                  2,     //
+	CostPerSession:            32.18, // 64.35/2 = 32.175, half away from zero
+	CVRClicksToSessions:       1.25,  // 2/160*100
+	UniqueUsers:               2,     //
+	CostPerUniqueUser:         32.18, // 64.35/2
+	CVRClicksToUniqueUsers:    1.25,  // 2/160*100
+	Engaged:                   2,     //
+	CostPerEngagement:         32.18, // 64.35/2
+	CVRUniqueUsersToEngaged:   100,   // 2/2*100
+	Converted:                 1,     //
+	CostPerConversions:        64.35, // 64.35/1
+	CVRUniqueUsersToConverted: 50,    // 1/2*100
+	Events:                    eventsOf(2, 1),
+	Keywords:                  []keywordJSON{{"price", 1, 50}}, // 1/2*100
+	KeywordsCount:             1,
+}
+
+// wantA2Sale: L5's signup, no revenue.
+var wantA2Sale = saleJSON{AdID: insA2, Currency: "EUR", Count: 1,
+	CVR:     50,    // 1/2*100
+	CVRCost: 64.35, // 64.35/1
+}
+
+// checkAccounts checks the accounts the import named (scenarioSpend).
+func checkAccounts(t *testing.T, c *apiClient) {
+	var logins []struct{ ID, Email string }
+	c.getJSON("/v1/clients/default/facebook-accounts", &logins)
+	if len(logins) != 1 || logins[0].ID != insFacebook || logins[0].Email != "ads@shop.example" {
+		t.Errorf("facebook accounts %+v, want the import's %s ads@shop.example", logins, insFacebook)
+	}
+	var accounts []accountJSON
+	c.getJSON("/v1/clients/default/facebook-accounts/"+insFacebook, &accounts)
+	if want := (accountJSON{insAccount, "Shop GmbH - Ad-Account", "EUR"}); len(accounts) != 1 || accounts[0] != want {
+		t.Errorf("ad accounts of %s: %+v, want [%+v]", insFacebook, accounts, want)
+	}
+}
+
+// checkAdLists checks the second ad of C1 (ads A1, A2 by id: A2 is at offset 1) and
+// the referral-only ads.
+func checkAdLists(t *testing.T, c *apiClient) {
+	var page pageOf[adObjJSON]
+	c.getJSON(appPath+"/ads/account/"+insAccount+"?campaign_id="+insC1+"&limit=1&offset=1", &page)
+	if page.TotalCount != 2 || page.Offset != 1 || page.Limit != 1 || len(page.Data) != 1 {
+		t.Fatalf("C1's ads from offset 1: total %d offset %d limit %d, %d rows; want 2, 1, 1, 1 row",
+			page.TotalCount, page.Offset, page.Limit, len(page.Data))
+	}
+	a2 := page.Data[0]
+	checkInsight(t, "A2", a2.Insight, wantA2)
+	checkSale(t, "A2", a2.SaleInsight, wantA2Sale)
+	checkInsight(t, "A2's campaign", a2.Campaign.Insight, wantC1)
+	checkSale(t, "A2's campaign", a2.Campaign.SaleInsight, wantC1Sale)
+	// Two keyword groups (price, delivery) apply to every ad; the converted event is no group.
+	if a2.ID != insA2 || a2.AppID != fixtureApp || a2.Name != "Spring sale - image" || a2.Status != "ACTIVE" ||
+		a2.AdAccountID != insAccount || a2.AdAccount != (accountJSON{insAccount, "Shop GmbH - Ad-Account", "EUR"}) ||
+		a2.AdSet.ID != insAS1 || a2.AdSet.Name != "Runners 25-45" || a2.AdSet.Status != "ACTIVE" ||
+		a2.Campaign.ID != insC1 || a2.Campaign.Name != "Spring sale" || a2.Campaign.Status != "ACTIVE" ||
+		a2.Campaign.StartTime != "2026-03-16T00:00:00Z" || a2.Campaign.StopTime != "2026-03-19T00:00:00Z" ||
+		a2.ActiveGroups != 2 || a2.ReferralOnly {
+		t.Errorf("A2 object %+v", a2)
+	}
+
+	// A4, known from L6's referral only: one session D3, no engagement; L6's 25.00 USD.
+	var unassigned pageOf[adObjJSON]
+	c.getJSON(appPath+"/ads/account/unassigned", &unassigned)
+	if unassigned.TotalCount != 1 || unassigned.Offset != 0 || unassigned.Limit != 20 || len(unassigned.Data) != 1 {
+		t.Fatalf("unassigned ads: total %d offset %d limit %d, %d rows; want 1, 0, 20, 1 row",
+			unassigned.TotalCount, unassigned.Offset, unassigned.Limit, len(unassigned.Data))
+	}
+	a4 := unassigned.Data[0]
+	checkInsight(t, "A4 unassigned", a4.Insight, insightJSON{AdID: insA4, Sessions: 1, UniqueUsers: 1,
+		Events: eventsOf(1, 0), Keywords: []keywordJSON{}}) // no delivery: every ratio over spend or clicks is 0
+	checkSale(t, "A4 unassigned", a4.SaleInsight, saleJSON{AdID: insA4, Revenue: 25, Currency: "USD", Count: 1,
+		CVR: 100}) // 1/1*100; no account: the first currency seen
+	if a4.ID != insA4 || a4.AppID != fixtureApp || a4.Name != "Summer drop" || a4.Status != "UNKNOWN" ||
+		a4.AdAccountID != "unassigned" || a4.AdAccount.ID != "unassigned" || a4.AdAccount.Currency != "" ||
+		a4.CreatedTime != "2026-03-18T15:00:00Z" || a4.UpdatedTime != "2026-03-18T15:00:00Z" || a4.Campaign.ID != "" ||
+		a4.ActiveGroups != 2 || !a4.ReferralOnly {
+		t.Errorf("A4 object %+v", a4)
+	}
+}
+
+// checkCampaignLists checks the account's campaigns and C1's days.
+func checkCampaignLists(t *testing.T, c *apiClient) {
+	var list pageOf[campaignObjJSON]
+	c.getJSON(appPath+"/campaigns/account/"+insAccount, &list)
+	if list.TotalCount != 2 || list.Offset != 0 || list.Limit != 20 || len(list.Data) != 2 {
+		t.Fatalf("campaigns: total %d offset %d limit %d, %d rows; want 2, 0, 20, 2 rows",
+			list.TotalCount, list.Offset, list.Limit, len(list.Data))
+	}
+	c1, c2 := list.Data[0], list.Data[1]
+	checkInsight(t, "listed C1", c1.Insight, wantC1)
+	checkSale(t, "listed C1", c1.SaleInsight, wantC1Sale)
+	checkInsight(t, "listed C2", c2.Insight, wantA3(insightJSON{CampaignID: insC2}))
+	checkSale(t, "listed C2", c2.SaleInsight, saleJSON{CampaignID: insC2, Currency: "EUR"})
+	// A campaign runs from its first day of delivery to the end of its last: C1 03-16 to
+	// 03-18, C2 (A3) 03-16 to 03-17.
+	for _, tc := range []struct {
+		got                           campaignObjJSON
+		id, name, status, start, stop string
+	}{
+		{c1, insC1, "Spring sale", "ACTIVE", "2026-03-16T00:00:00Z", "2026-03-19T00:00:00Z"},
+		{c2, insC2, "Loyalty", "PAUSED", "2026-03-16T00:00:00Z", "2026-03-18T00:00:00Z"},
+	} {
+		if g := tc.got; g.ID != tc.id || g.Name != tc.name || g.Status != tc.status || g.StartTime != tc.start ||
+			g.StopTime != tc.stop || g.AdAccountID != insAccount || g.AdAccount.Name != "Shop GmbH - Ad-Account" ||
+			g.AdAccount.Currency != "EUR" {
+			t.Errorf("campaign %s: %+v", tc.id, g)
+		}
+	}
+
+	var days pageOf[campaignObjJSON]
+	c.getJSON(appPath+"/campaigns/"+insC1+"/insights", &days)
+	want, wantSales := wantC1Daily()
+	if days.TotalCount != 3 || days.Offset != 0 || days.Limit != 100 || len(days.Data) != len(want) {
+		t.Fatalf("C1 days: total %d offset %d limit %d, %d rows; want 3, 0, 100, 3 rows",
+			days.TotalCount, days.Offset, days.Limit, len(days.Data))
+	}
+	for i, d := range days.Data {
+		checkInsight(t, "C1 "+want[i].Date, d.Insight, want[i])
+		checkSale(t, "C1 "+want[i].Date, d.SaleInsight, wantSales[i])
+		if d.ID != insC1 || d.Name != "Spring sale" || d.StartTime != "2026-03-16T00:00:00Z" || d.StopTime != "2026-03-19T00:00:00Z" {
+			t.Errorf("C1 %s: %+v", want[i].Date, d)
+		}
+	}
+}
+
+// wantC1Daily is C1 (A1 + A2) per day, with the day's sale insight.
+func wantC1Daily() ([]insightJSON, []saleJSON) {
+	insights := []insightJSON{{
+		// D1: delivery A1 10000/250/123.45 + A2 5000/120/45.00 = 15000/370/168.45;
+		// sessions L1 (engaged, converted, price), L2, L3 (engaged, delivery), all on A1.
+		CampaignID: insC1, Date: "2026-03-16", Impressions: 15000, Clicks: 370, Spend: 168.45, Currency: "EUR",
+		CPC:                       0.46,   // 168.45/370 = 0.455270…
+		CPM:                       11.23,  // 168.45/15000*1000
+		CTR:                       2.47,   // 370/15000*100 = 2.4666…
+		Sessions:                  3,      //
+		CostPerSession:            56.15,  // 168.45/3
+		CVRClicksToSessions:       0.81,   // 3/370*100 = 0.810810…
+		UniqueUsers:               3,      //
+		CostPerUniqueUser:         56.15,  // 168.45/3
+		CVRClicksToUniqueUsers:    0.81,   // 3/370*100
+		Engaged:                   2,      //
+		CostPerEngagement:         84.23,  // 168.45/2 = 84.225, half away from zero
+		CVRUniqueUsersToEngaged:   66.67,  // 2/3*100
+		Converted:                 1,      //
+		CostPerConversions:        168.45, // 168.45/1
+		CVRUniqueUsersToConverted: 33.33,  // 1/3*100
+		Events:                    eventsOf(3, 2),
+		Keywords:                  []keywordJSON{{"delivery", 1, 33.33}, {"price", 1, 33.33}}, // 1/3*100; ties by keyword
+		KeywordsCount:             2,
+	}, {
+		// D2: delivery A1 8000/160/100.55 + A2 3000/0/0.00 = 11000/160/100.55; sessions
+		// L4 (price) and L2 (price, delivery) on A1, L4 on A2 (engaged, converted): 3
+		// sessions of 2 users.
+		CampaignID: insC1, Date: "2026-03-17", Impressions: 11000, Clicks: 160, Spend: 100.55, Currency: "EUR",
+		CPC:                       0.63,   // 100.55/160 = 0.6284375
+		CPM:                       9.14,   // 100.55/11000*1000 = 9.140909…
+		CTR:                       1.45,   // 160/11000*100 = 1.454545…
+		Sessions:                  3,      //
+		CostPerSession:            33.52,  // 100.55/3 = 33.516666…
+		CVRClicksToSessions:       1.88,   // 3/160*100 = 1.875, half away from zero
+		UniqueUsers:               2,      //
+		CostPerUniqueUser:         50.28,  // 100.55/2 = 50.275, half away from zero
+		CVRClicksToUniqueUsers:    1.25,   // 2/160*100
+		Engaged:                   1,      //
+		CostPerEngagement:         100.55, // 100.55/1
+		CVRUniqueUsersToEngaged:   50,     // 1/2*100
+		Converted:                 1,      //
+		CostPerConversions:        100.55, // 100.55/1
+		CVRUniqueUsersToConverted: 50,     // 1/2*100
+		Events:                    eventsOf(3, 3),
+		Keywords:                  []keywordJSON{{"price", 2, 66.67}, {"delivery", 1, 33.33}}, // 2/3*100, 1/3*100
+		KeywordsCount:             2,
+	}, {
+		// D3: delivery A1 6000/90/76.02 + A2 2000/40/19.35 = 8000/130/95.37; session L5 on
+		// A2 (engaged, price).
+		CampaignID: insC1, Date: "2026-03-18", Impressions: 8000, Clicks: 130, Spend: 95.37, Currency: "EUR",
+		CPC:                     0.73,  // 95.37/130 = 0.733615…
+		CPM:                     11.92, // 95.37/8000*1000 = 11.92125
+		CTR:                     1.63,  // 130/8000*100 = 1.625, half away from zero
+		Sessions:                1,     //
+		CostPerSession:          95.37, // 95.37/1
+		CVRClicksToSessions:     0.77,  // 1/130*100 = 0.769230…
+		UniqueUsers:             1,     //
+		CostPerUniqueUser:       95.37, // 95.37/1
+		CVRClicksToUniqueUsers:  0.77,  // 1/130*100
+		Engaged:                 1,     //
+		CostPerEngagement:       95.37, // 95.37/1
+		CVRUniqueUsersToEngaged: 100,   // 1/1*100
+		Events:                  eventsOf(1, 1),
+		Keywords:                []keywordJSON{{"price", 1, 100}}, // 1/1*100
+		KeywordsCount:           1,
+	}}
+	sales := []saleJSON{
+		// D1: L1's 49.90 EUR on A1.
+		{CampaignID: insC1, Date: "2026-03-16", Revenue: 49.9, Currency: "EUR", Count: 1,
+			ROAS:    0.3,    // 49.90/168.45 = 0.296230…
+			CVR:     33.33,  // 1/3*100
+			CVRCost: 168.45, // 168.45/1
+		},
+		// D2: L1's 30.00 USD on A1, apart from the EUR account's revenue.
+		{CampaignID: insC1, Date: "2026-03-17", Currency: "EUR", Count: 1,
+			CVR:             50,     // 1/2*100
+			CVRCost:         100.55, // 100.55/1
+			OtherCurrencies: []moneyJSON{{"USD", 30}},
+		},
+		// D3: L2's 120.00 EUR on A1 and L5's signup on A2, over D3's one user.
+		{CampaignID: insC1, Date: "2026-03-18", Revenue: 120, Currency: "EUR", Count: 2,
+			ROAS:    1.26,  // 120/95.37 = 1.258257…
+			CVR:     200,   // 2/1*100
+			CVRCost: 47.69, // 95.37/2 = 47.685, half away from zero
+		},
+	}
+	return insights, sales
 }
 
 // wantA3 is A3 (and its campaign C2): delivery only. Every ratio over sessions, users,
