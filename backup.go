@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
@@ -55,14 +58,21 @@ func backup(dir, out, api, token string, e env) error {
 	return finish(err)
 }
 
-// backupFile opens the destination; finish syncs and closes it, and removes a partial
-// backup so that it never passes for a whole one.
+// backupFile opens the destination. A backup is written to a temporary file beside it
+// and renamed only once whole, so that a failed or interrupted backup never leaves a file
+// that could pass for one; finish syncs and renames it, or removes it.
 func backupFile(out string, e env) (io.Writer, func(error) error, error) {
 	if out == "-" {
 		return e.stdout, func(err error) error { return err }, nil
 	}
-	// O_EXCL: never overwrite an earlier backup by a typo.
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Never overwrite an earlier backup by a typo.
+	switch _, err := os.Lstat(out); {
+	case err == nil:
+		return nil, nil, fmt.Errorf("backup: -out %q already exists; name a new file", out)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, nil, fmt.Errorf("backup: -out: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-*")
 	if err != nil {
 		return nil, nil, fmt.Errorf("backup: -out: %w", err)
 	}
@@ -73,8 +83,11 @@ func backupFile(out string, e env) (io.Writer, func(error) error, error) {
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
+		if err == nil {
+			err = os.Rename(f.Name(), out)
+		}
 		if err != nil {
-			os.Remove(out)
+			os.Remove(f.Name())
 			return fmt.Errorf("backup: %w", err)
 		}
 		return nil
@@ -96,7 +109,8 @@ func backupOffline(dir string, w io.Writer) error {
 	return store.Backup(w)
 }
 
-// backupOnline streams GET /v1/backup of a running sidecar into w.
+// backupOnline streams GET /v1/backup of a running sidecar into w, verifying and
+// stripping its end marker, so that the file is what an offline backup writes.
 func backupOnline(api, token string, w io.Writer) error {
 	req, err := http.NewRequest("GET", strings.TrimSuffix(api, "/")+"/v1/backup", nil)
 	if err != nil {
@@ -114,8 +128,8 @@ func backupOnline(api, token string, w io.Writer) error {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("-api %q answered %d: %s", api, resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("-api %q: backup cut short: %w", api, err)
+	if _, err := proxy.CopyBackup(w, resp.Body); err != nil {
+		return fmt.Errorf("-api %q: %w", api, err)
 	}
 	return nil
 }

@@ -91,6 +91,9 @@ func (a *API) serveReady(ctx *fasthttp.RequestCtx, _ Params) {
 // ServeHTTP routes one request, checks its bearer token and counts it by route and code.
 func (a *API) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	r, params, allowed := a.match(string(ctx.Method()), string(ctx.Path()))
+	// Tagged first, so that the server's panic guard answers in the API's shape and counts
+	// the panic by route (a pointer in an interface: no allocation).
+	ctx.SetUserValue(routeKey{}, r)
 	// Unknown /v1 paths need the token too, so that callers without it learn nothing
 	// about which routes exist.
 	needToken := (r != nil && r.auth == AuthToken) || (r == nil && bytes.HasPrefix(ctx.Path(), strV1))
@@ -108,12 +111,19 @@ func (a *API) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	default:
 		r.h(ctx, params)
 	}
-	pattern := "unmatched"
-	if r != nil {
-		pattern = r.pattern
-	}
-	metrics.GetOrCreateCounter(`ctwa_sidecar_api_requests_total{route="` + pattern +
+	metrics.GetOrCreateCounter(`ctwa_sidecar_api_requests_total{route="` + r.patternOrUnmatched() +
 		`",code="` + strconv.Itoa(ctx.Response.StatusCode()) + `"}`).Inc()
+}
+
+// routeKey is the user value under which ServeHTTP tags a request with its *route.
+type routeKey struct{}
+
+// patternOrUnmatched names r in metrics and logs; requests that matched no route share one name.
+func (r *route) patternOrUnmatched() string {
+	if r == nil {
+		return "unmatched"
+	}
+	return r.pattern
 }
 
 var strV1 = []byte("/v1/")

@@ -58,10 +58,15 @@ func (o *offThreadAPI) post(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	e, err := engine.ParseOffThread(ctx.PostBody(), o.now())
 	if err != nil {
+		// ParseOffThread names the field of every problem it finds; an error without one
+		// still gets a 400 rather than a nil dereference.
 		var fe *engine.FieldError
-		errors.As(err, &fe)
-		countRejected("invalid_field")
-		WriteError(ctx, fasthttp.StatusBadRequest, "invalid_field", fe.Error(), fe.Field)
+		code, field := "invalid_request", ""
+		if errors.As(err, &fe) {
+			code, field = "invalid_field", fe.Field
+		}
+		countRejected(code)
+		WriteError(ctx, fasthttp.StatusBadRequest, code, err.Error(), field)
 		return
 	}
 	rec, created, err := o.rec.RecordOffThread(ctx, e)

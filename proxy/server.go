@@ -1,13 +1,16 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -32,7 +35,7 @@ func NewServer(name string, h fasthttp.RequestHandler, l ServerLimits, log *slog
 	return &fasthttp.Server{
 		// No Name: fasthttp would send it as a Server header on every answer that has none,
 		// adding to what the upstream said.
-		Handler:                       h,
+		Handler:                       guard(name, h, log.With("listener", name)),
 		ErrorHandler:                  serverError,
 		MaxRequestBodySize:            l.MaxBody,
 		ReadBufferSize:                hdr,
@@ -81,4 +84,88 @@ func serverError(ctx *fasthttp.RequestCtx, err error) {
 		requestsBadRequest.Inc()
 		ctx.Error("malformed request: "+err.Error()+"\n", fasthttp.StatusBadRequest)
 	}
+}
+
+// guard runs h with the listener at hand (RequestLog) and turns a panic in it into a 500,
+// a log line with the stack and a count: fasthttp does not recover panics, and one
+// panicking API route would otherwise end the process, webhook forwarding included.
+func guard(name string, h fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
+	l := &listener{name: name, log: log}
+	return func(ctx *fasthttp.RequestCtx) {
+		defer func() {
+			if v := recover(); v != nil {
+				l.answerPanic(ctx, v)
+			}
+		}()
+		ctx.SetUserValue(listenerKey{}, l) // a pointer in an interface: no allocation
+		h(ctx)
+	}
+}
+
+// listener is what a handler learns of the server it runs in.
+type listener struct {
+	name string
+	log  *slog.Logger
+}
+
+type listenerKey struct{}
+
+func listenerOf(ctx *fasthttp.RequestCtx) *listener {
+	if l, ok := ctx.UserValue(listenerKey{}).(*listener); ok {
+		return l
+	}
+	// A handler called outside NewServer (a unit test).
+	return &listener{name: "none", log: slog.Default()}
+}
+
+// RequestLog returns the logger of the listener serving ctx, so that a route logs in the
+// configured format without being handed a logger.
+func RequestLog(ctx *fasthttp.RequestCtx) *slog.Logger { return listenerOf(ctx).log }
+
+// routeOf names the handler of ctx in metrics and logs: the API route the router tagged it
+// with, or "*" for a listener's one handler.
+func routeOf(ctx *fasthttp.RequestCtx) (pattern string, api bool) {
+	r, api := ctx.UserValue(routeKey{}).(*route)
+	if !api {
+		return "*", false
+	}
+	return r.patternOrUnmatched(), true
+}
+
+// answerPanic answers a request whose handler panicked: in the API's JSON error shape when
+// the API router took it, else in plain text as the forwarder's own errors are.
+func (l *listener) answerPanic(ctx *fasthttp.RequestCtx, v any) {
+	pattern, api := routeOf(ctx)
+	l.recordPanic(pattern, v)
+	ctx.Response.Reset()
+	if api {
+		WriteError(ctx, fasthttp.StatusInternalServerError, "internal_error",
+			"the sidecar failed while serving "+pattern+"; its log has the details", "")
+		return
+	}
+	ctx.Error("internal error: the sidecar failed while handling this request\n", fasthttp.StatusInternalServerError)
+}
+
+// recordPanic logs and counts a recovered panic. The log names the route pattern, not the
+// path: paths carry ids that logs must not print.
+func (l *listener) recordPanic(pattern string, v any) {
+	metrics.GetOrCreateCounter(`ctwa_sidecar_handler_panics_total{listener="` + l.name +
+		`",route="` + pattern + `"}`).Inc()
+	l.log.Error("handler panicked", "route", pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+}
+
+// streamBody answers with a body that sw streams. fasthttp runs sw on a goroutine of its own
+// once the handler returned, out of guard's reach, so sw gets its own recovery: a panic
+// there cuts the body short and is logged and counted like one in a handler.
+func streamBody(ctx *fasthttp.RequestCtx, sw func(w *bufio.Writer)) {
+	l := listenerOf(ctx)
+	pattern, _ := routeOf(ctx) // read now: ctx is not ours once the handler returns
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer func() {
+			if v := recover(); v != nil {
+				l.recordPanic(pattern, v)
+			}
+		}()
+		sw(w)
+	})
 }
