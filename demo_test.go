@@ -25,7 +25,7 @@ import (
 // When the demo's output changes on purpose, update this text and README.md together.
 const demoOutput = `· importing the Ads Manager spend sheet: 2 campaigns, 3 ads, 2 days (EUR)
 · defining a QR-code source and tracked keywords: source "billboard a", keywords "price" and "buy", "buy" converts the Spring sale
-· replaying the webhook fixtures (Cloud API, On-Premises, Sinch, YCloud): 29 webhooks forwarded and recorded
+· replaying the webhook fixtures (Cloud API, On-Premises, Sinch, YCloud): 31 webhooks forwarded and recorded
 · replaying two days of Click-to-WhatsApp traffic: 62 messages from 41 leads
 · posting off-thread purchases from the shop: 4 orders
 

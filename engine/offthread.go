@@ -48,6 +48,9 @@ var ErrPreviousNotFound = errors.New("previous_external_event_id is not a known 
 func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThreadRecord, created bool, err error) {
 	r.offMu.RLock()
 	defer r.offMu.RUnlock()
+	if !e.LeadIsUser {
+		e.Lead = r.aliases.lead(e.Lead) // a lead who changed number is credited as the same lead
+	}
 	if e.ObjectID != "" {
 		if old, ok, err := r.offThreadByObject(e.ObjectID); err != nil || ok {
 			return old, false, err

@@ -39,6 +39,8 @@ type insight struct {
 type eventCounts struct {
 	Conversation int64 `json:"conversation"`
 	Keyword      int64 `json:"keyword"`
+	// AutomaticEvent counts the leads and purchases Meta detected in the ad's threads.
+	AutomaticEvent int64 `json:"automatic_event"`
 }
 
 type keywordRow struct {
@@ -75,7 +77,7 @@ func newInsight(t *engine.Totals, currency, date string, defs *engine.Definition
 		CVRUniqueUsersToEngaged: engine.Percent(float64(t.Engaged), users),
 		Converted:               t.Converted, CostPerConversions: engine.Ratio(spend, float64(t.Converted)),
 		CVRUniqueUsersToConverted: engine.Percent(float64(t.Converted), users),
-		Events:                    eventCounts{Conversation: t.Sessions, Keyword: t.KeywordEvents},
+		Events:                    eventCounts{Conversation: t.Sessions, Keyword: t.KeywordEvents, AutomaticEvent: t.AutoEvents},
 		Keywords:                  keywordRows(t, defs),
 	}
 	in.KeywordsCount = len(in.Keywords)
