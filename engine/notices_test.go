@@ -79,6 +79,17 @@ func TestNumberChangeContinuesTheLead(t *testing.T) {
 				ev.Type, ev.Lead, ev.ConversationID, oldNo, conv.ConversationID)
 		}
 	}
+
+	// The website reports a purchase by the newest number: it is the same lead's.
+	rec, _, err := e.rec.RecordOffThread(context.Background(), OffThread{Lead: "972900000003", Action: "purchase",
+		Amount: 49.9, Currency: "EUR", Time: 1753852000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Attributed || rec.ConversationID != conv.ConversationID || rec.SourceID != "ad-1" {
+		t.Fatalf("purchase by the new number: attributed %v to %s (%s); want %s of ad-1",
+			rec.Attributed, rec.ConversationID, rec.SourceID, conv.ConversationID)
+	}
 }
 
 func TestOnPremNumberChange(t *testing.T) {

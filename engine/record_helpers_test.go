@@ -19,7 +19,8 @@ import (
 const testWindow = 24 * time.Hour
 
 func testConfig() Config {
-	return Config{DefaultAppID: testAppID, SessionWindow: testWindow, Log: slog.New(slog.DiscardHandler)}
+	return Config{DefaultAppID: testAppID, SessionWindow: testWindow, AttributionWindow: 672 * time.Hour,
+		Log: slog.New(slog.DiscardHandler)}
 }
 
 // testEnv is a recorder over a real store in a temporary directory.
