@@ -19,19 +19,23 @@ import "encoding/binary"
 //	xapp\0<app>\0<time8><id>               index: off-thread events of an app by time
 //	def\0<kind>\0<app>\0<id>               definitions (event groups, custom sources), JSON
 //	seq\0<name>                            id counters for definitions
+//	alias\0<number>                        a lead's new number → the lead it continues (user_changed_number)
+//	clid\0<app>\0<ctwa_clid>               a click id → the session it opened (automatic_events)
 const (
-	tDup  = "dup\x00"
-	tMsg  = "msg\x00"
-	tOut  = "out\x00"
-	tLead = "lead\x00"
-	tSes  = "ses\x00"
-	tEvt  = "evt\x00"
-	tLses = "lses\x00"
-	tXev  = "xev\x00"
-	tXobj = "xobj\x00"
-	tXapp = "xapp\x00"
-	tDef  = "def\x00"
-	tSeq  = "seq\x00"
+	tDup   = "dup\x00"
+	tMsg   = "msg\x00"
+	tOut   = "out\x00"
+	tLead  = "lead\x00"
+	tSes   = "ses\x00"
+	tEvt   = "evt\x00"
+	tLses  = "lses\x00"
+	tXev   = "xev\x00"
+	tXobj  = "xobj\x00"
+	tXapp  = "xapp\x00"
+	tDef   = "def\x00"
+	tSeq   = "seq\x00"
+	tAlias = "alias\x00"
+	tClid  = "clid\x00"
 )
 
 func appendTime(dst []byte, t int64) []byte { return binary.BigEndian.AppendUint64(dst, uint64(t)) }
@@ -266,3 +270,15 @@ func RollupDay(key []byte) int32 { return int32(binary.BigEndian.Uint32(key[len(
 func RollupLeadDay(key []byte) int32 {
 	return int32(binary.BigEndian.Uint32(key[len(key)-12 : len(key)-8]))
 }
+
+// AliasKey is the key of the lead that a new number continues.
+func AliasKey(number string) []byte { return appendParts(nil, tAlias, number) }
+
+// AliasPrefix is the prefix of every alias; the number follows it.
+func AliasPrefix() []byte { return []byte(tAlias) }
+
+// ClidKey is the key of the id of the session that click clid opened on app.
+func ClidKey(dst []byte, app, clid string) []byte { return appendParts(dst, tClid, app, clid) }
+
+// ClidPrefix is the prefix of app's click ids.
+func ClidPrefix(app string) []byte { return append(appendParts(nil, tClid, app), 0) }
