@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -260,5 +261,28 @@ func TestAutomaticEventBeforeItsClick(t *testing.T) {
 	ev := only(t, e.events(app), TypeAutomaticEvent)
 	if ev.TypeValue != "89.9 EUR" || ev.SourceID != "120214567890123456" {
 		t.Fatalf("automatic event %+v after refresh; want 89.9 EUR on ad 120214567890123456", ev)
+	}
+}
+
+// An item over the limits is rejected alone; a webhook of more items than maxItems is not recorded.
+func TestOverLimitItemIsRejectedAlone(t *testing.T) {
+	e := newTestEnv(t)
+	overLimit := delta(`ctwa_sidecar_webhook_items_total{format="cloud",result="rejected",reason="over_limit"}`)
+	e.record(cloudWebhook(
+		cloudMsg{App: scApp, ID: strings.Repeat("x", maxIDBytes+1), From: "491700000040", Time: t0, Text: "long id"},
+		cloudMsg{App: scApp, ID: "wamid.ok", From: "491700000041", Time: t0, Text: "fine"}))
+	conv := only(t, e.events(scApp), TypeConversation)
+	if conv.MessageID != "wamid.ok" || overLimit() != 1 {
+		t.Fatalf("conversation of %s, over-limit items +%d; want wamid.ok, +1", conv.MessageID, overLimit())
+	}
+	whole := delta(`ctwa_sidecar_webhooks_total{format="cloud",result="over_limit"}`)
+	msgs := make([]cloudMsg, maxItems+1)
+	for i := range msgs {
+		msgs[i] = cloudMsg{App: scApp, ID: "wamid.many." + strconv.Itoa(i), From: "491700000042", Time: t0 + int64(i), Text: "x"}
+	}
+	keys := e.keyCount()
+	e.record(cloudWebhook(msgs...))
+	if whole() != 1 || e.keyCount() != keys {
+		t.Fatalf("a webhook of %d items: over_limit +%d, keys %d → %d; want +1 and nothing stored", len(msgs), whole(), keys, e.keyCount())
 	}
 }

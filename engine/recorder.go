@@ -209,28 +209,10 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 		countWebhook(format, resultOverLimit)
 		return format, false
 	}
-	rejected, ignored := rec.r.countRejections(format, rec.dec.Rejections()), 0
-	rec.items, rec.writes = items[:0], 0
-	for i := range items {
-		it := &items[i]
-		switch {
-		case !withinLimits(it):
-			rejected++
-			itemsRejected[format][rejectOverLimit].Inc()
-		case it.Kind == KindIgnored:
-			ignored++
-			itemsIgnored[format][it.Reason].Inc()
-		default:
-			if it.Kind == KindEdit || it.Kind == KindNumberChange {
-				itemsIgnored[format][it.Reason].Inc()
-			} else {
-				rec.writes++
-			}
-			rec.items = append(rec.items, *it)
-		}
-	}
+	rejected := rec.r.countRejections(format, rec.dec.Rejections())
+	ignored, overLimit := rec.keep(format, items)
 	if len(rec.items) == 0 {
-		countWebhook(format, emptyResult(ignored, rejected))
+		countWebhook(format, emptyResult(ignored, rejected+overLimit))
 		return format, false
 	}
 	rec.defs, rec.fresh, rec.events = rec.r.defs.Load(), 0, rec.events[:0]
@@ -244,6 +226,31 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 		}
 	}
 	return format, true
+}
+
+// keep puts into rec.items the items that write something, and counts the others:
+// recognized items that are not the lead talking, and items over the limits.
+func (rec *recording) keep(f Format, items []Item) (ignored, overLimit int) {
+	rec.items, rec.writes = items[:0], 0 // in place: item i moves to an index ≤ i
+	for i := range items {
+		it := &items[i]
+		switch {
+		case !withinLimits(it):
+			overLimit++
+			itemsRejected[f][rejectOverLimit].Inc()
+			continue
+		case it.Kind == KindIgnored:
+			ignored++
+			itemsIgnored[f][it.Reason].Inc()
+			continue
+		case it.Kind == KindEdit || it.Kind == KindNumberChange:
+			itemsIgnored[f][it.Reason].Inc() // they write, yet are not the lead talking
+		default:
+			rec.writes++
+		}
+		rec.items = append(rec.items, *it)
+	}
+	return ignored, overLimit
 }
 
 // emptyResult is the result of a webhook with nothing to write: recognized items that
