@@ -285,7 +285,8 @@ func TestEventsList(t *testing.T) {
 		}
 		want := []eventJSON{ // by date, then type; the expiry is the session's last message + 24h
 			ad("conversation", "", adSpring, "2026-03-16T09:15:07Z"),
-			{AppID: fixtureApp, AdID: postID, Phone: leadEmile, Type: "conversation", TypeValue: postID,
+			// A post is no ad (SPEC §4.1): its id is the source id, never the ad_id.
+			{AppID: fixtureApp, Phone: leadEmile, Type: "conversation", TypeValue: postID,
 				Date: "2026-03-16T09:17:07Z", ConversationExpireTime: "2026-03-17T09:17:07Z", SourceType: "post", SourceID: postID},
 			ad("button", "SPRING_SALE_YES", "Yes, show me", "2026-03-16T09:21:07Z"),
 			ad("engagement", "", "", "2026-03-16T09:21:07Z"),
@@ -366,7 +367,7 @@ func TestEventsList(t *testing.T) {
 				[]string{"button=Yes, show me", "conversation=organic", "engagement=", "list_reply=Berlin Mitte"}},
 			{"ad_id", days16to18 + "&ad_id=" + adSpring,
 				[]string{"button=Yes, show me", "conversation=" + adSpring, "engagement="}},
-			{"ad_id of a post", days16to18 + "&ad_id=" + postID, []string{"conversation=" + postID}},
+			{"ad_id of a post selects no post session", days16to18 + "&ad_id=" + postID, []string{}},
 			{"unknown ad_id", days16to18 + "&ad_id=999", []string{}},
 			{"event_type", days16to18 + "&event_type=link", []string{"link=shop.example.com"}},
 			{"event_type and ad_id", days16to18 + "&event_type=engagement&ad_id=" + adSpring, []string{"engagement="}},
@@ -382,6 +383,36 @@ func TestEventsList(t *testing.T) {
 					t.Errorf("total %d, rows %q; want %q", p.TotalCount, got, tc.want)
 				}
 			})
+		}
+	})
+
+	t.Run("a post in the CSV export", func(t *testing.T) {
+		_, raw := c.call("GET", appPath+"/events/export?"+days16to18, "", nil)
+		records, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+		if err != nil || len(records) != 10 {
+			t.Fatalf("export: %d records, %v; want a header and 9 rows\n%s", len(records), err, raw)
+		}
+		col := map[string]int{}
+		for i, name := range records[0] {
+			col[name] = i
+		}
+		posts := 0
+		for _, r := range records[1:] {
+			if r[col["source_type"]] != "post" {
+				continue
+			}
+			posts++
+			if r[col["source_id"]] != postID || r[col["ad_id"]] != "" || r[col["campaign_id"]] != "" {
+				t.Errorf("post row: source_id %q, ad_id %q, campaign_id %q; want %s, no ad, no campaign",
+					r[col["source_id"]], r[col["ad_id"]], r[col["campaign_id"]], postID)
+			}
+		}
+		if posts != 1 {
+			t.Errorf("%d post rows, want 1", posts)
+		}
+		_, raw = c.call("GET", appPath+"/events/export?"+days16to18+"&ad_id="+postID, "", nil)
+		if records, err := csv.NewReader(bytes.NewReader(raw)).ReadAll(); err != nil || len(records) != 1 {
+			t.Errorf("export with ad_id of a post: %q, %v; want the header only", raw, err)
 		}
 	})
 

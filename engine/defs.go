@@ -95,8 +95,10 @@ func tracked(groups []Group, c *Group) bool {
 }
 
 // inScope reports whether group g applies to a session from source sourceType/sourceID.
+// A group of an ad or a campaign applies to sessions of source ad:<id> only: a post is no
+// ad (SPEC §4.1), even when its id equals the ad's.
 func (d *Definitions) inScope(g *Group, sourceType, sourceID string) bool {
-	isAd := sourceType == SourceAd || sourceType == SourcePost
+	isAd := sourceType == SourceAd
 	switch {
 	case g.AdID != "":
 		return isAd && g.AdID == sourceID

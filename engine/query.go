@@ -13,7 +13,7 @@ import (
 type EventFilter struct {
 	AppID    string
 	From, To int64  // unix seconds: From inclusive, To exclusive
-	AdID     string // events of sessions from this ad
+	AdID     string // events of sessions from this ad (source ad:<AdID>; a post is no ad)
 	Type     string
 	TypeID   string
 }
@@ -39,7 +39,7 @@ func IsEventType(typ string) bool {
 
 func (f *EventFilter) match(e *storage.Event) bool {
 	return (f.Type == "" || e.Type == f.Type) && (f.TypeID == "" || e.TypeID == f.TypeID) &&
-		(f.AdID == "" || (e.SourceID == f.AdID && (e.SourceType == SourceAd || e.SourceType == SourcePost)))
+		(f.AdID == "" || (e.SourceID == f.AdID && e.SourceType == SourceAd))
 }
 
 // errStop ends a scan early without an error for the caller.

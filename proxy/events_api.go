@@ -121,7 +121,7 @@ func (m *rowMaker) row(ev *storage.Event) eventRow {
 	} else {
 		r.Phone = ev.Lead
 	}
-	if ev.SourceType == engine.SourceAd || ev.SourceType == engine.SourcePost {
+	if ev.SourceType == engine.SourceAd { // a post is no ad (SPEC §4.1): its id is only source_id
 		r.AdID = ev.SourceID
 		r.CampaignID = m.e.rec.CampaignOf(ev.SourceID)
 	}
@@ -299,8 +299,8 @@ func (e *eventsAPI) eventTypes(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, fasthttp.StatusOK, out)
 }
 
-// standaloneStats counts sessions that no ad started (QR codes, links, campaigns,
-// organic) and their events, over an optional date range.
+// standaloneStats counts sessions that no referral click (ad or post) started (QR codes,
+// links, campaigns, organic) and their events, over an optional date range.
 func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	from, to := q.dateRange(false)
@@ -314,7 +314,7 @@ func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
 		Events   int `json:"events_num"`
 	}
 	err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *storage.Event) bool {
-		if !isAdSource(ev.SourceType) {
+		if !isReferralSource(ev.SourceType) {
 			out.Events++
 			if ev.Type == engine.TypeConversation {
 				out.Sessions++
@@ -329,7 +329,9 @@ func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, fasthttp.StatusOK, &out)
 }
 
-func isAdSource(t string) bool { return t == engine.SourceAd || t == engine.SourcePost }
+// isReferralSource reports whether a session of source type t was started by a referral
+// click, on an ad or on a post: such sessions are not standalone.
+func isReferralSource(t string) bool { return t == engine.SourceAd || t == engine.SourcePost }
 
 // writeStoreError answers a failed read of the store.
 func writeStoreError(ctx *fasthttp.RequestCtx, err error) {
