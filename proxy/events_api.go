@@ -211,13 +211,22 @@ func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 // streamCSV answers a CSV download (RFC 4180, CRLF) whose rows rows writes through
 // write, which defuses formula cells and reports false once the client is gone. The
 // body is streamed, so a long export never sits in memory; a failure after the first
-// bytes can only end the file with a comment line.
+// bytes can only end the file with a comment line. rows runs on fasthttp's stream
+// goroutine, out of the handler's guard: streamBody recovers a panic there, logs and
+// counts it, after the file got its comment line.
 func streamCSV(ctx *fasthttp.RequestCtx, filename string, header []string, rows func(write func([]string) bool) error) {
 	ctx.SetContentType("text/csv; charset=utf-8")
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
-	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
+	streamBody(ctx, func(bw *bufio.Writer) {
 		w := csv.NewWriter(bw)
 		w.UseCRLF = true // RFC 4180 §2.1
+		defer func() {
+			if v := recover(); v != nil {
+				_ = w.Write([]string{csvPanicLine})
+				w.Flush()
+				panic(v) // streamBody logs and counts it
+			}
+		}()
 		_ = w.Write(header)
 		err := rows(func(cells []string) bool {
 			_ = w.Write(escapeCSV(cells))
@@ -229,6 +238,10 @@ func streamCSV(ctx *fasthttp.RequestCtx, filename string, header []string, rows 
 		w.Flush()
 	})
 }
+
+// csvPanicLine ends an export whose rows panicked, so that the file does not pass for a
+// whole one; the log has the details.
+const csvPanicLine = "# export failed: internal error; the sidecar log has the details"
 
 // escapeCSV defuses cells a spreadsheet would run as a formula (CSV injection): a cell
 // starting with = + - @ or a tab/CR gets a leading apostrophe. A signed plain number
