@@ -1,12 +1,17 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // loadPendingWrites bounds Restore's memory: each pending write holds up to one
@@ -28,18 +33,28 @@ func (s *Store) Backup(w io.Writer) error {
 }
 
 // Restore loads a backup made by Backup into dir, which must not exist or be
-// empty: restoring over live data would mix two histories.
+// empty: restoring over live data would mix two histories. When the backup cannot
+// be loaded (not a backup, cut short, a failed write), Restore removes what it
+// wrote, so dir is left as it was, and names the backup (r's Name, for a file) in
+// its error. Badger's Load trusts the stream's frame lengths and panics on a wild
+// one: Restore checks each length against what is left of a file (or a generous cap
+// for a stream of unknown size) before Load sees it, and recovers what else panics.
 func Restore(dir string, r io.Reader) error {
-	if err := checkEmpty(dir); err != nil {
+	name := "backup stream"
+	if f, ok := r.(interface{ Name() string }); ok {
+		name = f.Name()
+	}
+	existed, err := checkEmpty(dir)
+	if err != nil {
 		return err
 	}
 	db, err := openDB(dir, slog.Default(), true)
 	if err != nil {
 		return err
 	}
-	if err := db.Load(r, loadPendingWrites); err != nil {
+	if err := load(db, newFrameReader(r)); err != nil {
 		db.Close()
-		return fmt.Errorf("cannot restore into %q (remove the partial restore before retrying): %w", dir, err)
+		return fmt.Errorf("cannot restore from %q: %w; %s", name, err, undoRestore(dir, existed))
 	}
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("cannot finish restore into %q: %w", dir, err)
@@ -47,16 +62,139 @@ func Restore(dir string, r io.Reader) error {
 	return nil
 }
 
-func checkEmpty(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+// load runs Badger's Load, turning a panic in it into an error.
+func load(db *badger.DB, r io.Reader) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w (badger: %v)", errNotABackup, v)
+		}
+	}()
+	err = db.Load(r, loadPendingWrites)
+	var fe *frameError
+	switch {
+	case errors.As(err, &fe) && fe.known:
+		return fmt.Errorf("%w, or one cut short (%v)", errNotABackup, fe)
+	case errors.As(err, &fe):
+		return fmt.Errorf("%w (%v)", errNotABackup, fe)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("the backup is cut short (%w)", err)
+	case err != nil && strings.HasPrefix(err.Error(), "proto:"):
+		return fmt.Errorf("%w (%w)", errNotABackup, err)
+	}
+	return err
+}
+
+var errNotABackup = errors.New("not a ctwa-sidecar backup")
+
+// undoRestore removes what a failed restore wrote into dir: dir itself when Restore
+// created it, else its entries. It reports the outcome for the error message.
+func undoRestore(dir string, existed bool) string {
+	var err error
+	if !existed {
+		err = os.RemoveAll(dir)
+	} else {
+		var entries []os.DirEntry
+		entries, err = os.ReadDir(dir)
+		for _, e := range entries {
+			err = errors.Join(err, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("cannot read restore target %q: %w", dir, err)
+		return fmt.Sprintf("the partial restore in %q could not be removed (%v): remove it before retrying", dir, err)
+	}
+	return fmt.Sprintf("%q is left as it was", dir)
+}
+
+// maxBackupFrame caps a frame of a backup whose size is unknown (a pipe). Backup
+// writes frames of Badger's stream batches: about 100 MiB at most, plus one value
+// (below the 64 MiB value log file size).
+const maxBackupFrame = 1 << 30
+
+// frameReader passes a backup stream through, checking each frame's length (8 bytes,
+// little endian, then that many bytes of a protobuf KVList) against the bytes left of
+// the file, or maxBackupFrame when the size is unknown, so that Load never allocates
+// what garbage claims.
+type frameReader struct {
+	r     io.Reader
+	off   int64 // bytes passed on
+	total int64 // bytes of the stream; -1 when unknown
+	next  int64 // offset of the next frame header
+	hdr   [8]byte
+	nhdr  int // bytes of hdr read
+	err   error
+}
+
+func newFrameReader(r io.Reader) *frameReader {
+	fr := &frameReader{r: r, total: -1}
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
+				fr.total = fi.Size() - pos
+			}
+		}
+	}
+	return fr
+}
+
+// frameError is a frame length that the backup cannot hold.
+type frameError struct {
+	off, size, limit int64
+	known            bool
+}
+
+func (e *frameError) Error() string {
+	if e.known {
+		return fmt.Sprintf("the frame at byte %d claims %d bytes, more than the %d left in the file", e.off, e.size, e.limit)
+	}
+	return fmt.Sprintf("the frame at byte %d claims %d bytes, more than a backup frame holds (%d)", e.off, e.size, e.limit)
+}
+
+func (fr *frameReader) Read(p []byte) (int, error) {
+	if fr.err != nil {
+		return 0, fr.err
+	}
+	n, err := fr.r.Read(p)
+	for i := 0; i < n; {
+		pos := fr.off + int64(i)
+		if pos < fr.next {
+			i += int(min(fr.next-pos, int64(n-i)))
+			continue
+		}
+		fr.hdr[fr.nhdr] = p[i]
+		fr.nhdr++
+		i++
+		if fr.nhdr < len(fr.hdr) {
+			continue
+		}
+		fr.nhdr = 0
+		size, start := binary.LittleEndian.Uint64(fr.hdr[:]), pos+1 // the frame's body starts after its header
+		limit, known := int64(maxBackupFrame), fr.total >= 0
+		if known {
+			limit = max(0, min(limit, fr.total-start))
+		}
+		if size > uint64(limit) {
+			// Hand Load nothing of this read: it fails on the error, never on the length.
+			fr.err = &frameError{off: start - int64(len(fr.hdr)), size: int64(min(size, 1<<63-1)), limit: limit, known: known}
+			return 0, fr.err
+		}
+		fr.next = start + int64(size)
+	}
+	fr.off += int64(n)
+	return n, err
+}
+
+// checkEmpty refuses a restore target that holds anything; it reports whether the
+// target exists.
+func checkEmpty(dir string) (existed bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cannot read restore target %q: %w", dir, err)
 	}
 	if len(entries) > 0 {
-		return fmt.Errorf("restore target %q is not empty (%d entries); restore needs a new or empty directory", dir, len(entries))
+		return true, fmt.Errorf("restore target %q is not empty (%d entries); restore needs a new or empty directory", dir, len(entries))
 	}
-	return nil
+	return true, nil
 }
