@@ -20,7 +20,9 @@ func TestAdAndCampaignScopesSkipPostSessions(t *testing.T) {
 		{ID: "c2", AppID: scApp, Type: TypeButtonReply, TypeID: "buy", Status: StatusActive, Converted: true, CampaignID: camp},
 	}, nil, map[string]string{adX: camp, adY: camp}))
 
-	post := func(id string) *Referral { return &Referral{SourceType: SourcePost, SourceID: id, Headline: "Post " + id} }
+	post := func(id string) *Referral {
+		return &Referral{SourceType: SourcePost, SourceID: id, Headline: "Post " + id}
+	}
 	buy := func(m cloudMsg) cloudMsg {
 		m.ButtonReply = &[2]string{"buy", "Buy now"}
 		return m
