@@ -138,8 +138,9 @@ func newFrameReader(r io.Reader) *frameReader {
 
 // frameError is a frame length that the backup cannot hold.
 type frameError struct {
-	off, size, limit int64
-	known            bool
+	off, limit int64
+	size       uint64
+	known      bool
 }
 
 func (e *frameError) Error() string {
@@ -174,7 +175,7 @@ func (fr *frameReader) Read(p []byte) (int, error) {
 		}
 		if size > uint64(limit) {
 			// Hand Load nothing of this read: it fails on the error, never on the length.
-			fr.err = &frameError{off: start - int64(len(fr.hdr)), size: int64(min(size, 1<<63-1)), limit: limit, known: known}
+			fr.err = &frameError{off: start - int64(len(fr.hdr)), size: size, limit: limit, known: known}
 			return 0, fr.err
 		}
 		fr.next = start + int64(size)
