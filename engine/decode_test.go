@@ -190,6 +190,23 @@ func TestDecodeSinchSkips(t *testing.T) {
 		`"contact_create_notification":{"contact":{"id":"01ED"}}}`, FormatSinch, IgnoreEvent)
 }
 
+func TestDecodeNotTheLeadTalking(t *testing.T) {
+	msg := func(extra string) string {
+		return cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.N","timestamp":"1773652447",` + extra + `}]`)
+	}
+	wantIgnored(t, "revoke", msg(`"type":"revoke","revoke":{"original_message_id":"wamid.O"}`), FormatCloud, IgnoreRevoke)
+	wantIgnored(t, "other system notice", msg(`"type":"system","system":{"type":"customer_identity_changed","body":"x"}`),
+		FormatCloud, IgnoreSystem)
+	wantIgnored(t, "cloud errors", cloudBodyWith(`"errors":[{"code":131000,"title":"Something went wrong"}]`), FormatCloud, IgnoreErrors)
+
+	var d Decoder
+	_, items, err := d.Decode([]byte(msg(`"type":"edit","edit":{"original_message_id":"wamid.O","message":`+
+		`{"type":"text","text":{"body":"new words"}}}`)), testAppID)
+	if err != nil || len(items) != 1 || items[0].Kind != KindEdit || items[0].EditOf != "wamid.O" || items[0].Text != "new words" {
+		t.Fatalf("edit decoded as %+v, %v", items, err)
+	}
+}
+
 // wantIgnored decodes body and wants exactly one item, recognized and ignored for reason.
 func wantIgnored(t *testing.T, name, body string, wantFormat Format, reason string) {
 	t.Helper()
