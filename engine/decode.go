@@ -265,7 +265,7 @@ func parseUnix(field, s string) (int64, error) {
 	if err != nil || t < 0 {
 		return 0, rejectf(rejectBadTime, "%s %q is not unix seconds", field, s)
 	}
-	return t, nil
+	return t, plausibleTime(field, t)
 }
 
 // parseRFC3339 parses the times of Sinch and YCloud to unix seconds.
@@ -274,5 +274,23 @@ func parseRFC3339(field, s string) (int64, error) {
 	if err != nil {
 		return 0, rejectf(rejectBadTime, "%s %q is not an RFC 3339 time", field, s)
 	}
-	return t.Unix(), nil
+	return t.Unix(), plausibleTime(field, t.Unix())
+}
+
+// Bounds of a plausible message time: WhatsApp did not exist before 2009, and a clock
+// that runs more than a day ahead of this one is broken. A time outside would open real
+// sessions in 1970 or in the year 5138, and dates the API cannot write.
+const (
+	minMessageTime = 1230768000 // 2009-01-01T00:00:00Z
+	maxClockAhead  = 24 * 60 * 60
+)
+
+func plausibleTime(field string, t int64) error {
+	switch {
+	case t < minMessageTime:
+		return rejectf(rejectBadTime, "%s %d is before 2009-01-01", field, t)
+	case t > time.Now().Unix()+maxClockAhead:
+		return rejectf(rejectBadTime, "%s %d is more than a day ahead of the clock", field, t)
+	}
+	return nil
 }

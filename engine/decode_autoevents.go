@@ -41,6 +41,11 @@ func (d *Decoder) appendAutoEvent(appID string, e *waAutoEvent) error {
 		return rejectf(rejectBadTime, "timestamp is missing")
 	case e.Timestamp.err != nil:
 		return rejectf(rejectBadTime, "timestamp %w", e.Timestamp.err)
+	}
+	if err := plausibleTime("timestamp", e.Timestamp.v); err != nil {
+		return err
+	}
+	switch {
 	case e.CustomData.Value.err != nil:
 		return rejectf(rejectBadMetadata, "custom_data.value %w", e.CustomData.Value.err)
 	}

@@ -307,22 +307,31 @@ func TestDecodeRejects(t *testing.T) {
 		`"metadata":{"phone_number_id":"1"},"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"abc","type":"text"}]}}]}]}`,
 		FormatCloud, rejectBadTime, `entry[0].changes[1].value.messages[0].timestamp "abc" is not unix seconds`)
 	f("cloud no app id", `{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{`+
-		`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]}}]}]}`,
+		`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1773652447"}]}}]}]}`,
 		FormatCloud, rejectBadApp, "entry[0].changes[0].value.metadata.phone_number_id is missing")
-	f("cloud no lead", cloudBodyWith(`"messages":[{"id":"wamid.X","timestamp":"1","type":"text"}]`),
+	f("cloud no lead", cloudBodyWith(`"messages":[{"id":"wamid.X","timestamp":"1773652447","type":"text"}]`),
 		FormatCloud, rejectBadLead, "messages[0].from is missing and no business-scoped user id is given")
-	f("cloud bad phone", cloudBodyWith(`"messages":[{"from":"abc","id":"wamid.X","timestamp":"1"}]`),
+	f("cloud bad phone", cloudBodyWith(`"messages":[{"from":"abc","id":"wamid.X","timestamp":"1773652447"}]`),
 		FormatCloud, rejectBadLead, `messages[0].from "abc" is not a phone number`)
-	f("cloud no type", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1"}]`),
+	f("cloud no type", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"1773652447"}]`),
 		FormatCloud, rejectMissingType, "messages[0].type is missing")
-	f("cloud no id", cloudBodyWith(`"messages":[{"from":"491701234567","timestamp":"1"}]`),
+	f("cloud no id", cloudBodyWith(`"messages":[{"from":"491701234567","timestamp":"1773652447"}]`),
 		FormatCloud, rejectMissingID, "messages[0].id is missing")
-	f("cloud status without status", cloudBodyWith(`"statuses":[{"id":"wamid.S","timestamp":"1","recipient_id":"491701234567"}]`),
+	f("cloud status without status", cloudBodyWith(`"statuses":[{"id":"wamid.S","timestamp":"1773652447","recipient_id":"491701234567"}]`),
 		FormatCloud, rejectMissingStatus, "statuses[0].status is missing")
-	f("cloud status no recipient", cloudBodyWith(`"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1"}]`),
+	f("cloud status no recipient", cloudBodyWith(`"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1773652447"}]`),
 		FormatCloud, rejectBadLead, "statuses[0].recipient_id is missing")
 	f("onprem timestamp", `{"messages":[{"from":"491701234567","id":"ABGG","timestamp":"-5"}]}`,
 		FormatOnPrem, rejectBadTime, `messages[0].timestamp "-5" is not unix seconds`)
+	// Times outside 2009 … a day ahead of the clock (SPEC §3.4: refuse the item, keep the rest).
+	f("onprem time zero", `{"messages":[{"from":"491701234567","id":"ABGG","timestamp":"0","type":"text"}]}`,
+		FormatOnPrem, rejectBadTime, `messages[0].timestamp 0 is before 2009-01-01`)
+	f("year 5138", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.X","timestamp":"99999999999","type":"text"}]`),
+		FormatCloud, rejectBadTime, `messages[0].timestamp 99999999999 is more than a day ahead of the clock`)
+	f("max int64", cloudBodyWith(`"statuses":[{"id":"wamid.S","status":"sent","timestamp":"9223372036854775807","recipient_id":"491701234567"}]`),
+		FormatCloud, rejectBadTime, `statuses[0].timestamp 9223372036854775807 is more than a day ahead of the clock`)
+	f("sinch before 2009", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
+		"2026-03-16T09:14:07.412Z", "1999-12-31T23:59:59Z", 1), FormatSinch, rejectBadTime, `event_time 946684799 is before 2009-01-01`)
 	f("sinch no app", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
 		`"app_id":"01EB37HMH1M6SV18ASNS3G135H",`, "", 1), FormatSinch, rejectBadApp, "app_id is missing")
 	f("sinch bad time", strings.Replace(sinchBodyWith(`"text_message":{"text":"hi"}`, "46712312312", ""),
@@ -333,9 +342,9 @@ func TestDecodeRejects(t *testing.T) {
 	f("ycloud status no time", `{"type":"whatsapp.message.updated","whatsappMessage":{"wamid":"wamid.Y",`+
 		`"from":"+4930609859535","to":"+491701234567","status":"failed"}}`,
 		FormatYCloud, rejectBadTime, `whatsappMessage.updateTime "" is not an RFC 3339 time`)
-	f("edit without original", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.E","timestamp":"1","type":"edit","edit":{}}]`),
+	f("edit without original", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.E","timestamp":"1773652447","type":"edit","edit":{}}]`),
 		FormatCloud, rejectMissingID, "messages[0].edit.original_message_id is missing")
-	f("number change to garbage", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.N","timestamp":"1","type":"system",`+
+	f("number change to garbage", cloudBodyWith(`"messages":[{"from":"491701234567","id":"wamid.N","timestamp":"1773652447","type":"system",`+
 		`"system":{"type":"user_changed_number","wa_id":"new"}}]`),
 		FormatCloud, rejectBadLead, `messages[0].system.wa_id "new" is not a phone number`)
 	f("automatic event unknown name", cloudBodyWith(`"automatic_events":[{"id":"wamid.A","event_name":"AddToCart","timestamp":1739321024,"ctwa_clid":"C"}]`),

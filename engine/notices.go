@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/binary"
 	"maps"
 	"sync/atomic"
@@ -46,15 +45,18 @@ func (t *aliasTable) load(store *storage.Store) error {
 // to the lead's first number, so chains (A→B, then B→C) all lead back to A.
 func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
 	lead, number := w.aliases.lead(it.Lead), it.NewLead
-	if number == lead || w.aliases.lead(number) == lead {
+	if number == lead {
 		return nil
 	}
-	next := maps.Clone(*w.aliases.m.Load())
-	next[number] = lead
+	// Written even when known: a request whose commit failed may have published it.
 	b.Set(storage.AliasKey(number), []byte(lead))
-	// Published before the commit: a request that fails to commit is retried by the
-	// sender and writes the same alias again.
-	w.aliases.m.Store(&next)
+	if w.aliases.lead(number) != lead {
+		// Published before the commit: a request that fails to commit is retried (by the
+		// sender, or in halves when too big) and writes the same alias again.
+		next := maps.Clone(*w.aliases.m.Load())
+		next[number] = lead
+		w.aliases.m.Store(&next)
+	}
 	return nil
 }
 
@@ -92,8 +94,8 @@ func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, r
 	w.val = storage.AppendMessage(w.val[:0], &m)
 	key := storage.MessageKey(w.key[:0], it.AppID, it.Time, m.ID)
 	b.Set(key, w.val)
-	if pending, ok := w.refreshing[it.AppID]; ok {
-		w.refreshing[it.AppID] = append(pending, bytes.Clone(key))
+	if p := w.refreshing[it.AppID]; p != nil {
+		p.add(key)
 		return true, nil
 	}
 	return true, w.placeAutoEvent(b, it, defs, rec)

@@ -277,12 +277,14 @@ func TestOffThreadAttributionWindow(t *testing.T) {
 }
 
 // Near 1970 the window reaches before the epoch; the scan must still find the session.
-func TestOffThreadAttributionNearEpoch(t *testing.T) {
+// The earliest session a webhook can open is of 2009 (earlier times are refused); the
+// attribution window reaches back past it without wrapping around.
+func TestOffThreadAttributionNearTheFirstPlausibleTime(t *testing.T) {
 	e := newOTEnv(t)
-	start := time.Unix(100, 0)
+	start := time.Date(2009, 1, 1, 0, 1, 40, 0, time.UTC)
 	s := e.message(otMsg{App: otApp1, Lead: otLead, At: start, Ad: otAdA})
 	rec, _ := e.post(otEvent(otLead, start.Add(24*time.Hour), ""))
-	e.wantAttribution("a day after a session of 1970", rec, attribution{true, otApp1, s, engine.SourceAd, otAdA})
+	e.wantAttribution("a day after a session of 2009", rec, attribution{true, otApp1, s, engine.SourceAd, otAdA})
 }
 
 func TestOffThreadUnattributedRows(t *testing.T) {

@@ -72,7 +72,7 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	}
 	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets)}
 	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
-		seenAds: map[string]bool{}, refreshing: map[string][][]byte{}, aliases: &r.aliases}
+		seenAds: map[string]bool{}, refreshing: map[string]*pending{}, aliases: &r.aliases}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
 		rec.apply = rec.applyAll // bound once, so Apply gets a func without allocating
@@ -98,7 +98,8 @@ type recording struct {
 	classes []Classification
 	defs    *Definitions
 	apply   func(*storage.Batch) error
-	fresh   int      // items not seen before
+	lo, hi  int      // the items the next Apply writes
+	fresh   int      // items of items[lo:hi] not seen before
 	writes  int      // messages, statuses and automatic events among items
 	events  []string // types of the events this request committed, for metrics after commit
 }
@@ -124,22 +125,44 @@ func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature
 		countWebhook(format, signatureResult(err))
 		return nil
 	}
-	if err := r.store.Apply(ctx, rec.apply); err != nil {
+	fresh, err := rec.commit(ctx, 0, len(rec.items))
+	switch {
+	case err != nil:
 		countWebhook(format, resultStoreError)
 		return fmt.Errorf("cannot record %s webhook: %w", format, err)
-	}
-	switch {
-	case rec.fresh > 0:
+	case fresh > 0:
 		countWebhook(format, resultRecorded)
 	case rec.writes == 0: // edits and number changes only
 		countWebhook(format, resultIgnored)
 	default:
 		countWebhook(format, resultDuplicate)
 	}
+	return nil
+}
+
+// commit commits items lo to hi in one Apply, or, when they write too much for one
+// transaction, in halves, one after another; it returns how many items were new. The
+// webhook is answered only after the last commit, and a retry of it after a failed one
+// records nothing twice: every item is deduplicated on its own.
+func (rec *recording) commit(ctx context.Context, lo, hi int) (int, error) {
+	rec.lo, rec.hi = lo, hi
+	err := rec.r.store.Apply(ctx, rec.apply)
+	if errors.Is(err, storage.ErrTooBig) && hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		a, err := rec.commit(ctx, lo, mid)
+		if err != nil {
+			return a, err
+		}
+		b, err := rec.commit(ctx, mid, hi)
+		return a + b, err
+	}
+	if err != nil {
+		return 0, err
+	}
 	for _, typ := range rec.events {
 		eventsByType[typ].Inc()
 	}
-	return nil
+	return rec.fresh, nil
 }
 
 // Per-webhook limits: a real batch carries tens of messages and short ids; anything far
@@ -278,12 +301,12 @@ func (r *Recorder) countRejections(f Format, rejects []Rejection) int {
 	return len(rejects)
 }
 
-// applyAll runs on the writer goroutine: it places every item of the request.
+// applyAll runs on the writer goroutine: it places items lo to hi of the request.
 func (rec *recording) applyAll(b *storage.Batch) error {
 	rec.fresh, rec.events = 0, rec.events[:0]
 	w := &rec.r.w
 	w.cache.check(b)
-	for i := range rec.items {
+	for i := rec.lo; i < rec.hi; i++ {
 		it := &rec.items[i]
 		var fresh bool
 		var err error

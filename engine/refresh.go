@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
@@ -41,7 +40,7 @@ func (r *Recorder) Refresh(ctx context.Context, app string) (RefreshResult, erro
 		if _, running := r.w.refreshing[app]; running {
 			return ErrRefreshRunning
 		}
-		r.w.refreshing[app] = [][]byte{}
+		r.w.refreshing[app] = &pending{set: map[string]struct{}{}}
 		r.w.cache.reset() // history is about to be rewritten
 		return nil
 	}); err != nil {
@@ -70,42 +69,88 @@ func (r *Recorder) rebuild(ctx context.Context, app string) (RefreshResult, erro
 }
 
 // deleteDerived removes everything derived from app's messages: sessions, their
-// lead index, lead records, events and rollups.
+// lead index, lead records, events and rollups. Keys are deleted as they are read, a
+// chunk per Apply, so that memory stays bounded whatever the size of the app.
 func (r *Recorder) deleteDerived(ctx context.Context, app string) error {
-	var keys [][]byte
+	d := deleter{ctx: ctx, r: r}
 	err := r.store.Scan(storage.SessionPrefix(app), false, func(k, v []byte) (bool, error) {
 		s, err := storage.DecodeSession(v)
 		if err != nil {
 			return false, err
 		}
-		keys = append(keys, bytes.Clone(k), storage.LeadSessionKey(nil, s.Lead, s.Start, app, s.ID))
-		return true, nil
+		return true, d.add(k, storage.LeadSessionKey(nil, s.Lead, s.Start, app, s.ID))
 	})
 	if err != nil {
 		return err
 	}
 	for _, prefix := range [][]byte{storage.LeadPrefix(app), storage.EventPrefix(app), storage.RollupAppPrefix(app),
 		storage.RollupLeadAppPrefix(app), storage.ClidPrefix(app)} {
-		err := r.store.Scan(prefix, false, func(k, _ []byte) (bool, error) {
-			keys = append(keys, bytes.Clone(k))
-			return true, nil
-		})
-		if err != nil {
+		if err := r.store.Scan(prefix, false, func(k, _ []byte) (bool, error) { return true, d.add(k) }); err != nil {
 			return err
 		}
 	}
-	for chunk := range slices.Chunk(keys, refreshDeleteChunk) {
-		if err := r.store.Apply(ctx, func(b *storage.Batch) error {
-			r.w.cache.reset()
-			for _, k := range chunk {
-				b.Delete(k)
-			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("refresh: cannot clear derived records: %w", err)
+	return d.flush()
+}
+
+// deleter deletes keys in chunks of refreshDeleteChunk.
+type deleter struct {
+	ctx  context.Context
+	r    *Recorder
+	keys [][]byte
+}
+
+func (d *deleter) add(keys ...[]byte) error {
+	for _, k := range keys {
+		d.keys = append(d.keys, bytes.Clone(k))
+	}
+	if len(d.keys) < refreshDeleteChunk {
+		return nil
+	}
+	return d.flush()
+}
+
+func (d *deleter) flush() error {
+	if len(d.keys) == 0 {
+		return nil
+	}
+	err := d.r.store.Apply(d.ctx, func(b *storage.Batch) error {
+		d.r.w.cache.reset()
+		for _, k := range d.keys {
+			b.Delete(k)
 		}
+		return nil
+	})
+	d.keys = d.keys[:0]
+	if err != nil {
+		return fmt.Errorf("refresh: cannot clear derived records: %w", err)
 	}
 	return nil
+}
+
+// pending holds the keys of an app's messages that arrived during its refresh: they
+// are stored at once and placed when the rebuild ends, in arrival order.
+type pending struct {
+	keys [][]byte
+	set  map[string]struct{}
+}
+
+func (p *pending) add(key []byte) {
+	k := bytes.Clone(key)
+	p.keys = append(p.keys, k)
+	p.set[string(k)] = struct{}{}
+}
+
+func (p *pending) has(key []byte) bool {
+	_, ok := p.set[string(key)]
+	return ok
+}
+
+// drop forgets the first n keys, which are placed.
+func (p *pending) drop(n int) {
+	for _, k := range p.keys[:n] {
+		delete(p.set, string(k))
+	}
+	p.keys = p.keys[n:]
 }
 
 // touch is an outgoing campaign touch to replay.
@@ -173,10 +218,10 @@ func (r *Recorder) placeReplayed(b *storage.Batch, app string, msgs []storage.Me
 	pending := r.w.refreshing[app]
 	defs := r.defs.Load()
 	var rec recording
+	var key []byte
 	for i := range msgs {
 		m := &msgs[i]
-		key := storage.MessageKey(nil, app, m.Time, m.ID)
-		if slices.ContainsFunc(pending, func(p []byte) bool { return bytes.Equal(p, key) }) {
+		if key = storage.MessageKey(key[:0], app, m.Time, m.ID); pending.has(key) {
 			continue
 		}
 		if err := r.applyTouches(b, app, touches, m.Time); err != nil {
@@ -226,33 +271,62 @@ func (rec *recording) opened() bool {
 	return len(rec.events) > 0 && rec.events[0] == TypeConversation
 }
 
-// finishRefresh places the messages that arrived during the refresh and ends it.
+// finishRefresh places the messages that arrived during the refresh, a chunk per Apply
+// (more may arrive meanwhile: they are placed too), and ends the refresh in the Apply
+// that places the last of them. If the store fails, the refresh ends anyway: messages
+// left unplaced are stored, and the next refresh places them.
 func (r *Recorder) finishRefresh(ctx context.Context, app string, res *RefreshResult) error {
-	return r.store.Apply(ctx, func(b *storage.Batch) error {
-		r.w.cache.check(b)
-		pending := r.w.refreshing[app]
-		delete(r.w.refreshing, app)
-		defs := r.defs.Load()
-		var rec recording
-		for _, key := range pending {
-			v, ok, err := b.Get(key)
-			if err != nil {
+	placed, done := 0, false
+	for !done {
+		n := 0
+		err := r.store.Apply(ctx, func(b *storage.Batch) error {
+			r.w.cache.check(b)
+			p := r.w.refreshing[app]
+			p.drop(placed) // the chunk of the previous Apply is committed
+			placed = 0
+			chunk := p.keys[:min(len(p.keys), refreshReplayChunk)]
+			var err error
+			if n, err = r.placePending(b, chunk); err != nil {
 				return err
 			}
-			if !ok {
-				continue // its request failed to commit
+			placed = len(chunk)
+			if done = placed == len(p.keys); done {
+				delete(r.w.refreshing, app)
 			}
-			m, err := storage.DecodeMessage(v)
-			if err != nil {
-				return err
-			}
-			if err := r.placeMessage(b, &m, defs, &rec); err != nil {
-				return err
-			}
-			res.Messages++
+			return nil
+		})
+		if err != nil {
+			_ = r.store.Apply(ctx, func(*storage.Batch) error { delete(r.w.refreshing, app); return nil })
+			return fmt.Errorf("refresh: cannot place the messages that arrived during it: %w", err)
 		}
-		return nil
-	})
+		res.Messages += n
+	}
+	return nil
+}
+
+// placePending places the stored messages of keys; it returns how many it placed.
+func (r *Recorder) placePending(b *storage.Batch, keys [][]byte) (int, error) {
+	defs := r.defs.Load()
+	var rec recording
+	n := 0
+	for _, key := range keys {
+		v, ok, err := b.Get(key)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			continue // its request failed to commit
+		}
+		m, err := storage.DecodeMessage(v)
+		if err != nil {
+			return n, err
+		}
+		if err := r.placeMessage(b, &m, defs, &rec); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // reattribute credits off-thread events again against the rebuilt sessions, in time

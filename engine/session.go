@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/binary"
@@ -28,7 +27,7 @@ type writer struct {
 	cache      writeCache
 	// refreshing holds, per app under refresh, the keys of messages that arrived during
 	// it: they are stored at once and placed when the refresh ends (see refresh.go).
-	refreshing map[string][][]byte
+	refreshing map[string]*pending
 	aliases    *aliasTable // new numbers of leads (user_changed_number)
 	tbuf       [8]byte
 }
@@ -91,8 +90,8 @@ func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, def
 	}
 	it.Lead = w.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
 	w.saveMessage(b, it)
-	if pending, ok := w.refreshing[it.AppID]; ok {
-		w.refreshing[it.AppID] = append(pending, bytes.Clone(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID)))
+	if p := w.refreshing[it.AppID]; p != nil {
+		p.add(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID))
 		return true, nil
 	}
 	return true, w.place(b, it, c, defs, rec)
