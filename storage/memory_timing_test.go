@@ -26,8 +26,9 @@ var (
 )
 
 // BenchmarkStoreMemory loads -store.events inbound messages through Open and Apply,
-// each written as the recorder writes one: a dedupe check, the compact message record
-// (≈ 390 B with an ad referral), an index key and the TTL'd dedupe key. While it loads,
+// each a dedupe check and three of the writes the recorder makes per message: the
+// compact message record (≈ 390 B with an ad referral), an lses index key and the TTL'd
+// dedupe key (no sessions, events or rollups). While it loads,
 // a goroutine samples the Go heap and the process RSS every 100 ms. Run it with
 // -benchtime=1x; GOMEMLIMIT, when set, is the runtime's own soft limit.
 //
