@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"maps"
+	"strings"
 	"sync/atomic"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
@@ -53,8 +54,9 @@ func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
 	if w.aliases.lead(number) != lead {
 		// Published before the commit: a request that fails to commit is retried (by the
 		// sender, or in halves when too big) and writes the same alias again.
+		// The item's strings alias the request body, which is reused after the request.
 		next := maps.Clone(*w.aliases.m.Load())
-		next[number] = lead
+		next[strings.Clone(number)] = strings.Clone(lead)
 		w.aliases.m.Store(&next)
 	}
 	return nil

@@ -286,3 +286,17 @@ func TestOverLimitItemIsRejectedAlone(t *testing.T) {
 		t.Fatalf("a webhook of %d items: over_limit +%d, keys %d → %d; want +1 and nothing stored", len(msgs), whole(), keys, e.keyCount())
 	}
 }
+
+// The link outlives the request: fasthttp reuses a request's body buffer afterwards.
+func TestNumberChangeOutlivesTheRequestBody(t *testing.T) {
+	e := newTestEnv(t)
+	body := externalPayload(t, "cloud_pywa_system_user_changed_number") // 972987654321 → 972912345678
+	e.record(body)
+	for i := range body {
+		body[i] = '7' // what the next request would leave in the buffer
+	}
+	e.record(cloudWebhook(cloudMsg{App: "1122334455667", ID: "wamid.after", From: "972912345678", Time: 1753851400, Text: "hi"}))
+	if conv := only(t, e.events("1122334455667"), TypeConversation); conv.Lead != "972987654321" {
+		t.Fatalf("the new number's message is of lead %s, want 972987654321", conv.Lead)
+	}
+}
