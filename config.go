@@ -30,6 +30,9 @@ type config struct {
 	ycloudSecret      string
 	sinchSecret       string
 	maxConns          int
+	maxConnsPerIP     int
+	apiMaxConns       int
+	headerTimeout     time.Duration
 	fsyncInterval     time.Duration
 	pprof             bool
 	upstreamHeaders   []proxy.Header
@@ -106,7 +109,10 @@ func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerLi
 	for _, name := range secretFlags {
 		fs.String(name+"-file", "", "read -"+name+" from this file (keeps it out of ps and shell history)")
 	}
-	fs.IntVar(&c.maxConns, "max-conns", 10000, "most concurrent connections per listener; more are refused")
+	fs.IntVar(&c.maxConns, "max-conns", 10000, "most concurrent connections on -listen, idle ones included; more are refused with 503 and counted")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 1000, "most concurrent connections on -listen from one address (IPv6: one /64); more are refused with 429 and counted; 0: no cap (behind a proxy or load balancer all share its address)")
+	fs.IntVar(&c.apiMaxConns, "api-max-conns", 1000, "most concurrent connections on -api-listen, apart from -listen's, so /healthz answers under a webhook flood")
+	fs.DurationVar(&c.headerTimeout, "header-timeout", 10*time.Second, "a connection must send its request line and headers within this long (a kept-alive one from its next request's first byte), else it is closed and counted; the body then has 30s")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go profiles at /v1/debug/pprof/ on -api-listen (behind -api-token)")
 	fs.DurationVar(&c.fsyncInterval, "fsync-interval", time.Second, "acknowledged webhooks survive kill -9 at once and a power loss after this fsync interval; 0 fsyncs every commit (slower)")
 	fs.Var(headers, "upstream-header", "extra 'Name: value' header on every forwarded request; repeatable (env: one per line); custom names are lower-cased with _ turned into -")
@@ -235,6 +241,15 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 	}
 	if c.maxConns <= 0 {
 		return fmt.Errorf("-max-conns %d must be positive", c.maxConns)
+	}
+	if c.apiMaxConns <= 0 {
+		return fmt.Errorf("-api-max-conns %d must be positive", c.apiMaxConns)
+	}
+	if c.maxConnsPerIP < 0 {
+		return fmt.Errorf("-max-conns-per-ip %d may not be negative (0: no cap)", c.maxConnsPerIP)
+	}
+	if c.headerTimeout <= 0 {
+		return fmt.Errorf("-header-timeout %s must be positive", c.headerTimeout)
 	}
 	if c.clientID == "" || c.appID == "" || c.dataDir == "" {
 		return errors.New("-client-id, -app-id and -data may not be empty")

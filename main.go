@@ -128,10 +128,12 @@ func serve(ctx context.Context, c *config, e env) error {
 		Upstream: c.upstream, Headers: c.upstreamHeaders, Timeout: c.upstreamTimeout,
 		Recorder: rec, Log: log,
 	})
-	webhook := proxy.NewServer("webhook", fwd.Handle, proxy.ServerLimits{
-		MaxBody: int(c.maxBody), ReadTimeout: 30 * time.Second, MaxConns: c.maxConns,
+	webhookLimits := proxy.ServerLimits{
+		MaxBody: int(c.maxBody), HeaderTimeout: c.headerTimeout, ReadTimeout: 30 * time.Second,
 		WriteTimeout: c.upstreamTimeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
-	}, log)
+		MaxConns: c.maxConns, MaxConnsPerIP: c.maxConnsPerIP,
+	}
+	webhook := proxy.NewServer("webhook", fwd.Handle, webhookLimits, log)
 	api := proxy.NewAPI(c.apiToken, store.Ready)
 	proxy.RegisterDataRoutes(api, c.clientID, rec, c.timezone)
 	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, rec)
@@ -140,10 +142,11 @@ func serve(ctx context.Context, c *config, e env) error {
 		proxy.RegisterPprof(api)
 	}
 	proxy.RegisterDashboard(api)
-	apiSrv := proxy.NewServer("api", api.ServeHTTP, proxy.ServerLimits{
-		MaxBody: 16 << 20, ReadTimeout: 30 * time.Second, WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute,
-		MaxConns: c.maxConns,
-	}, log)
+	apiLimits := proxy.ServerLimits{
+		MaxBody: 16 << 20, HeaderTimeout: c.headerTimeout, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxConns: c.apiMaxConns,
+	}
+	apiSrv := proxy.NewServer("api", api.ServeHTTP, apiLimits, log)
 
 	webhookLn, err := net.Listen("tcp", c.listen)
 	if err != nil {
@@ -159,7 +162,8 @@ func serve(ctx context.Context, c *config, e env) error {
 	if e.listening != nil {
 		e.listening(webhookLn.Addr(), apiLn.Addr())
 	}
-	return serveUntilDone(ctx, log, []*fasthttp.Server{webhook, apiSrv}, []net.Listener{webhookLn, apiLn})
+	return serveUntilDone(ctx, log, []*fasthttp.Server{webhook, apiSrv}, []net.Listener{
+		proxy.GateListener(webhookLn, "webhook", webhookLimits, log), proxy.GateListener(apiLn, "api", apiLimits, log)})
 }
 
 // serveUntilDone serves each server on its listener until ctx is cancelled or one fails,

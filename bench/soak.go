@@ -15,7 +15,9 @@ package main
 // deadline, upstream down, upstream restarted, sidecar kill -9 and restart on the same
 // data directory, sidecar SIGTERM and restart. After each fault, and at the end once the
 // sender has retried everything it was not acknowledged, the sidecar's events export is
-// checked against what the sidecar acknowledged.
+// checked against what the sidecar acknowledged. Once per rotation, halfway to its first
+// fault, a connection flood: idle connections from 127.0.0.2, twice the sidecar's
+// -max-conns-per-ip, while the traffic from 127.0.0.1 goes on.
 
 import (
 	"bytes"
@@ -208,7 +210,8 @@ func (r *soakRun) startSidecar(ctx context.Context) error {
 	}
 	p, err := startProc(ctx, r.dir, fmt.Sprintf("sidecar-%d", gen), r.bin, "serve",
 		"-upstream", "http://"+r.up.addr, "-listen", addr, "-api-listen", api, "-api-key", soakAPIKey,
-		"-upstream-timeout", soakTimeout.String(), "-data", filepath.Join(r.dir, "sidecar-data"))
+		"-upstream-timeout", soakTimeout.String(), "-data", filepath.Join(r.dir, "sidecar-data"),
+		"-max-conns-per-ip", strconv.Itoa(r.floodCap()))
 	if err != nil {
 		return err
 	}
@@ -479,10 +482,21 @@ var soakFaults = []string{"upstream slow", "upstream down", "upstream restarted"
 func (r *soakRun) injectFaults(ctx context.Context) error {
 	hold := min(r.o.soakFaultEvery/3, 5*time.Second)
 	for i := 0; ; i++ {
+		wait := time.After(r.o.soakFaultEvery)
+		if i%len(soakFaults) == 0 {
+			// In the quiet time before the rotation's first fault: it adds no time to it, and
+			// no restart is under way.
+			sleepCtx(ctx, r.o.soakFaultEvery/2)
+			if ctx.Err() == nil {
+				if err := r.floodConnections(ctx, hold); err != nil {
+					return err
+				}
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(r.o.soakFaultEvery):
+		case <-wait:
 		}
 		name := soakFaults[i%len(soakFaults)]
 		r.faults[name]++
@@ -512,6 +526,89 @@ func (r *soakRun) injectFaults(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// soakFlood is the connection flood, injected once per rotation of soakFaults.
+const soakFlood = "connection flood"
+
+// floodCap is the sidecar's -max-conns-per-ip in the soak: above what the load from
+// 127.0.0.1 opens, low enough that the flood stays small.
+func (r *soakRun) floodCap() int { return 4*r.o.concurrency + 16 }
+
+// floodConnections opens twice floodCap idle connections to the webhook listener from
+// 127.0.0.2 and holds them for hold: the surplus must be refused with 429 and counted,
+// /healthz must answer and a webhook from 127.0.0.1 must be forwarded meanwhile. The load
+// keeps running; the check after the next fault finds nothing of it lost.
+func (r *soakRun) floodConnections(ctx context.Context, hold time.Duration) error {
+	t := r.target.Load()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	series := `ctwa_sidecar_connections_rejected_total{listener="webhook",reason="per_ip_limit"}`
+	before, err := soakMetric(t.api, series)
+	if err != nil {
+		return err
+	}
+	n, capN := 2*r.floodCap(), r.floodCap()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := d.DialContext(ctx, "tcp", t.webhook)
+		if err != nil {
+			if len(conns) == 0 {
+				fmt.Fprintf(r.out, "t=%-6s fault: %s skipped: cannot dial from 127.0.0.2 (%v)\n", r.elapsed(), soakFlood, err)
+				return nil
+			}
+			return fmt.Errorf("%s: connection %d: %w", soakFlood, len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	r.faults[soakFlood]++
+	fmt.Fprintf(r.out, "t=%-6s fault: %s (%d idle connections from 127.0.0.2, -max-conns-per-ip %d)\n", r.elapsed(), soakFlood, n, capN)
+	var refused atomic.Int64
+	for _, c := range conns {
+		go func() { // the refused ones end at once; the admitted ones when closed below
+			c.SetReadDeadline(time.Now().Add(hold + 10*time.Second))
+			if b, _ := io.ReadAll(io.LimitReader(c, 64)); bytes.HasPrefix(b, []byte("HTTP/1.1 429 ")) {
+				refused.Add(1)
+			}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); refused.Load() < int64(n-capN) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	status, _, err := fasthttp.GetTimeout(nil, "http://"+t.api+"/healthz", 5*time.Second)
+	if err != nil || status != 200 {
+		return fmt.Errorf("%s: /healthz answered %d, %v", soakFlood, status, err)
+	}
+	if !r.post(false, "/webhook", r.statusWebhook(int(r.statuses.Add(1)))) {
+		return fmt.Errorf("%s: a webhook from 127.0.0.1 was not answered 2xx during the flood", soakFlood)
+	}
+	sleepCtx(ctx, hold)
+	after, err := soakMetric(t.api, series)
+	if err != nil {
+		return err
+	}
+	if got := refused.Load(); got < int64(n-capN) || after-before < float64(n-capN) {
+		return fmt.Errorf("%s: %d connections refused with 429 and %v counted, want %d", soakFlood, got, after-before, n-capN)
+	}
+	return nil
+}
+
+// soakMetric reads one sample from the sidecar's /metrics (0 when absent).
+func soakMetric(api, series string) (float64, error) {
+	status, body, err := fasthttp.GetTimeout(nil, "http://"+api+"/metrics", 10*time.Second)
+	if err != nil || status != 200 {
+		return 0, fmt.Errorf("GET /metrics: %d, %v", status, err)
+	}
+	for line := range bytes.Lines(body) {
+		if rest, ok := bytes.CutPrefix(line, []byte(series+" ")); ok {
+			return strconv.ParseFloat(string(bytes.TrimSpace(rest)), 64)
+		}
+	}
+	return 0, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -787,7 +884,7 @@ func (r *soakRun) writeReport(w io.Writer, s soakSummary) {
 	}
 	fmt.Fprintf(w, "  not acknowledged  %s\n", strings.Join(fails, ", "))
 	var fs []string
-	for _, k := range soakFaults {
+	for _, k := range append(slices.Clone(soakFaults), soakFlood) {
 		fs = append(fs, fmt.Sprintf("%s ×%d", k, s.Faults[k]))
 	}
 	fmt.Fprintf(w, "  faults injected   %d: %s (%d sidecar restarts)\n", s.FaultsTotal, strings.Join(fs, ", "), s.Restarts)
