@@ -51,6 +51,18 @@ type Options struct {
 	// (surviving kill -9 and any crash of this process at once) and fsynced within
 	// this interval, bounding what a power loss or kernel crash can take.
 	SyncInterval time.Duration
+	// MinFreeDisk is the free space the data directory's file system must keep: below
+	// it Apply refuses writes with ErrDiskFull until space returns (see disk.go).
+	// 0 means DefaultMinFreeDisk; negative turns the reserve off (Badger's files are
+	// still allocated ahead).
+	MinFreeDisk int64
+	// MinFreeInodes is the same for inodes; 0 means 256, negative turns it off.
+	MinFreeInodes int64
+	// WaitForSpace lets Open succeed below the reserve: Badger is then not opened
+	// (Apply refuses with ErrUnavailable, reads fail with ErrClosed, Ready says why)
+	// until space returns, when the store opens it by itself and closes Opened().
+	// Without it Open fails with ErrDiskFull.
+	WaitForSpace bool
 }
 
 func (o Options) logger() *slog.Logger {
@@ -61,18 +73,44 @@ func (o Options) logger() *slog.Logger {
 }
 
 // Store is an open Badger database with its group-commit writer, value-log GC
-// loop and resident-memory trim loop.
+// loop, resident-memory trim loop and disk loop.
 type Store struct {
 	dir    string
-	db     *badger.DB
+	db     *badger.DB // replaced when Badger is reopened; see dbMu
 	logger *slog.Logger
 	limits txnLimits
 
 	// mu orders Close against Apply's enqueue and against readers: Close takes
 	// it exclusively, so it waits for running View/Scan/Backup calls and no
-	// request can be queued once the queue is closed.
-	mu     sync.RWMutex
-	closed bool
+	// request can be queued once the queue is closed. closed is also set while
+	// Badger is not open (see disk.go), so readers get ErrClosed instead of a
+	// Badger that is closing; shut is set by Close alone.
+	mu         sync.RWMutex
+	closed     bool
+	shut       bool
+	readersOff atomic.Bool // closed was set after a failed write; cleared on reopen
+
+	// Badger is swapped (closed after a failed write, opened again) under gcMu,
+	// mu and dbMu, in that order. The writer holds dbMu for reading through each
+	// group; the GC loop holds gcMu through each pass.
+	dbMu, gcMu sync.Mutex
+	dbOpen     bool // db is open; written under all three locks
+	syncWrites bool
+
+	// Disk checks (disk.go). down is set while Badger is not open or out of use, low
+	// while the file system is below the reserve; either refuses writes.
+	dirFd              *os.File
+	minFree, minInodes uint64
+	down, low          atomic.Pointer[refusedError]
+	alloc              allocation
+	kick               chan struct{} // wakes the disk loop after a failed write
+	broken             *badger.DB    // taken out of use after a failed write, not closed yet; disk loop only
+	closing            chan struct{} // closed once broken has closed; disk loop only
+	closeErr           error         // of Badger's Close in Store.Close
+	lastOpenLog        time.Time     // disk loop only
+	opened             chan struct{}
+	openOnce           sync.Once
+	diskDone           chan struct{}
 
 	reqs       chan *request
 	writerDone chan struct{}
@@ -88,41 +126,85 @@ type Store struct {
 	stats     statCounters
 }
 
-// Open opens (creating if needed) the store in dir and starts its writer, GC
-// and trim loops.
+// Open opens (creating if needed) the store in dir and starts its writer, GC,
+// trim and disk loops. Below the free-space reserve it does not open Badger: it
+// fails with ErrDiskFull, or with Options.WaitForSpace returns a store that opens
+// Badger once space returns.
 func Open(dir string, opts Options) (*Store, error) {
-	db, err := openDB(dir, opts.logger(), opts.SyncInterval == 0)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
+	}
+	d, err := os.Open(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
 	}
 	s := &Store{
 		dir:        dir,
-		db:         db,
 		logger:     opts.logger(),
 		limits:     newTxnLimits(memTableSize),
+		syncWrites: opts.SyncInterval == 0,
+		dirFd:      d,
+		minFree:    reserve(opts.MinFreeDisk, DefaultMinFreeDisk),
+		minInodes:  reserve(opts.MinFreeInodes, defaultMinFreeInodes),
+		kick:       make(chan struct{}, 1),
+		opened:     make(chan struct{}),
 		reqs:       make(chan *request, 2*maxGroupRequests),
 		writerDone: make(chan struct{}),
 		stop:       make(chan struct{}),
 		gcDone:     make(chan struct{}),
 		trimDone:   make(chan struct{}),
+		syncDone:   make(chan struct{}),
+		diskDone:   make(chan struct{}),
+	}
+	if r := s.reserveRefusal(); r != nil {
+		if !opts.WaitForSpace {
+			d.Close()
+			return nil, fmt.Errorf("cannot open store at %q: %w", dir, r)
+		}
+		s.closed = true
+		s.low.Store(r) // logged below, once
+		s.down.Store(&refusedError{base: ErrUnavailable, counter: refusedUnavailable,
+			msg: fmt.Sprintf("store at %q is not open: %s", dir, r.msg)})
+		s.logger.Error("store not opened, the disk is full: webhooks are forwarded but not recorded until space returns",
+			"dir", dir, "err", r.msg)
+	} else {
+		db, err := openDB(dir, s.logger, s.syncWrites)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		s.install(db)
+		s.space() // allocate Badger's files before the first write
 	}
 	interval := opts.GCInterval
 	if interval <= 0 {
 		interval = defaultGCInterval
 	}
 	go s.writeLoop()
-	go s.gcLoop(interval)
+	go s.guardedGCLoop(interval)
 	go s.trimLoop()
-	s.syncDone = make(chan struct{})
 	go s.syncLoop(opts.SyncInterval)
+	go s.diskLoop()
 	sizedStore.Store(s)
 	return s, nil
+}
+
+// reserve is an Options reserve in bytes or inodes: 0 is the default, negative none.
+func reserve(v, def int64) uint64 {
+	switch {
+	case v == 0:
+		return uint64(def)
+	case v < 0:
+		return 0
+	}
+	return uint64(v)
 }
 
 func openDB(dir string, logger *slog.Logger, syncWrites bool) (*badger.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
 	}
+	removeAhead(dir, logger)
 	db, err := badger.Open(badgerOptions(dir, logger).WithSyncWrites(syncWrites))
 	if err != nil {
 		// Badger flattens the flock error into text, so match its message.
@@ -192,15 +274,15 @@ func (l txnLimits) fits(count int, bytes int64) bool {
 }
 
 // Close stops the writer (after it has committed every queued request), stops
-// the GC and trim loops and closes Badger. It waits for running View, Scan and Backup
-// calls. Closing twice is harmless: the second call returns nil.
+// the GC, trim and disk loops and closes Badger. It waits for running View, Scan and
+// Backup calls. Closing twice is harmless: the second call returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.shut {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
+	s.shut, s.closed = true, true
 	s.mu.Unlock()
 
 	close(s.reqs)
@@ -209,22 +291,25 @@ func (s *Store) Close() error {
 	<-s.gcDone
 	<-s.trimDone
 	<-s.syncDone
+	<-s.diskDone
 	sizedStore.CompareAndSwap(s, nil)
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("cannot close store at %q: %w", s.dir, err)
-	}
-	return nil
+	defer s.dirFd.Close()
+	return s.closeBadger()
 }
 
-// Ready returns nil when the store is open and its last commit succeeded;
-// /readyz answers 503 otherwise. A failed commit stays reported until a later
-// commit succeeds.
+// Ready returns nil when the store is open, takes writes and its last commit
+// succeeded; /readyz answers 503 with the error otherwise: the disk below the
+// reserve (ErrDiskFull), Badger not open or being reopened (ErrUnavailable), or a
+// failed commit, reported until a later commit succeeds or Badger is reopened.
 func (s *Store) Ready() error {
 	s.mu.RLock()
-	closed := s.closed
+	shut := s.shut
 	s.mu.RUnlock()
-	if closed {
+	if shut {
 		return ErrClosed
+	}
+	if r := s.refused(); r != nil {
+		return r
 	}
 	if p := s.commitErr.Load(); p != nil {
 		return fmt.Errorf("last commit to store at %q failed: %w", s.dir, *p)

@@ -491,17 +491,15 @@ func TestCommitFailureMarksNotReadyUntilSuccess(t *testing.T) {
 		t.Fatal("Ready = nil after a failed commit")
 	}
 
-	// The writer picks s.db up per commit: swap in a working Badger (the channel
-	// send in Apply orders this write before the writer's read). The requests
-	// below only Set: the writer's Batch still reads through the closed one.
-	db, err := openDB(dir, s.logger, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.db = db
-	if err := s.Apply(context.Background(), set("f/c", "1")); err != nil {
-		t.Fatal(err)
-	}
+	// The store takes the failed Badger out of use and opens it again by itself
+	// (disk.go); meanwhile writes are refused with ErrUnavailable.
+	waitFor(t, func() bool {
+		err := s.Apply(context.Background(), set("f/c", "1"))
+		if err != nil && !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Apply while the store reopens = %v, want ErrUnavailable", err)
+		}
+		return err == nil
+	})
 	if err := s.Ready(); err != nil {
 		t.Fatalf("Ready after a successful commit = %v", err)
 	}

@@ -2,5 +2,13 @@
 
 package storage
 
-// syncDir falls back to Badger's Sync where syncfs(2) does not exist.
-func (s *Store) syncDir() error { return s.db.Sync() }
+// syncDir falls back to Badger's Sync where syncfs(2) does not exist. Holding dbMu
+// keeps Badger from being swapped meanwhile (disk.go).
+func (s *Store) syncDir() error {
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if !s.dbOpen || s.down.Load() != nil {
+		return nil
+	}
+	return s.db.Sync()
+}

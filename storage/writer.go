@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -65,13 +66,16 @@ func (s *Store) Apply(ctx context.Context, fn func(b *Batch) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if re := s.refused(); re != nil { // disk full, or Badger not open (disk.go)
+		return countRefused(re)
+	}
 	r := requestPool.Get().(*request)
 	r.ctx, r.fn = ctx, fn
 	if err := s.enqueue(r); err != nil {
 		r.release()
 		return err
 	}
-	return r.wait()
+	return countRefused(r.wait())
 }
 
 func (s *Store) enqueue(r *request) error {
@@ -129,13 +133,16 @@ func (g *group) reset() {
 // and then takes whatever is queued, so a lone request is committed at once.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
-	g := &group{batch: newBatch(s.db, &s.losses)}
+	g := &group{batch: newBatch(nil, &s.losses)}
 	for r := range s.reqs {
+		s.dbMu.Lock() // Badger is not swapped during a group (disk.go)
+		g.batch.db = s.db
 		s.gather(g, r)
 		if len(g.reqs) > 0 {
 			s.commitGroup(g)
 		}
 		g.reset()
+		s.dbMu.Unlock()
 	}
 }
 
@@ -167,6 +174,10 @@ func (s *Store) run(g *group, r *request) {
 	}
 	if err := r.ctx.Err(); err != nil {
 		r.done <- err
+		return
+	}
+	if re := s.refused(); re != nil {
+		r.done <- re
 		return
 	}
 	m := g.batch.begin()
@@ -255,6 +266,9 @@ func (s *Store) chunkEnd(reqs []*request, i int) int {
 }
 
 func (s *Store) commitOps(b *Batch, from, to int) error {
+	if err := s.checkBeforeCommit(); err != nil {
+		return err
+	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	entries := make([]badger.Entry, to-from)
@@ -273,8 +287,13 @@ func (s *Store) record(requests, acked int, start time.Time, err error) {
 	commitDuration.UpdateDuration(start)
 	batchRequests.Update(float64(requests))
 	if err != nil {
+		var re *refusedError
+		if errors.As(err, &re) {
+			return // refused before Badger saw it; counted by reason in Apply
+		}
 		commitErrors.Inc()
 		s.commitErr.Store(&err)
+		s.fail(err)
 		return
 	}
 	s.commitErr.Store(nil)
