@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // config is the parsed and validated command line of `serve` (SPEC §2).
@@ -34,6 +35,7 @@ type config struct {
 	apiMaxConns       int
 	headerTimeout     time.Duration
 	fsyncInterval     time.Duration
+	minFreeDisk       byteSize
 	pprof             bool
 	upstreamHeaders   []proxy.Header
 	upstreamTimeout   time.Duration
@@ -115,6 +117,8 @@ func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerLi
 	fs.DurationVar(&c.headerTimeout, "header-timeout", 10*time.Second, "a connection must send its request line and headers within this long (a kept-alive one from its next request's first byte), else it is closed and counted; the body then has 30s")
 	fs.BoolVar(&c.pprof, "pprof", false, "serve Go profiles at /v1/debug/pprof/ on -api-listen (behind -api-token)")
 	fs.DurationVar(&c.fsyncInterval, "fsync-interval", time.Second, "acknowledged webhooks survive kill -9 at once and a power loss after this fsync interval; 0 fsyncs every commit (slower)")
+	c.minFreeDisk = storage.DefaultMinFreeDisk
+	fs.Var(&c.minFreeDisk, "min-free-disk", "free space to keep on the -data file system: below it webhooks are still forwarded but not recorded (/readyz 503) until space returns")
 	fs.Var(headers, "upstream-header", "extra 'Name: value' header on every forwarded request; repeatable (env: one per line); custom names are lower-cased with _ turned into -")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 10*time.Second, "upstream deadline; past it the sender gets 504")
 	c.maxBody = 8 << 20
