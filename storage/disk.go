@@ -343,11 +343,12 @@ func (s *Store) reopen() {
 		return
 	}
 	s.install(db)
-	if r := s.space(); r != nil {
-		s.logger.Warn("store opened but refuses writes", "dir", s.dir, "err", r.msg)
-	}
 	s.commitErr.Store(nil)
 	s.down.Store(nil)
+	if r := s.space(); r != nil { // allocates Badger's new files (as does every commit)
+		s.logger.Warn("store open, but it refuses writes", "dir", s.dir, "err", r.msg)
+		return
+	}
 	s.logger.Info("store open: recording resumes", "dir", s.dir)
 }
 
