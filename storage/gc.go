@@ -14,12 +14,6 @@ import (
 // gcDiscardRatio rewrites a value-log file once half of it is garbage.
 const gcDiscardRatio = 0.5
 
-// gcLoop reclaims value-log space every interval until Close.
-func (s *Store) gcLoop(interval time.Duration) {
-	defer close(s.gcDone)
-	s.every(interval, func() bool { s.collectGarbage(); return true })
-}
-
 // every calls fn every interval until Close, or until fn returns false.
 func (s *Store) every(interval time.Duration, fn func() bool) {
 	t := time.NewTicker(interval)
