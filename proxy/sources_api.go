@@ -1,16 +1,18 @@
 package proxy
 
 import (
-	"cmp"
-	"slices"
+	"context"
+	"errors"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // sourceStats is one row of the "compare sources" view (SPEC §6.3).
@@ -147,137 +149,142 @@ func (e *eventsAPI) sourceName(ref engine.SourceRef, headlines map[engine.Source
 	return ref.ID, ""
 }
 
-// contactRow is one lead of the contacts export.
-type contactRow struct {
-	phone, userID string
-	first, last   int64
-	sources       []string
-	sourceStart   map[string]int64 // first session start by source, to list sources in that order
-	sessions      int
-	revenue       map[string]float64
-	hasType       bool
-}
+// contactColumns is the header row of the contacts export.
+var contactColumns = []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
 
 // exportContacts streams a CSV of leads for a Meta custom audience (SPEC §6.4): phone in
-// E.164 with '+', first and last session, sources, sessions and revenue.
+// E.164 with '+' (or the user id of a BSUID lead), first and last session, sources,
+// sessions and revenue; by first session. The rows come from one bounded-memory pass over
+// the store (engine.Recorder.Contacts), on the stream goroutine; it stops when the client
+// hangs up or the server shuts down.
 func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
-	from, to := q.dateRange(false)
-	sourceID, eventType := q.str("source_id"), q.str("event_type")
+	f := engine.ContactFilter{AppID: p.Get("app_id"), SourceID: q.str("source_id"), EventType: q.str("event_type")}
+	f.From, f.To = q.dateRange(false)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	leads, err := e.contacts(p.Get("app_id"), from, to, sourceID, eventType)
-	if err != nil {
-		writeStoreError(ctx, err)
-		return
-	}
-	header := []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
-	streamCSV(ctx, "contacts.csv", header, func(write func([]string) bool) error {
-		for _, c := range leads {
-			if !write([]string{c.phone, c.userID, e.format(c.first), e.format(c.last),
-				strings.Join(c.sources, " "), strconv.Itoa(c.sessions), revenueCell(c.revenue)}) {
-				break
-			}
-		}
-		return nil
+	client := watchClient(ctx)
+	streamCSV(ctx, "contacts.csv", contactColumns, func(write func([]string) bool) error {
+		return e.contactRows(client, f, write)
 	})
 }
 
-// contacts collects the leads whose sessions started in [from, to), filtered by source
-// (id, or type:id as the source column shows it) and by an event type produced in one of
-// those sessions.
-func (e *eventsAPI) contacts(app string, from, to int64, sourceID, eventType string) ([]*contactRow, error) {
-	byLead := map[string]*contactRow{}
-	selected := map[string]bool{} // ids of the sessions that passed the filters
-	err := e.rec.Sessions(app, func(s *storage.Session) bool {
-		if s.Start < from || s.Start >= to ||
-			(sourceID != "" && sourceID != s.SourceID && sourceID != sourceLabel(s.SourceType, s.SourceID)) {
-			return true
-		}
-		selected[s.ID] = true
-		c := byLead[s.Lead]
-		if c == nil {
-			c = &contactRow{first: s.Start, revenue: map[string]float64{}, sourceStart: map[string]int64{}}
-			if s.LeadIsBSUID {
-				c.userID = s.Lead
-			} else {
-				c.phone = "+" + s.Lead
-			}
-			byLead[s.Lead] = c
-		}
-		c.first, c.last = min(c.first, s.Start), max(c.last, s.Last)
-		c.sessions++
-		if src := sourceLabel(s.SourceType, s.SourceID); !slices.Contains(c.sources, src) {
-			c.sources = append(c.sources, src)
-			c.sourceStart[src] = s.Start
+// contactRows writes the rows of f through write, until it reports the client gone.
+func (e *eventsAPI) contactRows(client clientWatch, f engine.ContactFilter, write func([]string) bool) error {
+	wctx, stop := client.start()
+	defer stop()
+	cells, gone := make([]string, len(contactColumns)), false
+	err := e.rec.Contacts(wctx, f, func(c *engine.Contact) bool {
+		cells[0], cells[1] = "", ""
+		if c.LeadIsBSUID {
+			cells[1] = c.Lead
 		} else {
-			c.sourceStart[src] = min(c.sourceStart[src], s.Start)
+			cells[0] = "+" + c.Lead
 		}
-		return true
+		cells[2], cells[3] = e.format(c.First), e.format(c.Last)
+		cells[4], cells[5], cells[6] = strings.Join(c.Sources, " "), strconv.Itoa(c.Sessions), revenueCell(c.Revenue)
+		gone = !write(cells)
+		return !gone
 	})
-	if err != nil {
-		return nil, err
+	switch {
+	case gone || errors.Is(err, errClientGone):
+		exportsClientGone.Inc()
+		return nil // nobody reads a last line
+	case err != nil:
+		exportsFailed.Inc()
+	default:
+		exportsDone.Inc()
 	}
-	err = e.rec.Events(engine.EventFilter{AppID: app, From: from, To: 1 << 62}, func(ev *storage.Event) bool {
-		c := byLead[ev.Lead]
-		if c == nil {
-			return true
-		}
-		if ev.Type == eventType && selected[ev.ConversationID] {
-			c.hasType = true
-		}
-		if amount, currency, ok := offThreadRevenue(ev); ok && amount > 0 {
-			c.revenue[currency] += amount
-		}
-		return true
-	})
-	out := make([]*contactRow, 0, len(byLead))
-	for _, c := range byLead {
-		if eventType == "" || c.hasType {
-			// Sessions come in id order, which is no order: list the sources as the
-			// lead met them.
-			slices.SortFunc(c.sources, func(a, b string) int {
-				return cmp.Or(cmp.Compare(c.sourceStart[a], c.sourceStart[b]), strings.Compare(a, b))
-			})
-			out = append(out, c)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].first < out[j].first || (out[i].first == out[j].first && out[i].phone+out[i].userID < out[j].phone+out[j].userID)
-	})
-	return out, err
+	return err
 }
 
-// offThreadRevenue reads the revenue of an off-thread event row ("49.9 EUR").
-func offThreadRevenue(ev *storage.Event) (float64, string, bool) {
-	if engine.IsEventType(ev.Type) {
-		return 0, "", false
+// Contacts exports by how they ended: every row written, the client gone (it hung up while
+// rows were computed or sent), or failed (the file ends with a "# export failed" line).
+var (
+	exportsDone       = metrics.NewCounter(`ctwa_sidecar_api_exports_total{export="contacts",result="done"}`)
+	exportsClientGone = metrics.NewCounter(`ctwa_sidecar_api_exports_total{export="contacts",result="client_gone"}`)
+	exportsFailed     = metrics.NewCounter(`ctwa_sidecar_api_exports_total{export="contacts",result="failed"}`)
+)
+
+// errClientGone ends an export whose client closed or reset its connection.
+var errClientGone = errors.New("the client closed the connection")
+
+// errShutdown ends an export when the server shuts down.
+var errShutdown = errors.New("the sidecar is shutting down")
+
+// clientWatch notices that the client of a streamed answer has gone. fasthttp notices it
+// only when a write fails, and an export sorted by first session writes its first row
+// only after its whole scan: without the watch, a client that hung up would still cost
+// that scan.
+type clientWatch struct {
+	conn     net.Conn
+	shutdown <-chan struct{}
+}
+
+// watchClient prepares the watch of ctx's client. The watch reads the connection, so the
+// answer closes it: a request pipelined behind this one would lose bytes to the watch.
+func watchClient(ctx *fasthttp.RequestCtx) clientWatch {
+	ctx.SetConnectionClose()
+	return clientWatch{conn: ctx.Conn(), shutdown: ctx.Done()}
+}
+
+// start watches from the stream goroutine, while the answer is being written: the
+// returned context ends with errClientGone when the connection reads EOF or fails (the
+// client closed or reset it), with errShutdown when the server shuts down. stop ends the
+// watch and returns once it no longer touches the connection.
+func (w clientWatch) start() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	read, quit := make(chan struct{}), make(chan struct{})
+	// The deadline is cleared here, not in the reader: stop's deadline must come after it.
+	watching := w.conn != nil && clearReadDeadline(w.conn)
+	go func() {
+		defer close(read)
+		if !watching {
+			return
+		}
+		var b [1]byte
+		n, err := w.conn.Read(b[:])
+		var ne net.Error
+		if n == 0 && err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			cancel(errClientGone)
+		}
+		// Bytes (a pipelined request) or a deadline: the client is there, or the watch ends.
+	}()
+	go func() {
+		select {
+		case <-w.shutdown:
+			cancel(errShutdown)
+		case <-quit:
+		}
+	}()
+	return ctx, func() {
+		close(quit)
+		if watching {
+			_ = w.conn.SetReadDeadline(time.Now()) // ends the read
+		}
+		<-read
+		cancel(nil)
 	}
-	amount, currency, ok := strings.Cut(ev.TypeValue, " ")
-	f, err := strconv.ParseFloat(amount, 64)
-	return f, currency, ok && err == nil && engine.IsCurrency(currency)
+}
+
+// clearReadDeadline clears c's read deadline and reports whether c can be watched: the
+// connection of a RequestCtx made by Init (fuzzers, tests) panics when used.
+func clearReadDeadline(c net.Conn) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return c.SetReadDeadline(time.Time{}) == nil
 }
 
 // revenueCell writes revenue by currency, in currency order: "49.90 EUR; 30.00 USD".
-func revenueCell(m map[string]float64) string {
-	currencies := make([]string, 0, len(m))
-	for c := range m {
-		currencies = append(currencies, c)
-	}
-	sort.Strings(currencies)
-	parts := make([]string, 0, len(m))
-	for _, c := range currencies {
-		parts = append(parts, strconv.FormatFloat(engine.Round2(m[c]), 'f', 2, 64)+" "+c)
+func revenueCell(revenue []engine.Money) string {
+	parts := make([]string, 0, len(revenue))
+	for _, m := range revenue {
+		parts = append(parts, strconv.FormatFloat(engine.Round2(m.Amount), 'f', 2, 64)+" "+m.Currency)
 	}
 	return strings.Join(parts, "; ")
-}
-
-// sourceLabel is "type:id", or the type alone for sources without id (organic).
-func sourceLabel(typ, id string) string {
-	if id == "" {
-		return typ
-	}
-	return typ + ":" + id
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -101,5 +102,72 @@ func (s *Store) ScanKeys(start, end []byte, fn func(key []byte) bool) error {
 			}
 		}
 		return nil
+	})
+}
+
+// Reader reads one consistent snapshot of the store (see Read). Keys and values handed to
+// its callbacks are valid only during the call.
+type Reader struct{ txn *badger.Txn }
+
+// Read runs fn on one snapshot of everything committed before it started, for reads that
+// must agree with each other (an export joining several tables). Like View, it holds
+// Close until fn returns.
+func (s *Store) Read(fn func(r *Reader) error) error {
+	return s.View(func(txn *badger.Txn) error { return fn(&Reader{txn: txn}) })
+}
+
+// Get calls fn with the value of key when it is present, and reports whether it was.
+func (r *Reader) Get(key []byte, fn func(value []byte) error) (found bool, err error) {
+	item, err := r.txn.Get(key)
+	if err == badger.ErrKeyNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, item.Value(fn)
+}
+
+// ScanRange calls fn for every key k with start <= k < end, in ascending order, until fn
+// returns more=false or an error.
+func (r *Reader) ScanRange(start, end []byte, fn func(key, value []byte) (more bool, err error)) error {
+	return r.scanKeys(start, end, func(item *badger.Item) (bool, error) { return visit(item, fn) })
+}
+
+// ScanKeys calls fn for every key k with start <= k < end, in ascending order, until fn
+// returns more=false or an error, without reading values.
+func (r *Reader) ScanKeys(start, end []byte, fn func(key []byte) (more bool, err error)) error {
+	return r.scanKeys(start, end, func(item *badger.Item) (bool, error) { return fn(item.Key()) })
+}
+
+func (r *Reader) scanKeys(start, end []byte, fn func(item *badger.Item) (bool, error)) error {
+	it := r.txn.NewIterator(badger.IteratorOptions{Prefix: commonPrefix(start, end)})
+	defer it.Close()
+	for it.Seek(start); it.Valid() && bytes.Compare(it.Item().Key(), end) < 0; it.Next() {
+		if more, err := fn(it.Item()); err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// LeadSessions calls fn for every entry of the lead→sessions index, across apps, in key
+// order: by lead (in byte order), then by start, app and session id; until fn returns
+// more=false or an error. All of a lead's entries come together. The slices are valid
+// only during the call.
+func (r *Reader) LeadSessions(fn func(lead []byte, start int64, app, id []byte) (more bool, err error)) error {
+	prefix := []byte(tLses)
+	return r.ScanKeys(prefix, prefixEnd(prefix), func(key []byte) (bool, error) {
+		rest := key[len(tLses):]
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 || len(rest) < i+1+8 {
+			return false, errCorrupt
+		}
+		lead, start, tail := rest[:i], int64(binary.BigEndian.Uint64(rest[i+1:])), rest[i+1+8:]
+		j := bytes.IndexByte(tail, 0)
+		if j < 0 {
+			return false, errCorrupt
+		}
+		return fn(lead, start, tail[:j], tail[j+1:])
 	})
 }

@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// contactsOracle is the contacts export as it was computed before it streamed: every
+// session and event of the app in maps, then one sort. Contacts must give the same rows.
+func contactsOracle(t *testing.T, r *Recorder, f ContactFilter) []Contact {
+	t.Helper()
+	type row struct {
+		c           Contact
+		sourceStart map[string]int64
+		revenue     map[string]float64
+		hasType     bool
+	}
+	byLead := map[string]*row{}
+	selected := map[string]bool{}
+	err := r.Sessions(f.AppID, func(s *storage.Session) bool {
+		if !f.selects(s) {
+			return true
+		}
+		selected[s.ID] = true
+		c := byLead[s.Lead]
+		if c == nil {
+			c = &row{c: Contact{Lead: s.Lead, LeadIsBSUID: s.LeadIsBSUID, First: s.Start},
+				sourceStart: map[string]int64{}, revenue: map[string]float64{}}
+			byLead[s.Lead] = c
+		}
+		c.c.First, c.c.Last = min(c.c.First, s.Start), max(c.c.Last, s.Last)
+		c.c.Sessions++
+		if src := SourceLabel(s.SourceType, s.SourceID); !slices.Contains(c.c.Sources, src) {
+			c.c.Sources = append(c.c.Sources, src)
+			c.sourceStart[src] = s.Start
+		} else {
+			c.sourceStart[src] = min(c.sourceStart[src], s.Start)
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Events(EventFilter{AppID: f.AppID, From: f.From, To: 1 << 62}, func(ev *storage.Event) bool {
+		c := byLead[ev.Lead]
+		if c == nil {
+			return true
+		}
+		if ev.Type == f.EventType && selected[ev.ConversationID] {
+			c.hasType = true
+		}
+		if amount, currency, ok := offThreadRevenue(ev); ok && amount > 0 {
+			c.revenue[currency] += amount
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Contact
+	for _, c := range byLead {
+		if f.EventType != "" && !c.hasType {
+			continue
+		}
+		slices.SortFunc(c.c.Sources, func(a, b string) int {
+			return cmp.Or(cmp.Compare(c.sourceStart[a], c.sourceStart[b]), strings.Compare(a, b))
+		})
+		for cur, v := range c.revenue {
+			c.c.Revenue = append(c.c.Revenue, Money{Currency: cur, Amount: v})
+		}
+		slices.SortFunc(c.c.Revenue, func(a, b Money) int { return strings.Compare(a.Currency, b.Currency) })
+		out = append(out, c.c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].First < out[j].First || (out[i].First == out[j].First && out[i].ExportID() < out[j].ExportID())
+	})
+	return out
+}
+
+func contactLine(c *Contact) string {
+	return fmt.Sprintf("%s bsuid=%v %d..%d %q n=%d %v", c.Lead, c.LeadIsBSUID, c.First, c.Last, c.Sources, c.Sessions, c.Revenue)
+}
+
+// collect runs the export with a sort budget and returns its rows as lines.
+func collectContacts(t *testing.T, r *Recorder, f ContactFilter, budget int) []string {
+	t.Helper()
+	lines := []string{}
+	if err := r.contacts(context.Background(), f, budget, func(c *Contact) bool {
+		lines = append(lines, contactLine(c))
+		return true
+	}); err != nil {
+		t.Fatalf("Contacts(%+v): %v", f, err)
+	}
+	return lines
+}
+
+// writeRandomLeads stores n leads of two apps with sessions, message events and
+// off-thread rows, shaped as the recorder writes them, with the odd cases a contacts
+// export must get right: leads whose id is a prefix of another's, BSUID leads, equal
+// start times, an off-thread event credited to another lead's session (through
+// previous_external_event_id), actions named like event types, invalid currencies,
+// index entries whose event row a refresh cleared.
+func writeRandomLeads(t *testing.T, s *storage.Store, rng *rand.Rand, n int) {
+	t.Helper()
+	var all []sessRef
+	for lo := 0; lo < n; lo += 50 {
+		if err := s.Apply(context.Background(), func(b *storage.Batch) error {
+			writeRandomChunk(b, rng, lo, min(lo+50, n), &all)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type sessRef struct{ app, id string }
+
+func writeRandomChunk(b *storage.Batch, rng *rand.Rand, lo, hi int, all *[]sessRef) {
+	const base = 1773619200 // 2026-03-16
+	sources := [][2]string{{SourceAd, "1"}, {SourceAd, "2"}, {SourcePost, "9"}, {SourceOrganic, ""},
+		{SourceCustom, "1"}, {SourceCampaign, "spring"}}
+	types := []string{TypeKeyword, TypeEngagement, TypeConverted, TypeButton}
+	for i := lo; i < hi; i++ {
+		lead, bsuid := strconv.Itoa(4917000+i/3), false
+		switch i % 7 {
+		case 1:
+			lead = lead[:5] // a prefix of other leads
+		case 2:
+			lead, bsuid = "DE."+strconv.Itoa(1500+i), true
+		}
+		for k := range 1 + rng.IntN(3) {
+			app := []string{"A", "B"}[rng.IntN(2)]
+			src := sources[rng.IntN(len(sources))]
+			start := base + int64(rng.IntN(40))*3600 // many equal starts
+			ses := storage.Session{ID: fmt.Sprintf("s%d-%d", i, k), AppID: app, Lead: lead, LeadIsBSUID: bsuid,
+				Start: start, Last: start + int64(rng.IntN(7200)), Messages: 2, SourceType: src[0], SourceID: src[1]}
+			b.Set(storage.SessionKey(nil, app, ses.ID), storage.AppendSession(nil, &ses))
+			b.Set(storage.LeadSessionKey(nil, lead, start, app, ses.ID), nil)
+			*all = append(*all, sessRef{app, ses.ID})
+			writeEvent(b, &storage.Event{ID: ses.ID + "c", AppID: app, Type: TypeConversation, Time: start, Lead: lead,
+				LeadIsBSUID: bsuid, ConversationID: ses.ID, SourceType: src[0], SourceID: src[1], MessageID: "m" + ses.ID})
+			for j := range rng.IntN(3) {
+				writeEvent(b, &storage.Event{ID: fmt.Sprintf("%se%d", ses.ID, j), AppID: app, Type: types[rng.IntN(len(types))],
+					Time: start + int64(rng.IntN(7200)), Lead: lead, LeadIsBSUID: bsuid, ConversationID: ses.ID,
+					SourceType: src[0], SourceID: src[1], MessageID: "m" + ses.ID})
+			}
+		}
+		for j := range rng.IntN(3) {
+			conv := ""
+			if len(*all) > 0 && rng.IntN(3) > 0 {
+				conv = (*all)[rng.IntN(len(*all))].id // often another lead's session, or another app's
+			}
+			app := []string{"A", "B"}[rng.IntN(2)]
+			id := fmt.Sprintf("x%d-%d", i, j)
+			at := base + int64(rng.IntN(60))*3600 - 5*3600
+			amount := []string{"49.9", "0", "12.345", "0.1", "abc"}[rng.IntN(5)]
+			cur := []string{"EUR", "USD", "XX", "EUR"}[rng.IntN(4)]
+			action := []string{"purchase", "purchase", TypeKeyword, "lead"}[rng.IntN(4)]
+			b.Set(storage.OffThreadAppKey(app, at, id), nil)
+			if rng.IntN(10) == 0 {
+				continue // a refresh cleared the row, not yet the index entry
+			}
+			writeEvent(b, &storage.Event{ID: id, AppID: app, Type: action, TypeValue: amount + " " + cur, Time: at,
+				Lead: lead, LeadIsBSUID: bsuid, ConversationID: conv, SourceType: SourceUnattributed})
+		}
+	}
+}
+
+func writeEvent(b *storage.Batch, ev *storage.Event) {
+	b.Set(storage.EventKey(nil, ev.AppID, ev.Time, ev.ID), storage.AppendEvent(nil, ev))
+}
+
+// TestContactsMatchesInMemoryExport: the streamed export gives the rows the in-memory one
+// gave, in its order, for every filter — with the sorts in memory, and with a budget so
+// small that every record goes to its own run in the temporary file and the runs are
+// merged in several rounds.
+func TestContactsMatchesInMemoryExport(t *testing.T) {
+	e := newTestEnv(t)
+	rng := rand.New(rand.NewPCG(12, 1))
+	writeRandomLeads(t, e.store, rng, 500)
+	day := int64(86400)
+	filters := []ContactFilter{}
+	for _, app := range []string{"A", "C"} { // B's leads are the noise around A's; C has none
+		for _, r := range [][2]int64{{0, 1 << 62}, {1773619200 + 3600*10, 1773619200 + day}, {-100, 1773619200 + 3600}} {
+			for _, src := range []string{"", "1", "ad:1", "organic", "custom:1", "post:9", "campaign:spring", "nope"} {
+				for _, typ := range []string{"", TypeKeyword, TypeConversation, TypeConverted, "purchase", "lead", "nope"} {
+					filters = append(filters, ContactFilter{AppID: app, From: r[0], To: r[1], SourceID: src, EventType: typ})
+				}
+			}
+		}
+	}
+	rows := 0
+	for i, f := range filters {
+		want := []string{}
+		for _, c := range contactsOracle(t, e.rec, f) {
+			want = append(want, contactLine(&c))
+		}
+		rows += len(want)
+		budgets := []int{contactsSortBudget, 256}
+		if i%16 == 0 {
+			budgets = append(budgets, 1) // a run per record: merges in rounds of maxMergeRuns
+		}
+		for _, budget := range budgets {
+			if got := collectContacts(t, e.rec, f, budget); !slices.Equal(got, want) {
+				t.Fatalf("%+v, budget %d:\ngot  %d rows\n %s\nwant %d rows\n %s", f, budget,
+					len(got), strings.Join(got, "\n "), len(want), strings.Join(want, "\n "))
+			}
+		}
+	}
+	if rows < 2000 {
+		t.Fatalf("only %d rows over %d filters: the data does not exercise the export", rows, len(filters))
+	}
+	t.Logf("%d filters, %d rows", len(filters), rows)
+}
+
+// checkCountingCtx is a context that reports itself canceled from its cancelAt-th Err
+// call on, and counts the calls: how far a scan went after it was canceled.
+type checkCountingCtx struct {
+	context.Context
+	calls, cancelAt int
+}
+
+func (c *checkCountingCtx) Err() error {
+	c.calls++
+	if c.calls >= c.cancelAt {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestContactsStopsWhenAsked: an export whose context ends stops its scan at the next
+// check, with the context's error and no row; one whose fn returns false gets no further
+// row.
+func TestContactsStopsWhenAsked(t *testing.T) {
+	e := newTestEnv(t)
+	writeRandomLeads(t, e.store, rand.New(rand.NewPCG(3, 4)), 3000)
+	f := ContactFilter{AppID: "A", To: 1 << 62}
+
+	// The first checks are in the scan of the off-thread index, the later ones in the
+	// scan of the lead→sessions index.
+	for _, cancelAt := range []int{1, 3, 8, 15} {
+		ctx := &checkCountingCtx{Context: context.Background(), cancelAt: cancelAt}
+		rows := 0
+		err := e.rec.Contacts(ctx, f, func(*Contact) bool { rows++; return true })
+		// One more call than cancelAt: context.Cause asks the context that ended once more.
+		if !errors.Is(err, context.Canceled) || rows != 0 || ctx.calls != cancelAt+1 {
+			t.Errorf("canceled at check %d: err %v, %d rows, %d calls of Err; want context.Canceled, 0 rows, %d calls",
+				cancelAt, err, rows, ctx.calls, cancelAt+1)
+		}
+	}
+	total := 0
+	if err := e.rec.Contacts(context.Background(), f, func(*Contact) bool { total++; return true }); err != nil || total < 1000 {
+		t.Fatalf("full export: %d rows, %v", total, err)
+	}
+	rows := 0
+	err := e.rec.Contacts(context.Background(), f, func(*Contact) bool { rows++; return rows < 10 })
+	if err != nil || rows != 10 {
+		t.Errorf("fn said stop at row 10: %d rows, %v", rows, err)
+	}
+}
