@@ -150,7 +150,10 @@ func TestConnectionFloodLeavesWebhooksAndHealthAnswered(t *testing.T) {
 	}
 
 	// Two more addresses fill the listener: the webhook listener is full, the API is not.
+	// First the webhook's own connection must be gone, or the listener fills one early.
+	waitOpen(t, sc.api, perIP)
 	flood(t, addr, "127.0.0.3", total-perIP)
+	waitOpen(t, sc.api, total)
 	_, endedC := flood(t, addr, "127.0.0.4", 5)
 	for _, r := range waitEnded(t, endedC, 5, "connections over -max-conns") {
 		if !strings.HasPrefix(r.got, "HTTP/1.1 503 ") {
@@ -175,6 +178,22 @@ func TestConnectionFloodLeavesWebhooksAndHealthAnswered(t *testing.T) {
 	// At most one line per 5 s: one, unless the machine took that long for the flood.
 	if n, most := strings.Count(sc.stderr.String(), "reason=per_ip_limit"), 1+int(time.Since(floodStart)/(5*time.Second)); n > most {
 		t.Errorf("%d log lines for %d per-address refusals, want at most %d", n, 2*perIP, most)
+	}
+}
+
+// waitOpen waits until the webhook listener holds want connections.
+func waitOpen(t *testing.T, api string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(floodDeadline)
+	for {
+		got := scrape(t, api, `ctwa_sidecar_connections_open{listener="webhook"}`)
+		if got == float64(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the webhook listener holds %v connections, want %d", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
