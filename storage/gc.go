@@ -73,15 +73,18 @@ func dirSize(dir string) int64 {
 	}
 	var n int64
 	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || info.IsDir() {
-			continue
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			n += st.Blocks * 512
-		} else {
-			n += info.Size()
+		if info, err := e.Info(); err == nil && !info.IsDir() {
+			n += allocatedSize(info)
 		}
 	}
 	return n
+}
+
+// allocatedSize is the disk space allocated to a file: its blocks where the system
+// reports them, else its length.
+func allocatedSize(info os.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return info.Size()
 }

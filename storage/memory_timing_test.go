@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -248,14 +247,8 @@ func filesSize(dir, ext string) int64 {
 	paths, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
 	var n int64
 	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			continue
-		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			n += st.Blocks * 512
-		} else {
-			n += info.Size()
+		if info, err := os.Stat(p); err == nil {
+			n += allocatedSize(info)
 		}
 	}
 	return n
