@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -14,11 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 	"github.com/valyala/fasthttp"
@@ -156,102 +153,6 @@ func serve(ctx context.Context, c *config, e env) error {
 	}
 	return serveUntilDone(ctx, log, []*fasthttp.Server{webhook, apiSrv}, []net.Listener{
 		proxy.GateListener(webhookLn, "webhook", webhookLimits, log), proxy.GateListener(apiLn, "api", apiLimits, log)})
-}
-
-// startRecording builds the recorder and the API on store. For a store that is not open
-// yet (a full disk at start-up) it returns stand-ins until the store opens: webhooks are
-// forwarded but not recorded, and the API answers /healthz, /readyz (503, with the
-// reason) and /metrics, and 503 on /v1.
-func startRecording(ctx context.Context, c *config, store *storage.Store, log *slog.Logger) (proxy.Recorder, fasthttp.RequestHandler, error) {
-	select {
-	case <-store.Opened():
-		rec, api, err := c.recording(store, log)
-		if err != nil {
-			return nil, nil, err
-		}
-		return rec, api.ServeHTTP, nil
-	default:
-	}
-	l := &lateRecording{store: store}
-	l.waiting = proxy.NewAPI(c.apiToken, l.ready)
-	go func() {
-		select {
-		case <-store.Opened():
-		case <-ctx.Done():
-			return
-		}
-		rec, api, err := c.recording(store, log)
-		if err != nil {
-			log.Error("cannot start recording: webhooks are forwarded but not recorded until a restart", "err", err)
-			return
-		}
-		l.rec.Store(rec) // before the API, whose /readyz says 200 once the store takes writes
-		l.api.Store(api)
-	}()
-	return l, l.serveAPI, nil
-}
-
-// recording builds the recorder on an open store, and the API on both.
-func (c *config) recording(store *storage.Store, log *slog.Logger) (*engine.Recorder, *proxy.API, error) {
-	rec, err := engine.NewRecorder(store, engine.Config{
-		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow,
-		Secrets:  engine.Secrets{Meta: c.appSecret, YCloud: c.ycloudSecret, Sinch: c.sinchSecret},
-		Location: c.timezone, Log: log,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	api := proxy.NewAPI(c.apiToken, store.Ready)
-	proxy.RegisterDataRoutes(api, c.clientID, rec, c.timezone)
-	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, rec)
-	proxy.RegisterBackupRoute(api, store)
-	if c.pprof {
-		proxy.RegisterPprof(api)
-	}
-	proxy.RegisterDashboard(api)
-	return rec, api, nil
-}
-
-// lateRecording stands in for the recorder and the API of a store that opens after
-// start-up, and hands over to them once they are built.
-type lateRecording struct {
-	store   *storage.Store
-	waiting *proxy.API // health, readiness and metrics only
-	rec     atomic.Pointer[engine.Recorder]
-	api     atomic.Pointer[proxy.API]
-}
-
-var errNotRecording = errors.New("not recording yet: the store has just opened")
-
-func (l *lateRecording) ready() error {
-	if err := l.store.Ready(); err != nil || l.rec.Load() != nil {
-		return err
-	}
-	return errNotRecording
-}
-
-func (l *lateRecording) RecordSigned(ctx context.Context, body []byte, sig *engine.Signature) error {
-	if r := l.rec.Load(); r != nil {
-		return r.RecordSigned(ctx, body, sig)
-	}
-	// Apply refuses, and counts why, while the store is not open.
-	return l.store.Apply(ctx, func(*storage.Batch) error { return errNotRecording })
-}
-
-func (l *lateRecording) serveAPI(ctx *fasthttp.RequestCtx) {
-	if a := l.api.Load(); a != nil {
-		a.ServeHTTP(ctx)
-		return
-	}
-	if bytes.HasPrefix(ctx.Path(), []byte("/v1/")) {
-		msg := errNotRecording.Error()
-		if err := l.ready(); err != nil {
-			msg = err.Error()
-		}
-		proxy.WriteError(ctx, fasthttp.StatusServiceUnavailable, "store_unavailable", msg, "")
-		return
-	}
-	l.waiting.ServeHTTP(ctx)
 }
 
 // serveUntilDone serves each server on its listener until ctx is cancelled or one fails,
