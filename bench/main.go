@@ -5,7 +5,7 @@
 //
 //	go run ./bench [-duration 4s] [-concurrency 32] [-rounds 2] [-nginx auto|off|PATH]
 //	               [-sidecar PATH] [-keep] [-json]
-//	go run ./bench -soak 10m [-soak-rate 300] [-soak-fault-every 20s] [-concurrency 32]
+//	go run ./bench -soak 10m [-soak-rate 300] [-soak-fault-every 20s] [-soak-disk-full=true] [-concurrency 32]
 package main
 
 import (
@@ -33,7 +33,9 @@ type options struct {
 	soak           time.Duration
 	soakRate       int            // requests per second during the soak
 	soakFaultEvery time.Duration  // one fault this often, in rotation
+	soakDiskFull   bool           // add the disk-full fault (root on Linux: the data directory on a tmpfs)
 	soakTamper     func(*soakRun) // tests: spoil the record before the final check, to see it caught
+	soakOnly       []string       // tests: this rotation of faults instead of the whole one
 }
 
 // warmup is the unmeasured lead-in of every round: connections are opened and caches
@@ -88,7 +90,8 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: this long of mixed traffic with faults injected, then check that no acknowledged webhook was lost, duplicated or mis-recorded (exit 1 if any); 0 runs the comparison")
 	fs.IntVar(&o.soakRate, "soak-rate", 300, "soak: requests per second, spread over -concurrency connections")
-	fs.DurationVar(&o.soakFaultEvery, "soak-fault-every", 20*time.Second, "soak: inject one fault this often (upstream slow, down, restarted; sidecar kill -9, SIGTERM; in rotation)")
+	fs.DurationVar(&o.soakFaultEvery, "soak-fault-every", 20*time.Second, "soak: inject one fault this often (upstream slow, down, restarted; disk full; sidecar kill -9, SIGTERM; in rotation)")
+	fs.BoolVar(&o.soakDiskFull, "soak-disk-full", true, "soak: put the sidecar's data directory on a tmpfs and fill it up once per rotation (needs root on Linux; skipped with a note otherwise)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

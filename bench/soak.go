@@ -17,7 +17,9 @@ package main
 // sender has retried everything it was not acknowledged, the sidecar's events export is
 // checked against what the sidecar acknowledged. Once per rotation, halfway to its first
 // fault, a connection flood: idle connections from 127.0.0.2, twice the sidecar's
-// -max-conns-per-ip, while the traffic from 127.0.0.1 goes on.
+// -max-conns-per-ip, while the traffic from 127.0.0.1 goes on. With -soak-disk-full
+// (root on Linux), the sidecar's data directory is on a tmpfs and the rotation gains a
+// disk-full fault before the kill -9 (soak_disk.go).
 
 import (
 	"bytes"
@@ -59,6 +61,9 @@ type soakTarget struct {
 // soakLead is what the driver sent for one lead and what the sidecar answered.
 type soakLead struct {
 	acked bool // some attempt was answered 2xx
+	// inFault: every 2xx answer came during a disk-full fault, when the sidecar forwards
+	// without recording; such a lead may lack its event.
+	inFault bool
 }
 
 type soakOff struct {
@@ -88,6 +93,15 @@ type soakRun struct {
 	checks                                                     int
 	lost, dup, mis, offLost, offDup                            int
 	rss                                                        []rssSample
+
+	// The disk-full fault (soak_disk.go): nil disk when it is off or skipped (diskNote says why).
+	disk                         *soakDisk
+	diskNote                     string
+	diskPhase                    atomic.Int32
+	diskBad, diskAnswered        atomic.Int64
+	diskFullLeads                []int        // new leads acknowledged while the disk was full; under mu
+	diskBadFirst                 atomic.Value // the first wrong answer during a fault
+	inFaultAcked, inFaultMissing int          // at the last check
 }
 
 type rssSample struct {
@@ -106,9 +120,13 @@ type soakSummary struct {
 	Failures                             map[string]int64 // answers that were not 2xx, by kind
 	Faults                               map[string]int
 	FaultsTotal, Restarts, Checks        int
-	Lost, Duplicated, Misrecorded        int // must be zero
-	OffThreadLost, OffThreadDuplicated   int // must be zero
-	Unresolved                           int // never acknowledged, even after the final retries
+	Lost, Duplicated, Misrecorded        int     // must be zero
+	OffThreadLost, OffThreadDuplicated   int     // must be zero
+	Unresolved                           int     // never acknowledged, even after the final retries
+	DiskFull                             string  // "" when the disk-full fault ran or was off, else why it was skipped
+	DiskAnswered, DiskNewLeads           int64   // webhooks answered (new leads acknowledged) while the disk was full
+	DiskRefused                          float64 // store_refused_total growth over the disk-full faults
+	InFaultAcked, InFaultMissing         int     // leads acknowledged only during a disk-full fault, and those of them without an event
 	RSSMinMiB, RSSMaxMiB, RSSFinalMiB    float64
 	Samples                              []rssSample
 }
@@ -131,6 +149,22 @@ func runSoak(ctx context.Context, o options, stdout, progress io.Writer) (sum so
 		}
 		os.RemoveAll(dir)
 	}()
+	var disk *soakDisk
+	diskNote := ""
+	if o.soakDiskFull {
+		if disk, diskNote = mountSoakDisk(dir, o); disk == nil {
+			fmt.Fprintf(progress, "soak: the %s fault is skipped: %s\n", soakDiskFull, diskNote)
+		} else {
+			fmt.Fprintf(progress, "soak: the sidecar's data directory is on a %s tmpfs (%s)\n", mib(disk.size), disk.mnt)
+			defer func() { // after the sidecar has stopped, whatever happened
+				if err := unmountTmpfs(disk.mnt); err != nil {
+					fmt.Fprintf(progress, "soak: cannot unmount the tmpfs %s: %v\n", disk.mnt, err)
+				} else if o.keep {
+					fmt.Fprintln(progress, "soak: the sidecar's store was on the tmpfs, unmounted: it is not kept")
+				}
+			}()
+		}
+	}
 	bin := o.sidecar
 	if bin == "" {
 		fmt.Fprintln(progress, "building the sidecar (go build)")
@@ -142,7 +176,8 @@ func runSoak(ctx context.Context, o options, stdout, progress io.Writer) (sum so
 	r := &soakRun{o: o, dir: dir, bin: bin, out: progress, start: start,
 		ts: strconv.FormatInt(start.Unix(), 10), day: start.UTC().Format("2006-01-02"), faults: map[string]int{},
 		client: &fasthttp.Client{ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second, MaxConnsPerHost: 4 * o.concurrency,
-			DisableHeaderNamesNormalizing: true, NoDefaultUserAgentHeader: true}}
+			DisableHeaderNamesNormalizing: true, NoDefaultUserAgentHeader: true},
+		disk: disk, diskNote: diskNote}
 	if r.up, err = startCtlUpstream(); err != nil {
 		return sum, err
 	}
@@ -164,12 +199,15 @@ func runSoak(ctx context.Context, o options, stdout, progress io.Writer) (sum so
 	wg.Go(func() { r.load(lctx) })
 	wg.Go(func() { r.sampleRSS(lctx) })
 	err = r.injectFaults(lctx)
+	if err != nil {
+		stopLoad() // no use sending on for the rest of the soak
+	}
 	wg.Wait()
+	if ctx.Err() != nil { // interrupted: a fault may have failed for it
+		return sum, ctx.Err()
+	}
 	if err != nil {
 		return sum, err
-	}
-	if ctx.Err() != nil {
-		return sum, ctx.Err()
 	}
 	fmt.Fprintln(progress, "soak: load stopped; the sender retries everything not acknowledged")
 	ackedInLoad := r.acked.Load()
@@ -208,10 +246,16 @@ func (r *soakRun) startSidecar(ctx context.Context) error {
 	if old := r.target.Load(); old != nil {
 		gen = old.gen + 1
 	}
-	p, err := startProc(ctx, r.dir, fmt.Sprintf("sidecar-%d", gen), r.bin, "serve",
-		"-upstream", "http://"+r.up.addr, "-listen", addr, "-api-listen", api, "-api-key", soakAPIKey,
-		"-upstream-timeout", soakTimeout.String(), "-data", filepath.Join(r.dir, "sidecar-data"),
-		"-max-conns-per-ip", strconv.Itoa(r.floodCap()))
+	data := filepath.Join(r.dir, "sidecar-data")
+	var reserve []string
+	if r.disk != nil {
+		data, reserve = r.disk.data, []string{"-min-free-disk", strconv.Itoa(soakReserve>>20) + "MiB"}
+	}
+	args := append([]string{"serve",
+		"-upstream", "http://" + r.up.addr, "-listen", addr, "-api-listen", api, "-api-key", soakAPIKey,
+		"-upstream-timeout", soakTimeout.String(), "-data", data,
+		"-max-conns-per-ip", strconv.Itoa(r.floodCap())}, reserve...)
+	p, err := startProc(ctx, r.dir, fmt.Sprintf("sidecar-%d", gen), r.bin, args...)
 	if err != nil {
 		return err
 	}
@@ -361,6 +405,14 @@ func (r *soakRun) offThreadBody(n, lead int) []byte {
 
 // post sends body to path on the webhook listener or the API and reports a 2xx answer.
 func (r *soakRun) post(api bool, path string, body []byte) bool {
+	ok, _, _ := r.send(api, path, body)
+	return ok
+}
+
+// send is post that also says in which disk phases (soak_disk.go) the request started
+// and got its answer.
+func (r *soakRun) send(api bool, path string, body []byte) (ok bool, before, after int32) {
+	before = r.diskPhase.Load()
 	t := r.target.Load()
 	host := t.webhook
 	if api {
@@ -373,15 +425,44 @@ func (r *soakRun) post(api bool, path string, body []byte) bool {
 	req.SetRequestURI("http://" + host + path)
 	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
-	if err := r.client.Do(req, resp); err != nil {
+	err := r.client.Do(req, resp)
+	after = r.diskPhase.Load()
+	if !api {
+		r.checkDiskAnswer(before, after, resp.StatusCode(), resp.Body(), err)
+	}
+	if err != nil {
 		r.fail("transport error")
-		return false
+		return false, before, after
 	}
 	if code := resp.StatusCode(); code/100 != 2 {
 		r.fail("HTTP " + strconv.Itoa(code))
-		return false
+		return false, before, after
 	}
-	return true
+	return true, before, after
+}
+
+// newLead takes the next lead's sequence number.
+func (r *soakRun) newLead() int {
+	r.mu.Lock()
+	seq := len(r.leads)
+	r.leads = append(r.leads, soakLead{})
+	r.mu.Unlock()
+	r.sent.Add(1)
+	return seq
+}
+
+// sendLead sends the CTWA webhook of a new lead and records its acknowledgement.
+func (r *soakRun) sendLead(seq int) bool {
+	ok, before, after := r.send(false, "/webhook", r.webhook(seq))
+	if ok {
+		r.ack(seq, inDiskFault(before) || inDiskFault(after))
+		if before == diskFull && after == diskFull {
+			r.mu.Lock()
+			r.diskFullLeads = append(r.diskFullLeads, seq)
+			r.mu.Unlock()
+		}
+	}
+	return ok
 }
 
 func (r *soakRun) fail(kind string) {
@@ -420,14 +501,7 @@ func (r *soakRun) load(ctx context.Context) {
 func (r *soakRun) sendOne(rng *rand.Rand) {
 	switch p := rng.IntN(100); {
 	case p < 60: // a new lead clicks an ad
-		r.mu.Lock()
-		seq := len(r.leads)
-		r.leads = append(r.leads, soakLead{})
-		r.mu.Unlock()
-		r.sent.Add(1)
-		if r.post(false, "/webhook", r.webhook(seq)) {
-			r.ack(seq)
-		}
+		r.sendLead(r.newLead())
 	case p < 72: // the sender retries an earlier webhook
 		r.mu.Lock()
 		n := len(r.leads)
@@ -437,8 +511,8 @@ func (r *soakRun) sendOne(rng *rand.Rand) {
 		}
 		seq := rng.IntN(n)
 		r.retries.Add(1)
-		if r.post(false, "/webhook", r.webhook(seq)) {
-			r.ack(seq)
+		if ok, before, after := r.send(false, "/webhook", r.webhook(seq)); ok {
+			r.ack(seq, inDiskFault(before) || inDiskFault(after))
 		}
 	case p < 82:
 		n := int(r.statuses.Add(1))
@@ -464,12 +538,16 @@ func (r *soakRun) sendOne(rng *rand.Rand) {
 	}
 }
 
-func (r *soakRun) ack(seq int) {
+// ack records a 2xx answer for lead seq; inFault: it came during a disk-full fault.
+func (r *soakRun) ack(seq int, inFault bool) {
 	r.mu.Lock()
-	if !r.leads[seq].acked {
+	l := &r.leads[seq]
+	if !l.acked {
 		r.acked.Add(1)
+		l.acked, l.inFault = true, inFault
+	} else if !inFault {
+		l.inFault = false // acknowledged while the sidecar records: it must be recorded
 	}
-	r.leads[seq].acked = true
 	r.mu.Unlock()
 }
 
@@ -477,13 +555,31 @@ func (r *soakRun) ack(seq int) {
 
 var soakFaults = []string{"upstream slow", "upstream down", "upstream restarted", "sidecar kill -9", "sidecar SIGTERM"}
 
+// rotation is the soak's faults in order: soakFaults, with the disk-full fault before
+// the kill -9 when the data directory is on the soak's tmpfs; or options.soakOnly.
+func (r *soakRun) rotation() []string {
+	faults := slices.Clone(soakFaults)
+	if r.disk != nil {
+		faults = slices.Insert(faults, slices.Index(faults, "sidecar kill -9"), soakDiskFull)
+	}
+	if len(r.o.soakOnly) > 0 {
+		faults = slices.DeleteFunc(slices.Clone(r.o.soakOnly), func(f string) bool { return f == soakDiskFull && r.disk == nil })
+	}
+	return faults
+}
+
 // injectFaults injects one fault every soakFaultEvery, in rotation, and checks the
 // record after each.
 func (r *soakRun) injectFaults(ctx context.Context) error {
 	hold := min(r.o.soakFaultEvery/3, 5*time.Second)
+	faults := r.rotation()
+	if len(faults) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	for i := 0; ; i++ {
 		wait := time.After(r.o.soakFaultEvery)
-		if i%len(soakFaults) == 0 {
+		if i%len(faults) == 0 {
 			// In the quiet time before the rotation's first fault: it adds no time to it, and
 			// no restart is under way.
 			sleepCtx(ctx, r.o.soakFaultEvery/2)
@@ -498,7 +594,7 @@ func (r *soakRun) injectFaults(ctx context.Context) error {
 			return nil
 		case <-wait:
 		}
-		name := soakFaults[i%len(soakFaults)]
+		name := faults[i%len(faults)]
 		r.faults[name]++
 		fmt.Fprintf(r.out, "t=%-6s fault: %s\n", r.elapsed(), name)
 		var err error
@@ -518,6 +614,10 @@ func (r *soakRun) injectFaults(ctx context.Context) error {
 			err = r.restartSidecar(context.WithoutCancel(ctx), true)
 		case "sidecar SIGTERM":
 			err = r.restartSidecar(context.WithoutCancel(ctx), false)
+		case soakDiskFull:
+			err = r.fillDisk(ctx, hold)
+		default:
+			err = fmt.Errorf("unknown fault %q", name)
 		}
 		if err == nil {
 			err = r.verify(false)
@@ -664,8 +764,8 @@ func (r *soakRun) retryUnacked(ctx context.Context) (unresolved int, err error) 
 		}
 		for _, seq := range leads {
 			r.retries.Add(1)
-			if r.post(false, "/webhook", r.webhook(seq)) {
-				r.ack(seq)
+			if ok, before, after := r.send(false, "/webhook", r.webhook(seq)); ok {
+				r.ack(seq, inDiskFault(before) || inDiskFault(after))
 			}
 		}
 		for _, n := range offs {
@@ -692,9 +792,9 @@ func (r *soakRun) retryUnacked(ctx context.Context) (unresolved int, err error) 
 // to its lead's ad. At the end, after the retries, that is every one sent.
 func (r *soakRun) verify(final bool) error {
 	r.mu.Lock()
-	acked := make([]bool, len(r.leads))
+	acked, inFault := make([]bool, len(r.leads)), make([]bool, len(r.leads))
 	for i, l := range r.leads {
-		acked[i] = l.acked
+		acked[i], inFault[i] = l.acked, l.acked && l.inFault
 	}
 	offAcked := make([]bool, len(r.offs))
 	for i, o := range r.offs {
@@ -753,12 +853,26 @@ func (r *soakRun) verify(final bool) error {
 			}
 		}
 	}
+	inFaultAcked, inFaultMissing := 0, 0
 	for seq, a := range acked {
-		if (a || final) && len(perLead[seq]) == 0 {
+		switch {
+		case inFault[seq]: // acknowledged only while the disk was full: it may lack its event
+			inFaultAcked++
+			if len(perLead[seq]) == 0 {
+				inFaultMissing++
+			}
+		case (a || final) && len(perLead[seq]) == 0:
 			if lost++; lost <= 3 {
 				fmt.Fprintf(r.out, "  lost: lead %s was acknowledged but has no event\n", soakLeadPhone(seq))
 			}
 		}
+	}
+	// Each of those the sidecar did not record it refused, and counted so.
+	if r.disk != nil && float64(inFaultMissing) > r.disk.stats.refused {
+		excess := inFaultMissing - int(r.disk.stats.refused)
+		fmt.Fprintf(r.out, "  lost: %d leads acknowledged during disk-full faults have no event, but the sidecar counted %.0f refused recordings\n",
+			inFaultMissing, r.disk.stats.refused)
+		lost += excess
 	}
 	for _, c := range perOrder {
 		if c > 1 {
@@ -774,13 +888,18 @@ func (r *soakRun) verify(final bool) error {
 	r.checks++
 	r.lost, r.dup, r.mis = max(r.lost, lost), max(r.dup, dup), max(r.mis, mis)
 	r.offLost, r.offDup = max(r.offLost, offLost), max(r.offDup, offDup)
+	r.inFaultAcked, r.inFaultMissing = inFaultAcked, inFaultMissing
 	r.mu.Unlock()
 	label := "check"
 	if final {
 		label = "final check"
 	}
-	fmt.Fprintf(r.out, "t=%-6s %s: %d leads acknowledged of %d sent, %d recorded; %d off-thread acknowledged, %d listed; "+
-		"lost %d, duplicated %d, mis-recorded %d; rss %.1f MiB\n", r.elapsed(), label, count(acked), len(acked), len(perLead),
+	excused := ""
+	if inFaultAcked > 0 {
+		excused = fmt.Sprintf(" (%d acknowledged only on a full disk, %d of them unrecorded)", inFaultAcked, inFaultMissing)
+	}
+	fmt.Fprintf(r.out, "t=%-6s %s: %d leads acknowledged of %d sent, %d recorded%s; %d off-thread acknowledged, %d listed; "+
+		"lost %d, duplicated %d, mis-recorded %d; rss %.1f MiB\n", r.elapsed(), label, count(acked), len(acked), len(perLead), excused,
 		count(offAcked), len(perOrder), lost+offLost, dup+offDup, mis, float64(rssBytes(r.target.Load().proc.pid()))/(1<<20))
 	return nil
 }
@@ -857,6 +976,10 @@ func (r *soakRun) summary(unresolved int) soakSummary {
 		Faults: r.faults, Checks: r.checks, Lost: r.lost, Duplicated: r.dup, Misrecorded: r.mis,
 		OffThreadLost: r.offLost, OffThreadDuplicated: r.offDup, Leads: len(r.leads), Failures: map[string]int64{},
 		Samples: r.rss, Restarts: r.target.Load().gen, Unresolved: unresolved, Rate: r.o.soakRate,
+		DiskFull: r.diskNote, InFaultAcked: r.inFaultAcked, InFaultMissing: r.inFaultMissing,
+	}
+	if r.disk != nil {
+		s.DiskAnswered, s.DiskNewLeads, s.DiskRefused = r.disk.stats.answered, r.disk.stats.newLeads, r.disk.stats.refused
 	}
 	for _, n := range r.faults {
 		s.FaultsTotal += n
@@ -884,10 +1007,21 @@ func (r *soakRun) writeReport(w io.Writer, s soakSummary) {
 	}
 	fmt.Fprintf(w, "  not acknowledged  %s\n", strings.Join(fails, ", "))
 	var fs []string
-	for _, k := range append(slices.Clone(soakFaults), soakFlood) {
-		fs = append(fs, fmt.Sprintf("%s ×%d", k, s.Faults[k]))
+	for _, k := range append(slices.Clone(soakFaults), soakDiskFull, soakFlood) {
+		switch {
+		case k == soakDiskFull && s.DiskFull != "":
+			fs = append(fs, fmt.Sprintf("%s skipped (%s)", k, s.DiskFull))
+		case k == soakDiskFull && s.Faults[k] == 0:
+		default:
+			fs = append(fs, fmt.Sprintf("%s ×%d", k, s.Faults[k]))
+		}
 	}
 	fmt.Fprintf(w, "  faults injected   %d: %s (%d sidecar restarts)\n", s.FaultsTotal, strings.Join(fs, ", "), s.Restarts)
+	if s.Faults[soakDiskFull] > 0 {
+		fmt.Fprintf(w, "  disk full         %d webhooks answered by the upstream while the disk was full, %d of them new leads; "+
+			"store_refused_total +%.0f; %d leads acknowledged only on a full disk, %d of them unrecorded (excused)\n",
+			s.DiskAnswered, s.DiskNewLeads, s.DiskRefused, s.InFaultAcked, s.InFaultMissing)
+	}
 	fmt.Fprintf(w, "  checks            %d (after each fault and at the end)\n", s.Checks)
 	fmt.Fprintf(w, "  lost              %d   (acknowledged, absent)\n", s.Lost)
 	fmt.Fprintf(w, "  duplicated        %d   (counted twice)\n", s.Duplicated)
