@@ -8,11 +8,9 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,65 +19,9 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/sys/unix"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/diskfault"
 )
-
-// mountTmpfs mounts a tmpfs with the given options on a new directory for the test.
-func mountTmpfs(t *testing.T, opts string) string {
-	t.Helper()
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux to mount a small tmpfs (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
-		t.Skipf("cannot mount a tmpfs (%s) although root: %v", opts, err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	return dir
-}
-
-// fillDisk writes a file in dir until the file system is full and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := bytes.Repeat([]byte{'x'}, 1<<20)
-	for n := len(chunk); n > 0; n /= 2 {
-		for {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return path
-}
-
-// useAllInodes creates empty files in dir until no inode is left and returns the
-// directory holding them.
-func useAllInodes(t *testing.T, dir string) string {
-	t.Helper()
-	hog := filepath.Join(dir, "inodes")
-	if err := os.Mkdir(hog, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		f, err := os.Create(filepath.Join(hog, fmt.Sprint(i)))
-		if err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return hog
-		}
-		f.Close()
-	}
-}
 
 // diskLead is lead i of the disk tests; diskWebhook carries n first messages of leads
 // first… from clicks on the kill test's ads, so conversations() counts them.
@@ -209,7 +151,7 @@ func sigterm(t *testing.T, sc *binSidecar) {
 // before the fault and after it is there.
 func TestDiskFullForwardsAndResumes(t *testing.T) {
 	bin := sidecarBinary(t)
-	mnt := mountTmpfs(t, "size=256m")
+	mnt := diskfault.Tmpfs(t, "size=256m")
 	data := filepath.Join(mnt, "data")
 	upstream := diskUpstream(t)
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
@@ -242,7 +184,7 @@ func TestDiskFullForwardsAndResumes(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	faultsInjected.Add(1)
-	filler := fillDisk(t, mnt)
+	filler := diskfault.Fill(t, mnt)
 	time.Sleep(time.Second)
 	close(stop)
 	wg.Wait()
@@ -299,7 +241,7 @@ func TestDiskFullForwardsAndResumes(t *testing.T) {
 // failed uncounted and the next read crashed.)
 func TestInodesExhaustedForwardsAndResumes(t *testing.T) {
 	bin := sidecarBinary(t)
-	mnt := mountTmpfs(t, "size=256m,nr_inodes=2000")
+	mnt := diskfault.Tmpfs(t, "size=256m,nr_inodes=2000")
 	data := filepath.Join(mnt, "data")
 	upstream := diskUpstream(t)
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
@@ -312,7 +254,7 @@ func TestInodesExhaustedForwardsAndResumes(t *testing.T) {
 	before := lead
 
 	faultsInjected.Add(1)
-	hog := useAllInodes(t, mnt)
+	hog := diskfault.UseAllInodes(t, mnt)
 	series := []string{`ctwa_sidecar_store_refused_total{reason="no_inodes"}`,
 		`ctwa_sidecar_store_refused_total{reason="unavailable"}`, `ctwa_sidecar_store_commit_errors_total`}
 	failures := func() (n float64) {
@@ -363,7 +305,7 @@ func TestInodesExhaustedForwardsAndResumes(t *testing.T) {
 // new webhooks are recorded.
 func TestFullDiskAtShutdownAndStartUp(t *testing.T) {
 	bin := sidecarBinary(t)
-	mnt := mountTmpfs(t, "size=256m")
+	mnt := diskfault.Tmpfs(t, "size=256m")
 	data := filepath.Join(mnt, "data")
 	upstream := diskUpstream(t)
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
@@ -375,7 +317,7 @@ func TestFullDiskAtShutdownAndStartUp(t *testing.T) {
 	before := lead
 
 	faultsInjected.Add(1)
-	filler := fillDisk(t, mnt)
+	filler := diskfault.Fill(t, mnt)
 	sigterm(t, sc)
 
 	sc2 := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")

@@ -8,80 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
-	"golang.org/x/sys/unix"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/diskfault"
 )
-
-// mountTmpfs mounts a tmpfs with the given options on a new directory for the test.
-// It needs root (CI runs as root); elsewhere the test is skipped.
-func mountTmpfs(t *testing.T, opts string) string {
-	t.Helper()
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux to mount a small tmpfs (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
-		t.Skipf("cannot mount a tmpfs (%s) although root: %v", opts, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file in dir until the file system is full and returns its path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := bytes.Repeat([]byte{'x'}, 1<<20)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, unix.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	for n := 4096; n > 0; n /= 2 { // the last partial pages
-		for {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				break
-			}
-		}
-	}
-	return path
-}
-
-// useAllInodes creates empty files in dir until the file system has no inode left
-// and returns the directory holding them.
-func useAllInodes(t *testing.T, dir string) string {
-	t.Helper()
-	hog := filepath.Join(dir, "inodes")
-	if err := os.Mkdir(hog, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		f, err := os.Create(filepath.Join(hog, fmt.Sprint(i)))
-		if err != nil {
-			if !errors.Is(err, unix.ENOSPC) {
-				t.Fatal(err)
-			}
-			return hog
-		}
-		f.Close()
-	}
-}
 
 func sample(series string) float64 {
 	var b bytes.Buffer
@@ -138,7 +71,7 @@ func putRange(from, to int) func(*Batch) error {
 // a reopen. Without the reserve and the allocation ahead, Badger's next write into its
 // value log would be a SIGBUS that ends the test binary.
 func TestStorePausesOnFullDiskAndResumes(t *testing.T) {
-	mnt := mountTmpfs(t, "size=200m")
+	mnt := diskfault.Tmpfs(t, "size=200m")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
 	s := openOpts(t, dir, Options{MinFreeDisk: 16 << 20})
@@ -148,7 +81,7 @@ func TestStorePausesOnFullDiskAndResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	filler := fillDisk(t, mnt)
+	filler := diskfault.Fill(t, mnt)
 	const series = `ctwa_sidecar_store_refused_total{reason="disk_full"}`
 	before := sample(series)
 	refused := 0
@@ -188,9 +121,9 @@ func TestStorePausesOnFullDiskAndResumes(t *testing.T) {
 // commits still go into the value-log and memtable files the store allocated ahead, so
 // they succeed instead of faulting (a SIGBUS would end the test binary).
 func TestAllocatedFilesTakeWritesOnFullDisk(t *testing.T) {
-	mnt := mountTmpfs(t, "size=200m")
+	mnt := diskfault.Tmpfs(t, "size=200m")
 	s := openOpts(t, filepath.Join(mnt, "data"), Options{MinFreeDisk: -1})
-	filler := fillDisk(t, mnt)
+	filler := diskfault.Fill(t, mnt)
 	defer os.Remove(filler) // before Close, which needs room to flush the memtable
 	// ≈ 1 MiB of values and far less than a memtable of keys: no new file is needed.
 	for i := 0; i < 5000; i += 500 {
@@ -208,11 +141,11 @@ func TestAllocatedFilesTakeWritesOnFullDisk(t *testing.T) {
 // without a memtable — which panicked every read and ended the process on the next
 // write. Freeing inodes resumes writing; everything committed is there after a reopen.
 func TestStoreSurvivesExhaustedInodes(t *testing.T) {
-	mnt := mountTmpfs(t, "size=200m,nr_inodes=200")
+	mnt := diskfault.Tmpfs(t, "size=200m,nr_inodes=200")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
 	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: 16 << 20})
-	hog := useAllInodes(t, mnt)
+	hog := diskfault.UseAllInodes(t, mnt)
 
 	// Small values stay in the memtable: 5 000 of them per request, until the
 	// memtable is full and Badger switches to the next file.
@@ -268,14 +201,14 @@ func TestStoreSurvivesExhaustedInodes(t *testing.T) {
 // why — while Badger closes (its memtable flush waits for an inode), then opens it
 // again by itself once inodes are free; nothing committed is lost.
 func TestStoreReopensAfterFailedCommit(t *testing.T) {
-	mnt := mountTmpfs(t, "size=400m,nr_inodes=200")
+	mnt := diskfault.Tmpfs(t, "size=400m,nr_inodes=200")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
 	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: 16 << 20})
 	if err := s.Apply(ctx, putRange(0, 10)); err != nil {
 		t.Fatal(err)
 	}
-	hog := useAllInodes(t, mnt)
+	hog := diskfault.UseAllInodes(t, mnt)
 
 	// 400 KiB values fill the 64 MiB value-log file in ~170 commits; the commit that
 	// needs the next file fails.
@@ -334,12 +267,12 @@ func TestStoreReopensAfterFailedCommit(t *testing.T) {
 // writes ErrUnavailable instead of ending the process — and once inodes are free it
 // closes and reopens Badger by itself; every committed write is there.
 func TestStoreReopensBadgerLeftWithoutMemtable(t *testing.T) {
-	mnt := mountTmpfs(t, "size=200m,nr_inodes=200")
+	mnt := diskfault.Tmpfs(t, "size=200m,nr_inodes=200")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
 	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: 16 << 20})
 	removeAhead(dir, s.logger) // the store believes it is there
-	hog := useAllInodes(t, mnt)
+	hog := diskfault.UseAllInodes(t, mnt)
 
 	small := func(from, to int) func(*Batch) error {
 		return func(b *Batch) error {
