@@ -17,16 +17,7 @@ import (
 
 func openTest(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return openOpts(t, dir, Options{})
 }
 
 // get reads key from the committed state.
