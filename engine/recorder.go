@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
 )
 
 // DedupeTTL is how long a message or status id is remembered: Meta retries for 7 days,
@@ -47,19 +49,8 @@ type Recorder struct {
 	// which rebuilds the sessions attribution reads.
 	offMu sync.RWMutex
 	// rejectLog rate-limits the log of rejected webhook items.
-	rejectLog logLimiter
+	rejectLog lograte.Limiter
 	aliases   aliasTable
-}
-
-// logLimiter lets a hot-path log line through at most once per errLogEvery.
-type logLimiter struct{ last atomic.Int64 }
-
-const errLogEvery = 5 * time.Second
-
-func (l *logLimiter) allow() bool {
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	return now-last >= int64(errLogEvery) && l.last.CompareAndSwap(last, now)
 }
 
 // NewRecorder loads the definitions from store and returns a recorder for it.
@@ -288,15 +279,18 @@ func emptyResult(ignored, rejected int) result {
 	return resultEmpty
 }
 
-// countRejections counts and logs (at most once per errLogEvery) the rejected items of a
-// webhook; it returns their number.
+// countRejections counts and logs (at most once per lograte.Every) the rejected items of
+// a webhook; it returns their number.
 func (r *Recorder) countRejections(f Format, rejects []Rejection) int {
 	for i := range rejects {
 		itemsRejected[f][rejects[i].Reason].Inc()
 	}
-	if len(rejects) > 0 && r.rejectLog.allow() {
+	if len(rejects) == 0 {
+		return 0
+	}
+	if n, ok := r.rejectLog.Allow(time.Now()); ok {
 		r.cfg.Log.Warn("webhook item rejected; the other items are recorded", "format", f.String(),
-			"rejected", len(rejects), "err", rejects[0].Err)
+			"rejected", len(rejects), "err", rejects[0].Err, "webhooks_since_last_line", n)
 	}
 	return len(rejects)
 }

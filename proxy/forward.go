@@ -10,13 +10,14 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
 )
 
 // ForwardConfig configures the webhook forwarder.
@@ -49,11 +50,9 @@ type Forwarder struct {
 	timeout  time.Duration
 	rec      Recorder
 	log      *slog.Logger
-	// lastErrLog rate-limits recording-failure logs to one per errLogEvery.
-	lastErrLog atomic.Int64
+	// errLog rate-limits recording-failure logs.
+	errLog lograte.Limiter
 }
-
-const errLogEvery = 5 * time.Second
 
 // NewForwarder builds a Forwarder for cfg. The upstream must already be validated.
 func NewForwarder(cfg ForwardConfig) *Forwarder {
@@ -210,12 +209,9 @@ func readSignature(sig *engine.Signature, h *fasthttp.RequestHeader) {
 }
 
 func (f *Forwarder) logRecordError(err error) {
-	now := time.Now().UnixNano()
-	last := f.lastErrLog.Load()
-	if now-last < int64(errLogEvery) || !f.lastErrLog.CompareAndSwap(last, now) {
-		return
+	if n, ok := f.errLog.Allow(time.Now()); ok {
+		f.log.Error("webhook forwarded but not recorded", "err", err, "failures", n)
 	}
-	f.log.Error("webhook forwarded but not recorded", "err", err)
 }
 
 // buildRequest writes into req the request to send upstream.

@@ -17,6 +17,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
 )
 
 // ServerLimits bounds what one connection may cost the sidecar.
@@ -261,18 +263,14 @@ var rejectLines = [rejectReasons]string{
 	"accepting connections failed, retrying: raise the file descriptor limit (ulimit -n) or lower -max-conns",
 }
 
-// rejectLogGap is how often at most one listener logs one reason.
-const rejectLogGap = 5 * time.Second
-
 // rejections counts what one listener turned away, by reason, and logs each reason at most
-// every rejectLogGap with how many happened since its last line: a flood of connections
+// every lograte.Every with how many happened since its last line: a flood of connections
 // must not become a flood of log lines.
 type rejections struct {
 	log     *slog.Logger
 	counter [rejectReasons]*metrics.Counter
 	limit   [rejectReasons]int
-	last    [rejectReasons]atomic.Int64 // unix nanoseconds of the last line
-	since   [rejectReasons]atomic.Int64 // rejections since the last line
+	lines   [rejectReasons]lograte.Limiter
 }
 
 func newRejections(listener string, log *slog.Logger) *rejections {
@@ -287,16 +285,15 @@ func newRejections(listener string, log *slog.Logger) *rejections {
 
 func (r *rejections) add(reason int, remote net.Addr, args ...any) {
 	r.counter[reason].Inc()
-	r.since[reason].Add(1)
-	now, last := time.Now().UnixNano(), r.last[reason].Load()
-	if now-last < int64(rejectLogGap) || !r.last[reason].CompareAndSwap(last, now) {
+	n, ok := r.lines[reason].Allow(time.Now())
+	if !ok {
 		return
 	}
 	level := slog.LevelWarn
 	if reason == rejectHeaderTimeout {
 		level = slog.LevelInfo // also browsers' speculative connections: common, harmless alone
 	}
-	args = append(args, "reason", rejectNames[reason], "count", r.since[reason].Swap(0))
+	args = append(args, "reason", rejectNames[reason], "count", n)
 	if remote != nil {
 		args = append(args, "remote", describeKey(remoteKey(remote)))
 	}

@@ -5,13 +5,11 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
 )
 
 var syncErrors = metrics.NewCounter("ctwa_sidecar_store_sync_errors_total")
-
-// syncErrLogEvery is the least time between two logged fsync failures; every failure
-// is counted in ctwa_sidecar_store_sync_errors_total.
-const syncErrLogEvery = 5 * time.Second
 
 // syncLoop fsyncs the store every interval when commits are not fsynced one by one
 // (SyncInterval > 0). Close fsyncs a last time through Badger's own Close.
@@ -26,11 +24,10 @@ func (s *Store) syncLoop(interval time.Duration) {
 }
 
 // syncOnTicks calls sync at each tick until stop is closed. A failure is counted each
-// time and logged at most once per syncErrLogEvery of tick time, with the number of
-// failures since the last logged one.
+// time in ctwa_sidecar_store_sync_errors_total and logged at most once per lograte.Every
+// of tick time, with the number of failures since the last logged one.
 func syncOnTicks(stop <-chan struct{}, ticks <-chan time.Time, sync func() error, logger *slog.Logger) {
-	var lastLog time.Time
-	failed := 0 // failures not logged yet, the current one included
+	var lines lograte.Limiter
 	for {
 		select {
 		case <-stop:
@@ -41,12 +38,9 @@ func syncOnTicks(stop <-chan struct{}, ticks <-chan time.Time, sync func() error
 				continue
 			}
 			syncErrors.Inc()
-			failed++
-			if !lastLog.IsZero() && now.Sub(lastLog) < syncErrLogEvery {
-				continue
+			if n, ok := lines.Allow(now); ok {
+				logger.Error("cannot fsync the store", "err", err, "failures", n)
 			}
-			logger.Error("cannot fsync the store", "err", err, "failures", failed)
-			lastLog, failed = now, 0
 		}
 	}
 }
