@@ -262,7 +262,10 @@ func (rec *recording) keep(f Format, items []Item) (ignored, overLimit int) {
 		default:
 			rec.writes++
 		}
-		rec.items = append(rec.items, *it)
+		if n := len(rec.items); n != i { // copied only once an item before it was left out
+			items[n] = *it
+		}
+		rec.items = items[:len(rec.items)+1]
 	}
 	return ignored, overLimit
 }
