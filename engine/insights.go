@@ -234,13 +234,13 @@ func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, e
 		if !ok {
 			return false, errors.New("corrupt rollup key")
 		}
-		if day < days.From || day >= days.To {
+		ref := SourceRef{typ, id}
+		if day < days.From || day >= days.To || ref == unattributedRef { // addUnattributed's
 			return true, nil
 		}
 		if err := storage.DecodeRollup(v, &roll); err != nil {
 			return false, err
 		}
-		ref := SourceRef{typ, id}
 		if out[ref] == nil {
 			out[ref] = newTotals()
 		}
@@ -288,7 +288,6 @@ func (r *Recorder) addUnattributed(out map[SourceRef]*Totals, app string, days D
 			return err
 		}
 	}
-	delete(out, unattributedRef)
 	if len(byDay) == 0 {
 		return nil
 	}
