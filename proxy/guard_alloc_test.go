@@ -13,8 +13,8 @@ import (
 // TestGuardDoesNotAllocate: the panic guard wraps the webhook listener too, so it must keep
 // SPEC §8's 0 allocations per request (fasthttp resets user values between requests).
 func TestGuardDoesNotAllocate(t *testing.T) {
-	h := guard("webhook", func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) },
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := newListener("webhook", slog.New(slog.NewTextHandler(io.Discard, nil))).
+		guard(func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(200) })
 	var ctx fasthttp.RequestCtx
 	serve := func() {
 		ctx.ResetUserValues()

@@ -155,10 +155,6 @@ func (l *listener) countUnreadable(code int) {
 // guard runs h with the listener at hand (RequestLog) and turns a panic in it into a 500,
 // a log line with the stack and a count: fasthttp does not recover panics, and one
 // panicking API route would otherwise end the process, webhook forwarding included.
-func guard(name string, h fasthttp.RequestHandler, log *slog.Logger) fasthttp.RequestHandler {
-	return newListener(name, log).guard(h)
-}
-
 func (l *listener) guard(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		defer func() {
