@@ -56,6 +56,17 @@ func forwarded(t *testing.T, sc *binSidecar, body []byte) {
 	}
 }
 
+// forwardLeads forwards n webhooks of per leads' first messages each, for the leads from
+// lead on, and returns the lead after them.
+func forwardLeads(t *testing.T, sc *binSidecar, lead, n, per int) int {
+	t.Helper()
+	for range n {
+		forwarded(t, sc, diskWebhook(lead, per))
+		lead += per
+	}
+	return lead
+}
+
 func forward(sc *binSidecar, body []byte) error {
 	status, _, got, err := do("POST", sc.webhook+"/webhook", "application/json", body)
 	if err == nil && status == fasthttp.StatusAccepted && string(got) == upstreamAnswer {
@@ -157,10 +168,7 @@ func TestDiskFullForwardsAndResumes(t *testing.T) {
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
 
 	lead := 0
-	for range 20 {
-		forwarded(t, sc, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc, lead, 20, 10)
 	before := lead
 
 	// Traffic from four senders while another file takes all the space.
@@ -198,10 +206,7 @@ func TestDiskFullForwardsAndResumes(t *testing.T) {
 	const storeErrors = `ctwa_sidecar_webhooks_total{format="cloud",result="store_error"}`
 	refused0, storeErrors0 := scrape(t, sc.api, refusedSeries), scrape(t, sc.api, storeErrors)
 	const whileFull = 50
-	for range whileFull {
-		forwarded(t, sc, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc, lead, whileFull, 10)
 	if got := scrape(t, sc.api, refusedSeries) - refused0; got < whileFull {
 		t.Errorf("%s rose by %.0f for %d webhooks on a full disk", refusedSeries, got, whileFull)
 	}
@@ -220,10 +225,7 @@ func TestDiskFullForwardsAndResumes(t *testing.T) {
 	}
 	waitReadiness(t, sc, 200)
 	after := lead
-	for range 20 {
-		forwarded(t, sc, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc, lead, 20, 10)
 	checkRecorded(t, sc.api, [2]int{0, before}, [2]int{after, lead})
 
 	sigterm(t, sc)
@@ -247,10 +249,7 @@ func TestInodesExhaustedForwardsAndResumes(t *testing.T) {
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
 
 	lead := 0
-	for range 20 {
-		forwarded(t, sc, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc, lead, 20, 10)
 	before := lead
 
 	faultsInjected.Add(1)
@@ -266,10 +265,7 @@ func TestInodesExhaustedForwardsAndResumes(t *testing.T) {
 	failed0 := failures()
 	// 200 webhooks of 50 messages: about twice the keys a 4 MiB memtable holds.
 	const whileFull = 200
-	for range whileFull {
-		forwarded(t, sc, diskWebhook(lead, 50))
-		lead += 50
-	}
+	lead = forwardLeads(t, sc, lead, whileFull, 50)
 	if got := failures() - failed0; got < whileFull {
 		t.Errorf("refusals and commit errors rose by %.0f for %d webhooks without inodes", got, whileFull)
 	}
@@ -287,10 +283,7 @@ func TestInodesExhaustedForwardsAndResumes(t *testing.T) {
 	}
 	waitReadiness(t, sc, 200)
 	after := lead
-	for range 20 {
-		forwarded(t, sc, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc, lead, 20, 10)
 	checkRecorded(t, sc.api, [2]int{0, before}, [2]int{after, lead})
 	sigterm(t, sc)
 	sc2 := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
@@ -310,10 +303,7 @@ func TestFullDiskAtShutdownAndStartUp(t *testing.T) {
 	upstream := diskUpstream(t)
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
 	lead := 0
-	for range 20 {
-		forwarded(t, sc, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc, lead, 20, 10)
 	before := lead
 
 	faultsInjected.Add(1)
@@ -326,10 +316,7 @@ func TestFullDiskAtShutdownAndStartUp(t *testing.T) {
 	}
 	const refusedSeries = `ctwa_sidecar_store_refused_total{reason="unavailable"}`
 	refused0 := scrape(t, sc2.api, refusedSeries)
-	for range 10 {
-		forwarded(t, sc2, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc2, lead, 10, 10)
 	if got := scrape(t, sc2.api, refusedSeries) - refused0; got < 10 {
 		t.Errorf("%s rose by %.0f for 10 webhooks before the store opened", refusedSeries, got)
 	}
@@ -346,9 +333,6 @@ func TestFullDiskAtShutdownAndStartUp(t *testing.T) {
 	}
 	waitReadiness(t, sc2, 200)
 	after := lead
-	for range 20 {
-		forwarded(t, sc2, diskWebhook(lead, 10))
-		lead += 10
-	}
+	lead = forwardLeads(t, sc2, lead, 20, 10)
 	checkRecorded(t, sc2.api, [2]int{0, before}, [2]int{after, lead})
 }
