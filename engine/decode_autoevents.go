@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -10,13 +9,13 @@ import (
 // waAutoEvent is an element of automatic_events[] (Cloud API webhook field automatic_events):
 // a lead or a purchase that Meta detected in the thread a Click-to-WhatsApp ad started.
 type waAutoEvent struct {
-	ID         string   `json:"id"` // the message in which it was detected
-	EventName  string   `json:"event_name"`
-	Timestamp  jsonUnix `json:"timestamp"`
-	CtwaClid   string   `json:"ctwa_clid"`
+	ID         string     `json:"id"` // the message in which it was detected
+	EventName  string     `json:"event_name"`
+	Timestamp  jsonScalar `json:"timestamp"` // a JSON number here, unlike the messages' strings
+	CtwaClid   string     `json:"ctwa_clid"`
 	CustomData struct {
-		Currency string    `json:"currency"`
-		Value    jsonMilli `json:"value"`
+		Currency string     `json:"currency"`
+		Value    jsonScalar `json:"value"` // the amount ×1000: 25000 is 25.00
 	} `json:"custom_data"`
 }
 
@@ -37,66 +36,51 @@ func (d *Decoder) appendAutoEvent(appID string, e *waAutoEvent) error {
 	case e.CtwaClid == "":
 		// Ads in WhatsApp Status carry no click id: there is no session to credit.
 		return rejectf(rejectMissingID, "ctwa_clid is missing")
-	case e.Timestamp.err == nil && e.Timestamp.v == 0:
+	case e.Timestamp == "":
 		return rejectf(rejectBadTime, "timestamp is missing")
-	case e.Timestamp.err != nil:
-		return rejectf(rejectBadTime, "timestamp %w", e.Timestamp.err)
 	}
-	if err := plausibleTime("timestamp", e.Timestamp.v); err != nil {
+	t, err := parseUnix("timestamp", string(e.Timestamp))
+	if err != nil {
 		return err
 	}
-	switch {
-	case e.CustomData.Value.err != nil:
-		return rejectf(rejectBadMetadata, "custom_data.value %w", e.CustomData.Value.err)
+	amount, err := parseMilli("custom_data.value", string(e.CustomData.Value))
+	if err != nil {
+		return err
 	}
 	cur := e.CustomData.Currency
 	if e.EventName == AutoEventPurchase && !IsCurrency(cur) {
 		return rejectf(rejectBadMetadata, "custom_data.currency %q is not an ISO 4217 code", cur)
 	}
 	d.items = append(d.items, Item{
-		Kind: KindAutoEvent, Format: FormatCloud, AppID: appID, ID: e.ID, Time: e.Timestamp.v,
-		EventName: e.EventName, Amount: e.CustomData.Value.v, Currency: cur,
+		Kind: KindAutoEvent, Format: FormatCloud, AppID: appID, ID: e.ID, Time: t,
+		EventName: e.EventName, Amount: amount, Currency: cur,
 		Referral: Referral{CtwaClid: e.CtwaClid},
 	})
 	return nil
 }
 
-// jsonUnix is unix seconds sent as a JSON number (automatic_events) or a string (messages).
-// A bad value is kept as err, so that one event is rejected, not the webhook.
-type jsonUnix struct {
-	v   int64
-	err error
-}
-
-func (u *jsonUnix) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	t, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || t < 0 {
-		u.v, u.err = 0, fmt.Errorf("%s is not unix seconds", b)
-		return nil
-	}
-	u.v, u.err = t, nil
-	return nil
-}
-
-// jsonMilli is an amount Meta sends multiplied by 1000 ("value": 25000 is 25.00), as a
-// JSON number or a string; v is the amount itself.
-type jsonMilli struct {
-	v   float64
-	err error
-}
-
-func (m *jsonMilli) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	if s == "null" {
-		*m = jsonMilli{}
-		return nil
+// parseMilli parses an amount Meta sends multiplied by 1000; empty is none.
+func parseMilli(field, s string) (float64, error) {
+	if s == "" {
+		return 0, nil
 	}
 	n, err := strconv.ParseFloat(s, 64)
 	if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
-		m.v, m.err = 0, fmt.Errorf("%s is not a finite amount ×1000 of at least 0", b)
-		return nil
+		return 0, rejectf(rejectBadMetadata, "%s %s is not a finite amount ×1000 of at least 0", field, s)
 	}
-	m.v, m.err = n/1000, nil
+	return n / 1000, nil
+}
+
+// jsonScalar is the text of a JSON number or string (without its quotes; null is
+// empty), so that a value of either type is validated with the item, not refused with
+// the whole webhook by the JSON decoder.
+type jsonScalar string
+
+func (s *jsonScalar) UnmarshalJSON(b []byte) error {
+	if t := string(b); t != "null" {
+		*s = jsonScalar(strings.Trim(t, `"`))
+	} else {
+		*s = ""
+	}
 	return nil
 }
