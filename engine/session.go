@@ -119,7 +119,8 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 			return err
 		}
 		if clid := w.sess.Referral.CtwaClid; clid != "" { // automatic_events name the click
-			b.Set(storage.ClidKey(w.key[:0], it.AppID, clid), []byte(w.sess.ID))
+			w.val = append(w.val[:0], w.sess.ID...) // Set copies: the buffer is free again after
+			b.Set(storage.ClidKey(w.key[:0], it.AppID, clid), w.val)
 		}
 		e.emit(TypeConversation, "", conversationValue(&w.sess))
 	} else {
