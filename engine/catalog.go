@@ -159,7 +159,10 @@ func (c *Catalog) CampaignAds(app, campaign string) []string {
 func (c *Catalog) Currency(acct string) string { return c.AdAccounts[acct].Currency }
 
 // Catalog returns the current catalogue snapshot.
-func (r *Recorder) Catalog() *Catalog { return r.catalog.Load() }
+func (r *Recorder) Catalog() *Catalog {
+	r.settle() // referrals add ads to it
+	return r.catalog.Load()
+}
 
 // loadCatalog reads the catalogue from the store.
 func (r *Recorder) loadCatalog() error {

@@ -85,6 +85,7 @@ const contactsSortBudget = 4 << 20
 // holds at most contactsSortBudget bytes; beyond that it writes sorted runs to an unlinked
 // file in os.TempDir (about the size of the CSV) and merges them.
 func (r *Recorder) Contacts(ctx context.Context, f ContactFilter, fn func(c *Contact) bool) error {
+	r.mat.settle(ctx)
 	return r.contacts(ctx, f, contactsSortBudget, fn)
 }
 

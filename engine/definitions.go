@@ -74,6 +74,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 // AddGroup validates and stores a new event group; a keyword group makes its keyword
 // tracked from now on. It returns the stored group with its id.
 func (r *Recorder) AddGroup(ctx context.Context, g Group) (Group, error) {
+	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	if err := validateGroup(&g); err != nil {
 		return Group{}, err
 	}
@@ -127,6 +128,7 @@ func sameWords(a, b string) bool {
 
 // SetGroupStatus activates or archives a group; archiving a keyword group stops tracking it.
 func (r *Recorder) SetGroupStatus(ctx context.Context, app, id, status string) (Group, error) {
+	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	if status != StatusActive && status != StatusArchived {
 		return Group{}, &FieldError{"status", fmt.Sprintf("%q is not active or archived", status)}
 	}
@@ -156,6 +158,7 @@ func (r *Recorder) SetGroupStatus(ctx context.Context, app, id, status string) (
 
 // AddSource validates and stores a custom source phrase (QR code, wa.me link).
 func (r *Recorder) AddSource(ctx context.Context, s Source) (Source, error) {
+	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	if err := validateSource(&s); err != nil {
 		return Source{}, err
 	}
@@ -271,6 +274,7 @@ func validateGroup(g *Group) error {
 // or an ad (SPEC §6.2), replacing the one it had. New messages count at once; history
 // after a refresh.
 func (r *Recorder) SetConverted(ctx context.Context, g Group) (Group, error) {
+	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	switch {
 	case g.CampaignID == "" && g.AdID == "":
 		return Group{}, &FieldError{"campaign_id", "is required (or ad_id for one ad)"}

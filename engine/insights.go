@@ -165,6 +165,7 @@ func (r *Recorder) addSource(to sink, app string, src SourceRef, days Days) erro
 
 // AddDelivery adds an ad's imported delivery over days into t.
 func (r *Recorder) AddDelivery(t *Totals, adID string, days Days) error {
+	r.settle()
 	return r.addDelivery(into(t), adID, days)
 }
 
@@ -197,6 +198,7 @@ func (r *Recorder) addAds(to sink, app string, adIDs []string, days Days) error 
 
 // AdTotals sums the sessions and delivery of ads (one ad, or a campaign's ads) in app.
 func (r *Recorder) AdTotals(app string, adIDs []string, days Days) (*Totals, error) {
+	r.settle()
 	t := newTotals()
 	if err := r.addAds(into(t), app, adIDs, days); err != nil {
 		return nil, err
@@ -206,6 +208,7 @@ func (r *Recorder) AdTotals(app string, adIDs []string, days Days) (*Totals, err
 
 // DailyTotals returns one Totals per day of days that has sessions, events or delivery.
 func (r *Recorder) DailyTotals(app string, adIDs []string, days Days) (map[int32]*Totals, error) {
+	r.settle()
 	out := map[int32]*Totals{}
 	if err := r.addAds(perDay(out), app, adIDs, days); err != nil {
 		return nil, err
@@ -227,6 +230,7 @@ func perDay(out map[int32]*Totals) sink {
 // events in days, keyed by source. Its unattributed source also holds the unattributed
 // events that named no app: no app to file them under, they show in every app's view.
 func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, error) {
+	r.settle()
 	out := map[SourceRef]*Totals{}
 	var roll storage.Rollup
 	err := r.store.Scan(storage.RollupAppPrefix(app), false, func(k, v []byte) (bool, error) {
@@ -341,6 +345,7 @@ func dayStart(day int32, loc *time.Location) int64 {
 // listed under ad account "unassigned" with the referral headline as name. Posts are
 // not ads and are not listed (SPEC §4.1).
 func (r *Recorder) ReferralAds(app string) ([]Ad, error) {
+	r.settle()
 	cat := r.catalog.Load()
 	var out []Ad
 	err := r.referrals(app, func(ra *referralAd) {
@@ -357,6 +362,7 @@ func (r *Recorder) ReferralAds(app string) ([]Ad, error) {
 // ReferralNames returns the names that referrals give app's ad and post sources: the
 // referral headline, for sources no import names.
 func (r *Recorder) ReferralNames(app string) (map[SourceRef]string, error) {
+	r.settle()
 	out := map[SourceRef]string{}
 	err := r.referrals(app, func(ra *referralAd) {
 		if ra.Type == "" { // written before types were kept: it names either
@@ -395,6 +401,7 @@ func (ra *referralAd) name() string {
 // spreading the groups over the cores: a page of ads reads each ad's rollups and lead
 // keys independently.
 func (r *Recorder) AdTotalsEach(app string, groups [][]string, days Days) ([]*Totals, error) {
+	r.settle()
 	out := make([]*Totals, len(groups))
 	errs := make([]error, len(groups))
 	next := make(chan int, len(groups))

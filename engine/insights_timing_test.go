@@ -78,15 +78,8 @@ func buildInsightsStore(b *testing.B, e *testEnv, events int) []string {
 			defer wg.Done()
 			rec := &recording{r: e.rec}
 			for items := range batches {
-				rec.items, rec.defs = items, e.rec.defs.Load()
-				if cap(rec.classes) < len(items) {
-					rec.classes = make([]Classification, len(items))
-				}
-				rec.classes = rec.classes[:len(items)]
-				for i := range items {
-					Classify(&rec.classes[i], &items[i], rec.defs)
-				}
-				if err := e.store.Apply(ctx, rec.applyAll); err != nil {
+				rec.items = items
+				if _, err := rec.commit(ctx, 0, len(items)); err != nil {
 					errOnce.Do(func() { firstErr = err })
 				}
 			}
@@ -115,6 +108,9 @@ func buildInsightsStore(b *testing.B, e *testEnv, events int) []string {
 	}
 	close(batches)
 	wg.Wait()
+	if err := e.rec.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
 	if firstErr != nil {
 		b.Fatal(firstErr)
 	}

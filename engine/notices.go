@@ -87,20 +87,16 @@ func (w *writer) applyEdit(b *storage.Batch, it *Item) error {
 
 // applyAutoEvent records an automatic event: its record (so that a refresh places it again)
 // and, where the click's session is known, the automatic_event event on that session.
-func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, rec *recording) (bool, error) {
-	w.key = storage.DedupeStatusKey(w.key[:0], it.ID, it.EventName)
-	if dup, err := w.seen(b, seenMark[:]); err != nil || dup {
-		return false, err
-	}
+func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, rec *recording) error {
 	m := autoEventRecord(it)
 	w.val = storage.AppendMessage(w.val[:0], &m)
 	key := storage.MessageKey(w.key[:0], it.AppID, it.Time, m.ID)
 	b.Set(key, w.val)
 	if p := w.refreshing[it.AppID]; p != nil {
 		p.add(key)
-		return true, nil
+		return nil
 	}
-	return true, w.placeAutoEvent(b, it, defs, rec)
+	return w.placeAutoEvent(b, it, defs, rec)
 }
 
 // autoEventRecord is the stored record of an automatic event, kept with the messages so

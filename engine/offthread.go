@@ -46,6 +46,7 @@ var ErrPreviousNotFound = errors.New("previous_external_event_id is not a known 
 // when e's object_id was recorded before: the first record is returned and nothing is
 // added (idempotency).
 func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThreadRecord, created bool, err error) {
+	r.mat.settle(ctx) // attribution must see the sessions of webhooks acknowledged before
 	r.offMu.RLock()
 	defer r.offMu.RUnlock()
 	if !e.LeadIsUser {

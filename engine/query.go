@@ -47,6 +47,7 @@ var errStop = errors.New("stop")
 
 // Events calls fn, in time order, for every event that f selects, until fn returns false.
 func (r *Recorder) Events(f EventFilter, fn func(e *storage.Event) bool) error {
+	r.settle()
 	start, end := storage.EventTimeKey(f.AppID, f.From), storage.EventTimeKey(f.AppID, f.To)
 	err := r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
 		e, err := storage.DecodeEvent(v)
@@ -66,6 +67,7 @@ func (r *Recorder) Events(f EventFilter, fn func(e *storage.Event) bool) error {
 
 // Session returns a session of app by id.
 func (r *Recorder) Session(app, id string) (storage.Session, bool, error) {
+	r.settle()
 	v, ok, err := r.store.Get(storage.SessionKey(nil, app, id))
 	if err != nil || !ok {
 		return storage.Session{}, false, err
@@ -76,6 +78,7 @@ func (r *Recorder) Session(app, id string) (storage.Session, bool, error) {
 
 // Sessions calls fn for every session of app until fn returns false.
 func (r *Recorder) Sessions(app string, fn func(s *storage.Session) bool) error {
+	r.settle()
 	err := r.store.Scan(storage.SessionPrefix(app), false, func(_, v []byte) (bool, error) {
 		s, err := storage.DecodeSession(v)
 		if err != nil {
@@ -99,4 +102,7 @@ func (r *Recorder) GroupMatches(g *Group, ev *storage.Event) bool {
 }
 
 // Apps lists the app ids with recorded sessions or off-thread events.
-func (r *Recorder) Apps() ([]string, error) { return r.store.Apps() }
+func (r *Recorder) Apps() ([]string, error) {
+	r.settle()
+	return r.store.Apps()
+}

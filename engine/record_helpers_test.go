@@ -71,11 +71,15 @@ func (e *testEnv) reopen() {
 	e.open()
 }
 
-// record records body and fails the test if Record returns an error.
+// record records body and waits for the views to hold it, as a reader does; it fails
+// the test if Record returns an error.
 func (e *testEnv) record(body []byte) {
 	e.t.Helper()
 	if err := e.rec.Record(context.Background(), body); err != nil {
 		e.t.Fatalf("Record: %v", err)
+	}
+	if err := e.rec.Sync(context.Background()); err != nil {
+		e.t.Fatalf("Sync: %v", err)
 	}
 }
 
@@ -138,6 +142,9 @@ func (e *testEnv) sessions(app string) []storage.Session {
 func (e *testEnv) keyCount() int {
 	e.t.Helper()
 	n := 0
+	if err := e.rec.Sync(context.Background()); err != nil {
+		e.t.Fatalf("Sync: %v", err)
+	}
 	if err := e.store.Scan(nil, false, func(_, _ []byte) (bool, error) {
 		n++
 		return true, nil

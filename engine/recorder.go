@@ -31,9 +31,10 @@ type Config struct {
 	Log      *slog.Logger
 }
 
-// Recorder turns webhook bodies into committed events. Decoding and classification run
-// on the caller's goroutine; session state is applied on the store's single writer
-// goroutine, so it needs no locks.
+// Recorder turns webhook bodies into committed events. Decoding runs on the caller's
+// goroutine, deduplication and the log append on the store's log lane (log.go); the
+// materializer derives sessions, events and rollups from the log on the view lane
+// (materialize.go), where all writer state lives, so it needs no locks.
 type Recorder struct {
 	store   *storage.Store
 	cfg     Config
@@ -42,7 +43,9 @@ type Recorder struct {
 	// catalog is the ad catalogue known from spend imports and referrals.
 	catalog atomic.Pointer[Catalog]
 	pool    sync.Pool
-	w       writer // touched only inside Apply functions, i.e. on the writer goroutine
+	log     appender // touched only inside Append functions, on the log lane
+	w       writer   // touched only inside Apply functions, on the view lane
+	mat     *materializer
 	// defsMu serializes definition changes (API calls), not the hot path.
 	defsMu sync.Mutex
 	// offMu keeps off-thread attribution (read side) out of a refresh (write side),
@@ -66,7 +69,7 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 		seenAds: map[string]bool{}, refreshing: map[string]*pending{}, aliases: &r.aliases}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
-		rec.apply = rec.applyAll // bound once, so Apply gets a func without allocating
+		rec.apply = rec.appendAll // bound once, so Append gets a func without allocating
 		return rec
 	}
 	if err := r.aliases.load(store); err != nil {
@@ -78,25 +81,46 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	if err := r.reloadDefinitions(); err != nil {
 		return nil, err
 	}
+	r.mat = newMaterializer(r)
+	next, err := r.mat.load(store)
+	if err != nil {
+		return nil, err
+	}
+	r.log.next = next
+	registerLagMetrics(r.mat)
+	go r.mat.run()
 	return r, nil
 }
 
+// Close brings the views up to the log and stops the materializer; close the store
+// after it. Entries left behind (Close not called, or a crash) are applied at the next
+// start.
+func (r *Recorder) Close() { r.mat.close() }
+
+// Sync waits until the views hold every webhook acknowledged before the call, or until
+// ctx ends. The read methods wait the same way by themselves, for at most settleWait.
+func (r *Recorder) Sync(ctx context.Context) error { return r.mat.sync(ctx) }
+
+// settle is what a read method waits for before it reads the views.
+func (r *Recorder) settle() { r.mat.settle(context.Background()) }
+
 // recording is the per-request state of Record, pooled.
 type recording struct {
-	r       *Recorder
-	dec     Decoder
-	items   []Item
-	classes []Classification
-	defs    *Definitions
-	apply   func(*storage.Batch) error
-	lo, hi  int      // the items the next Apply writes
-	fresh   int      // items of items[lo:hi] not seen before
-	writes  int      // messages, statuses and automatic events among items
-	events  []string // types of the events this request committed, for metrics after commit
+	r      *Recorder
+	dec    Decoder
+	items  []Item
+	apply  func(*storage.Batch) error
+	lo, hi int      // the items the next Append logs
+	fresh  int      // items of items[lo:hi] not seen before
+	writes int      // messages, statuses and automatic events among items
+	entry  []byte   // the log entry being built
+	seq    uint64   // sequence number of the entry the last Append wrote; 0 if none
+	events []string // types of the events a placement wrote (materializer, refresh)
 }
 
-// Record decodes body, classifies its messages and commits the resulting events. It
-// returns only after the commit, so a webhook acknowledged afterwards survives a crash.
+// Record decodes body and appends its new items to the log. It returns only after the
+// commit, so a webhook acknowledged afterwards survives a crash; the views follow
+// (Sync waits for them).
 // An undecodable body is counted and not recorded; that is not an error: forwarding
 // must go on whatever the payload. It is RecordSigned without signature headers.
 func (r *Recorder) Record(ctx context.Context, body []byte) error {
@@ -131,13 +155,13 @@ func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature
 	return nil
 }
 
-// commit commits items lo to hi in one Apply, or, when they write too much for one
+// commit logs items lo to hi in one Append, or, when they write too much for one
 // transaction, in halves, one after another; it returns how many items were new. The
 // webhook is answered only after the last commit, and a retry of it after a failed one
 // records nothing twice: every item is deduplicated on its own.
 func (rec *recording) commit(ctx context.Context, lo, hi int) (int, error) {
 	rec.lo, rec.hi = lo, hi
-	err := rec.r.store.Apply(ctx, rec.apply)
+	err := rec.r.store.Append(ctx, rec.apply)
 	if errors.Is(err, storage.ErrTooBig) && hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		a, err := rec.commit(ctx, lo, mid)
@@ -150,8 +174,8 @@ func (rec *recording) commit(ctx context.Context, lo, hi int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, typ := range rec.events {
-		eventsByType[typ].Inc()
+	if rec.seq > 0 {
+		rec.r.mat.published(rec.seq)
 	}
 	return rec.fresh, nil
 }
@@ -203,7 +227,7 @@ func signatureResult(err error) result {
 	return resultBadSignature
 }
 
-// decode decodes and classifies body into rec; false means there is nothing to commit.
+// decode decodes body into rec; false means there is nothing to commit.
 // A panic in a decoder is recovered and counted: recording must never break forwarding.
 func (rec *recording) decode(body []byte) (format Format, ok bool) {
 	defer func() {
@@ -228,16 +252,6 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 	if len(rec.items) == 0 {
 		countWebhook(format, emptyResult(ignored, rejected+overLimit))
 		return format, false
-	}
-	rec.defs, rec.fresh, rec.events = rec.r.defs.Load(), 0, rec.events[:0]
-	if cap(rec.classes) < len(rec.items) {
-		rec.classes = make([]Classification, len(rec.items))
-	}
-	rec.classes = rec.classes[:len(rec.items)]
-	for i := range rec.items {
-		if rec.items[i].Kind == KindMessage {
-			Classify(&rec.classes[i], &rec.items[i], rec.defs)
-		}
 	}
 	return format, true
 }
@@ -298,34 +312,7 @@ func (r *Recorder) countRejections(f Format, rejects []Rejection) int {
 	return len(rejects)
 }
 
-// applyAll runs on the writer goroutine: it places items lo to hi of the request.
-func (rec *recording) applyAll(b *storage.Batch) error {
-	rec.fresh, rec.events = 0, rec.events[:0]
-	w := &rec.r.w
-	w.cache.check(b)
-	for i := rec.lo; i < rec.hi; i++ {
-		it := &rec.items[i]
-		var fresh bool
-		var err error
-		switch it.Kind {
-		case KindStatus:
-			fresh, err = w.applyStatus(b, it)
-		case KindMessage:
-			fresh, err = w.applyMessage(b, it, &rec.classes[i], rec.defs, rec)
-		case KindEdit:
-			err = w.applyEdit(b, it)
-		case KindNumberChange:
-			err = w.applyNumberChange(b, it)
-		case KindAutoEvent:
-			fresh, err = w.applyAutoEvent(b, it, rec.defs, rec)
-		}
-		if err != nil {
-			w.cache.reset() // the request's writes are dropped: so is what it cached
-			return err
-		}
-		if fresh {
-			rec.fresh++
-		}
-	}
-	return nil
+// appendAll runs on the log lane: it logs items lo to hi of the request.
+func (rec *recording) appendAll(b *storage.Batch) error {
+	return rec.r.log.appendItems(b, rec)
 }

@@ -38,6 +38,7 @@ type RefreshResult struct {
 // their timestamps put them (SPEC §4.1). Webhooks keep flowing meanwhile: their messages
 // are stored at once and placed when the rebuild ends. Off-thread posts wait for it.
 func (r *Recorder) Refresh(ctx context.Context, app string) (RefreshResult, error) {
+	r.mat.settle(ctx) // the rebuild starts from every webhook acknowledged before
 	r.offMu.Lock() // attribution reads sessions that are being rebuilt
 	defer r.offMu.Unlock()
 	if err := r.store.Apply(ctx, func(*storage.Batch) error {

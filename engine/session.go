@@ -3,7 +3,6 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/binary"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -11,9 +10,9 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
-// writer places items into sessions and writes their records. It runs only on the
-// store's writer goroutine (inside Apply), one request after another, so its buffers
-// and the sessions it reads through the Batch are never shared.
+// writer places logged items into sessions and writes their records: the views. It
+// runs only on the store's view lane (inside Apply), one request after another, so its
+// buffers and the sessions it reads through the Batch are never shared.
 type writer struct {
 	window     int64          // session window in seconds
 	loc        *time.Location // cuts rollup days
@@ -29,29 +28,16 @@ type writer struct {
 	// it: they are stored at once and placed when the refresh ends (see refresh.go).
 	refreshing map[string]*pending
 	aliases    *aliasTable // new numbers of leads (user_changed_number)
-	tbuf       [8]byte
 }
 
-// seenMark is the dedupe value of a status: only its presence matters.
-var seenMark = [1]byte{1}
-
-// applyStatus records a status of a business message. A status carrying a campaign tag
-// (biz_opaque_callback_data) is an outgoing touch: the lead's next session, if it opens
-// within the session window, is credited to that campaign (SPEC §4.1).
-func (w *writer) applyStatus(b *storage.Batch, it *Item) (bool, error) {
-	w.key = storage.DedupeStatusKey(w.key[:0], it.ID, it.Status)
-	if dup, err := w.seen(b, seenMark[:]); err != nil || dup {
-		if dup {
-			dedupeStatuses.Inc()
-		}
-		return false, err
-	}
-	if it.BizOpaque == "" || it.Lead == "" || it.Status == "failed" {
-		return true, nil
-	}
+// applyStatus records a status of a business message that carries a campaign tag
+// (biz_opaque_callback_data): an outgoing touch. The lead's next session, if it opens
+// within the session window, is credited to that campaign (SPEC §4.1). Only such
+// statuses reach the log (appender.dedupe).
+func (w *writer) applyStatus(b *storage.Batch, it *Item) error {
 	it.Lead = w.aliases.lead(it.Lead)
 	b.Set(storage.OutKey(w.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
-	return true, w.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
+	return w.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
 }
 
 // touch remembers the lead's latest outgoing campaign touch.
@@ -66,35 +52,16 @@ func (w *writer) touch(b *storage.Batch, app, lead string, t int64, tag string) 
 	return nil
 }
 
-// seen reports whether the dedupe key in w.key was recorded, and marks it with val if not.
-func (w *writer) seen(b *storage.Batch, val []byte) (bool, error) {
-	_, dup, err := b.Get(w.key)
-	if err != nil || dup {
-		return dup, err
-	}
-	b.SetWithTTL(w.key, val, DedupeTTL)
-	return false, nil
-}
-
-// applyMessage records an inbound lead message: its compact record, its session and
-// its events.
-func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) (bool, error) {
-	w.key = storage.DedupeMessageKey(w.key[:0], it.ID)
-	// The dedupe mark holds the message's time: an edit finds the message's record by it.
-	binary.BigEndian.PutUint64(w.tbuf[:], uint64(it.Time))
-	if dup, err := w.seen(b, w.tbuf[:]); err != nil || dup {
-		if dup {
-			dedupeMessages.Inc()
-		}
-		return false, err
-	}
+// applyMessage records an inbound lead message, deduplicated when it was logged: its
+// compact record, its session and its events.
+func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
 	it.Lead = w.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
 	w.saveMessage(b, it)
 	if p := w.refreshing[it.AppID]; p != nil {
 		p.add(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID))
-		return true, nil
+		return nil
 	}
-	return true, w.place(b, it, c, defs, rec)
+	return w.place(b, it, c, defs, rec)
 }
 
 // place puts a message into its session, writes its events and updates the rollup of

@@ -46,6 +46,8 @@ type Batch struct {
 	// losses counts the requests whose writes were dropped after their fn returned
 	// (rollbacks, failed commits); see Losses.
 	losses *atomic.Uint64
+	limits txnLimits
+	req    mark // where the running request's ops begin
 }
 
 // Losses counts, since Open, the requests whose writes were dropped although their fn
@@ -62,8 +64,16 @@ type op struct {
 	del             bool
 }
 
-func newBatch(db *badger.DB, losses *atomic.Uint64) *Batch {
-	return &Batch{db: db, index: make(map[uint64]int), seed: maphash.MakeSeed(), losses: losses}
+func newBatch(db *badger.DB, losses *atomic.Uint64, limits txnLimits) *Batch {
+	return &Batch{db: db, index: make(map[uint64]int), seed: maphash.MakeSeed(), losses: losses, limits: limits}
+}
+
+// Full reports whether the running request has written half of what one transaction
+// holds: a caller that batches work of its own (the materializer) stops there, well
+// before ErrTooBig.
+func (b *Batch) Full() bool {
+	count, bytes := len(b.ops)-b.req.ops, b.size(b.req.ops, len(b.ops))
+	return !b.limits.fits(2*count, 2*bytes)
 }
 
 // Set writes value under key.
@@ -170,7 +180,8 @@ type mark struct{ ops, arena int }
 // marks where this one's ops begin.
 func (b *Batch) begin() mark {
 	b.err = nil
-	return mark{ops: len(b.ops), arena: len(b.arena)}
+	b.req = mark{ops: len(b.ops), arena: len(b.arena)}
+	return b.req
 }
 
 // rollback drops every op since m, newest first so the index chains unwind
@@ -196,6 +207,21 @@ func (b *Batch) size(from, to int) int64 {
 		n += int64(o.end-o.start) + 12
 	}
 	return n
+}
+
+// superseded reports whether an op after op i and before op to writes the same key:
+// staging only the last write of a key keeps repeated updates (rollups, sessions) of
+// one transaction from costing Badger one entry each.
+func (b *Batch) superseded(i, to int) bool {
+	o := b.ops[i]
+	key := b.arena[o.start:o.mid]
+	for j := b.index[o.hash]; j > i; j = b.ops[j].prev {
+		n := b.ops[j]
+		if j < to && bytes.Equal(b.arena[n.start:n.mid], key) {
+			return true
+		}
+	}
+	return false
 }
 
 // stage adds op i to txn; e must stay untouched until txn is committed.

@@ -234,19 +234,28 @@ func (s *Store) keepReadersOff() {
 			return
 		}
 		select {
-		case q, ok := <-s.reqs:
-			if !ok {
-				time.Sleep(50 * time.Microsecond)
-			} else if q.state.CompareAndSwap(queued, taken) {
-				var err error = ErrUnavailable
-				if r := s.refused(); r != nil {
-					err = r
-				}
-				q.done <- err
-			}
+		case q, ok := <-s.log.reqs:
+			s.refuseQueued(q, ok)
+		case q, ok := <-s.views.reqs:
+			s.refuseQueued(q, ok)
 		default:
 			time.Sleep(50 * time.Microsecond)
 		}
+	}
+}
+
+// refuseQueued answers a request taken from a queue (ok false: the queue is closed).
+func (s *Store) refuseQueued(q *request, ok bool) {
+	if !ok {
+		time.Sleep(50 * time.Microsecond)
+		return
+	}
+	if q.state.CompareAndSwap(queued, taken) {
+		var err error = ErrUnavailable
+		if r := s.refused(); r != nil {
+			err = r
+		}
+		q.done <- err
 	}
 }
 

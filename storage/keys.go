@@ -21,6 +21,8 @@ import "encoding/binary"
 //	seq\0<name>                            id counters for definitions
 //	alias\0<number>                        a lead's new number → the lead it continues (user_changed_number)
 //	clid\0<app>\0<ctwa_clid>               a click id → the session it opened (automatic_events)
+//	log\0<seq8>                            log entry: a webhook's items, until the views hold them
+//	pos\0views                             the log position the views reflect (their checkpoint)
 const (
 	tDup   = "dup\x00"
 	tMsg   = "msg\x00"
@@ -36,6 +38,8 @@ const (
 	tSeq   = "seq\x00"
 	tAlias = "alias\x00"
 	tClid  = "clid\x00"
+	tLog   = "log\x00"
+	tPos   = "pos\x00"
 )
 
 func appendTime(dst []byte, t int64) []byte { return binary.BigEndian.AppendUint64(dst, uint64(t)) }
@@ -282,3 +286,17 @@ func ClidKey(dst []byte, app, clid string) []byte { return appendParts(dst, tCli
 
 // ClidPrefix is the prefix of app's click ids.
 func ClidPrefix(app string) []byte { return append(appendParts(nil, tClid, app), 0) }
+
+// LogKey is the key of log entry seq; keys sort in log order.
+func LogKey(dst []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, tLog...), seq)
+}
+
+// LogPrefix is the prefix of every log entry key.
+func LogPrefix() []byte { return []byte(tLog) }
+
+// LogSeq is the sequence number of a log entry key.
+func LogSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]) }
+
+// ViewPosKey holds the log position the views reflect.
+func ViewPosKey() []byte { return appendParts(nil, tPos, "views") }

@@ -91,9 +91,10 @@ type Store struct {
 	readersOff atomic.Bool // closed was set after a failed write; cleared on reopen
 
 	// Badger is swapped (closed after a failed write, opened again) under gcMu,
-	// mu and dbMu, in that order. The writer holds dbMu for reading through each
-	// group; the GC loop holds gcMu through each pass.
-	dbMu, gcMu sync.Mutex
+	// mu and dbMu, in that order. Each lane's writer holds dbMu for reading through
+	// each group; the GC loop holds gcMu through each pass.
+	dbMu       sync.RWMutex
+	gcMu       sync.Mutex
 	dbOpen     bool // db is open; written under all three locks
 	syncWrites bool
 
@@ -112,8 +113,7 @@ type Store struct {
 	openOnce           sync.Once
 	diskDone           chan struct{}
 
-	reqs       chan *request
-	writerDone chan struct{}
+	log, views *lane         // writer goroutines (writer.go)
 	stop       chan struct{} // closed by Close to stop the GC and trim loops
 	gcDone     chan struct{}
 	trimDone   chan struct{}
@@ -148,8 +148,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		minInodes:  reserve(opts.MinFreeInodes, defaultMinFreeInodes),
 		kick:       make(chan struct{}, 1),
 		opened:     make(chan struct{}),
-		reqs:       make(chan *request, 2*maxGroupRequests),
-		writerDone: make(chan struct{}),
+		log:        newLane("log"),
+		views:      newLane("views"),
 		stop:       make(chan struct{}),
 		gcDone:     make(chan struct{}),
 		trimDone:   make(chan struct{}),
@@ -180,7 +180,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if interval <= 0 {
 		interval = defaultGCInterval
 	}
-	go s.writeLoop()
+	go s.writeLoop(s.log)
+	go s.writeLoop(s.views)
 	go s.guardedGCLoop(interval)
 	go s.trimLoop()
 	go s.syncLoop(opts.SyncInterval)
@@ -285,8 +286,10 @@ func (s *Store) Close() error {
 	s.shut, s.closed = true, true
 	s.mu.Unlock()
 
-	close(s.reqs)
-	<-s.writerDone
+	close(s.log.reqs)
+	close(s.views.reqs)
+	<-s.log.done
+	<-s.views.done
 	close(s.stop)
 	<-s.gcDone
 	<-s.trimDone
@@ -296,6 +299,10 @@ func (s *Store) Close() error {
 	defer s.dirFd.Close()
 	return s.closeBadger()
 }
+
+// Closing is closed once Close has committed the last queued request: background
+// users of the store stop then.
+func (s *Store) Closing() <-chan struct{} { return s.stop }
 
 // Ready returns nil when the store is open, takes writes and its last commit
 // succeeded; /readyz answers 503 with the error otherwise: the disk below the

@@ -84,10 +84,10 @@ func holdWriter(t *testing.T, s *Store, fn func(*Batch) error) (release func(), 
 // applyAsync starts Apply in a goroutine and waits until the request is queued.
 func applyAsync(t *testing.T, s *Store, ctx context.Context, fn func(*Batch) error) <-chan error {
 	t.Helper()
-	queued := len(s.reqs)
+	queued := len(s.views.reqs)
 	res := make(chan error, 1)
 	go func() { res <- s.Apply(ctx, fn) }()
-	waitFor(t, func() bool { return len(s.reqs) > queued })
+	waitFor(t, func() bool { return len(s.views.reqs) > queued })
 	return res
 }
 

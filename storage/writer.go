@@ -15,11 +15,30 @@ import (
 // maxGroupRequests caps one group so a commit's latency stays bounded under a flood.
 const maxGroupRequests = 512
 
-var (
-	batchRequests  = metrics.NewHistogram("ctwa_sidecar_store_batch_requests")
-	commitDuration = metrics.NewPrometheusHistogram("ctwa_sidecar_store_commit_duration_seconds")
-	commitErrors   = metrics.NewCounter("ctwa_sidecar_store_commit_errors_total")
-)
+var commitErrors = metrics.NewCounter("ctwa_sidecar_store_commit_errors_total")
+
+// lane is one writer goroutine with its queue. The store has two: the log lane takes
+// the appends a webhook waits for, the view lane everything derived or edited through
+// the API, so an acknowledgement never queues behind a materializer batch or a refresh.
+type lane struct {
+	name           string
+	reqs           chan *request
+	done           chan struct{}
+	batchRequests  *metrics.Histogram
+	commitDuration *metrics.PrometheusHistogram
+}
+
+func newLane(name string) *lane {
+	return &lane{
+		name: name,
+		reqs: make(chan *request, 2*maxGroupRequests),
+		done: make(chan struct{}),
+		batchRequests: metrics.GetOrCreateHistogram(
+			fmt.Sprintf(`ctwa_sidecar_store_batch_requests{lane=%q}`, name)),
+		commitDuration: metrics.GetOrCreatePrometheusHistogram(
+			fmt.Sprintf(`ctwa_sidecar_store_commit_duration_seconds{lane=%q}`, name)),
+	}
+}
 
 // Request states: the writer takes a queued request, or its caller abandons it
 // when ctx ends first. Whoever wins the swap decides whether fn runs.
@@ -43,7 +62,7 @@ type request struct {
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
-// Apply runs fn on the writer goroutine against the Batch of the current group
+// Apply runs fn on the view lane's writer goroutine against the Batch of the current group
 // and returns after the group has been durably committed: nil means every write
 // fn made survives a crash.
 //
@@ -63,6 +82,18 @@ var requestPool = sync.Pool{New: func() any { return &request{done: make(chan er
 // If ctx ends before the writer picks the request up, Apply returns ctx.Err()
 // and fn never runs; once fn has run, Apply waits for the commit.
 func (s *Store) Apply(ctx context.Context, fn func(b *Batch) error) error {
+	return s.apply(ctx, s.views, fn)
+}
+
+// Append is Apply on the log lane: its own writer goroutine and group commits, for
+// the log appends an acknowledgement waits for. Its requests see each other's writes
+// through Batch.Get, not those of pending view-lane requests; keys written on one lane
+// must not be written on the other.
+func (s *Store) Append(ctx context.Context, fn func(b *Batch) error) error {
+	return s.apply(ctx, s.log, fn)
+}
+
+func (s *Store) apply(ctx context.Context, l *lane, fn func(b *Batch) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -71,21 +102,21 @@ func (s *Store) Apply(ctx context.Context, fn func(b *Batch) error) error {
 	}
 	r := requestPool.Get().(*request)
 	r.ctx, r.fn = ctx, fn
-	if err := s.enqueue(r); err != nil {
+	if err := s.enqueue(l, r); err != nil {
 		r.release()
 		return err
 	}
 	return countRefused(r.wait())
 }
 
-func (s *Store) enqueue(r *request) error {
+func (s *Store) enqueue(l *lane, r *request) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
 	select {
-	case s.reqs <- r:
+	case l.reqs <- r:
 		return nil
 	case <-r.ctx.Done():
 		return r.ctx.Err()
@@ -129,25 +160,25 @@ func (g *group) reset() {
 	g.seen, g.bytes = 0, 0
 }
 
-// writeLoop is the only goroutine that writes to Badger. It blocks while idle
-// and then takes whatever is queued, so a lone request is committed at once.
-func (s *Store) writeLoop() {
-	defer close(s.writerDone)
-	g := &group{batch: newBatch(nil, &s.losses)}
-	for r := range s.reqs {
-		s.dbMu.Lock() // Badger is not swapped during a group (disk.go)
+// writeLoop is the only goroutine that writes to Badger on lane l. It blocks while
+// idle and then takes whatever is queued, so a lone request is committed at once.
+func (s *Store) writeLoop(l *lane) {
+	defer close(l.done)
+	g := &group{batch: newBatch(nil, &s.losses, s.limits)}
+	for r := range l.reqs {
+		s.dbMu.RLock() // Badger is not swapped during a group (disk.go)
 		g.batch.db = s.db
-		s.gather(g, r)
+		s.gather(l, g, r)
 		if len(g.reqs) > 0 {
-			s.commitGroup(g)
+			s.commitGroup(l, g)
 		}
 		g.reset()
-		s.dbMu.Unlock()
+		s.dbMu.RUnlock()
 	}
 }
 
 // gather runs r and then every queued request, until the queue is empty or the group is full.
-func (s *Store) gather(g *group, r *request) {
+func (s *Store) gather(l *lane, g *group, r *request) {
 	for {
 		s.run(g, r)
 		if g.seen >= maxGroupRequests || g.bytes >= s.limits.bytes {
@@ -155,7 +186,7 @@ func (s *Store) gather(g *group, r *request) {
 		}
 		var ok bool
 		select {
-		case r, ok = <-s.reqs:
+		case r, ok = <-l.reqs:
 			if !ok {
 				return
 			}
@@ -224,7 +255,7 @@ func (s *Store) checkSize(b *Batch, from int) error {
 // outcome, and only then answers each request with the result of its
 // transaction. After a failed transaction the later ones are not attempted:
 // their requests may have read its writes.
-func (s *Store) commitGroup(g *group) {
+func (s *Store) commitGroup(l *lane, g *group) {
 	start := time.Now()
 	var err error
 	acked := 0
@@ -241,7 +272,7 @@ func (s *Store) commitGroup(g *group) {
 		}
 		i = j
 	}
-	s.record(len(g.reqs), acked, start, err)
+	s.record(l, len(g.reqs), acked, start, err)
 	if lost := len(g.reqs) - acked; lost > 0 {
 		s.losses.Add(uint64(lost))
 	}
@@ -273,6 +304,9 @@ func (s *Store) commitOps(b *Batch, from, to int) error {
 	defer txn.Discard()
 	entries := make([]badger.Entry, to-from)
 	for i := from; i < to; i++ {
+		if b.superseded(i, to) {
+			continue // a later write of the same transaction replaces it
+		}
 		if err := b.stage(txn, i, &entries[i-from]); err != nil {
 			return fmt.Errorf("cannot stage write to store at %q: %w", s.dir, err)
 		}
@@ -283,9 +317,9 @@ func (s *Store) commitOps(b *Batch, from, to int) error {
 	return nil
 }
 
-func (s *Store) record(requests, acked int, start time.Time, err error) {
-	commitDuration.UpdateDuration(start)
-	batchRequests.Update(float64(requests))
+func (s *Store) record(l *lane, requests, acked int, start time.Time, err error) {
+	l.commitDuration.UpdateDuration(start)
+	l.batchRequests.Update(float64(requests))
 	if err != nil {
 		var re *refusedError
 		if errors.As(err, &re) {

@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// Log-first recording. A webhook is acknowledged once its new items are deduplicated
+// and appended, as one log entry, on the store's log lane; sessions, events, rollups
+// and message records are views the materializer (materialize.go) derives from the
+// entries in log order, off the webhook's path.
+
+// logEntryVersion is the first byte of every log entry.
+const logEntryVersion = 1
+
+var errBadEntry = errors.New("corrupt log entry")
+
+// appender is the log lane's state: it runs only inside Store.Append functions, one
+// request after another on the log lane's goroutine.
+type appender struct {
+	key  []byte
+	next uint64 // sequence number of the next entry
+	tbuf [8]byte
+}
+
+// appendItems deduplicates items lo to hi of rec and appends the new ones that change
+// a view as one log entry. It runs on the log lane.
+func (a *appender) appendItems(b *storage.Batch, rec *recording) error {
+	rec.fresh, rec.seq = 0, 0
+	rec.entry = appendEntryHeader(rec.entry[:0], time.Now())
+	n := 0
+	for i := rec.lo; i < rec.hi; i++ {
+		it := &rec.items[i]
+		fresh, logged, err := a.dedupe(b, it)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			rec.fresh++
+		}
+		if logged {
+			rec.entry = appendItem(rec.entry, it)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	rec.seq = a.next
+	a.next++
+	a.key = storage.LogKey(a.key[:0], rec.seq)
+	b.Set(a.key, rec.entry)
+	return nil
+}
+
+// dedupe marks a message, status or automatic event as seen and reports whether it is
+// new, and whether the item goes into the log: a status without a campaign tag changes
+// no view, edits and number changes are not deduplicated (applying one twice is harmless).
+func (a *appender) dedupe(b *storage.Batch, it *Item) (fresh, logged bool, err error) {
+	var val []byte
+	switch it.Kind {
+	case KindMessage:
+		a.key = storage.DedupeMessageKey(a.key[:0], it.ID)
+		// The dedupe mark holds the message's time: an edit finds the message's record by it.
+		binary.BigEndian.PutUint64(a.tbuf[:], uint64(it.Time))
+		val = a.tbuf[:]
+	case KindStatus:
+		a.key = storage.DedupeStatusKey(a.key[:0], it.ID, it.Status)
+		val = seenMark[:]
+	case KindAutoEvent:
+		a.key = storage.DedupeStatusKey(a.key[:0], it.ID, it.EventName)
+		val = seenMark[:]
+	default:
+		return false, true, nil
+	}
+	_, dup, err := b.Get(a.key)
+	if err != nil {
+		return false, false, err
+	}
+	if dup {
+		switch it.Kind {
+		case KindMessage:
+			dedupeMessages.Inc()
+		case KindStatus:
+			dedupeStatuses.Inc()
+		}
+		return false, false, nil
+	}
+	b.SetWithTTL(a.key, val, DedupeTTL)
+	if it.Kind == KindStatus && (it.BizOpaque == "" || it.Lead == "" || it.Status == "failed") {
+		return true, false, nil
+	}
+	return true, true, nil
+}
+
+// seenMark is the dedupe value of a status: only its presence matters.
+var seenMark = [1]byte{1}
+
+// A log entry is the version byte, the append time (unix nanoseconds, for the view lag)
+// and the items: kind, format, flags, time, amount, then every string field of Item in
+// stringFields order, each as uvarint length and bytes.
+func appendEntryHeader(dst []byte, now time.Time) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, logEntryVersion), uint64(now.UnixNano()))
+}
+
+func appendItem(dst []byte, it *Item) []byte {
+	var flags byte
+	if it.LeadIsBSUID {
+		flags = 1
+	}
+	dst = append(dst, byte(it.Kind), byte(it.Format), flags)
+	dst = binary.AppendVarint(dst, it.Time)
+	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(it.Amount))
+	for _, s := range it.stringFields() {
+		dst = binary.AppendUvarint(dst, uint64(len(*s)))
+		dst = append(dst, *s...)
+	}
+	return dst
+}
+
+// entryTime is the append time of a log entry.
+func entryTime(v []byte) (time.Time, error) {
+	if len(v) < 9 || v[0] != logEntryVersion {
+		return time.Time{}, errBadEntry
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), nil
+}
+
+// decodeEntry appends the items of log entry v to dst. Their strings alias v.
+func decodeEntry(dst []Item, v []byte) ([]Item, error) {
+	if _, err := entryTime(v); err != nil {
+		return dst, err
+	}
+	for b := v[9:]; len(b) > 0; {
+		var it Item
+		var err error
+		if b, err = decodeItem(&it, b); err != nil {
+			return dst, err
+		}
+		dst = append(dst, it)
+	}
+	return dst, nil
+}
+
+func decodeItem(it *Item, b []byte) ([]byte, error) {
+	if len(b) < 3 {
+		return nil, errBadEntry
+	}
+	it.Kind, it.Format, it.LeadIsBSUID = ItemKind(b[0]), Format(b[1]), b[2]&1 != 0
+	t, k := binary.Varint(b[3:])
+	if k <= 0 || len(b) < 3+k+8 {
+		return nil, errBadEntry
+	}
+	it.Time = t
+	b = b[3+k:]
+	it.Amount = math.Float64frombits(binary.BigEndian.Uint64(b))
+	b = b[8:]
+	for _, s := range it.stringFields() {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, errBadEntry
+		}
+		*s = unsafeString(b[k : k+int(n)])
+		b = b[k+int(n):]
+	}
+	return b, nil
+}

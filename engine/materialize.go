@@ -1,0 +1,398 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// The materializer is the one goroutine that turns log entries into views, in log
+// order. Each view-lane commit writes what a run of entries changed, deletes those
+// entries and moves the checkpoint (storage.ViewPosKey) in the same transaction, so
+// after kill -9 it resumes exactly where the views end: nothing applied twice, nothing
+// left out. An entry too big for one transaction is applied in parts; the checkpoint
+// then also says how many of its items are in.
+
+// Per step: entries read ahead of the views, and the bytes they may copy.
+const (
+	stepEntries = 512
+	stepBytes   = 1 << 20
+)
+
+// settleWait bounds how long a read waits for the views to reach earlier writes: a
+// stuck view lane must not hang the API (the lag metrics then say why answers are old).
+const settleWait = 5 * time.Second
+
+var viewItemsSkipped = metrics.NewCounter("ctwa_sidecar_view_items_skipped_total")
+
+type materializer struct {
+	r        *Recorder
+	wake     chan struct{}
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+
+	appended atomic.Uint64 // highest committed log sequence number
+	applied  atomic.Uint64 // highest sequence number the views hold in full
+	partial  uint32        // items of the next entry already applied (materializer only)
+	oldest   atomic.Int64  // append time (unix ns) of the first entry not yet applied
+	caught   atomic.Pointer[chan struct{}]
+
+	// Step state, reused: the entries read ahead, their items and classifications.
+	seqs    []uint64
+	lens    []int
+	entries [][]byte // into buf
+	buf     []byte
+	items   []Item
+	classes []Classification
+	rec     recording // collects the types of the events a step wrote, for metrics
+	limit   int       // items per step; shrinks to 1 to find an item that cannot be applied
+	errLog  lograte.Limiter
+}
+
+func newMaterializer(r *Recorder) *materializer {
+	m := &materializer{r: r, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+		done: make(chan struct{}), limit: maxItems}
+	ch := make(chan struct{})
+	m.caught.Store(&ch)
+	return m
+}
+
+// load reads the checkpoint and the last log entry: where the views are and where the
+// log ends.
+func (m *materializer) load(store *storage.Store) (next uint64, err error) {
+	v, ok, err := store.Get(storage.ViewPosKey())
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the views' log position: %w", err)
+	}
+	if ok && len(v) == 12 {
+		m.applied.Store(binary.BigEndian.Uint64(v))
+		m.partial = binary.BigEndian.Uint32(v[8:])
+	}
+	last := m.applied.Load()
+	err = store.Scan(storage.LogPrefix(), true, func(k, _ []byte) (bool, error) {
+		last = max(last, storage.LogSeq(k))
+		return false, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the log: %w", err)
+	}
+	m.appended.Store(last)
+	return last + 1, nil
+}
+
+// published tells the materializer that entries up to seq are committed.
+func (m *materializer) published(seq uint64) {
+	for {
+		old := m.appended.Load()
+		if seq <= old || m.appended.CompareAndSwap(old, seq) {
+			break
+		}
+	}
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// settle waits until the views hold every entry committed before the call, for at
+// most settleWait or until ctx ends: a read then sees the writes acknowledged before it.
+func (m *materializer) settle(ctx context.Context) {
+	if m.applied.Load() >= m.appended.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, settleWait)
+	defer cancel()
+	_ = m.sync(ctx)
+}
+
+// sync waits until the views hold every entry committed before the call, until ctx
+// ends or the materializer stopped.
+func (m *materializer) sync(ctx context.Context) error {
+	target := m.appended.Load()
+	for {
+		ch := m.caught.Load()
+		if m.applied.Load() >= target {
+			return nil
+		}
+		select {
+		case <-*ch:
+		case <-ctx.Done():
+			return fmt.Errorf("views are %d log entries behind: %w", target-min(target, m.applied.Load()), ctx.Err())
+		case <-m.done:
+			return errors.New("views are behind: the materializer has stopped")
+		}
+	}
+}
+
+// run applies entries as they are published until Close, then what is left.
+func (m *materializer) run() {
+	defer close(m.done)
+	tick := time.NewTicker(time.Second) // a missed wake-up costs at most this
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stop:
+			m.catchUp()
+			return
+		case <-m.r.store.Closing(): // a store closed without Recorder.Close (tests)
+			return
+		case <-m.wake:
+		case <-tick.C:
+		}
+		if m.catchUp() == errStopped {
+			return
+		}
+	}
+}
+
+var errStopped = errors.New("store closed")
+
+// catchUp applies entries until none is left. On a store error it returns and is
+// called again on the next wake-up or tick.
+func (m *materializer) catchUp() error {
+	for m.applied.Load() < m.appended.Load() {
+		err := m.step()
+		switch {
+		case err == nil:
+		case errors.Is(err, storage.ErrClosed):
+			return errStopped
+		default:
+			if err = m.skipPoison(err); err != nil {
+				return err
+			}
+		}
+	}
+	m.oldest.Store(0)
+	return nil
+}
+
+// skipPoison handles a failed step. With several items it retries one by one; a single
+// item that fails while the store is healthy (a corrupt entry, a bug) is skipped and
+// counted, so that one bad item cannot stop the views for good.
+func (m *materializer) skipPoison(err error) error {
+	if m.limit > 1 {
+		m.limit = 1
+		return nil
+	}
+	if m.r.store.Ready() != nil {
+		m.logError("views are behind: the store refuses writes", err)
+		return err
+	}
+	m.logError("log item skipped: it cannot be applied to the views", err)
+	viewItemsSkipped.Inc()
+	return m.commitPosition(1)
+}
+
+func (m *materializer) logError(msg string, err error) {
+	if n, ok := m.errLog.Allow(time.Now()); ok {
+		m.r.cfg.Log.Error(msg, "err", err, "failures_since_last_line", n)
+	}
+}
+
+// read copies up to stepEntries entries after the checkpoint into m.
+func (m *materializer) read() error {
+	m.seqs, m.lens, m.buf = m.seqs[:0], m.lens[:0], m.buf[:0]
+	start := storage.LogKey(nil, m.applied.Load()+1)
+	end := storage.LogKey(nil, ^uint64(0))
+	err := m.r.store.ScanRange(start, end, func(k, v []byte) (bool, error) {
+		m.seqs = append(m.seqs, storage.LogSeq(k))
+		m.lens = append(m.lens, len(v))
+		m.buf = append(m.buf, v...)
+		return len(m.seqs) < stepEntries && len(m.buf) < stepBytes, nil
+	})
+	m.entries = m.entries[:0]
+	off := 0
+	for _, n := range m.lens {
+		m.entries = append(m.entries, m.buf[off:off+n:off+n])
+		off += n
+	}
+	return err
+}
+
+// step applies the next run of entries in one view-lane commit.
+func (m *materializer) step() error {
+	target := m.appended.Load() // before reading: every entry up to it is visible then
+	if err := m.read(); err != nil {
+		return err
+	}
+	if len(m.seqs) == 0 {
+		// The sequence numbers between were never committed (failed appends).
+		m.applied.Store(max(m.applied.Load(), target))
+		m.broadcast()
+		return nil
+	}
+	if t, err := entryTime(m.entries[0]); err == nil {
+		m.oldest.Store(t.UnixNano())
+	}
+	var done int       // entries applied in full
+	var partial uint32 // items of the entry after them applied
+	err := m.r.store.Apply(context.Background(), func(b *storage.Batch) error {
+		var err error
+		done, partial, err = m.apply(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.limit = maxItems
+	m.finish(done, partial)
+	return nil
+}
+
+// apply places the items after the checkpoint until the batch is full, deletes the
+// entries it finished and writes the new checkpoint.
+func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err error) {
+	m.rec.events = m.rec.events[:0]
+	w := &m.r.w
+	w.cache.check(b)
+	defs := m.r.defs.Load()
+	applied, skip := 0, int(m.partial)
+	for i, v := range m.entries {
+		if m.items, err = decodeEntry(m.items[:0], v); err != nil {
+			return 0, 0, fmt.Errorf("log entry %d: %w", m.seqs[i], err)
+		}
+		k := skip
+		for ; k < len(m.items) && applied < m.limit && !b.Full(); k++ {
+			if err := m.place(b, &m.items[k], defs); err != nil {
+				w.cache.reset() // the step's writes are dropped: so is what it cached
+				return 0, 0, fmt.Errorf("log entry %d, item %d: %w", m.seqs[i], k, err)
+			}
+			applied++
+		}
+		if k < len(m.items) {
+			m.setPosition(b, m.seqs[i]-1, uint32(k))
+			return i, uint32(k), nil
+		}
+		b.Delete(storage.LogKey(w.key[:0], m.seqs[i]))
+		skip = 0
+	}
+	m.setPosition(b, m.seqs[len(m.seqs)-1], 0)
+	return len(m.entries), 0, nil
+}
+
+// place applies one logged item to the views.
+func (m *materializer) place(b *storage.Batch, it *Item, defs *Definitions) error {
+	w := &m.r.w
+	switch it.Kind {
+	case KindStatus:
+		return w.applyStatus(b, it)
+	case KindMessage:
+		m.classes = append(m.classes[:0], Classification{})
+		Classify(&m.classes[0], it, defs)
+		return w.applyMessage(b, it, &m.classes[0], defs, &m.rec)
+	case KindEdit:
+		return w.applyEdit(b, it)
+	case KindNumberChange:
+		return w.applyNumberChange(b, it)
+	case KindAutoEvent:
+		return w.applyAutoEvent(b, it, defs, &m.rec)
+	}
+	return nil
+}
+
+func (m *materializer) setPosition(b *storage.Batch, applied uint64, partial uint32) {
+	var v [12]byte
+	binary.BigEndian.PutUint64(v[:], applied)
+	binary.BigEndian.PutUint32(v[8:], partial)
+	b.Set(storage.ViewPosKey(), v[:])
+}
+
+// finish publishes what a committed step applied: done entries in full, then partial
+// items of the next one.
+func (m *materializer) finish(done int, partial uint32) {
+	for _, typ := range m.rec.events {
+		eventsByType[typ].Inc()
+	}
+	if done > 0 {
+		m.applied.Store(m.seqs[done-1])
+	}
+	m.partial = partial
+	m.broadcast()
+}
+
+// commitPosition moves the checkpoint past n items of the next entry without applying
+// them (skipPoison), deleting the entry when that was its last item.
+func (m *materializer) commitPosition(n uint32) error {
+	if err := m.read(); err != nil || len(m.seqs) == 0 {
+		return err
+	}
+	items, err := decodeEntry(m.items[:0], m.entries[0])
+	seq, next := m.seqs[0], m.partial+n
+	whole := err != nil || int(next) >= len(items)
+	err = m.r.store.Apply(context.Background(), func(b *storage.Batch) error {
+		if whole {
+			b.Delete(storage.LogKey(nil, seq))
+			m.setPosition(b, seq, 0)
+			return nil
+		}
+		m.setPosition(b, seq-1, next)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if whole {
+		m.applied.Store(seq)
+		m.partial = 0
+	} else {
+		m.partial = next
+	}
+	m.broadcast()
+	return nil
+}
+
+// broadcast wakes the reads waiting in settle.
+func (m *materializer) broadcast() {
+	ch := make(chan struct{})
+	old := m.caught.Swap(&ch)
+	close(*old)
+}
+
+// close applies what is left and stops the materializer.
+func (m *materializer) close() {
+	m.stopOnce.Do(func() { close(m.stop) })
+	<-m.done
+}
+
+// unsafeString returns b as a string without copying: log items alias the step's buffer,
+// as decoded items alias the request body, and whatever outlives the step is cloned.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// registerLagMetrics exposes how far the views trail the log. Several recorders in one
+// process (tests) share the gauges; the last one wins.
+func registerLagMetrics(m *materializer) {
+	lagged.Store(m)
+	lagOnce.Do(func() {
+		metrics.NewGauge("ctwa_sidecar_view_lag_entries", func() float64 {
+			m := lagged.Load()
+			return float64(m.appended.Load() - min(m.applied.Load(), m.appended.Load()))
+		})
+		metrics.NewGauge("ctwa_sidecar_view_lag_seconds", func() float64 {
+			m := lagged.Load()
+			if m.applied.Load() >= m.appended.Load() {
+				return 0
+			}
+			t := m.oldest.Load()
+			if t == 0 {
+				return 0
+			}
+			return time.Since(time.Unix(0, t)).Seconds()
+		})
+	})
+}
+
+var (
+	lagged  atomic.Pointer[materializer]
+	lagOnce sync.Once
+)
