@@ -39,7 +39,7 @@ type RefreshResult struct {
 // are stored at once and placed when the rebuild ends. Off-thread posts wait for it.
 func (r *Recorder) Refresh(ctx context.Context, app string) (RefreshResult, error) {
 	r.mat.settle(ctx) // the rebuild starts from every webhook acknowledged before
-	r.offMu.Lock() // attribution reads sessions that are being rebuilt
+	r.offMu.Lock()    // attribution reads sessions that are being rebuilt
 	defer r.offMu.Unlock()
 	if err := r.store.Apply(ctx, func(*storage.Batch) error {
 		if _, running := r.w.refreshing[app]; running {
