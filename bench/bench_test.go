@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -54,6 +59,23 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	if sc := findRow(rep.Closed, nameSidecar); sc.EventsPerSec <= 0 {
 		t.Errorf("sidecar recorded %.1f events/s, want some", sc.EventsPerSec)
+	}
+	for _, rw := range rep.Closed {
+		if rw.CPUUsPerReq <= 0 {
+			t.Errorf("%s: CPU %.1f µs per request, want it measured", rw.System, rw.CPUUsPerReq)
+		}
+	}
+	if rep.Ratios.SidecarOverBareCPU == nil {
+		t.Error("no sidecar/bare CPU ratio")
+	}
+	// Every request of the run was a new webhook with one message: the store holds them all.
+	if st := rep.Store; st == nil || st.Messages < float64(len(rep.Rounds)) || st.BytesPerMessage <= 0 || st.DataBytes > st.ApparentBytes {
+		t.Errorf("store %+v: want the recorded messages and their size", st)
+	}
+	for _, want := range []string{"CPU per recorded webhook ÷ bare CPU per request", "store bytes per message"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("the table has no line %q", want)
+		}
 	}
 	if rep.Ratios.SidecarOverBare == nil || rep.Ratios.AddedP99VsBareMs == nil || rep.Ratios.SidecarOverNginx != nil {
 		t.Errorf("ratios %+v: want sidecar/bare and added p99, no sidecar/nginx without nginx", rep.Ratios)
@@ -205,5 +227,199 @@ func TestScrapeEventsSums(t *testing.T) {
 	got, err := sumEvents(body)
 	if err != nil || got != 15 {
 		t.Fatalf("sumEvents = %v, %v; want 15", got, err)
+	}
+}
+
+// TestMessageIDs checks the ids of the stream: Meta's shape (wamid. and 56 characters
+// of standard base64 starting HBgM; click ids AR and 96 of URL-safe base64), distinct
+// across goroutines drawing concurrently, in no order (a sequential generator would
+// have every id sort after the one before), and bodies of one length.
+func TestMessageIDs(t *testing.T) {
+	s := newStream(1773652507)
+	const workers, each = 4, 10_000
+	bodies := make([][][]byte, workers)
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Go(func() {
+			for range each {
+				bodies[g] = append(bodies[g], s.appendNext(nil))
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]map[string]bool{"id": {}, "clid": {}, "lead": {}}
+	length := len(bodies[0][0])
+	for _, bs := range bodies {
+		for _, b := range bs {
+			if len(b) != length {
+				t.Fatalf("bodies differ in length: %d and %d", len(b), length)
+			}
+			id, clid, lead := between(t, b, `"id":"wamid.`, `"`), between(t, b, `"ctwa_clid":"`, `"`), between(t, b, `"from":"`, `"`)
+			checkMetaID(t, "wamid."+id, clid)
+			for k, v := range map[string]string{"id": id, "clid": clid, "lead": lead} {
+				if seen[k][v] {
+					t.Fatalf("%s %q repeats", k, v)
+				}
+				seen[k][v] = true
+			}
+		}
+	}
+	// One goroutine's ids in the order it drew them: sorted ones would rise every time.
+	for _, field := range []string{`"id":"wamid.`, `"from":"`} {
+		rises := 0
+		for i := 1; i < each; i++ {
+			if between(t, bodies[0][i-1], field, `"`) < between(t, bodies[0][i], field, `"`) {
+				rises++
+			}
+		}
+		if frac := float64(rises) / (each - 1); frac < 0.4 || frac > 0.6 {
+			t.Errorf("%s…: %.0f%% of the values sort after the one before, want about half (random order)", field, frac*100)
+		}
+	}
+}
+
+// checkMetaID fails unless id and clid have the shape of Meta's message and click ids.
+func checkMetaID(t *testing.T, id, clid string) {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(id, "wamid."))
+	if len(id) != 62 || !strings.HasPrefix(id, "wamid.HBgM") || err != nil || len(raw) != 42 {
+		t.Fatalf("message id %q (%d characters, %d bytes, %v): want wamid.HBgM… of 62 characters, base64 of 42 bytes", id, len(id), len(raw), err)
+	}
+	raw, err = base64.RawURLEncoding.DecodeString(strings.TrimPrefix(clid, "AR"))
+	if len(clid) != 98 || !strings.HasPrefix(clid, "AR") || err != nil || len(raw) != 72 {
+		t.Fatalf("click id %q (%d characters, %v): want AR and URL-safe base64 of 72 bytes, 98 characters", clid, len(clid), err)
+	}
+}
+
+// between is the text of b between the first start and the end after it.
+func between(t *testing.T, b []byte, start, end string) string {
+	t.Helper()
+	_, rest, ok := bytes.Cut(b, []byte(start))
+	v, _, ok2 := bytes.Cut(rest, []byte(end))
+	if !ok || !ok2 {
+		t.Fatalf("no %s…%s in %s", start, end, b)
+	}
+	return string(v)
+}
+
+// TestStatCPU parses a /proc/PID/stat line whose command name holds ") " and spaces:
+// utime 1234 + stime 567 + cutime 89 + cstime 10 = 1900 ticks.
+func TestStatCPU(t *testing.T) {
+	line := []byte("4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 1500 30 2 0 1234 567 89 10 20 0 9 0 123456 " +
+		"1234567890 2500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n")
+	got, err := statCPU(line)
+	if err != nil || got != 1900 {
+		t.Fatalf("statCPU = %d, %v; want 1900", got, err)
+	}
+	if fields := statFields(line); fields[1] != "1" {
+		t.Errorf("ppid field %q, want 1", fields[1])
+	}
+	if _, err := statCPU([]byte("4242 (short) S 1 2 3\n")); err == nil {
+		t.Error("statCPU of a truncated line: no error")
+	}
+	if ticks, ok := cpuTicks(os.Getpid()); runtime.GOOS == "linux" && (!ok || ticks <= 0) {
+		t.Errorf("cpuTicks(self) = %d, %v; want some CPU time", ticks, ok)
+	}
+}
+
+// TestDirUsage measures a directory of known files: *.sst and *.vlog count as data (also
+// in a subdirectory), everything counts as apparent size, and a sparse file has size but
+// (almost) no blocks.
+func TestDirUsage(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]int{"000001.sst": 1000, "000002.vlog": 3000, "MANIFEST": 50, "sub/000003.sst": 24}
+	for name, size := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, bytes.Repeat([]byte("x"), size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const sparse = 4 << 20
+	if err := os.WriteFile(filepath.Join(dir, "00005.mem"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, "00005.mem"), sparse); err != nil {
+		t.Fatal(err)
+	}
+	d, err := dirUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.sst != 1024 || d.vlog != 3000 || d.apparent != 4074+sparse || d.files != 5 {
+		t.Errorf("dirUsage = %+v; want *.sst 1024, *.vlog 3000, apparent %d, 5 files", d, 4074+sparse)
+	}
+	if runtime.GOOS == "linux" && (d.allocated < 4024 || d.allocated >= sparse) {
+		t.Errorf("allocated %d: want at least the written 4024 bytes and far less than the sparse file's %d", d.allocated, sparse)
+	}
+	u := newStoreUsage(d, 10)
+	if u.DataBytes != 4024 || u.BytesPerMessage != 402.4 || u.ApparentPerMessage != float64(4074+sparse)/10 || u.AllocatedPerMessage != float64(d.allocated)/10 {
+		t.Errorf("per message: %+v; want 402.4 data bytes per message", u)
+	}
+	if newStoreUsage(d, 0).BytesPerMessage != 0 {
+		t.Error("no messages: want 0 bytes per message, not a division by zero")
+	}
+}
+
+func TestSumRecorded(t *testing.T) {
+	body := []byte(`ctwa_sidecar_webhooks_total{format="cloud",result="recorded"} 40` + "\n" +
+		`ctwa_sidecar_webhooks_total{format="cloud",result="duplicate"} 7` + "\n" +
+		`ctwa_sidecar_webhooks_total{format="onprem",result="recorded"} 2` + "\n" +
+		`ctwa_sidecar_webhooks_totals{result="recorded"} 1000` + "\n" +
+		`ctwa_sidecar_webhook_items_total{format="cloud",result="recorded",reason="x"} 5` + "\n")
+	got, err := sumRecorded(body)
+	if err != nil || got != 42 {
+		t.Fatalf("sumRecorded = %v, %v; want 42", got, err)
+	}
+}
+
+func TestParseStoreScale(t *testing.T) {
+	o, err := parseFlags([]string{"-store-scale", "2000"}, io.Discard)
+	if err != nil || o.storeScale != 2000 {
+		t.Fatalf("-store-scale 2000: %+v, %v", o, err)
+	}
+	if _, err := parseFlags([]string{"-store-scale", "-1"}, io.Discard); err == nil {
+		t.Error("-store-scale -1: no error")
+	}
+}
+
+// TestStoreScaleSmall runs the store-scale mode end to end on 2 000 webhooks and checks
+// that every number it reports was measured.
+func TestStoreScaleSmall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 2000
+	var out, progress bytes.Buffer
+	rep, err := runStoreScale(ctx, options{storeScale: n, concurrency: 8}, &out, &progress)
+	t.Logf("\n%s%s", progress.String(), out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Recorded != n || rep.Leads != n/10 || rep.Referrals < 150 || rep.Referrals > 250 {
+		t.Errorf("recorded %.0f of %d webhooks, %d leads, %d referrals: want all, %d leads, about %d referrals",
+			rep.Recorded, n, rep.Leads, rep.Referrals, n/10, n/10)
+	}
+	if rep.BuildPerSec <= 0 || rep.Store == nil || rep.Store.BytesPerMessage <= 0 || rep.Store.AllocatedBytes <= 0 {
+		t.Errorf("build %.0f/s, store %+v: want a rate and a size", rep.BuildPerSec, rep.Store)
+	}
+	// Some of the year's referrals fall into the last 30 days; the sources include
+	// them and the unattributed conversations.
+	if rep.AdsListed < 10 || rep.AdsPageP50Ms <= 0 || rep.SourcesFound < 2 || rep.SourcesP50Ms <= 0 {
+		t.Errorf("ads list: %d ads in %.3f ms, sources: %d in %.3f ms; want ads, sources and timings",
+			rep.AdsListed, rep.AdsPageP50Ms, rep.SourcesFound, rep.SourcesP50Ms)
+	}
+	if rep.Refresh.Messages != n || rep.Refresh.Sessions <= 0 || rep.RefreshPerSec <= 0 || rep.RefreshPerMillion <= 0 {
+		t.Errorf("refresh %+v, %.0f/s, %.1f s per million: want all %d messages rebuilt", rep.Refresh, rep.RefreshPerSec, rep.RefreshPerMillion, n)
+	}
+	if runtime.GOOS == "linux" && rep.RSSMaxMiB <= 0 {
+		t.Errorf("RSS max %.1f MiB: want it sampled", rep.RSSMaxMiB)
+	}
+	for _, want := range []string{"build rate", "store bytes per message", "ads list p50", "sources view p50",
+		"refresh, extrapolated s per 1 M messages", "RSS max"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the report has no line %q", want)
+		}
 	}
 }

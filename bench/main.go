@@ -2,10 +2,19 @@
 // upstream alone, a bare fasthttp forwarder (the floor: forwarding and nothing else), nginx
 // with proxy_pass and upstream keepalive (when installed), and the sidecar with recording on.
 // Everything runs on 127.0.0.1, each system in its own process, and the run stops itself.
+// Besides requests per second and latency it reports each system's CPU time per request
+// (from /proc, over the measured window) and, once the sidecar has stopped, the size of
+// its store per recorded message.
 //
 //	go run ./bench [-duration 4s] [-concurrency 32] [-rounds 2] [-nginx auto|off|PATH]
 //	               [-sidecar PATH] [-keep] [-json]
 //	go run ./bench -soak 10m [-soak-rate 300] [-soak-fault-every 20s] [-soak-disk-full=true] [-concurrency 32]
+//	go run ./bench -store-scale 10000000 [-concurrency 32] [-keep] [-json]
+//
+// -store-scale N fills a store in this process (no HTTP) with N webhooks shaped like a
+// year of traffic (N/10 leads, 1 000 ads, 365 days; the target is N = 10000000,
+// i.e. 1 M leads) and reports the build rate, store bytes per message, the ads list and
+// sources view p50, the refresh rate and the peak RSS against the SPEC §8 targets.
 package main
 
 import (
@@ -36,6 +45,9 @@ type options struct {
 	soakDiskFull   bool           // add the disk-full fault (root on Linux: the data directory on a tmpfs)
 	soakTamper     func(*soakRun) // tests: spoil the record before the final check, to see it caught
 	soakOnly       []string       // tests: this rotation of faults instead of the whole one
+	// Store-scale mode (storescale.go): this many webhooks into an in-process store, then
+	// the query timings; 0 runs the comparison.
+	storeScale int
 }
 
 // warmup is the unmeasured lead-in of every round: connections are opened and caches
@@ -64,6 +76,13 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if o.storeScale > 0 {
+		if _, err := runStoreScale(ctx, o, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.soak > 0 {
 		if _, err := runSoak(ctx, o, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -82,16 +101,19 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.DurationVar(&o.duration, "duration", 4*time.Second, "measured time of each round (plus a warm-up of a fifth of it, at most 1s); the default keeps the whole run under 2 minutes")
-	fs.IntVar(&o.concurrency, "concurrency", 32, "connections of the load generator (closed loop: requests in flight)")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "connections of the load generator (closed loop: requests in flight); with -store-scale, goroutines recording")
 	fs.IntVar(&o.rounds, "rounds", 2, "closed-loop rounds per system; systems alternate within each round")
 	fs.StringVar(&o.nginx, "nginx", "auto", "nginx binary: auto (PATH, then /usr/sbin/nginx), off, or a path")
 	fs.StringVar(&o.sidecar, "sidecar", "", "sidecar binary to measure (default: go build the current module)")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with logs, configs and the sidecar's store")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with logs, configs and the sidecar's store (with -store-scale: the store)")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: this long of mixed traffic with faults injected, then check that no acknowledged webhook was lost, duplicated or mis-recorded (exit 1 if any); 0 runs the comparison")
 	fs.IntVar(&o.soakRate, "soak-rate", 300, "soak: requests per second, spread over -concurrency connections")
 	fs.DurationVar(&o.soakFaultEvery, "soak-fault-every", 20*time.Second, "soak: inject one fault this often (upstream slow, down, restarted; disk full; sidecar kill -9, SIGTERM; in rotation)")
 	fs.BoolVar(&o.soakDiskFull, "soak-disk-full", true, "soak: put the sidecar's data directory on a tmpfs and fill it up once per rotation (needs root on Linux; skipped with a note otherwise)")
+	fs.IntVar(&o.storeScale, "store-scale", 0, fmt.Sprintf("store-scale mode: record this many webhooks into a store in this process (no HTTP; N/10 leads, %d ads, %d days), "+
+		"then report build rate, store bytes per message, ads list and sources p50, refresh time and peak RSS against SPEC §8; the issue's target size is %d; 0 runs the comparison",
+		scaleAds, scaleDays, scaleTargetN))
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -105,6 +127,10 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 		return o, fmt.Errorf("-concurrency %d must be at least 1", o.concurrency)
 	case o.rounds < 1:
 		return o, fmt.Errorf("-rounds %d must be at least 1", o.rounds)
+	case o.storeScale < 0:
+		return o, fmt.Errorf("-store-scale %d must not be negative", o.storeScale)
+	case o.storeScale > 0 && o.soak > 0:
+		return o, errors.New("-store-scale and -soak are separate modes: pass one")
 	case o.soak < 0 || o.soakRate < 1 || o.soakFaultEvery <= 0:
 		return o, fmt.Errorf("-soak %s must not be negative, -soak-rate %d and -soak-fault-every %s must be positive",
 			o.soak, o.soakRate, o.soakFaultEvery)

@@ -145,6 +145,7 @@ func vmRSS(pid int) int64 {
 func childrenOf(pid int) []int {
 	entries, _ := os.ReadDir("/proc")
 	var kids []int
+	parent := strconv.Itoa(pid)
 	for _, e := range entries {
 		id, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -154,12 +155,62 @@ func childrenOf(pid int) []int {
 		if err != nil {
 			continue
 		}
-		// The command name in parentheses may contain spaces: fields start after ") ".
-		_, rest, ok := bytes.Cut(b, []byte(") "))
-		fields := strings.Fields(string(rest))
-		if ok && len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+		if fields := statFields(b); len(fields) > 1 && fields[1] == parent {
 			kids = append(kids, id)
 		}
 	}
 	return kids
+}
+
+// statFields are the fields of a /proc/PID/stat line from the third (state) on: the
+// command name before them is in parentheses and may itself contain spaces and ") ",
+// so they start after the last ") ". Field n of proc(5) is statFields(b)[n-3].
+func statFields(b []byte) []string {
+	i := bytes.LastIndex(b, []byte(") "))
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+2:]))
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat: 100 on every Linux
+// architecture Go supports (sysconf(_SC_CLK_TCK) reports it; Go has no portable call).
+const clockTicks = 100
+
+// cpuTicks is the CPU time, in clock ticks, that pid and all its descendants (nginx's
+// workers are children of its master) have used, including children they have already
+// reaped, so that the sum only grows; ok is false where /proc cannot tell.
+func cpuTicks(pid int) (ticks int64, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	if ticks, err = statCPU(b); err != nil {
+		return 0, false
+	}
+	for _, child := range childrenOf(pid) {
+		if t, ok := cpuTicks(child); ok { // a child that exited meanwhile is in cutime now
+			ticks += t
+		}
+	}
+	return ticks, true
+}
+
+// statCPU sums the CPU times of a /proc/PID/stat line: utime and stime (fields 14 and
+// 15: user and system time of all the process's threads) and cutime and cstime (16 and
+// 17: the same of children it has waited for), in clock ticks.
+func statCPU(b []byte) (int64, error) {
+	fields := statFields(b)
+	if len(fields) < 15 {
+		return 0, fmt.Errorf("/proc stat line %q has too few fields", bytes.TrimSpace(b))
+	}
+	var sum int64
+	for n := 14; n <= 17; n++ {
+		v, err := strconv.ParseInt(fields[n-3], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc stat field %d of %q: %w", n, bytes.TrimSpace(b), err)
+		}
+		sum += v
+	}
+	return sum, nil
 }

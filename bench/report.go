@@ -28,6 +28,7 @@ type roundResult struct {
 	Errors       map[string]int `json:"errors,omitempty"` // non-2xx answers and transport errors
 	Unsent       int            `json:"unsent,omitempty"` // open loop: still due when the round ended
 	EventsPerSec float64        `json:"events_per_sec,omitempty"`
+	CPUUsPerReq  float64        `json:"cpu_us_per_req,omitempty"` // CPU time of all its processes per 2xx answer
 	RSSMiB       float64        `json:"rss_mib"`
 }
 
@@ -41,6 +42,7 @@ type row struct {
 	Errors       map[string]int `json:"errors,omitempty"`
 	Unsent       int            `json:"unsent,omitempty"`
 	EventsPerSec float64        `json:"events_per_sec,omitempty"`
+	CPUUsPerReq  float64        `json:"cpu_us_per_req,omitempty"` // CPU time of all its processes per 2xx answer
 	RSSMiB       float64        `json:"rss_mib"`
 }
 
@@ -56,6 +58,7 @@ type machine struct {
 // ratios are the numbers SPEC §8 sets targets for; nil when a system was not measured.
 type ratios struct {
 	SidecarOverBare      *float64 `json:"sidecar_over_bare_rps,omitempty"`
+	SidecarOverBareCPU   *float64 `json:"sidecar_over_bare_cpu_per_req,omitempty"`
 	SidecarOverNginx     *float64 `json:"sidecar_over_nginx_rps,omitempty"`
 	AddedP99VsBareMs     *float64 `json:"added_p99_vs_bare_ms,omitempty"`
 	AddedP99VsUpstreamMs *float64 `json:"added_p99_vs_upstream_ms,omitempty"`
@@ -70,6 +73,7 @@ type report struct {
 	OpenRate    float64       `json:"open_loop_rate"`
 	Open        []row         `json:"open_loop"`
 	Ratios      ratios        `json:"ratios"`
+	Store       *storeUsage   `json:"sidecar_store,omitempty"` // measured after the sidecar stopped
 	Notes       []string      `json:"notes,omitempty"`
 	Rounds      []roundResult `json:"rounds"`
 	order       []string      // systems in the order they were started
@@ -129,6 +133,7 @@ func (r *report) summarize() {
 	r.Closed, r.Open = r.rows(modeClosed), r.rows(modeOpen)
 	r.Ratios = ratios{
 		SidecarOverBare:      ratio(findRow(r.Closed, nameSidecar), findRow(r.Closed, nameBare)),
+		SidecarOverBareCPU:   cpuRatio(findRow(r.Closed, nameSidecar), findRow(r.Closed, nameBare)),
 		SidecarOverNginx:     ratio(findRow(r.Closed, nameSidecar), findRow(r.Closed, nameNginx)),
 		AddedP99VsBareMs:     addedP99(findRow(r.Open, nameSidecar), findRow(r.Open, nameBare)),
 		AddedP99VsUpstreamMs: addedP99(findRow(r.Open, nameSidecar), findRow(r.Open, nameUpstream)),
@@ -162,6 +167,7 @@ func (r *report) rows(mode string) []row {
 		rw.P50Ms = r.median(sys, mode, func(rr roundResult) float64 { return rr.P50Ms })
 		rw.P99Ms = r.median(sys, mode, func(rr roundResult) float64 { return rr.P99Ms })
 		rw.EventsPerSec = r.median(sys, mode, func(rr roundResult) float64 { return rr.EventsPerSec })
+		rw.CPUUsPerReq = r.median(sys, mode, func(rr roundResult) float64 { return rr.CPUUsPerReq })
 		rows = append(rows, rw)
 	}
 	return rows
@@ -181,6 +187,15 @@ func ratio(a, b *row) *float64 {
 		return nil
 	}
 	v := a.RPS / b.RPS
+	return &v
+}
+
+// cpuRatio is a's CPU time per request over b's.
+func cpuRatio(a, b *row) *float64 {
+	if a == nil || b == nil || a.CPUUsPerReq == 0 || b.CPUUsPerReq == 0 {
+		return nil
+	}
+	v := a.CPUUsPerReq / b.CPUUsPerReq
 	return &v
 }
 
@@ -206,8 +221,9 @@ func (r *report) writeTable(w io.Writer) error {
 		fmt.Fprintf(w, ", %s", m.Nginx)
 	}
 	round := time.Duration(r.DurationS * float64(time.Second))
-	fmt.Fprintf(w, "\nload: loopback, distinct Cloud API CTWA text webhooks (new message id and lead each), %d connections\n\n",
+	fmt.Fprintf(w, "\nload: loopback, distinct Cloud API CTWA text webhooks (new random message id, click id and lead each), %d connections\n",
 		r.Concurrency)
+	fmt.Fprint(w, "CPU/req: CPU time (user + system) of the system's processes over the measured window ÷ requests answered 2xx\n\n")
 	fmt.Fprintf(w, "closed loop: %d round(s) × %s per system, alternating; median of rounds\n", r.RoundsN, round)
 	writeRows(w, r.Closed, "req/s")
 	if len(r.Open) > 0 {
@@ -222,17 +238,20 @@ func (r *report) writeTable(w io.Writer) error {
 	return nil
 }
 
-const rowFormat = "%-16s %10s %11s %11s %7s %9s %10s\n"
+const rowFormat = "%-16s %10s %11s %11s %7s %9s %10s %10s\n"
 
 func writeRows(w io.Writer, rows []row, rate string) {
-	fmt.Fprintf(w, rowFormat, "system", rate, "p50", "p99", "errors", "events/s", "RSS")
+	fmt.Fprintf(w, rowFormat, "system", rate, "p50", "p99", "errors", "events/s", "CPU/req", "RSS")
 	for _, rw := range rows {
-		events := "-"
+		events, cpu := "-", "-"
 		if rw.System == nameSidecar {
 			events = fmt.Sprintf("%.0f", rw.EventsPerSec)
 		}
+		if rw.CPUUsPerReq > 0 {
+			cpu = fmt.Sprintf("%.1f µs", rw.CPUUsPerReq)
+		}
 		fmt.Fprintf(w, rowFormat, rw.System, fmt.Sprintf("%.0f", rw.RPS), fmtMs(rw.P50Ms), fmtMs(rw.P99Ms),
-			fmt.Sprint(sumErrors(rw.Errors)), events, fmt.Sprintf("%.1f MiB", rw.RSSMiB))
+			fmt.Sprint(sumErrors(rw.Errors)), events, cpu, fmt.Sprintf("%.1f MiB", rw.RSSMiB))
 	}
 }
 
@@ -244,6 +263,35 @@ func (r *report) writeRatios(w io.Writer) {
 	writeCheck(w, "added p99 at half load (sidecar − bare fasthttp), ms", rt.AddedP99VsBareMs, "%.3f", "≤ 1 ms",
 		func(v float64) bool { return v <= 1 })
 	writeCheck(w, "added p99 at half load (sidecar − upstream direct), ms", rt.AddedP99VsUpstreamMs, "%.3f", "", nil)
+	writeCheck(w, "CPU per recorded webhook ÷ bare CPU per request", rt.SidecarOverBareCPU, "%.2f", "≤ 1.15",
+		func(v float64) bool { return v <= 1.15 })
+	r.writeStore(w)
+}
+
+// writeStore prints the sidecar's store size per message; the target is checked on the
+// *.sst and *.vlog files (see storeUsage).
+func (r *report) writeStore(w io.Writer) {
+	st := r.Store
+	if st == nil {
+		return
+	}
+	var per *float64
+	if st.Messages > 0 {
+		per = &st.BytesPerMessage
+	}
+	writeCheck(w, "store bytes per message (sidecar, *.sst + *.vlog)", per, "%.0f", "≤ 400",
+		func(v float64) bool { return v <= 400 })
+	fmt.Fprintf(w, "  store after shutdown: %.0f messages; *.sst + *.vlog %s (%s + %s); all files %s apparent (%.0f B/message), %s allocated (%.0f B/message)\n",
+		st.Messages, fmtBytes(st.DataBytes), fmtBytes(st.SSTBytes), fmtBytes(st.VlogBytes), fmtBytes(st.ApparentBytes), st.ApparentPerMessage,
+		fmtBytes(st.AllocatedBytes), st.AllocatedPerMessage)
+}
+
+// fmtBytes prints a size in MiB, or in KiB below one MiB.
+func fmtBytes(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // writeCheck prints one number with its SPEC §8 target and whether it was met.

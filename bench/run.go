@@ -40,6 +40,9 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) (rep *repor
 	if err := openRounds(ctx, o, systems, gen, rep, progress); err != nil {
 		return nil, err
 	}
+	if err := measureStore(systems, rep, progress); err != nil {
+		return nil, err
+	}
 	rep.summarize()
 	if o.json {
 		return rep, rep.writeJSON(stdout)
@@ -158,14 +161,13 @@ func openRounds(ctx context.Context, o options, systems []*system, gen *stream, 
 }
 
 // measure runs one round of load against s and gathers its numbers: throughput and
-// latency from the load, events recorded from the sidecar's /metrics over the measured
-// window, and the resident memory of s at the end.
+// latency from the load; the CPU time s used and, for the sidecar, the events it
+// recorded, both read when the measured window opens and when it closes; and the
+// resident memory of s at the end.
 func measure(ctx context.Context, s *system, o options, load func(window) []tally) (roundResult, error) {
 	win := newWindow(o.warmup(), o.duration)
-	events := make(chan eventRate, 1)
-	if s.metrics != "" {
-		go func() { events <- eventsDuring(s.metrics, win) }()
-	}
+	edges := make(chan windowSample, 1)
+	go func() { edges <- sampleWindow(s, win) }()
 	tallies := load(win)
 	if err := ctx.Err(); err != nil {
 		return roundResult{}, fmt.Errorf("interrupted: %w", err)
@@ -180,54 +182,105 @@ func measure(ctx context.Context, s *system, o options, load func(window) []tall
 		System: s.name, RPS: st.rps, P50Ms: ms(st.p50), P99Ms: ms(st.p99), Errors: st.errors, Unsent: st.unsent,
 		RSSMiB: float64(rssBytes(s.proc.pid())) / (1 << 20),
 	}
+	ws := <-edges
+	if ws.err != nil {
+		return roundResult{}, ws.err
+	}
 	if s.metrics != "" {
-		ev := <-events
-		if ev.err != nil {
-			return roundResult{}, ev.err
-		}
-		res.EventsPerSec = ev.perSec
+		res.EventsPerSec = ws.events / ws.eventSeconds
+	}
+	if ws.cpuOK && st.ok > 0 {
+		res.CPUUsPerReq = cpuMicros(ws.cpu) / float64(st.ok)
 	}
 	return res, nil
 }
 
-type eventRate struct {
-	perSec float64
-	err    error
+// cpuMicros converts clock ticks to microseconds.
+func cpuMicros(ticks int64) float64 { return float64(ticks) * 1e6 / clockTicks }
+
+// windowSample is what a system did between the opening and the closing of the
+// measured window.
+type windowSample struct {
+	cpu          int64 // clock ticks of CPU time used by the system's processes
+	cpuOK        bool  // false where /proc is not available
+	events       float64
+	eventSeconds float64 // time between the two scrapes of the sidecar's events
+	err          error
 }
 
-// eventsDuring is the rate at which the sidecar at url recorded events during the
-// measured part of win: its counters are scraped when measuring starts and when it ends.
-func eventsDuring(url string, win window) eventRate {
+// sampleWindow reads the CPU time of s (all its processes) and, when s has metrics,
+// the events it recorded, when the measured part of win starts and when it ends. The
+// scrapes of /metrics are kept outside the CPU interval: first the scrape, then the
+// CPU time at the start; the CPU time, then the scrape at the end.
+func sampleWindow(s *system, win window) windowSample {
+	var ws windowSample
 	time.Sleep(time.Until(win.measure))
-	n0, err0 := scrapeEvents(url)
-	t0 := time.Now()
-	time.Sleep(time.Until(win.end))
-	n1, err1 := scrapeEvents(url)
-	if err := errors.Join(err0, err1); err != nil {
-		return eventRate{err: err}
+	var n0, n1 float64
+	var err0, err1 error
+	if s.metrics != "" {
+		n0, err0 = scrapeEvents(s.metrics)
 	}
-	return eventRate{perSec: (n1 - n0) / time.Since(t0).Seconds()}
+	t0 := time.Now()
+	c0, ok0 := cpuTicks(s.proc.pid())
+	time.Sleep(time.Until(win.end))
+	c1, ok1 := cpuTicks(s.proc.pid())
+	if s.metrics != "" {
+		n1, err1 = scrapeEvents(s.metrics)
+	}
+	ws.eventSeconds = time.Since(t0).Seconds()
+	if err := errors.Join(err0, err1); err != nil {
+		return windowSample{err: err}
+	}
+	ws.events = n1 - n0
+	ws.cpu, ws.cpuOK = c1-c0, ok0 && ok1 && c1 >= c0
+	return ws
 }
 
-var eventsMetric = []byte("ctwa_sidecar_events_total")
+const (
+	eventsMetric   = "ctwa_sidecar_events_total"
+	webhooksMetric = "ctwa_sidecar_webhooks_total"
+	recordedLabel  = `result="recorded"`
+)
+
+// scrapeMetrics fetches the Prometheus text at url.
+func scrapeMetrics(url string) ([]byte, error) {
+	status, body, err := fasthttp.GetTimeout(nil, url, 5*time.Second)
+	if err != nil || status != fasthttp.StatusOK {
+		return nil, fmt.Errorf("cannot scrape the sidecar's metrics at %s: status %d, %v", url, status, err)
+	}
+	return body, nil
+}
 
 // scrapeEvents sums every ctwa_sidecar_events_total series of the Prometheus text at url.
 func scrapeEvents(url string) (float64, error) {
-	status, body, err := fasthttp.GetTimeout(nil, url, 5*time.Second)
-	if err != nil || status != fasthttp.StatusOK {
-		return 0, fmt.Errorf("cannot scrape the sidecar's metrics at %s: status %d, %v", url, status, err)
+	body, err := scrapeMetrics(url)
+	if err != nil {
+		return 0, err
 	}
 	return sumEvents(body)
 }
 
 // sumEvents sums the ctwa_sidecar_events_total series of a Prometheus text exposition.
-func sumEvents(body []byte) (float64, error) {
+func sumEvents(body []byte) (float64, error) { return sumSeries(body, eventsMetric, "") }
+
+// sumRecorded sums the ctwa_sidecar_webhooks_total{result="recorded"} series (one per
+// payload format): the webhooks that committed at least one new message. Every bench
+// webhook carries one message, so this is the number of messages in the store.
+func sumRecorded(body []byte) (float64, error) { return sumSeries(body, webhooksMetric, recordedLabel) }
+
+// sumSeries sums the series of metric name whose labels contain label ("" for all).
+func sumSeries(body []byte, name, label string) (float64, error) {
 	var sum float64
 	for line := range bytes.Lines(body) {
-		if !bytes.HasPrefix(line, eventsMetric) {
+		rest, ok := bytes.CutPrefix(line, []byte(name))
+		if !ok || len(rest) == 0 || (rest[0] != '{' && rest[0] != ' ') {
 			continue
 		}
-		fields := bytes.Fields(line)
+		labels := rest[:bytes.LastIndexByte(rest, '}')+1] // empty without labels
+		if label != "" && !bytes.Contains(labels, []byte(label)) {
+			continue
+		}
+		fields := bytes.Fields(rest[len(labels):])
 		v, err := strconv.ParseFloat(string(fields[len(fields)-1]), 64)
 		if err != nil {
 			return 0, fmt.Errorf("bad metrics line %q: %w", bytes.TrimSpace(line), err)
@@ -235,4 +288,38 @@ func sumEvents(body []byte) (float64, error) {
 		sum += v
 	}
 	return sum, nil
+}
+
+// measureStore counts the messages the sidecar recorded over the whole run, stops it
+// (SIGTERM: Badger flushes its memtables into tables and cuts the last value-log file
+// to what it holds) and measures its data directory.
+func measureStore(systems []*system, rep *report, progress io.Writer) error {
+	var sc *system
+	for _, s := range systems {
+		if s.name == nameSidecar {
+			sc = s
+		}
+	}
+	if sc == nil {
+		return nil
+	}
+	body, err := scrapeMetrics(sc.metrics)
+	if err != nil {
+		return err
+	}
+	recorded, err := sumRecorded(body)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(progress, "stopping the sidecar to measure its store")
+	sc.proc.stop()
+	if st := sc.proc.cmd.ProcessState; st == nil || !st.Success() {
+		rep.note(fmt.Sprintf("store: the sidecar did not exit cleanly on SIGTERM (%v), its store may hold unflushed logs", st))
+	}
+	sizes, err := dirUsage(sc.data)
+	if err != nil {
+		return fmt.Errorf("cannot measure the sidecar's store: %w", err)
+	}
+	rep.Store = newStoreUsage(sizes, recorded)
+	return nil
 }

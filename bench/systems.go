@@ -15,6 +15,7 @@ type system struct {
 	addr    string // host:port receiving the webhooks
 	proc    *proc
 	metrics string // Prometheus endpoint (the sidecar's), for events recorded per second
+	data    string // the sidecar's data directory
 }
 
 // Names of the systems, in the order each round drives them.
@@ -82,9 +83,9 @@ func startSidecar(ctx context.Context, dir, bin, upstream string) (*system, erro
 	if err != nil {
 		return nil, err
 	}
+	data := filepath.Join(dir, "sidecar-data")
 	p, err := startProc(ctx, dir, nameSidecar, bin, "serve",
-		"-upstream", "http://"+upstream, "-listen", addr, "-api-listen", api,
-		"-data", filepath.Join(dir, "sidecar-data"))
+		"-upstream", "http://"+upstream, "-listen", addr, "-api-listen", api, "-data", data)
 	if err != nil {
 		return nil, err
 	}
@@ -92,5 +93,5 @@ func startSidecar(ctx context.Context, dir, bin, upstream string) (*system, erro
 		p.stop()
 		return nil, err
 	}
-	return &system{name: nameSidecar, addr: addr, proc: p, metrics: "http://" + api + "/metrics"}, nil
+	return &system{name: nameSidecar, addr: addr, proc: p, metrics: "http://" + api + "/metrics", data: data}, nil
 }
