@@ -237,7 +237,7 @@ func (m *materializer) step() error {
 	}
 	var done int       // entries applied in full
 	var partial uint32 // items of the entry after them applied
-	err := m.r.store.Apply(context.Background(), func(b *storage.Batch) error {
+	err := m.r.store.Derive(context.Background(), func(b *storage.Batch) error {
 		var err error
 		done, partial, err = m.apply(b)
 		return err

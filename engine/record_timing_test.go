@@ -119,6 +119,9 @@ func BenchmarkRecordIngest(b *testing.B) {
 			}
 		}
 	})
+	if err := e.rec.Sync(context.Background()); err != nil { // the views too, not only the log
+		b.Fatal(err)
+	}
 	b.StopTimer()
 	events := 2 * seq.Load()
 	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")

@@ -48,7 +48,7 @@ func Restore(dir string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	db, err := openDB(dir, slog.Default(), true)
+	db, err := openDB(dir, slog.Default()) // Close flushes and fsyncs what Load wrote
 	if err != nil {
 		return err
 	}

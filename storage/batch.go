@@ -47,7 +47,8 @@ type Batch struct {
 	// (rollbacks, failed commits); see Losses.
 	losses *atomic.Uint64
 	limits txnLimits
-	req    mark // where the running request's ops begin
+	req    mark  // where the running request's ops begin
+	total  int64 // size of all ops, as size counts it
 }
 
 // Losses counts, since Open, the requests whose writes were dropped although their fn
@@ -72,7 +73,7 @@ func newBatch(db *badger.DB, losses *atomic.Uint64, limits txnLimits) *Batch {
 // holds: a caller that batches work of its own (the materializer) stops there, well
 // before ErrTooBig.
 func (b *Batch) Full() bool {
-	count, bytes := len(b.ops)-b.req.ops, b.size(b.req.ops, len(b.ops))
+	count, bytes := len(b.ops)-b.req.ops, b.total-b.req.total
 	return !b.limits.fits(2*count, 2*bytes)
 }
 
@@ -111,7 +112,12 @@ func (b *Batch) add(key, value []byte, expiresAt uint64, del bool) {
 	}
 	b.index[o.hash] = len(b.ops)
 	b.ops = append(b.ops, o)
+	b.total += opSize(o)
 }
+
+// opSize is what Badger charges a transaction for o: key, value, two meta bytes and
+// ten bytes of version.
+func opSize(o op) int64 { return int64(o.end-o.start) + 12 }
 
 func checkKey(key []byte) error {
 	switch {
@@ -174,13 +180,16 @@ func (b *Batch) getDB(key []byte) ([]byte, bool, error) {
 }
 
 // mark is where a request's ops begin, so they can be rolled back.
-type mark struct{ ops, arena int }
+type mark struct {
+	ops, arena int
+	total      int64
+}
 
 // begin starts a request: it forgets the previous request's invalid write and
 // marks where this one's ops begin.
 func (b *Batch) begin() mark {
 	b.err = nil
-	b.req = mark{ops: len(b.ops), arena: len(b.arena)}
+	b.req = mark{ops: len(b.ops), arena: len(b.arena), total: b.total}
 	return b.req
 }
 
@@ -197,14 +206,14 @@ func (b *Batch) rollback(m mark) {
 	}
 	b.ops = b.ops[:m.ops]
 	b.arena = b.arena[:m.arena]
+	b.total = m.total
 }
 
-// size estimates ops[from:to] the way Badger charges a transaction: key, value,
-// two meta bytes and ten bytes of version per write.
+// size estimates ops[from:to] the way Badger charges a transaction.
 func (b *Batch) size(from, to int) int64 {
 	var n int64
 	for _, o := range b.ops[from:to] {
-		n += int64(o.end-o.start) + 12
+		n += opSize(o)
 	}
 	return n
 }
@@ -246,6 +255,7 @@ func (b *Batch) reset() {
 	clear(b.index)
 	b.ops = b.ops[:0]
 	b.arena = b.arena[:0]
+	b.total = 0
 	if cap(b.arena) > arenaKeep {
 		b.arena, b.ops, b.index = nil, nil, make(map[uint64]int)
 	}

@@ -343,7 +343,7 @@ func roomToClose(d *os.File) bool {
 
 // reopen opens Badger again and puts it in use; a failure is logged and retried.
 func (s *Store) reopen() {
-	db, err := openDB(s.dir, s.logger, s.syncWrites)
+	db, err := openDB(s.dir, s.logger)
 	if err != nil {
 		if time.Since(s.lastOpenLog) >= 30*time.Second {
 			s.logger.Error("cannot open the store yet; retrying", "dir", s.dir, "err", err)

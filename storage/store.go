@@ -168,7 +168,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.logger.Error("store not opened, the disk is full: webhooks are forwarded but not recorded until space returns",
 			"dir", dir, "err", r.msg)
 	} else {
-		db, err := openDB(dir, s.logger, s.syncWrites)
+		db, err := openDB(dir, s.logger)
 		if err != nil {
 			d.Close()
 			return nil, err
@@ -201,12 +201,12 @@ func reserve(v, def int64) uint64 {
 	return uint64(v)
 }
 
-func openDB(dir string, logger *slog.Logger, syncWrites bool) (*badger.DB, error) {
+func openDB(dir string, logger *slog.Logger) (*badger.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
 	}
 	removeAhead(dir, logger)
-	db, err := badger.Open(badgerOptions(dir, logger).WithSyncWrites(syncWrites))
+	db, err := badger.Open(badgerOptions(dir, logger))
 	if err != nil {
 		// Badger flattens the flock error into text, so match its message.
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -222,8 +222,9 @@ func openDB(dir string, logger *slog.Logger, syncWrites bool) (*badger.DB, error
 func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
-		// Durable commits by default; Open relaxes this for a SyncInterval.
-		WithSyncWrites(true).
+		// Not every commit: the writer syncs the groups that hold a durable request
+		// (writer.go), not the materializer's derived ones, or the syncLoop does.
+		WithSyncWrites(false).
 		// One writer goroutine owns all writes, so there is nothing to conflict with.
 		WithDetectConflicts(false).
 		WithMemTableSize(memTableSize).

@@ -53,6 +53,8 @@ type request struct {
 	fn    func(*Batch) error
 	state atomic.Int32
 	done  chan error // buffered: the writer never blocks on a caller
+	// durable requests are fsynced before they are answered (unless SyncInterval).
+	durable bool
 
 	// Set by the writer once fn succeeded: the request's ops are batch.ops[from:to].
 	from, to int
@@ -82,7 +84,14 @@ var requestPool = sync.Pool{New: func() any { return &request{done: make(chan er
 // If ctx ends before the writer picks the request up, Apply returns ctx.Err()
 // and fn never runs; once fn has run, Apply waits for the commit.
 func (s *Store) Apply(ctx context.Context, fn func(b *Batch) error) error {
-	return s.apply(ctx, s.views, fn)
+	return s.apply(ctx, s.views, true, fn)
+}
+
+// Derive is Apply for writes that can be derived again from the log: their commit
+// is not fsynced of its own. A crash may lose them; it never tears a transaction, and
+// any later durable commit makes them durable too (Badger's write-ahead log is one file).
+func (s *Store) Derive(ctx context.Context, fn func(b *Batch) error) error {
+	return s.apply(ctx, s.views, false, fn)
 }
 
 // Append is Apply on the log lane: its own writer goroutine and group commits, for
@@ -90,10 +99,10 @@ func (s *Store) Apply(ctx context.Context, fn func(b *Batch) error) error {
 // through Batch.Get, not those of pending view-lane requests; keys written on one lane
 // must not be written on the other.
 func (s *Store) Append(ctx context.Context, fn func(b *Batch) error) error {
-	return s.apply(ctx, s.log, fn)
+	return s.apply(ctx, s.log, true, fn)
 }
 
-func (s *Store) apply(ctx context.Context, l *lane, fn func(b *Batch) error) error {
+func (s *Store) apply(ctx context.Context, l *lane, durable bool, fn func(b *Batch) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -101,7 +110,7 @@ func (s *Store) apply(ctx context.Context, l *lane, fn func(b *Batch) error) err
 		return countRefused(re)
 	}
 	r := requestPool.Get().(*request)
-	r.ctx, r.fn = ctx, fn
+	r.ctx, r.fn, r.durable = ctx, fn, durable
 	if err := s.enqueue(l, r); err != nil {
 		r.release()
 		return err
@@ -147,17 +156,18 @@ func (r *request) release() {
 
 // group is the writer's state for one round: the shared batch and the requests whose fn succeeded.
 type group struct {
-	batch *Batch
-	reqs  []*request
-	seen  int   // requests taken from the queue, failed ones included
-	bytes int64 // estimated size of the ops of reqs
+	batch   *Batch
+	reqs    []*request
+	seen    int   // requests taken from the queue, failed ones included
+	bytes   int64 // estimated size of the ops of reqs
+	durable bool  // a request of reqs is durable: fsync before answering
 }
 
 func (g *group) reset() {
 	g.batch.reset()
 	clear(g.reqs) // let the pool have them back
 	g.reqs = g.reqs[:0]
-	g.seen, g.bytes = 0, 0
+	g.seen, g.bytes, g.durable = 0, 0, false
 }
 
 // writeLoop is the only goroutine that writes to Badger on lane l. It blocks while
@@ -228,6 +238,7 @@ func (s *Store) run(g *group, r *request) {
 	r.from, r.to = m.ops, len(g.batch.ops)
 	r.bytes = g.batch.size(r.from, r.to)
 	g.bytes += r.bytes
+	g.durable = g.durable || r.durable
 	g.reqs = append(g.reqs, r)
 }
 
@@ -272,6 +283,14 @@ func (s *Store) commitGroup(l *lane, g *group) {
 		}
 		i = j
 	}
+	if err == nil && g.durable && s.syncWrites {
+		if err = s.syncCommits(); err != nil {
+			acked = 0
+			for _, r := range g.reqs {
+				r.err = err
+			}
+		}
+	}
 	s.record(l, len(g.reqs), acked, start, err)
 	if lost := len(g.reqs) - acked; lost > 0 {
 		s.losses.Add(uint64(lost))
@@ -294,6 +313,14 @@ func (s *Store) chunkEnd(reqs []*request, i int) int {
 		count, bytes = c, b
 	}
 	return j
+}
+
+// syncCommits makes every commit so far durable: Badger's write-ahead log and value log.
+func (s *Store) syncCommits() error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("cannot fsync store at %q: %w", s.dir, err)
+	}
+	return nil
 }
 
 func (s *Store) commitOps(b *Batch, from, to int) error {
