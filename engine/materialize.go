@@ -29,6 +29,11 @@ const (
 	stepBytes   = 1 << 20
 )
 
+// linger is how long the materializer lets entries gather after a wake-up, unless a
+// reader waits or a step's worth is there: one big view commit costs far less than many
+// small ones (fewer transactions, repeated rollup and lead writes coalesced).
+const linger = 10 * time.Millisecond
+
 // settleWait bounds how long a read waits for the views to reach earlier writes: a
 // stuck view lane must not hang the API (the lag metrics then say why answers are old).
 const settleWait = 5 * time.Second
@@ -38,6 +43,8 @@ var viewItemsSkipped = metrics.NewCounter("ctwa_sidecar_view_items_skipped_total
 type materializer struct {
 	r        *Recorder
 	wake     chan struct{}
+	hurry    chan struct{} // a reader waits: stop lingering
+	waiters  atomic.Int32
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
@@ -61,7 +68,7 @@ type materializer struct {
 }
 
 func newMaterializer(r *Recorder) *materializer {
-	m := &materializer{r: r, wake: make(chan struct{}, 1), stop: make(chan struct{}),
+	m := &materializer{r: r, wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1), stop: make(chan struct{}),
 		done: make(chan struct{}), limit: maxItems}
 	ch := make(chan struct{})
 	m.caught.Store(&ch)
@@ -120,6 +127,12 @@ func (m *materializer) settle(ctx context.Context) {
 // ends or the materializer stopped.
 func (m *materializer) sync(ctx context.Context) error {
 	target := m.appended.Load()
+	m.waiters.Add(1)
+	defer m.waiters.Add(-1)
+	select {
+	case m.hurry <- struct{}{}:
+	default:
+	}
 	for {
 		ch := m.caught.Load()
 		if m.applied.Load() >= target {
@@ -148,6 +161,7 @@ func (m *materializer) run() {
 		case <-m.r.store.Closing(): // a store closed without Recorder.Close (tests)
 			return
 		case <-m.wake:
+			m.gather()
 		case <-tick.C:
 		}
 		if m.catchUp() == errStopped {
@@ -157,6 +171,23 @@ func (m *materializer) run() {
 }
 
 var errStopped = errors.New("store closed")
+
+// gather waits up to linger for more entries, unless a step's worth is there or a
+// reader waits.
+func (m *materializer) gather() {
+	timer := time.NewTimer(linger)
+	defer timer.Stop()
+	for m.waiters.Load() == 0 && m.appended.Load()-min(m.applied.Load(), m.appended.Load()) < stepEntries/2 {
+		select {
+		case <-m.wake:
+		case <-m.hurry:
+		case <-timer.C:
+			return
+		case <-m.stop:
+			return
+		}
+	}
+}
 
 // catchUp applies entries until none is left. On a store error it returns and is
 // called again on the next wake-up or tick.

@@ -29,6 +29,7 @@ type testEnv struct {
 	dir   string
 	store *storage.Store
 	rec   *Recorder
+	opts  storage.Options // of the store; the logger is set by open
 }
 
 // newTestEnv opens a fresh store and a recorder on it; both are closed when the test ends.
@@ -42,7 +43,9 @@ func newTestEnv(t testing.TB) *testEnv {
 
 func (e *testEnv) open() {
 	e.t.Helper()
-	s, err := storage.Open(e.dir, storage.Options{Logger: slog.New(slog.DiscardHandler)})
+	opts := e.opts
+	opts.Logger = slog.New(slog.DiscardHandler)
+	s, err := storage.Open(e.dir, opts)
 	if err != nil {
 		e.t.Fatalf("storage.Open: %v", err)
 	}
