@@ -4,18 +4,26 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // crashDirEnv tells the test binary, re-executed as a child, to run TestCrashHelper on
 // the store in that directory.
 const crashDirEnv = "CTWA_ENGINE_CRASH_DIR"
+
+// crashHaltEnv, set to N, makes the child stop its materializer after N acknowledgements:
+// the kill then comes with acknowledged webhooks in the log and not in the views.
+const crashHaltEnv = "CTWA_ENGINE_CRASH_HALT"
 
 const crashWorkers = 8
 
@@ -72,11 +80,16 @@ func TestCrashHelper(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "crash helper was not killed within a minute")
 		os.Exit(3)
 	}()
+	halt, _ := strconv.Atoi(os.Getenv(crashHaltEnv))
 	e := &testEnv{t: t, dir: dir}
 	e.open()
 	var out sync.Mutex
+	n := 0
 	err := recordLeads(e.rec, 1<<20, func(id string) {
 		out.Lock()
+		if n++; n == halt {
+			e.rec.mat.close()
+		}
 		fmt.Fprintln(os.Stdout, "ack", id)
 		out.Unlock()
 	})
@@ -87,7 +100,15 @@ func TestCrashHelper(t *testing.T) {
 // TestCrashKeepsAcknowledgedEvents kills a recording process with SIGKILL mid-load and
 // checks that every webhook it acknowledged left its event, and that the sender's retry
 // of every webhook, acknowledged or not, counts each lead exactly once.
+//
+// In the second run the child stops deriving views halfway, so the kill certainly
+// falls between log appends and the view checkpoint.
 func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
+	t.Run("views racing", func(t *testing.T) { crashAndReplay(t, false) })
+	t.Run("views behind", func(t *testing.T) { crashAndReplay(t, true) })
+}
+
+func crashAndReplay(t *testing.T, behind bool) {
 	leads, killAfter := 1000, 300
 	if testing.Short() {
 		leads, killAfter = 200, 60
@@ -95,6 +116,9 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
 	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	if behind {
+		cmd.Env = append(cmd.Env, crashHaltEnv+"="+strconv.Itoa(killAfter/2))
+	}
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -130,6 +154,11 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 		t.Fatalf("child acknowledged %d webhooks, more than the %d the replay sends: raise leads", len(acked), 2*leads)
 	}
 
+	if n := pendingEntries(t, dir); behind && n == 0 {
+		t.Fatal("no log entry waited for the views at the kill: the test did not test that")
+	} else {
+		t.Logf("%d log entries waited for the views at the kill", n)
+	}
 	e := &testEnv{t: t, dir: dir}
 	e.open()
 	t.Cleanup(e.close)
@@ -169,4 +198,22 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 		t.Errorf("%d leads have events, want %d", len(perLead), leads)
 	}
 	t.Logf("%d acknowledged webhooks survived SIGKILL; %d leads each counted once after the retry", len(acked), leads)
+}
+
+// pendingEntries counts the log entries of the store in dir that the views do not hold.
+func pendingEntries(t *testing.T, dir string) int {
+	t.Helper()
+	s, err := storage.Open(dir, storage.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	if err := s.Scan(storage.LogPrefix(), false, func(_, _ []byte) (bool, error) {
+		n++
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// Log-first recording: a webhook is acknowledged once it is in the log; these tests
+// stop the materializer to hold the views back, as a crash between the log append and
+// the view checkpoint does, and check that the views come out the same.
+
+// pending counts the log entries not yet in the views.
+func (e *testEnv) pending() int {
+	e.t.Helper()
+	n := 0
+	if err := e.store.Scan(storage.LogPrefix(), false, func(_, _ []byte) (bool, error) {
+		n++
+		return true, nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func gaugeValue(t *testing.T, name string) float64 {
+	t.Helper()
+	var b strings.Builder
+	metrics.WritePrometheus(&b, false)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// Webhooks acknowledged while the views were held back, then a restart: every message
+// is placed once, and a retry after the restart is a duplicate.
+func TestViewsCatchUpAfterAStopBeforeTheCheckpoint(t *testing.T) {
+	e := newTestEnv(t)
+	first := cloudWebhook(leadMsgs("491700000001")("wamid.lf.1", t0, "hi"))
+	e.record(first) // in the views
+	e.rec.mat.close()
+	msg := leadMsgs("491700000002")
+	bodies := [][]byte{
+		cloudWebhook(withReferral(msg("wamid.lf.2", t0+10, "hello"), adReferral("ad-1", "clid-lf-2"))),
+		cloudWebhook(msg("wamid.lf.3", t0+20, "what is the price?")),
+	}
+	for _, b := range bodies {
+		if err := e.rec.Record(context.Background(), b); err != nil { // must not wait for the views
+			t.Fatal(err)
+		}
+	}
+	if n := e.pending(); n != 2 {
+		t.Fatalf("%d log entries wait for the views, want 2", n)
+	}
+	if lag := gaugeValue(t, "ctwa_sidecar_view_lag_entries"); lag != 2 {
+		t.Errorf("view lag %v entries, want 2", lag)
+	}
+	e.reopen()
+	if err := e.rec.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := e.events(scApp)
+	if got := len(ofType(evs, TypeConversation)); got != 2 {
+		t.Fatalf("%d conversations, want 2:\n%s", got, dumpEvents(evs))
+	}
+	if got := len(ofType(evs, TypeEngagement)); got != 1 {
+		t.Fatalf("%d engagements, want 1:\n%s", got, dumpEvents(evs))
+	}
+	if n := e.pending(); n != 0 {
+		t.Fatalf("%d log entries left after the views caught up", n)
+	}
+	if lag := gaugeValue(t, "ctwa_sidecar_view_lag_entries"); lag != 0 {
+		t.Errorf("view lag %v entries after catching up, want 0", lag)
+	}
+	dups := delta(`ctwa_sidecar_webhooks_total{format="cloud",result="duplicate"}`)
+	e.record(bodies[1])
+	if dups() != 1 || len(e.events(scApp)) != len(evs) {
+		t.Fatalf("a retry after the restart: duplicates +%d, %d events; want +1, %d", dups(), len(e.events(scApp)), len(evs))
+	}
+}
+
+// An entry too big for one view commit is applied in parts; a stop after the first part
+// resumes at the item where it ended, placing nothing twice.
+func TestBigEntryResumesAtItsCheckpointedItem(t *testing.T) {
+	e := newTestEnv(t)
+	e.rec.mat.close() // steps are run by hand below
+	msgs := make([]cloudMsg, maxItems)
+	for i := range msgs {
+		msgs[i] = cloudMsg{App: scApp, ID: "wamid.part." + strconv.Itoa(i), From: strconv.Itoa(491700200000 + i),
+			Time: t0 + int64(i), Text: "hello"}
+	}
+	if err := e.rec.Record(context.Background(), cloudWebhook(msgs...)); err != nil {
+		t.Fatal(err)
+	}
+	m := e.rec.mat
+	if err := m.step(); err != nil {
+		t.Fatal(err)
+	}
+	if m.partial == 0 || int(m.partial) >= maxItems || m.applied.Load() != 0 {
+		t.Fatalf("after one step: %d items of the entry applied, applied seq %d; want part of it", m.partial, m.applied.Load())
+	}
+	e.reopen()
+	if err := e.rec.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ofType(e.events(scApp), TypeConversation)); n != maxItems {
+		t.Fatalf("%d conversations, want %d", n, maxItems)
+	}
+	if n := len(e.sessions(scApp)); n != maxItems {
+		t.Fatalf("%d sessions, want %d", n, maxItems)
+	}
+	// The rollups add up: an item placed twice would count its session twice there.
+	totals, err := e.rec.SourceTotals(scApp, e.rec.DaysOf(t0-day, t0+day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := totals[SourceRef{Type: SourceOrganic}]; got == nil || got.Sessions != maxItems || got.Engaged != 0 {
+		t.Fatalf("organic totals %+v, want %d sessions and none engaged", got, maxItems)
+	}
+	// A message placed twice would look like the lead's second one: an engagement.
+	if n := len(ofType(e.events(scApp), TypeEngagement)); n != 0 {
+		t.Fatalf("%d engagements, want none", n)
+	}
+}
+
+// An entry the views cannot take (corrupt) is skipped and counted; the entries after it
+// are applied.
+func TestCorruptLogEntryIsSkipped(t *testing.T) {
+	e := newTestEnv(t)
+	skipped := delta("ctwa_sidecar_view_items_skipped_total")
+	var seq uint64
+	err := e.store.Append(context.Background(), func(b *storage.Batch) error {
+		seq = e.rec.log.next
+		e.rec.log.next++
+		b.Set(storage.LogKey(nil, seq), []byte{logEntryVersion, 1, 2})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rec.mat.published(seq)
+	e.record(cloudWebhook(leadMsgs("491700000003")("wamid.after", t0, "hi")))
+	if n := len(ofType(e.events(scApp), TypeConversation)); n != 1 {
+		t.Fatalf("%d conversations after the corrupt entry, want 1", n)
+	}
+	if skipped() != 1 {
+		t.Fatalf("skipped items +%d, want +1", skipped())
+	}
+	if n := e.pending(); n != 0 {
+		t.Fatalf("%d log entries left", n)
+	}
+}
+
+// Reads wait for the views: an event list right after a Record sees the conversation of
+// its new lead, with
+// no sleep and no explicit Sync.
+func TestReadsSeeAcknowledgedWebhooks(t *testing.T) {
+	e := newTestEnv(t)
+	for i := range 50 {
+		id := "wamid.read." + strconv.Itoa(i)
+		if err := e.rec.Record(context.Background(), cloudWebhook(leadMsgs(strconv.Itoa(491700300000+i))(id, t0+int64(i), "hi"))); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		if err := e.rec.Events(EventFilter{AppID: scApp, To: t0 + 1000}, func(ev *storage.Event) bool {
+			found = found || ev.MessageID == id
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !found {
+			t.Fatalf("message %d is not in the events read right after its Record", i)
+		}
+	}
+}
