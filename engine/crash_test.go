@@ -208,12 +208,5 @@ func pendingEntries(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	n := 0
-	if err := s.Scan(storage.LogPrefix(), false, func(_, _ []byte) (bool, error) {
-		n++
-		return true, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return unapplied(t, s)
 }

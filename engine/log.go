@@ -11,8 +11,9 @@ import (
 
 // Log-first recording. A webhook is acknowledged once its new items are deduplicated
 // and appended, as one log entry, on the store's log lane; sessions, events, rollups
-// and message records are views the materializer (materialize.go) derives from the
-// entries in log order, off the webhook's path.
+// and the message index are views the materializer (materialize.go) derives from the
+// entries in log order, off the webhook's path. The entries are kept: they are the
+// compact message records of SPEC §4.4.
 
 // logEntryVersion is the first byte of every log entry.
 const logEntryVersion = 1
@@ -115,10 +116,13 @@ func appendItem(dst []byte, it *Item) []byte {
 	dst = append(dst, byte(it.Kind), byte(it.Format), flags)
 	dst = binary.AppendVarint(dst, it.Time)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(it.Amount))
+	text := it.Text
+	it.Text = truncateUTF8(text, storage.MaxText) // what is kept of a message (SPEC §4.4)
 	for _, s := range it.stringFields() {
 		dst = binary.AppendUvarint(dst, uint64(len(*s)))
 		dst = append(dst, *s...)
 	}
+	it.Text = text
 	return dst
 }
 

@@ -17,11 +17,12 @@ import (
 )
 
 // The materializer is the one goroutine that turns log entries into views, in log
-// order. Each view-lane commit writes what a run of entries changed, deletes those
-// entries and moves the checkpoint (storage.ViewPosKey) in the same transaction, so
-// after kill -9 it resumes exactly where the views end: nothing applied twice, nothing
-// left out. An entry too big for one transaction is applied in parts; the checkpoint
-// then also says how many of its items are in.
+// order. Each view-lane commit writes what a run of entries changed and moves the
+// checkpoint (storage.ViewPosKey) in the same transaction, so after kill -9 it resumes
+// exactly where the views end: nothing applied twice, nothing left out. An entry too
+// big for one transaction is applied in parts; the checkpoint then also says how many
+// of its items are in. Entries stay: they are the message records (message keys point
+// into them), and a refresh rebuilds the views from them.
 
 // Per step: entries read ahead of the views, and the bytes they may copy.
 const (
@@ -295,6 +296,7 @@ func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err er
 		}
 		k := skip
 		for ; k < len(m.items) && applied < m.limit && !b.Full(); k++ {
+			w.pos = logPos{seq: m.seqs[i], item: k}
 			if err := m.place(b, &m.items[k], defs); err != nil {
 				w.cache.reset() // the step's writes are dropped: so is what it cached
 				return 0, 0, fmt.Errorf("log entry %d, item %d: %w", m.seqs[i], k, err)
@@ -305,7 +307,6 @@ func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err er
 			m.setPosition(b, m.seqs[i]-1, uint32(k))
 			return i, uint32(k), nil
 		}
-		b.Delete(storage.LogKey(w.key[:0], m.seqs[i]))
 		skip = 0
 	}
 	m.setPosition(b, m.seqs[len(m.seqs)-1], 0)
@@ -353,7 +354,7 @@ func (m *materializer) finish(done int, partial uint32) {
 }
 
 // commitPosition moves the checkpoint past n items of the next entry without applying
-// them (skipPoison), deleting the entry when that was its last item.
+// them (skipPoison).
 func (m *materializer) commitPosition(n uint32) error {
 	if err := m.read(); err != nil || len(m.seqs) == 0 {
 		return err
@@ -363,7 +364,6 @@ func (m *materializer) commitPosition(n uint32) error {
 	whole := err != nil || int(next) >= len(items)
 	err = m.r.store.Apply(context.Background(), func(b *storage.Batch) error {
 		if whole {
-			b.Delete(storage.LogKey(nil, seq))
 			m.setPosition(b, seq, 0)
 			return nil
 		}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,12 +19,27 @@ import (
 // pending counts the log entries not yet in the views.
 func (e *testEnv) pending() int {
 	e.t.Helper()
+	return unapplied(e.t, e.store)
+}
+
+// unapplied counts the log entries of store after the views' checkpoint.
+func unapplied(t testing.TB, store *storage.Store) int {
+	t.Helper()
+	var applied uint64
+	v, ok, err := store.Get(storage.ViewPosKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		applied = binary.BigEndian.Uint64(v)
+	}
 	n := 0
-	if err := e.store.Scan(storage.LogPrefix(), false, func(_, _ []byte) (bool, error) {
+	err = store.ScanRange(storage.LogKey(nil, applied+1), storage.LogKey(nil, ^uint64(0)), func(_, _ []byte) (bool, error) {
 		n++
 		return true, nil
-	}); err != nil {
-		e.t.Fatal(err)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return n
 }
@@ -184,5 +200,29 @@ func TestReadsSeeAcknowledgedWebhooks(t *testing.T) {
 		if !found {
 			t.Fatalf("message %d is not in the events read right after its Record", i)
 		}
+	}
+}
+
+// A store written before the log kept full message records under the message keys; a
+// refresh still places them.
+func TestRefreshReadsRecordsFromBeforeTheLog(t *testing.T) {
+	e := newTestEnv(t)
+	m := storage.Message{ID: "wamid.old.1", AppID: scApp, Time: t0, Lead: "491700000005", Type: "text", Text: "price?"}
+	err := e.store.Apply(context.Background(), func(b *storage.Batch) error {
+		b.Set(storage.MessageKey(nil, m.AppID, m.Time, m.ID), storage.AppendMessage(nil, &m))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addKeyword(scApp, "price")
+	e.record(cloudWebhook(leadMsgs("491700000006")("wamid.new.1", t0+5, "price please")))
+	res, err := e.rec.Refresh(context.Background(), scApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := e.events(scApp)
+	if res.Messages != 2 || len(ofType(evs, TypeConversation)) != 2 || len(ofType(evs, TypeKeyword)) != 2 {
+		t.Fatalf("refresh placed %d messages; events:\n%s\nwant 2 messages, 2 conversations, 2 keyword events", res.Messages, dumpEvents(evs))
 	}
 }

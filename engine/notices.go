@@ -62,8 +62,9 @@ func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
 	return nil
 }
 
-// applyEdit keeps the new text of an edited message on its stored record, so that a
-// refresh classifies what the lead's message says now. An edit of a message the store
+// applyEdit keeps the new text of an edited message on its stored record (written in
+// full, in place of the pointer to the log), so that a refresh classifies what the
+// lead's message says now. An edit of a message the store
 // does not have (older than the dedupe window, or never received) changes nothing.
 func (w *writer) applyEdit(b *storage.Batch, it *Item) error {
 	v, ok, err := b.Get(storage.DedupeMessageKey(w.key[:0], it.EditOf))
@@ -75,7 +76,7 @@ func (w *writer) applyEdit(b *storage.Batch, it *Item) error {
 	if err != nil || !ok {
 		return err
 	}
-	m, err := storage.DecodeMessage(v)
+	m, err := storedMessage(b.Get, v)
 	if err != nil {
 		return err
 	}
@@ -88,9 +89,8 @@ func (w *writer) applyEdit(b *storage.Batch, it *Item) error {
 // applyAutoEvent records an automatic event: its record (so that a refresh places it again)
 // and, where the click's session is known, the automatic_event event on that session.
 func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, rec *recording) error {
-	m := autoEventRecord(it)
-	w.val = storage.AppendMessage(w.val[:0], &m)
-	key := storage.MessageKey(w.key[:0], it.AppID, it.Time, m.ID)
+	w.val = storage.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
+	key := storage.MessageKey(w.key[:0], it.AppID, it.Time, autoEventID(it))
 	b.Set(key, w.val)
 	if p := w.refreshing[it.AppID]; p != nil {
 		p.add(key)
@@ -104,11 +104,13 @@ func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, r
 // Meta detected the event, so that both records are kept.
 func autoEventRecord(it *Item) storage.Message {
 	return storage.Message{
-		ID: it.ID + "#" + it.EventName, AppID: it.AppID, Time: it.Time, Type: TypeAutomaticEvent,
+		ID: autoEventID(it), AppID: it.AppID, Time: it.Time, Type: TypeAutomaticEvent,
 		ReplyID: it.EventName, Text: autoEventValue(it), ContextID: it.ID,
 		Referral: storage.Referral{CtwaClid: it.Referral.CtwaClid},
 	}
 }
+
+func autoEventID(it *Item) string { return it.ID + "#" + it.EventName }
 
 // autoEventFromRecord is the item of a stored automatic event (refresh).
 func autoEventFromRecord(m *storage.Message) Item {

@@ -193,7 +193,7 @@ func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord
 		})
 	}
 	err := r.store.Scan(storage.MessagePrefix(app), false, func(_, v []byte) (bool, error) {
-		m, err := storage.DecodeMessage(v)
+		m, err := storedMessage(r.store.Get, v)
 		if err != nil {
 			return false, err
 		}
@@ -263,7 +263,9 @@ func (r *Recorder) placeMessage(b *storage.Batch, m *storage.Message, defs *Defi
 		it := autoEventFromRecord(m)
 		return r.w.placeAutoEvent(b, &it, defs, rec)
 	}
-	it := Item{Kind: KindMessage, AppID: m.AppID, ID: m.ID, Time: m.Time, Lead: m.Lead, LeadIsBSUID: m.LeadIsBSUID,
+	// The log keeps the number the message came from; a lead who changed number since
+	// goes on as the same lead.
+	it := Item{Kind: KindMessage, AppID: m.AppID, ID: m.ID, Time: m.Time, Lead: r.w.aliases.lead(m.Lead), LeadIsBSUID: m.LeadIsBSUID,
 		Type: m.Type, Text: m.Text, ButtonPayload: m.ButtonPayload, ReplyKind: m.ReplyKind, ReplyID: m.ReplyID,
 		ReplyTitle: m.ReplyTitle, ContextID: m.ContextID, Referral: Referral(m.Referral)}
 	var c Classification
@@ -322,7 +324,7 @@ func (r *Recorder) placePending(b *storage.Batch, keys [][]byte) (int, error) {
 		if !ok {
 			continue // its request failed to commit
 		}
-		m, err := storage.DecodeMessage(v)
+		m, err := storedMessage(b.Get, v)
 		if err != nil {
 			return n, err
 		}

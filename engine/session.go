@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/sha256"
 	"encoding/base32"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,6 +29,13 @@ type writer struct {
 	// it: they are stored at once and placed when the refresh ends (see refresh.go).
 	refreshing map[string]*pending
 	aliases    *aliasTable // new numbers of leads (user_changed_number)
+	pos        logPos      // of the item being applied: message keys point to it
+}
+
+// logPos is an item's place in the log: its entry's sequence number and its index there.
+type logPos struct {
+	seq  uint64
+	item int
 }
 
 // applyStatus records a status of a business message that carries a campaign tag
@@ -186,15 +194,48 @@ func convertedValue(typ, typeValue string) string {
 	return typ
 }
 
+// saveMessage indexes a logged message by app and time, for refresh: the index points to
+// the message's item in the log, which is its record.
 func (w *writer) saveMessage(b *storage.Batch, it *Item) {
-	m := storage.Message{
+	w.val = storage.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
+	b.Set(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID), w.val)
+}
+
+// messageRecord is the stored record of a lead message item.
+func messageRecord(it *Item) storage.Message {
+	return storage.Message{
 		ID: it.ID, AppID: it.AppID, Time: it.Time, Lead: it.Lead, LeadIsBSUID: it.LeadIsBSUID,
 		Type: it.Type, Text: truncateUTF8(it.Text, storage.MaxText), ButtonPayload: it.ButtonPayload,
 		ReplyKind: it.ReplyKind, ReplyID: it.ReplyID, ReplyTitle: it.ReplyTitle, ContextID: it.ContextID,
 		Referral: storage.Referral(it.Referral),
 	}
-	w.val = storage.AppendMessage(w.val[:0], &m)
-	b.Set(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID), w.val)
+}
+
+// getter reads a committed key: Batch.Get on the view lane, Store.Get elsewhere.
+type getter func(key []byte) ([]byte, bool, error)
+
+// storedMessage returns the record that the value v of a message key holds, or the log
+// item it points to. Its strings alias what get returned.
+func storedMessage(get getter, v []byte) (storage.Message, error) {
+	seq, item, ok := storage.MessagePointer(v)
+	if !ok {
+		return storage.DecodeMessage(v) // an edited message, or a store from before the log
+	}
+	e, found, err := get(storage.LogKey(nil, seq))
+	if err != nil {
+		return storage.Message{}, err
+	}
+	if !found {
+		return storage.Message{}, fmt.Errorf("message record: log entry %d is missing", seq)
+	}
+	items, err := decodeEntry(nil, e)
+	if err != nil || item >= len(items) {
+		return storage.Message{}, fmt.Errorf("message record: log entry %d has no item %d (%v)", seq, item, err)
+	}
+	if it := &items[item]; it.Kind == KindAutoEvent {
+		return autoEventRecord(it), nil
+	}
+	return messageRecord(&items[item]), nil
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.

@@ -1,5 +1,7 @@
 package storage
 
+import "encoding/binary"
+
 // MaxText is the longest text or caption kept per message record (SPEC §4.4).
 const MaxText = 4 << 10
 
@@ -36,6 +38,24 @@ func (r *Referral) append(dst []byte) []byte {
 func (r *Referral) read(rd *reader) {
 	r.SourceType, r.SourceID, r.SourceURL = rd.str(), rd.str(), rd.str()
 	r.Headline, r.Body, r.MediaType, r.CtwaClid = rd.str(), rd.str(), rd.str(), rd.str()
+}
+
+// A message key holds a Message record, or, when the message's record is its log entry,
+// a pointer to it: pointerVersion, the entry's sequence number and the item's index.
+const pointerVersion = 0xff
+
+// AppendMessagePointer appends a pointer to item of log entry seq.
+func AppendMessagePointer(dst []byte, seq uint64, item int) []byte {
+	dst = binary.BigEndian.AppendUint64(append(dst, pointerVersion), seq)
+	return binary.BigEndian.AppendUint16(dst, uint16(item))
+}
+
+// MessagePointer decodes a value written by AppendMessagePointer; ok is false for a record.
+func MessagePointer(v []byte) (seq uint64, item int, ok bool) {
+	if len(v) != 11 || v[0] != pointerVersion {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(v[1:9]), int(binary.BigEndian.Uint16(v[9:])), true
 }
 
 // AppendMessage appends the encoding of m to dst.
