@@ -15,8 +15,17 @@ import (
 // entries in log order, off the webhook's path. The entries are kept: they are the
 // compact message records of SPEC §4.4.
 
-// logEntryVersion is the first byte of every log entry.
-const logEntryVersion = 1
+// The first byte of a log entry says what it holds: a webhook's items, or a command
+// (another state change, such as an off-thread event) of a kind.
+const (
+	logEntryVersion   = 1
+	logCommandVersion = 2
+)
+
+// Kinds of commands.
+const (
+	cmdOffThread byte = 1 // an off-thread event (JSON of its OffThreadRecord, unattributed)
+)
 
 var errBadEntry = errors.New("corrupt log entry")
 
@@ -98,6 +107,25 @@ func (a *appender) dedupe(b *storage.Batch, it *Item) (fresh, logged bool, err e
 	return true, true, nil
 }
 
+// appendCommand appends a command of kind with payload as the next log entry and returns
+// its sequence number. It runs on the log lane.
+func (a *appender) appendCommand(b *storage.Batch, kind byte, payload []byte) uint64 {
+	seq := a.next
+	a.next++
+	v := append(appendEntryHeader(nil, time.Now()), kind)
+	v[0] = logCommandVersion
+	b.Set(storage.LogKey(a.key[:0], seq), append(v, payload...))
+	return seq
+}
+
+// command returns the kind and payload of a command entry; ok is false for items.
+func command(v []byte) (kind byte, payload []byte, ok bool) {
+	if len(v) < 10 || v[0] != logCommandVersion {
+		return 0, nil, false
+	}
+	return v[9], v[10:], true
+}
+
 // seenMark is the dedupe value of a status: only its presence matters.
 var seenMark = [1]byte{1}
 
@@ -128,7 +156,7 @@ func appendItem(dst []byte, it *Item) []byte {
 
 // entryTime is the append time of a log entry.
 func entryTime(v []byte) (time.Time, error) {
-	if len(v) < 9 || v[0] != logEntryVersion {
+	if len(v) < 9 || (v[0] != logEntryVersion && v[0] != logCommandVersion) {
 		return time.Time{}, errBadEntry
 	}
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), nil
@@ -136,8 +164,8 @@ func entryTime(v []byte) (time.Time, error) {
 
 // decodeEntry appends the items of log entry v to dst. Their strings alias v.
 func decodeEntry(dst []Item, v []byte) ([]Item, error) {
-	if _, err := entryTime(v); err != nil {
-		return dst, err
+	if len(v) < 9 || v[0] != logEntryVersion {
+		return dst, errBadEntry
 	}
 	for b := v[9:]; len(b) > 0; {
 		var it Item

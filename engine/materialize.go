@@ -119,14 +119,20 @@ func (m *materializer) settle(ctx context.Context) {
 	if m.applied.Load() >= m.appended.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, settleWait)
-	defer cancel()
-	_ = m.sync(ctx)
+	timer := time.NewTimer(settleWait)
+	defer timer.Stop()
+	_ = m.wait(ctx, timer.C)
 }
 
 // sync waits until the views hold every entry committed before the call, until ctx
 // ends or the materializer stopped.
-func (m *materializer) sync(ctx context.Context) error {
+func (m *materializer) sync(ctx context.Context) error { return m.wait(ctx, nil) }
+
+// wait is settle and sync: until timeout fires (nil: never), ctx ends or the views
+// reach the log's end as of the call. It selects on ctx.Done in the caller's goroutine
+// and derives no context from ctx: fasthttp's RequestCtx.Done must not be read by a
+// goroutine of its own while the server shuts down (a data race in fasthttp).
+func (m *materializer) wait(ctx context.Context, timeout <-chan time.Time) error {
 	target := m.appended.Load()
 	m.waiters.Add(1)
 	defer m.waiters.Add(-1)
@@ -141,6 +147,8 @@ func (m *materializer) sync(ctx context.Context) error {
 		}
 		select {
 		case <-*ch:
+		case <-timeout:
+			return fmt.Errorf("views are %d log entries behind", target-min(target, m.applied.Load()))
 		case <-ctx.Done():
 			return fmt.Errorf("views are %d log entries behind: %w", target-min(target, m.applied.Load()), ctx.Err())
 		case <-m.done:
@@ -154,6 +162,9 @@ func (m *materializer) run() {
 	defer close(m.done)
 	tick := time.NewTicker(time.Second) // a missed wake-up costs at most this
 	defer tick.Stop()
+	if m.catchUp() == errStopped { // entries a crash left behind
+		return
+	}
 	for {
 		select {
 		case <-m.stop:
@@ -163,6 +174,7 @@ func (m *materializer) run() {
 			return
 		case <-m.wake:
 			m.gather()
+		case <-m.hurry:
 		case <-tick.C:
 		}
 		if m.catchUp() == errStopped {
@@ -267,6 +279,11 @@ func (m *materializer) step() error {
 	if t, err := entryTime(m.entries[0]); err == nil {
 		m.oldest.Store(t.UnixNano())
 	}
+	if _, _, ok := command(m.entries[0]); ok {
+		// Off-thread attribution reads sessions: not while a refresh rebuilds them.
+		m.r.offMu.RLock()
+		defer m.r.offMu.RUnlock()
+	}
 	var done int       // entries applied in full
 	var partial uint32 // items of the entry after them applied
 	err := m.r.store.Derive(context.Background(), func(b *storage.Batch) error {
@@ -291,6 +308,18 @@ func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err er
 	defs := m.r.defs.Load()
 	applied, skip := 0, int(m.partial)
 	for i, v := range m.entries {
+		if kind, payload, ok := command(v); ok {
+			// A command reads committed views (attribution): it gets a step of its own.
+			if i > 0 {
+				m.setPosition(b, m.seqs[i]-1, 0)
+				return i, 0, nil
+			}
+			if err := m.r.applyCommand(b, kind, payload); err != nil {
+				return 0, 0, fmt.Errorf("log entry %d: %w", m.seqs[i], err)
+			}
+			m.setPosition(b, m.seqs[0], 0)
+			return 1, 0, nil
+		}
 		if m.items, err = decodeEntry(m.items[:0], v); err != nil {
 			return 0, 0, fmt.Errorf("log entry %d: %w", m.seqs[i], err)
 		}
@@ -311,6 +340,15 @@ func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err er
 	}
 	m.setPosition(b, m.seqs[len(m.seqs)-1], 0)
 	return len(m.entries), 0, nil
+}
+
+// applyCommand applies a logged command to the views.
+func (r *Recorder) applyCommand(b *storage.Batch, kind byte, payload []byte) error {
+	switch kind {
+	case cmdOffThread:
+		return r.applyOffThread(b, payload)
+	}
+	return fmt.Errorf("unknown log command %d", kind)
 }
 
 // place applies one logged item to the views.

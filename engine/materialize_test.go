@@ -226,3 +226,43 @@ func TestRefreshReadsRecordsFromBeforeTheLog(t *testing.T) {
 		t.Fatalf("refresh placed %d messages; events:\n%s\nwant 2 messages, 2 conversations, 2 keyword events", res.Messages, dumpEvents(evs))
 	}
 }
+
+// An off-thread event is a log entry: posted while the views are behind (then answered
+// unattributed), it is attributed in log order once they catch up, after the session of
+// the webhook acknowledged before it; its object_id stays taken across the restart.
+func TestOffThreadEventIsLoggedAndAttributedInLogOrder(t *testing.T) {
+	e := newTestEnv(t)
+	e.rec.mat.close()
+	const lead = "491700000007"
+	body := cloudWebhook(withReferral(leadMsgs(lead)("wamid.ot.1", t0, "hi"), adReferral("ad-9", "clid-ot-1")))
+	if err := e.rec.Record(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+	ev := OffThread{Lead: lead, Action: "purchase", Amount: 49.9, Currency: "EUR", Time: t0 + 60, ObjectID: "order-1"}
+	rec, created, err := e.rec.RecordOffThread(context.Background(), ev)
+	if err != nil || !created || rec.Attributed {
+		t.Fatalf("posted with the views stopped: %+v, created %v, %v; want a new, not yet attributed event", rec, created, err)
+	}
+	if n := e.pending(); n != 2 {
+		t.Fatalf("%d log entries wait for the views, want 2 (the webhook, the event)", n)
+	}
+	e.reopen()
+	if err := e.rec.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := e.rec.OffThread(rec.ID)
+	if err != nil || !ok || !got.Attributed || got.SourceType != SourceAd || got.SourceID != "ad-9" {
+		t.Fatalf("after the views caught up: %+v, %v, %v; want it attributed to ad-9", got, ok, err)
+	}
+	again, created, err := e.rec.RecordOffThread(context.Background(), ev)
+	if err != nil || created || again.ID != rec.ID {
+		t.Fatalf("the same object_id again: %+v, created %v, %v; want the first event back", again, created, err)
+	}
+	totals, err := e.rec.AdTotals(scApp, []string{"ad-9"}, e.rec.DaysOf(t0-day, t0+day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if totals.OffCount != 1 || totals.Revenue["EUR"] != 49.9 {
+		t.Fatalf("ad-9 totals: %d off-thread events, revenue %v; want 1 and 49.9 EUR", totals.OffCount, totals.Revenue)
+	}
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -42,48 +43,79 @@ type OffThreadRecord struct {
 // ErrPreviousNotFound is returned for an unknown previous_external_event_id.
 var ErrPreviousNotFound = errors.New("previous_external_event_id is not a known off-thread event")
 
-// RecordOffThread attributes e to the lead's last touch and stores it. created is false
+// RecordOffThread logs e and returns it as the materializer attributed it to the lead's
+// last touch, in log order: after every webhook acknowledged before. created is false
 // when e's object_id was recorded before: the first record is returned and nothing is
-// added (idempotency).
+// added (idempotency, decided on the log lane).
 func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThreadRecord, created bool, err error) {
-	r.mat.settle(ctx) // attribution must see the sessions of webhooks acknowledged before
-	r.offMu.RLock()
-	defer r.offMu.RUnlock()
 	if !e.LeadIsUser {
 		e.Lead = r.aliases.lead(e.Lead) // a lead who changed number is credited as the same lead
 	}
-	if e.ObjectID != "" {
-		if old, ok, err := r.offThreadByObject(e.ObjectID); err != nil || ok {
-			return old, false, err
+	if e.PreviousID != "" {
+		if _, ok, err := r.OffThread(e.PreviousID); err != nil || !ok {
+			return OffThreadRecord{}, false, cmp.Or(err, ErrPreviousNotFound)
 		}
 	}
 	rec = OffThreadRecord{ID: newID(), Action: e.Action, Amount: e.Amount, Currency: e.Currency, Time: e.Time,
 		Lead: e.Lead, LeadIsUser: e.LeadIsUser, ObjectID: e.ObjectID, PreviousID: e.PreviousID,
 		Attributes: e.Attributes, AnyApp: e.AppID == "", AppID: e.AppID, SourceType: SourceUnattributed}
-	if err := r.attribute(&rec, e); err != nil {
-		return OffThreadRecord{}, false, err
-	}
-	var existing string
-	err = r.store.Apply(ctx, func(b *storage.Batch) error {
-		existing = ""
-		if e.ObjectID != "" {
-			// A concurrent post of the same object_id may have committed meanwhile.
-			if v, ok, err := b.Get(storage.ObjectKey(e.ObjectID)); err != nil || ok {
-				existing = string(v)
-				return err
-			}
-			b.Set(storage.ObjectKey(e.ObjectID), []byte(rec.ID))
-		}
-		return r.w.storeOffThread(b, &rec)
-	})
+	first, err := r.logOffThread(ctx, &rec)
 	if err != nil {
 		return OffThreadRecord{}, false, fmt.Errorf("cannot store off-thread event: %w", err)
 	}
-	if existing != "" {
-		old, _, err := r.OffThread(existing)
-		return old, false, err
+	r.mat.settle(ctx) // the materializer attributes and stores it
+	id := cmp.Or(first, rec.ID)
+	stored, ok, err := r.OffThread(id)
+	switch {
+	case err != nil:
+		return OffThreadRecord{}, false, err
+	case !ok && first == "":
+		return rec, true, nil // logged; the views are behind and will attribute it
+	case !ok:
+		return OffThreadRecord{}, false, fmt.Errorf("off-thread event %q of object_id %q is not in the views yet", first, e.ObjectID)
 	}
-	return rec, true, nil
+	return stored, first == "", nil
+}
+
+// logOffThread appends rec to the log, unless its object_id was logged before: then it
+// returns the id of that first event.
+func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (first string, err error) {
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return "", err
+	}
+	var seq uint64
+	err = r.store.Append(ctx, func(b *storage.Batch) error {
+		first, seq = "", 0
+		if rec.ObjectID != "" {
+			key := storage.ObjectKey(rec.ObjectID)
+			if v, ok, err := b.Get(key); err != nil || ok {
+				first = string(v)
+				return err
+			}
+			b.Set(key, []byte(rec.ID))
+		}
+		seq = r.log.appendCommand(b, cmdOffThread, body)
+		return nil
+	})
+	if err == nil && seq > 0 {
+		r.mat.published(seq)
+	}
+	return first, err
+}
+
+// applyOffThread attributes a logged off-thread event and stores it, on the view lane.
+// It runs in a step of its own (see materializer.apply), so what it reads is committed.
+func (r *Recorder) applyOffThread(b *storage.Batch, body []byte) error {
+	var rec OffThreadRecord
+	if err := json.Unmarshal(body, &rec); err != nil {
+		return fmt.Errorf("off-thread log entry: %w", err)
+	}
+	e := OffThread{Lead: rec.Lead, Time: rec.Time, AppID: rec.namedApp(), PreviousID: rec.PreviousID}
+	if err := r.attribute(&rec, e); err != nil && !errors.Is(err, ErrPreviousNotFound) {
+		return err
+	}
+	return r.w.storeOffThread(b, &rec)
 }
 
 // storeOffThread writes an off-thread event and credits it to its source's rollup. It
@@ -208,7 +240,7 @@ func (r *Recorder) attribute(rec *OffThreadRecord, e OffThread) error {
 		if !ok || (e.AppID != "" && app != e.AppID) {
 			return true, nil
 		}
-		s, found, err := r.Session(app, id)
+		s, found, err := r.session(app, id)
 		if err != nil || !found {
 			return !found, err
 		}

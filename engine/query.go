@@ -68,6 +68,12 @@ func (r *Recorder) Events(f EventFilter, fn func(e *storage.Event) bool) error {
 // Session returns a session of app by id.
 func (r *Recorder) Session(app, id string) (storage.Session, bool, error) {
 	r.settle()
+	return r.session(app, id)
+}
+
+// session is Session for the materializer and the refresh, which must not wait for the
+// views they are writing.
+func (r *Recorder) session(app, id string) (storage.Session, bool, error) {
 	v, ok, err := r.store.Get(storage.SessionKey(nil, app, id))
 	if err != nil || !ok {
 		return storage.Session{}, false, err

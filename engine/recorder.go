@@ -48,8 +48,8 @@ type Recorder struct {
 	mat     *materializer
 	// defsMu serializes definition changes (API calls), not the hot path.
 	defsMu sync.Mutex
-	// offMu keeps off-thread attribution (read side) out of a refresh (write side),
-	// which rebuilds the sessions attribution reads.
+	// offMu keeps off-thread attribution (read side, on the materializer) out of a
+	// refresh (write side), which rebuilds the sessions attribution reads.
 	offMu sync.RWMutex
 	// rejectLog rate-limits the log of rejected webhook items.
 	rejectLog lograte.Limiter
