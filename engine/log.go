@@ -25,6 +25,7 @@ const (
 // Kinds of commands.
 const (
 	cmdOffThread byte = 1 // an off-thread event (JSON of its OffThreadRecord, unattributed)
+	cmdRefresh   byte = 2 // a refresh of an app (its id)
 )
 
 var errBadEntry = errors.New("corrupt log entry")

@@ -66,11 +66,22 @@ type materializer struct {
 	rec     recording // collects the types of the events a step wrote, for metrics
 	limit   int       // items per step; shrinks to 1 to find an item that cannot be applied
 	errLog  lograte.Limiter
+
+	refreshing atomic.Bool // a refresh is being applied
+	refreshMu  sync.Mutex
+	claimed    map[string]bool           // apps with a refresh logged and not yet applied
+	refreshed  map[uint64]refreshOutcome // outcomes of applied refreshes, by entry, until taken
+}
+
+// refreshOutcome is what a refresh of the log returned.
+type refreshOutcome struct {
+	res RefreshResult
+	err error
 }
 
 func newMaterializer(r *Recorder) *materializer {
 	m := &materializer{r: r, wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1), stop: make(chan struct{}),
-		done: make(chan struct{}), limit: maxItems}
+		done: make(chan struct{}), limit: maxItems, claimed: map[string]bool{}, refreshed: map[uint64]refreshOutcome{}}
 	ch := make(chan struct{})
 	m.caught.Store(&ch)
 	return m
@@ -115,25 +126,26 @@ func (m *materializer) published(seq uint64) {
 
 // settle waits until the views hold every entry committed before the call, for at
 // most settleWait or until ctx ends: a read then sees the writes acknowledged before it.
+// During a refresh it does not wait: the views are being rebuilt, and reads see them as
+// they are, as the webhooks logged meanwhile are placed after the refresh.
 func (m *materializer) settle(ctx context.Context) {
-	if m.applied.Load() >= m.appended.Load() {
+	if m.applied.Load() >= m.appended.Load() || m.refreshing.Load() {
 		return
 	}
 	timer := time.NewTimer(settleWait)
 	defer timer.Stop()
-	_ = m.wait(ctx, timer.C)
+	_ = m.wait(ctx, m.appended.Load(), timer.C)
 }
 
 // sync waits until the views hold every entry committed before the call, until ctx
 // ends or the materializer stopped.
-func (m *materializer) sync(ctx context.Context) error { return m.wait(ctx, nil) }
+func (m *materializer) sync(ctx context.Context) error { return m.wait(ctx, m.appended.Load(), nil) }
 
-// wait is settle and sync: until timeout fires (nil: never), ctx ends or the views
-// reach the log's end as of the call. It selects on ctx.Done in the caller's goroutine
+// wait waits until the views hold entry target, timeout fires (nil: never), ctx ends or
+// the materializer stops. It selects on ctx.Done in the caller's goroutine
 // and derives no context from ctx: fasthttp's RequestCtx.Done must not be read by a
 // goroutine of its own while the server shuts down (a data race in fasthttp).
-func (m *materializer) wait(ctx context.Context, timeout <-chan time.Time) error {
-	target := m.appended.Load()
+func (m *materializer) wait(ctx context.Context, target uint64, timeout <-chan time.Time) error {
 	m.waiters.Add(1)
 	defer m.waiters.Add(-1)
 	select {
@@ -279,10 +291,8 @@ func (m *materializer) step() error {
 	if t, err := entryTime(m.entries[0]); err == nil {
 		m.oldest.Store(t.UnixNano())
 	}
-	if _, _, ok := command(m.entries[0]); ok {
-		// Off-thread attribution reads sessions: not while a refresh rebuilds them.
-		m.r.offMu.RLock()
-		defer m.r.offMu.RUnlock()
+	if kind, payload, ok := command(m.entries[0]); ok && kind == cmdRefresh {
+		return m.refresh(m.seqs[0], string(payload))
 	}
 	var done int       // entries applied in full
 	var partial uint32 // items of the entry after them applied
@@ -340,6 +350,69 @@ func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err er
 	}
 	m.setPosition(b, m.seqs[len(m.seqs)-1], 0)
 	return len(m.entries), 0, nil
+}
+
+// maxOutcomes bounds the outcomes kept for refresh callers that gave up waiting.
+const maxOutcomes = 64
+
+// claimRefresh reports whether app has no refresh logged and not applied yet, and
+// marks it as having one.
+func (m *materializer) claimRefresh(app string) bool {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	if m.claimed[app] {
+		return false
+	}
+	m.claimed[app] = true
+	return true
+}
+
+func (m *materializer) releaseRefresh(app string) {
+	m.refreshMu.Lock()
+	delete(m.claimed, app)
+	m.refreshMu.Unlock()
+}
+
+// refreshOutcome takes the outcome of the refresh of entry seq.
+func (m *materializer) refreshOutcome(seq uint64) refreshOutcome {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	out, ok := m.refreshed[seq]
+	if !ok {
+		return refreshOutcome{err: errors.New("the refresh was applied, but its outcome is not known: it ran in an earlier process or was skipped")}
+	}
+	delete(m.refreshed, seq)
+	return out
+}
+
+// refresh applies the logged refresh of app, entry seq: it rebuilds the app's views in
+// commits of its own, then moves the checkpoint past the entry. A crash in between
+// runs it again from the start at the next start-up: the rebuild clears first.
+func (m *materializer) refresh(seq uint64, app string) error {
+	m.refreshing.Store(true)
+	res, err := m.r.applyRefresh(app)
+	m.refreshing.Store(false)
+	if err != nil && m.r.store.Ready() != nil {
+		return err // the store refuses writes: try again once it takes them
+	}
+	err = errors.Join(err, m.r.store.Derive(context.Background(), func(b *storage.Batch) error {
+		m.setPosition(b, seq, 0)
+		return nil
+	}))
+	if errors.Is(err, storage.ErrClosed) {
+		return err
+	}
+	m.refreshMu.Lock()
+	if len(m.refreshed) >= maxOutcomes {
+		clear(m.refreshed)
+	}
+	m.refreshed[seq] = refreshOutcome{res: res, err: err}
+	delete(m.claimed, app)
+	m.refreshMu.Unlock()
+	m.applied.Store(seq)
+	m.partial = 0
+	m.broadcast()
+	return nil
 }
 
 // applyCommand applies a logged command to the views.

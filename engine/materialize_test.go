@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -264,5 +265,47 @@ func TestOffThreadEventIsLoggedAndAttributedInLogOrder(t *testing.T) {
 	}
 	if totals.OffCount != 1 || totals.Revenue["EUR"] != 49.9 {
 		t.Fatalf("ad-9 totals: %d off-thread events, revenue %v; want 1 and 49.9 EUR", totals.OffCount, totals.Revenue)
+	}
+}
+
+// A refresh is a log command: logged while the views are stopped (a crash before it
+// ran), it runs at the next start, before the webhooks logged after it.
+func TestRefreshIsLoggedAndRunsAfterARestart(t *testing.T) {
+	e := newTestEnv(t)
+	msg := leadMsgs("491700000008")
+	e.record(cloudWebhook(msg("wamid.rf.1", t0, "what is the price?")))
+	e.addKeyword(scApp, "price") // after the message: counted by a refresh only
+	e.rec.mat.close()
+	if _, err := e.rec.Refresh(context.Background(), scApp); err == nil {
+		t.Fatal("Refresh returned nil with the materializer stopped; want an error saying the views are behind")
+	}
+	if err := e.rec.Record(context.Background(), cloudWebhook(msg("wamid.rf.2", t0+10, "price again"))); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	if err := e.rec.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs := e.events(scApp)
+	if n := len(ofType(evs, TypeKeyword)); n != 2 {
+		t.Fatalf("%d keyword events after the logged refresh ran, want 2 (the message before it, re-classified, and the one after):\n%s", n, dumpEvents(evs))
+	}
+	if n := len(ofType(evs, TypeEngagement)); n != 1 {
+		t.Fatalf("%d engagements, want 1:\n%s", n, dumpEvents(evs))
+	}
+}
+
+// One refresh of an app at a time: another while one is logged is refused.
+func TestRefreshWhileOneIsLoggedIsRefused(t *testing.T) {
+	e := newTestEnv(t)
+	if !e.rec.mat.claimRefresh(scApp) {
+		t.Fatal("a first claim was refused")
+	}
+	if _, err := e.rec.Refresh(context.Background(), scApp); !errors.Is(err, ErrRefreshRunning) {
+		t.Fatalf("Refresh = %v, want ErrRefreshRunning", err)
+	}
+	e.rec.mat.releaseRefresh(scApp)
+	if _, err := e.rec.Refresh(context.Background(), scApp); err != nil {
+		t.Fatalf("Refresh after the first ended: %v", err)
 	}
 }

@@ -92,10 +92,6 @@ func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, r
 	w.val = storage.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
 	key := storage.MessageKey(w.key[:0], it.AppID, it.Time, autoEventID(it))
 	b.Set(key, w.val)
-	if p := w.refreshing[it.AppID]; p != nil {
-		p.add(key)
-		return nil
-	}
 	return w.placeAutoEvent(b, it, defs, rec)
 }
 

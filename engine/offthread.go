@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -59,11 +60,18 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 	rec = OffThreadRecord{ID: newID(), Action: e.Action, Amount: e.Amount, Currency: e.Currency, Time: e.Time,
 		Lead: e.Lead, LeadIsUser: e.LeadIsUser, ObjectID: e.ObjectID, PreviousID: e.PreviousID,
 		Attributes: e.Attributes, AnyApp: e.AppID == "", AppID: e.AppID, SourceType: SourceUnattributed}
-	first, err := r.logOffThread(ctx, &rec)
+	first, seq, err := r.logOffThread(ctx, &rec)
 	if err != nil {
 		return OffThreadRecord{}, false, fmt.Errorf("cannot store off-thread event: %w", err)
 	}
-	r.mat.settle(ctx) // the materializer attributes and stores it
+	// The materializer attributes and stores it (or the first event of its object_id).
+	target := seq
+	if first != "" {
+		target = r.mat.appended.Load() // the first event's entry is at or before it
+	}
+	timer := time.NewTimer(offThreadWait)
+	defer timer.Stop()
+	_ = r.mat.wait(ctx, target, timer.C)
 	id := cmp.Or(first, rec.ID)
 	stored, ok, err := r.OffThread(id)
 	switch {
@@ -77,14 +85,17 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 	return stored, first == "", nil
 }
 
-// logOffThread appends rec to the log, unless its object_id was logged before: then it
-// returns the id of that first event.
-func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (first string, err error) {
+// offThreadWait bounds how long a post waits for its attribution; a refresh in progress
+// holds it back until the refresh ends.
+const offThreadWait = 30 * time.Second
+
+// logOffThread appends rec to the log as entry seq, unless its object_id was logged
+// before: then it returns the id of that first event.
+func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (first string, seq uint64, err error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	var seq uint64
 	err = r.store.Append(ctx, func(b *storage.Batch) error {
 		first, seq = "", 0
 		if rec.ObjectID != "" {
@@ -101,7 +112,7 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 	if err == nil && seq > 0 {
 		r.mat.published(seq)
 	}
-	return first, err
+	return first, seq, err
 }
 
 // applyOffThread attributes a logged off-thread event and stores it, on the view lane.

@@ -48,9 +48,6 @@ type Recorder struct {
 	mat     *materializer
 	// defsMu serializes definition changes (API calls), not the hot path.
 	defsMu sync.Mutex
-	// offMu keeps off-thread attribution (read side, on the materializer) out of a
-	// refresh (write side), which rebuilds the sessions attribution reads.
-	offMu sync.RWMutex
 	// rejectLog rate-limits the log of rejected webhook items.
 	rejectLog lograte.Limiter
 	aliases   aliasTable
@@ -66,7 +63,7 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	}
 	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets)}
 	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
-		seenAds: map[string]bool{}, refreshing: map[string]*pending{}, aliases: &r.aliases}
+		seenAds: map[string]bool{}, aliases: &r.aliases}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
 		rec.apply = rec.appendAll // bound once, so Append gets a func without allocating

@@ -10,17 +10,16 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
-// Refresh batch sizes: each chunk is one Apply, well inside one Badger transaction. Each
-// holds the store's writer, and so the webhooks waiting on it: the rebuild's chunks are
-// small, and the chunks that place what arrived during the refresh are bigger so that
-// they outpace the webhooks still arriving (measured with BenchmarkRecordDuringRefresh).
+// Refresh batch sizes: each chunk is one view-lane commit, well inside one Badger
+// transaction. Webhooks do not wait on them: they are appended on the log lane, and
+// placed by the materializer after the refresh, in log order.
 const (
 	refreshDeleteChunk = 500
-	refreshReplayChunk = 50
-	refreshFinishChunk = 200
+	refreshReplayChunk = 200
 )
 
-// ErrRefreshRunning is returned when a refresh of the same app is already under way.
+// ErrRefreshRunning is returned when a refresh of the same app is already logged or
+// under way.
 var ErrRefreshRunning = errors.New("a refresh of this app is already running")
 
 // RefreshResult tells what a refresh rebuilt.
@@ -32,30 +31,40 @@ type RefreshResult struct {
 	MissingOffThread int `json:"missing_off_thread_events"`
 }
 
-// Refresh rebuilds app's sessions, events and rollups from the stored message records,
-// in timestamp order and with today's definitions: a keyword or converted event defined
+// Refresh rebuilds app's sessions, events and rollups from the logged messages, in
+// timestamp order and with today's definitions: a keyword or converted event defined
 // today counts last week's messages, and messages that arrived out of order land where
-// their timestamps put them (SPEC §4.1). Webhooks keep flowing meanwhile: their messages
-// are stored at once and placed when the rebuild ends. Off-thread posts wait for it.
+// their timestamps put them (SPEC §4.1). It is a log command: the materializer runs it
+// after every webhook acknowledged before it and before any acknowledged after, which
+// wait in the log meanwhile (the webhooks themselves are answered as always). Refresh
+// returns once the rebuild is done, or with ctx's error (the rebuild goes on).
 func (r *Recorder) Refresh(ctx context.Context, app string) (RefreshResult, error) {
-	r.mat.settle(ctx) // the rebuild starts from every webhook acknowledged before
-	r.offMu.Lock()    // attribution reads sessions that are being rebuilt
-	defer r.offMu.Unlock()
-	if err := r.store.Apply(ctx, func(*storage.Batch) error {
-		if _, running := r.w.refreshing[app]; running {
-			return ErrRefreshRunning
-		}
-		r.w.refreshing[app] = &pending{set: map[string]struct{}{}}
-		r.w.cache.reset() // history is about to be rewritten
+	if !r.mat.claimRefresh(app) {
+		return RefreshResult{}, ErrRefreshRunning
+	}
+	var seq uint64
+	err := r.store.Append(ctx, func(b *storage.Batch) error {
+		seq = r.log.appendCommand(b, cmdRefresh, []byte(app))
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
+		r.mat.releaseRefresh(app)
 		return RefreshResult{}, err
 	}
-	res, err := r.rebuild(ctx, app)
-	// Place what arrived meanwhile and end the refresh, even after a failure, so that
-	// live messages are never left unplaced.
-	finishErr := r.finishRefresh(context.WithoutCancel(ctx), app, &res)
-	return res, errors.Join(err, finishErr)
+	r.mat.published(seq)
+	if err := r.mat.wait(ctx, seq, nil); err != nil {
+		return RefreshResult{}, err
+	}
+	out := r.mat.refreshOutcome(seq)
+	return out.res, out.err
+}
+
+// applyRefresh runs a logged refresh on the materializer.
+func (r *Recorder) applyRefresh(app string) (RefreshResult, error) {
+	r.w.cache.reset() // history is about to be rewritten
+	res, err := r.rebuild(context.Background(), app)
+	r.w.cache.reset()
+	return res, err
 }
 
 func (r *Recorder) rebuild(ctx context.Context, app string) (RefreshResult, error) {
@@ -118,7 +127,7 @@ func (d *deleter) flush() error {
 	if len(d.keys) == 0 {
 		return nil
 	}
-	err := d.r.store.Apply(d.ctx, func(b *storage.Batch) error {
+	err := d.r.store.Derive(d.ctx, func(b *storage.Batch) error {
 		d.r.w.cache.reset()
 		for _, k := range d.keys {
 			b.Delete(k)
@@ -130,32 +139,6 @@ func (d *deleter) flush() error {
 		return fmt.Errorf("refresh: cannot clear derived records: %w", err)
 	}
 	return nil
-}
-
-// pending holds the keys of an app's messages that arrived during its refresh: they
-// are stored at once and placed when the rebuild ends, in arrival order.
-type pending struct {
-	keys [][]byte
-	set  map[string]struct{}
-}
-
-func (p *pending) add(key []byte) {
-	k := bytes.Clone(key)
-	p.keys = append(p.keys, k)
-	p.set[string(k)] = struct{}{}
-}
-
-func (p *pending) has(key []byte) bool {
-	_, ok := p.set[string(key)]
-	return ok
-}
-
-// drop forgets the first n keys, which are placed.
-func (p *pending) drop(n int) {
-	for _, k := range p.keys[:n] {
-		delete(p.set, string(k))
-	}
-	p.keys = p.keys[n:]
 }
 
 // touch is an outgoing campaign touch to replay.
@@ -188,8 +171,8 @@ func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord
 		}
 		msgs := chunk
 		chunk = nil
-		return r.store.Apply(ctx, func(b *storage.Batch) error {
-			return r.placeReplayed(b, app, msgs, &touches, res)
+		return r.store.Derive(ctx, func(b *storage.Batch) error {
+			return r.placeReplayed(b, msgs, &touches, res)
 		})
 	}
 	err := r.store.Scan(storage.MessagePrefix(app), false, func(_, v []byte) (bool, error) {
@@ -210,26 +193,20 @@ func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord
 		return err
 	}
 	// Touches after the last message still set the leads' campaign state.
-	return r.store.Apply(ctx, func(b *storage.Batch) error {
+	return r.store.Derive(ctx, func(b *storage.Batch) error {
 		r.w.cache.check(b)
 		return r.applyTouches(b, app, &touches, 1<<62)
 	})
 }
 
-// placeReplayed runs on the writer goroutine: it places messages that were stored before
-// the refresh began (later ones are in the pending list and placed at the end).
-func (r *Recorder) placeReplayed(b *storage.Batch, app string, msgs []storage.Message, touches *[]touchRecord, res *RefreshResult) error {
+// placeReplayed runs on the view lane: it places logged messages of the app in time order.
+func (r *Recorder) placeReplayed(b *storage.Batch, msgs []storage.Message, touches *[]touchRecord, res *RefreshResult) error {
 	r.w.cache.check(b)
-	pending := r.w.refreshing[app]
 	defs := r.defs.Load()
 	var rec recording
-	var key []byte
 	for i := range msgs {
 		m := &msgs[i]
-		if key = storage.MessageKey(key[:0], app, m.Time, m.ID); pending.has(key) {
-			continue
-		}
-		if err := r.applyTouches(b, app, touches, m.Time); err != nil {
+		if err := r.applyTouches(b, m.AppID, touches, m.Time); err != nil {
 			return err
 		}
 		if err := r.placeMessage(b, m, defs, &rec); err != nil {
@@ -276,64 +253,6 @@ func (r *Recorder) placeMessage(b *storage.Batch, m *storage.Message, defs *Defi
 // opened reports whether the last placed message opened a session.
 func (rec *recording) opened() bool {
 	return len(rec.events) > 0 && rec.events[0] == TypeConversation
-}
-
-// finishRefresh places the messages that arrived during the refresh, a chunk per Apply
-// (more may arrive meanwhile: they are placed too), and ends the refresh in the Apply
-// that places the last of them. If the store fails, the refresh ends anyway: messages
-// left unplaced are stored, and the next refresh places them.
-func (r *Recorder) finishRefresh(ctx context.Context, app string, res *RefreshResult) error {
-	placed, done := 0, false
-	for !done {
-		n := 0
-		err := r.store.Apply(ctx, func(b *storage.Batch) error {
-			r.w.cache.check(b)
-			p := r.w.refreshing[app]
-			p.drop(placed) // the chunk of the previous Apply is committed
-			placed = 0
-			chunk := p.keys[:min(len(p.keys), refreshFinishChunk)]
-			var err error
-			if n, err = r.placePending(b, chunk); err != nil {
-				return err
-			}
-			placed = len(chunk)
-			if done = placed == len(p.keys); done {
-				delete(r.w.refreshing, app)
-			}
-			return nil
-		})
-		if err != nil {
-			_ = r.store.Apply(ctx, func(*storage.Batch) error { delete(r.w.refreshing, app); return nil })
-			return fmt.Errorf("refresh: cannot place the messages that arrived during it: %w", err)
-		}
-		res.Messages += n
-	}
-	return nil
-}
-
-// placePending places the stored messages of keys; it returns how many it placed.
-func (r *Recorder) placePending(b *storage.Batch, keys [][]byte) (int, error) {
-	defs := r.defs.Load()
-	var rec recording
-	n := 0
-	for _, key := range keys {
-		v, ok, err := b.Get(key)
-		if err != nil {
-			return n, err
-		}
-		if !ok {
-			continue // its request failed to commit
-		}
-		m, err := storedMessage(b.Get, v)
-		if err != nil {
-			return n, err
-		}
-		if err := r.placeMessage(b, &m, defs, &rec); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
 }
 
 // reattribute credits off-thread events again against the rebuilt sessions, in time
@@ -399,7 +318,7 @@ func (r *Recorder) reattributeOne(ctx context.Context, app string, old *OffThrea
 	if old.AppID != app && sameCredit(old, &rec) {
 		return nil // its credit, outside app, was not cleared and stays where it is
 	}
-	return r.store.Apply(ctx, func(b *storage.Batch) error {
+	return r.store.Derive(ctx, func(b *storage.Batch) error {
 		return r.w.recreditOffThread(b, app, old, &rec)
 	})
 }

@@ -25,9 +25,6 @@ type writer struct {
 	delta      rollupDelta
 	seenAds    map[string]bool // app+ad pairs whose referral is already stored
 	cache      writeCache
-	// refreshing holds, per app under refresh, the keys of messages that arrived during
-	// it: they are stored at once and placed when the refresh ends (see refresh.go).
-	refreshing map[string]*pending
 	aliases    *aliasTable // new numbers of leads (user_changed_number)
 	pos        logPos      // of the item being applied: message keys point to it
 }
@@ -65,10 +62,6 @@ func (w *writer) touch(b *storage.Batch, app, lead string, t int64, tag string) 
 func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
 	it.Lead = w.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
 	w.saveMessage(b, it)
-	if p := w.refreshing[it.AppID]; p != nil {
-		p.add(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID))
-		return nil
-	}
 	return w.place(b, it, c, defs, rec)
 }
 
