@@ -121,6 +121,7 @@ func serve(ctx context.Context, c *config, e env) error {
 	if err != nil {
 		return err
 	}
+	defer rec.Close() // after the listeners drained, before the store closes
 	fwd := proxy.NewForwarder(proxy.ForwardConfig{
 		Upstream: c.upstream, Headers: c.upstreamHeaders, Timeout: c.upstreamTimeout,
 		Recorder: rec, Log: log,

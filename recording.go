@@ -17,11 +17,18 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
+// recorder is what serve needs of the recorder: webhooks, and Close before the store
+// closes, which applies the log entries the views do not hold yet.
+type recorder interface {
+	proxy.Recorder
+	Close()
+}
+
 // startRecording builds the recorder and the API on store. For a store that is not open
 // yet (a full disk at start-up) it returns stand-ins until the store opens: webhooks are
 // forwarded but not recorded, and the API answers /healthz, /readyz (503, with the
 // reason) and /metrics, and 503 on /v1.
-func startRecording(ctx context.Context, c *config, store *storage.Store, log *slog.Logger) (proxy.Recorder, fasthttp.RequestHandler, error) {
+func startRecording(ctx context.Context, c *config, store *storage.Store, log *slog.Logger) (recorder, fasthttp.RequestHandler, error) {
 	select {
 	case <-store.Opened():
 		rec, api, err := c.recording(store, log)
@@ -95,6 +102,13 @@ func (l *lateRecording) RecordSigned(ctx context.Context, body []byte, sig *engi
 	}
 	// Apply refuses, and counts why, while the store is not open.
 	return l.store.Apply(ctx, func(*storage.Batch) error { return errNotRecording })
+}
+
+// Close brings the views of the recorder, once there is one, up to the log.
+func (l *lateRecording) Close() {
+	if r := l.rec.Load(); r != nil {
+		r.Close()
+	}
 }
 
 func (l *lateRecording) serveAPI(ctx *fasthttp.RequestCtx) {
