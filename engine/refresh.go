@@ -14,8 +14,8 @@ import (
 // transaction. Webhooks do not wait on them: they are appended on the log lane, and
 // placed by the materializer after the refresh, in log order.
 const (
-	refreshDeleteChunk = 500
-	refreshReplayChunk = 200
+	refreshDeleteChunk = 256
+	refreshReplayChunk = 32
 )
 
 // ErrRefreshRunning is returned when a refresh of the same app is already logged or

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 var (
@@ -26,7 +28,9 @@ var (
 //
 //	go test -run '^$' -bench RecordDuringRefresh -benchtime 1x ./engine
 func BenchmarkRecordDuringRefresh(b *testing.B) {
-	e := newTestEnv(b)
+	e := &testEnv{t: b, dir: b.TempDir(), opts: storage.Options{SyncInterval: time.Second}} // the sidecar's default -fsync-interval
+	e.open()
+	b.Cleanup(e.close)
 	lead := func(i int) string { return strconv.Itoa(491700000000 + i) }
 	msg := func(i int) cloudMsg {
 		return cloudMsg{App: scApp, ID: "wamid.rr." + strconv.Itoa(i), From: lead(i), Time: t0 + int64(i), Text: "hi"}
