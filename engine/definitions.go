@@ -74,12 +74,14 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 // AddGroup validates and stores a new event group; a keyword group makes its keyword
 // tracked from now on. It returns the stored group with its id.
 func (r *Recorder) AddGroup(ctx context.Context, g Group) (Group, error) {
-	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	if err := validateGroup(&g); err != nil {
 		return Group{}, err
 	}
 	r.defsMu.Lock()
 	defer r.defsMu.Unlock()
+	if err := r.Sync(ctx); err != nil { // earlier webhooks are classified with the old definitions
+		return Group{}, err
+	}
 	cur := r.defs.Load()
 	if old := cur.trackedKeyword(&g); old != nil {
 		return Group{}, &FieldError{"type_value", fmt.Sprintf("keyword %q is already tracked by group %s", g.TypeValue, old.ID)}
@@ -88,21 +90,18 @@ func (r *Recorder) AddGroup(ctx context.Context, g Group) (Group, error) {
 	if err := checkMatcher(append(slices.Clone(cur.Groups), g), cur.Sources, "type_value"); err != nil {
 		return Group{}, err
 	}
-	err := r.store.Apply(ctx, func(b *storage.Batch) error {
-		id, err := nextID(b, defGroup)
-		if err != nil {
-			return err
-		}
-		g.ID = id
-		if g.Type == TypeKeyword {
-			g.TypeID = id // keyword events carry the definition id (SPEC §4.2)
-		}
-		return putJSON(b, storage.DefKey(defGroup, g.AppID, g.ID), &g)
-	})
+	id, counter, err := r.nextID(defGroup)
 	if err != nil {
+		return Group{}, err
+	}
+	g.ID = id
+	if g.Type == TypeKeyword {
+		g.TypeID = id // keyword events carry the definition id (SPEC §4.2)
+	}
+	if err := r.logDefinitions(ctx, counter, defPut(defGroup, g.AppID, g.ID, &g)); err != nil {
 		return Group{}, fmt.Errorf("cannot store event group: %w", err)
 	}
-	return g, r.swap(append(slices.Clone(cur.Groups), g), cur.Sources)
+	return g, nil
 }
 
 // trackedKeyword returns the active keyword group that already tracks g's keyword in
@@ -128,12 +127,14 @@ func sameWords(a, b string) bool {
 
 // SetGroupStatus activates or archives a group; archiving a keyword group stops tracking it.
 func (r *Recorder) SetGroupStatus(ctx context.Context, app, id, status string) (Group, error) {
-	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	if status != StatusActive && status != StatusArchived {
 		return Group{}, &FieldError{"status", fmt.Sprintf("%q is not active or archived", status)}
 	}
 	r.defsMu.Lock()
 	defer r.defsMu.Unlock()
+	if err := r.Sync(ctx); err != nil { // earlier webhooks are classified with the old definitions
+		return Group{}, err
+	}
 	cur := r.defs.Load()
 	i := slices.IndexFunc(cur.Groups, func(g Group) bool { return g.AppID == app && g.ID == id })
 	if i < 0 {
@@ -147,23 +148,22 @@ func (r *Recorder) SetGroupStatus(ctx context.Context, app, id, status string) (
 	if err := checkMatcher(groups, cur.Sources, "status"); err != nil {
 		return Group{}, err
 	}
-	err := r.store.Apply(ctx, func(b *storage.Batch) error {
-		return putJSON(b, storage.DefKey(defGroup, app, id), &groups[i])
-	})
-	if err != nil {
+	if err := r.logDefinitions(ctx, defPut(defGroup, app, id, &groups[i])); err != nil {
 		return Group{}, fmt.Errorf("cannot store event group: %w", err)
 	}
-	return groups[i], r.swap(groups, cur.Sources)
+	return groups[i], nil
 }
 
 // AddSource validates and stores a custom source phrase (QR code, wa.me link).
 func (r *Recorder) AddSource(ctx context.Context, s Source) (Source, error) {
-	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	if err := validateSource(&s); err != nil {
 		return Source{}, err
 	}
 	r.defsMu.Lock()
 	defer r.defsMu.Unlock()
+	if err := r.Sync(ctx); err != nil { // earlier webhooks are classified with the old definitions
+		return Source{}, err
+	}
 	cur := r.defs.Load()
 	for _, old := range cur.Sources {
 		if old.AppID == s.AppID && strings.EqualFold(old.Phrase, s.Phrase) {
@@ -174,18 +174,15 @@ func (r *Recorder) AddSource(ctx context.Context, s Source) (Source, error) {
 	if err := checkMatcher(cur.Groups, append(slices.Clone(cur.Sources), s), "phrase"); err != nil {
 		return Source{}, err
 	}
-	err := r.store.Apply(ctx, func(b *storage.Batch) error {
-		id, err := nextID(b, defSource)
-		if err != nil {
-			return err
-		}
-		s.ID = id
-		return putJSON(b, storage.DefKey(defSource, s.AppID, s.ID), &s)
-	})
+	id, counter, err := r.nextID(defSource)
 	if err != nil {
+		return Source{}, err
+	}
+	s.ID = id
+	if err := r.logDefinitions(ctx, counter, defPut(defSource, s.AppID, s.ID, &s)); err != nil {
 		return Source{}, fmt.Errorf("cannot store source: %w", err)
 	}
-	return s, r.swap(cur.Groups, append(slices.Clone(cur.Sources), s))
+	return s, nil
 }
 
 func validateSource(s *Source) error {
@@ -213,41 +210,37 @@ func checkMatcher(groups []Group, sources []Source, field string) error {
 	return nil
 }
 
-// swap installs a snapshot built from groups, sources and the current catalogue.
-func (r *Recorder) swap(groups []Group, sources []Source) error {
-	d, err := newDefinitions(groups, sources, r.catalog.Load().adCampaign())
-	if err != nil {
-		return err
-	}
-	r.defs.Store(d)
-	return nil
-}
-
-func putJSON(b *storage.Batch, key []byte, v any) error {
+// defPut is the write that stores definition v of kind under app and id.
+func defPut(kind, app, id string, v any) [2][]byte {
 	body, err := json.Marshal(v)
 	if err != nil {
-		return err
+		panic(err) // definitions are plain structs: they always marshal
 	}
-	b.Set(key, body)
-	return nil
+	return [2][]byte{storage.DefKey(kind, app, id), body}
 }
 
-// nextID increments the counter of kind and returns it as an id.
-func nextID(b *storage.Batch, kind string) (string, error) {
+// logDefinitions logs writes of definitions and waits until the materializer applied
+// them and reloaded the definitions: webhooks logged after classify with them.
+func (r *Recorder) logDefinitions(ctx context.Context, writes ...[2][]byte) error {
+	return r.logPuts(ctx, reloadDefs, writes)
+}
+
+// nextID returns the next id of kind and the write that takes it. The caller holds
+// defsMu and has synced the views, so the stored counter is current.
+func (r *Recorder) nextID(kind string) (string, [2][]byte, error) {
 	key := storage.SeqKey(kind)
-	v, ok, err := b.Get(key)
+	v, ok, err := r.store.Get(key)
 	if err != nil {
-		return "", err
+		return "", [2][]byte{}, err
 	}
 	var n int64
 	if ok {
 		if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
-			return "", fmt.Errorf("corrupt counter %s: %w", kind, err)
+			return "", [2][]byte{}, fmt.Errorf("corrupt counter %s: %w", kind, err)
 		}
 	}
 	id := strconv.FormatInt(n+1, 10)
-	b.Set(key, []byte(id))
-	return id, nil
+	return id, [2][]byte{key, []byte(id)}, nil
 }
 
 // validateGroup checks an event group as the API receives it.
@@ -274,7 +267,6 @@ func validateGroup(g *Group) error {
 // or an ad (SPEC §6.2), replacing the one it had. New messages count at once; history
 // after a refresh.
 func (r *Recorder) SetConverted(ctx context.Context, g Group) (Group, error) {
-	r.mat.settle(ctx) // webhooks acknowledged before are classified with the old definitions
 	switch {
 	case g.CampaignID == "" && g.AdID == "":
 		return Group{}, &FieldError{"campaign_id", "is required (or ad_id for one ad)"}
@@ -286,6 +278,9 @@ func (r *Recorder) SetConverted(ctx context.Context, g Group) (Group, error) {
 	}
 	r.defsMu.Lock()
 	defer r.defsMu.Unlock()
+	if err := r.Sync(ctx); err != nil { // earlier webhooks are classified with the old definitions
+		return Group{}, err
+	}
 	cur := r.defs.Load()
 	groups := slices.Clone(cur.Groups)
 	var replaced []int
@@ -297,21 +292,17 @@ func (r *Recorder) SetConverted(ctx context.Context, g Group) (Group, error) {
 		}
 	}
 	g.Converted, g.Status, g.Created = true, StatusActive, time.Now().Unix()
-	err := r.store.Apply(ctx, func(b *storage.Batch) error {
-		id, err := nextID(b, defGroup)
-		if err != nil {
-			return err
-		}
-		g.ID = id
-		for _, i := range replaced {
-			if err := putJSON(b, storage.DefKey(defGroup, g.AppID, groups[i].ID), &groups[i]); err != nil {
-				return err
-			}
-		}
-		return putJSON(b, storage.DefKey(defGroup, g.AppID, g.ID), &g)
-	})
+	id, counter, err := r.nextID(defGroup)
 	if err != nil {
+		return Group{}, err
+	}
+	g.ID = id
+	writes := [][2][]byte{counter}
+	for _, i := range replaced {
+		writes = append(writes, defPut(defGroup, g.AppID, groups[i].ID, &groups[i]))
+	}
+	if err := r.logDefinitions(ctx, append(writes, defPut(defGroup, g.AppID, g.ID, &g))...); err != nil {
 		return Group{}, fmt.Errorf("cannot store converted event: %w", err)
 	}
-	return g, r.swap(append(groups, g), cur.Sources)
+	return g, nil
 }

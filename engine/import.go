@@ -278,23 +278,18 @@ type ImportResult struct {
 	Campaigns int `json:"campaigns"`
 }
 
-// Bounds of one Apply of an import: the store commits a request in one Badger
-// transaction, a fraction of a memtable (storage.ErrTooBig), far less than the 8 MiB
-// an import may carry.
-const (
-	importChunkWrites = 1000
-	importChunkBytes  = 256 << 10
-)
-
 // ImportSpend stores a validated import for app: the account, campaigns, ad sets and
 // ads are created or updated, and each (ad, day) row replaces what was there.
-// The import is checked whole before anything is written. It is then written in
-// chunks, the rows before the catalogue, so that an ad never shows without its spend:
-// a store failure part way leaves some rows stored, and importing the same file
-// again replaces them.
+// The import is checked whole before anything is written. It is then logged in chunks
+// (Recorder.logPuts), the rows before the catalogue, so that an ad never shows without
+// its spend: a store failure part way leaves some rows stored, and importing the same
+// file again replaces them.
 func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport) (ImportResult, error) {
 	r.defsMu.Lock() // one catalogue change at a time
 	defer r.defsMu.Unlock()
+	if err := r.Sync(ctx); err != nil { // the catalogue holds every change logged before
+		return ImportResult{}, err
+	}
 	old := r.catalog.Load()
 	if cur, ok := old.AdAccounts[imp.AdAccount.ID]; ok && cur.Currency != imp.AdAccount.Currency {
 		return ImportResult{}, &FieldError{"ad_account.currency", fmt.Sprintf("ad account %s is kept in %s; this import is in %s", cur.ID, cur.Currency, imp.AdAccount.Currency)}
@@ -327,27 +322,10 @@ func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport)
 		}
 		writes = append(writes, [2][]byte{[]byte(key), v})
 	}
-	for len(writes) > 0 {
-		n, size := 0, 0
-		for n < len(writes) && n < importChunkWrites && size < importChunkBytes {
-			size += len(writes[n][0]) + len(writes[n][1])
-			n++
-		}
-		chunk := writes[:n]
-		writes = writes[n:]
-		err := r.store.Apply(ctx, func(b *storage.Batch) error {
-			for _, kv := range chunk {
-				b.Set(kv[0], kv[1])
-			}
-			return nil
-		})
-		if err != nil {
-			return ImportResult{}, fmt.Errorf("cannot store the import (rows before the failure may be stored; importing the file again replaces them): %w", err)
-		}
+	if err := r.logPuts(ctx, reloadCatalog, writes); err != nil {
+		return ImportResult{}, fmt.Errorf("cannot store the import (rows before the failure may be stored; importing the file again replaces them): %w", err)
 	}
-	r.catalog.Store(cat)
-	return ImportResult{Rows: len(imp.Rows), Ads: countKind(changed, catAd), Campaigns: countKind(changed, catCampaign)},
-		r.swap(r.defs.Load().Groups, r.defs.Load().Sources)
+	return ImportResult{Rows: len(imp.Rows), Ads: countKind(changed, catAd), Campaigns: countKind(changed, catCampaign)}, nil
 }
 
 func countKind(changed map[string]any, kind string) int {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -26,7 +27,47 @@ const (
 const (
 	cmdOffThread byte = 1 // an off-thread event (JSON of its OffThreadRecord, unattributed)
 	cmdRefresh   byte = 2 // a refresh of an app (its id)
+	cmdPut       byte = 3 // writes of the API: definitions, spend rows, the catalogue
 )
+
+// Reload flags of a put: the in-memory state that reads the keys it writes, reloaded
+// by the materializer once the put is committed.
+const (
+	reloadDefs byte = 1 << iota
+	reloadCatalog
+)
+
+// appendPut encodes a put: the reload flags, then each key and value with its length.
+func appendPut(dst []byte, flags byte, writes [][2][]byte) []byte {
+	dst = append(dst, flags)
+	for _, kv := range writes {
+		dst = binary.AppendUvarint(dst, uint64(len(kv[0])))
+		dst = append(dst, kv[0]...)
+		dst = binary.AppendUvarint(dst, uint64(len(kv[1])))
+		dst = append(dst, kv[1]...)
+	}
+	return dst
+}
+
+// decodePut calls set for each key and value of the put p and returns its flags.
+func decodePut(p []byte, set func(key, value []byte)) (flags byte, err error) {
+	if len(p) == 0 {
+		return 0, errBadEntry
+	}
+	flags, p = p[0], p[1:]
+	for len(p) > 0 {
+		var kv [2][]byte
+		for i := range kv {
+			n, k := binary.Uvarint(p)
+			if k <= 0 || uint64(len(p)-k) < n {
+				return 0, errBadEntry
+			}
+			kv[i], p = p[k:k+int(n)], p[k+int(n):]
+		}
+		set(kv[0], kv[1])
+	}
+	return flags, nil
+}
 
 var errBadEntry = errors.New("corrupt log entry")
 
@@ -202,3 +243,34 @@ func decodeItem(it *Item, b []byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// logPuts logs writes as put commands, in chunks that fit one commit, and waits until
+// the views hold them (and the in-memory state flags names is reloaded). The writes of
+// one chunk are applied atomically; a failure part way leaves the earlier chunks.
+func (r *Recorder) logPuts(ctx context.Context, flags byte, writes [][2][]byte) error {
+	var last uint64
+	for len(writes) > 0 {
+		n, size := 0, 0
+		for n < len(writes) && n < putChunkWrites && size < putChunkBytes {
+			size += len(writes[n][0]) + len(writes[n][1])
+			n++
+		}
+		payload := appendPut(nil, flags, writes[:n])
+		err := r.store.Append(ctx, func(b *storage.Batch) error {
+			last = r.log.appendCommand(b, cmdPut, payload)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		r.mat.published(last)
+		writes = writes[n:]
+	}
+	return r.mat.wait(ctx, last, nil)
+}
+
+// Chunks of a put: each is one log entry and one view commit, well inside a transaction.
+const (
+	putChunkWrites = 1000
+	putChunkBytes  = 256 << 10
+)

@@ -68,6 +68,7 @@ type materializer struct {
 	items   []Item
 	classes []Classification
 	rec     recording // collects the types of the events a step wrote, for metrics
+	reload  byte      // reload flags of the puts a step wrote
 	limit   int       // items per step; shrinks to 1 to find an item that cannot be applied
 	errLog  lograte.Limiter
 
@@ -316,7 +317,7 @@ func (m *materializer) step() error {
 // apply places the items after the checkpoint until the batch is full, deletes the
 // entries it finished and writes the new checkpoint.
 func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err error) {
-	m.rec.events = m.rec.events[:0]
+	m.rec.events, m.reload = m.rec.events[:0], 0
 	w := &m.r.w
 	w.cache.check(b)
 	defs := m.r.defs.Load()
@@ -328,7 +329,7 @@ func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err er
 				m.setPosition(b, m.seqs[i]-1, 0)
 				return i, 0, nil
 			}
-			if err := m.r.applyCommand(b, kind, payload); err != nil {
+			if err := m.applyCommand(b, kind, payload); err != nil {
 				return 0, 0, fmt.Errorf("log entry %d: %w", m.seqs[i], err)
 			}
 			m.setPosition(b, m.seqs[0], 0)
@@ -419,13 +420,33 @@ func (m *materializer) refresh(seq uint64, app string) error {
 	return nil
 }
 
-// applyCommand applies a logged command to the views.
-func (r *Recorder) applyCommand(b *storage.Batch, kind byte, payload []byte) error {
+// applyCommand applies a logged command to the views (a refresh runs on its own).
+func (m *materializer) applyCommand(b *storage.Batch, kind byte, payload []byte) error {
 	switch kind {
 	case cmdOffThread:
-		return r.applyOffThread(b, payload)
+		return m.r.applyOffThread(b, payload)
+	case cmdPut:
+		flags, err := decodePut(payload, b.Set)
+		m.reload |= flags
+		return err
 	}
 	return fmt.Errorf("unknown log command %d", kind)
+}
+
+// reloadState reloads what the puts of a committed step changed: the catalogue, then
+// the definitions built on it.
+func (m *materializer) reloadState() {
+	var err error
+	if m.reload&reloadCatalog != 0 {
+		err = m.r.loadCatalog()
+	}
+	if err == nil && m.reload != 0 {
+		err = m.r.reloadDefinitions()
+	}
+	if err != nil {
+		m.logError("cannot reload definitions after a change: the old ones stay in use", err)
+	}
+	m.reload = 0
 }
 
 // place applies one logged item to the views.
@@ -461,6 +482,7 @@ func (m *materializer) finish(done int, partial uint32) {
 	for _, typ := range m.rec.events {
 		eventsByType[typ].Inc()
 	}
+	m.reloadState()
 	if done > 0 {
 		m.applied.Store(m.seqs[done-1])
 	}

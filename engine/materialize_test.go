@@ -309,3 +309,41 @@ func TestRefreshWhileOneIsLoggedIsRefused(t *testing.T) {
 		t.Fatalf("Refresh after the first ended: %v", err)
 	}
 }
+
+// A definition change is a log command: logged but not yet applied when the process
+// stopped, it is applied at the next start before the webhooks logged after it, which
+// then classify with it, and the in-memory definitions are reloaded.
+func TestDefinitionChangeIsLoggedAndAppliedInLogOrder(t *testing.T) {
+	e := newTestEnv(t)
+	msg := leadMsgs("491700000009")
+	e.record(cloudWebhook(msg("wamid.def.1", t0, "what is the price?"))) // before the keyword
+	e.rec.mat.close()
+	g := Group{AppID: scApp, Type: TypeKeyword, TypeValue: "price", Status: StatusActive}
+	id, counter, err := e.rec.nextID(defGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.ID, g.TypeID = id, id
+	// As AddGroup logs it; the wait fails, as in a process killed before its views caught up.
+	if err := e.rec.logDefinitions(context.Background(), counter, defPut(defGroup, g.AppID, g.ID, &g)); err == nil {
+		t.Fatal("logDefinitions returned nil with the materializer stopped")
+	}
+	if err := e.rec.Record(context.Background(), cloudWebhook(msg("wamid.def.2", t0+10, "price please"))); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	if err := e.rec.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if groups := e.rec.Definitions().Groups; len(groups) != 1 || groups[0].TypeValue != "price" {
+		t.Fatalf("definitions after the restart: %+v, want the logged keyword group", groups)
+	}
+	kw := ofType(e.events(scApp), TypeKeyword)
+	if len(kw) != 1 || kw[0].MessageID != "wamid.def.2" {
+		t.Fatalf("keyword events %+v, want one, of the message logged after the keyword", kw)
+	}
+	next, _, err := e.rec.nextID(defGroup)
+	if err != nil || next != "2" {
+		t.Fatalf("next group id %q (%v), want 2: the logged counter is applied", next, err)
+	}
+}

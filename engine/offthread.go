@@ -65,13 +65,9 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 		return OffThreadRecord{}, false, fmt.Errorf("cannot store off-thread event: %w", err)
 	}
 	// The materializer attributes and stores it (or the first event of its object_id).
-	target := seq
-	if first != "" {
-		target = r.mat.appended.Load() // the first event's entry is at or before it
-	}
 	timer := time.NewTimer(offThreadWait)
 	defer timer.Stop()
-	_ = r.mat.wait(ctx, target, timer.C)
+	_ = r.mat.wait(ctx, seq, timer.C)
 	id := cmp.Or(first, rec.ID)
 	stored, ok, err := r.OffThread(id)
 	switch {
@@ -90,7 +86,7 @@ func (r *Recorder) RecordOffThread(ctx context.Context, e OffThread) (rec OffThr
 const offThreadWait = 30 * time.Second
 
 // logOffThread appends rec to the log as entry seq, unless its object_id was logged
-// before: then it returns the id of that first event.
+// before: then it returns the id of that first event, and in seq an entry at or after it.
 func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (first string, seq uint64, err error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
@@ -101,7 +97,9 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 		if rec.ObjectID != "" {
 			key := storage.ObjectKey(rec.ObjectID)
 			if v, ok, err := b.Get(key); err != nil || ok {
-				first = string(v)
+				// The first event's entry is committed with its key, at or before the
+				// last entry logged so far: the post waits for that one.
+				first, seq = string(v), r.log.next-1
 				return err
 			}
 			b.Set(key, []byte(rec.ID))
