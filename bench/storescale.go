@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -180,6 +181,10 @@ func recordedWebhooks() (float64, error) {
 }
 
 // runStoreScale runs the store-scale mode and writes its report to stdout.
+// sidecarMemoryLimit is the Go heap limit the sidecar sets when GOMEMLIMIT is not set
+// (defaultMemoryLimit in the root package).
+const sidecarMemoryLimit = 160 << 20
+
 func runStoreScale(ctx context.Context, o options, stdout, progress io.Writer) (rep *scaleReport, err error) {
 	dir, err := os.MkdirTemp("", "ctwa-bench-scale-")
 	if err != nil {
@@ -192,6 +197,10 @@ func runStoreScale(ctx context.Context, o options, stdout, progress io.Writer) (
 		}
 		err = errors.Join(err, os.RemoveAll(dir))
 	}()
+	// The sidecar's own heap limit (main.go), so that the RSS compares with its target.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(sidecarMemoryLimit))
+	}
 	rss := startRSSPeak()
 	rep, err = measureScale(ctx, o, dir, progress)
 	peak := rss.end()
