@@ -16,17 +16,11 @@ import (
 // run starts the systems, drives them and writes the report to stdout; progress and
 // notes go to progress. It returns an error only when the run itself failed.
 func run(ctx context.Context, o options, stdout, progress io.Writer) (rep *report, err error) {
-	dir, err := os.MkdirTemp("", "ctwa-bench-")
+	dir, done, err := workDir(o, "ctwa-bench-", progress)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create a temporary directory: %w", err)
+		return nil, err
 	}
-	defer func() {
-		if o.keep {
-			fmt.Fprintln(progress, "kept", dir)
-			return
-		}
-		err = errors.Join(err, os.RemoveAll(dir))
-	}()
+	defer done(&err)
 	rep = newReport(o)
 	systems, stopAll, err := startSystems(ctx, o, dir, rep, progress)
 	defer stopAll() // before the directory is removed: the sidecar's store is in it
@@ -322,4 +316,20 @@ func measureStore(systems []*system, rep *report, progress io.Writer) error {
 	}
 	rep.Store = newStoreUsage(sizes, recorded)
 	return nil
+}
+
+// workDir creates a run's temporary directory; done removes it, unless -keep (then it
+// says where it is), and adds a failure to remove it to *err.
+func workDir(o options, prefix string, progress io.Writer) (dir string, done func(err *error), err error) {
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot create a temporary directory: %w", err)
+	}
+	return dir, func(err *error) {
+		if o.keep {
+			fmt.Fprintln(progress, "kept", dir)
+			return
+		}
+		*err = errors.Join(*err, os.RemoveAll(dir))
+	}, nil
 }

@@ -30,7 +30,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -138,17 +137,11 @@ func (s soakSummary) ok() bool {
 // runSoak runs the soak for o.soak and writes its report to stdout; it returns an error
 // when the run could not be done or when anything was lost, duplicated or mis-recorded.
 func runSoak(ctx context.Context, o options, stdout, progress io.Writer) (sum soakSummary, err error) {
-	dir, err := os.MkdirTemp("", "ctwa-soak-")
+	dir, done, err := workDir(o, "ctwa-soak-", progress)
 	if err != nil {
 		return sum, err
 	}
-	defer func() {
-		if o.keep {
-			fmt.Fprintln(progress, "kept", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	defer done(&err)
 	var disk *soakDisk
 	diskNote := ""
 	if o.soakDiskFull {

@@ -186,17 +186,11 @@ func recordedWebhooks() (float64, error) {
 const sidecarMemoryLimit = 160 << 20
 
 func runStoreScale(ctx context.Context, o options, stdout, progress io.Writer) (rep *scaleReport, err error) {
-	dir, err := os.MkdirTemp("", "ctwa-bench-scale-")
+	dir, done, err := workDir(o, "ctwa-bench-scale-", progress)
 	if err != nil {
-		return nil, fmt.Errorf("cannot create a temporary directory: %w", err)
+		return nil, err
 	}
-	defer func() {
-		if o.keep {
-			fmt.Fprintln(progress, "kept", dir)
-			return
-		}
-		err = errors.Join(err, os.RemoveAll(dir))
-	}()
+	defer done(&err)
 	// The sidecar's own heap limit (main.go), so that the RSS compares with its target.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(sidecarMemoryLimit))
