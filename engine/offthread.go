@@ -272,14 +272,6 @@ func (r *Recorder) OffThread(id string) (OffThreadRecord, bool, error) {
 	return rec, true, nil
 }
 
-func (r *Recorder) offThreadByObject(objectID string) (OffThreadRecord, bool, error) {
-	id, ok, err := r.store.Get(storage.ObjectKey(objectID))
-	if err != nil || !ok {
-		return OffThreadRecord{}, false, err
-	}
-	return r.OffThread(string(id))
-}
-
 // newID returns a random 26-character id.
 func newID() string {
 	var b [16]byte
