@@ -24,19 +24,19 @@ import (
 // of its items are in. Entries stay: they are the message records (message keys point
 // into them), and a refresh rebuilds the views from them.
 
-// Per step: entries read ahead of the views, the bytes they may copy, and the items
-// applied in one commit. Badger writes every commit on one goroutine, so a big view
-// commit holds up the webhooks' log commits queued behind it (64 items, about 600
-// writes, took 20–30 ms under load): steps stay small.
+// Per step: the items applied in one commit, and the entries and bytes read for them.
+// Badger writes every commit on one goroutine, so a big view commit holds up the
+// webhooks' log commits queued behind it (64 items, about 600 writes, took 20–30 ms
+// under load): steps stay small.
 const (
-	stepEntries = 512
-	stepBytes   = 1 << 20
 	stepItems   = 32
+	stepEntries = stepItems // an entry holds at least one item
+	stepBytes   = 1 << 20
 )
 
 // linger is how long the materializer lets entries gather after a wake-up, unless a
-// reader waits or a step's worth is there: one big view commit costs far less than many
-// small ones (fewer transactions, repeated rollup and lead writes coalesced).
+// reader waits or half a step's worth is there: full steps cost less per item than
+// many small ones (fewer transactions, repeated rollup writes coalesced).
 const linger = 10 * time.Millisecond
 
 // settleWait bounds how long a read waits for the views to reach earlier writes: a
@@ -60,13 +60,13 @@ type materializer struct {
 	oldest   atomic.Int64  // append time (unix ns) of the first entry not yet applied
 	caught   atomic.Pointer[chan struct{}]
 
-	// Step state, reused: the entries read ahead, their items and classifications.
+	// Step state, reused: the entries read ahead, their items, a classification.
 	seqs    []uint64
 	lens    []int
 	entries [][]byte // into buf
 	buf     []byte
 	items   []Item
-	classes []Classification
+	class   Classification
 	rec     recording // collects the types of the events a step wrote, for metrics
 	reload  byte      // reload flags of the puts a step wrote
 	limit   int       // items per step; shrinks to 1 to find an item that cannot be applied
@@ -314,8 +314,8 @@ func (m *materializer) step() error {
 	return nil
 }
 
-// apply places the items after the checkpoint until the batch is full, deletes the
-// entries it finished and writes the new checkpoint.
+// apply places the items after the checkpoint, at most m.limit and until the batch is
+// full, and writes the new checkpoint; a command ends the step (or is its only entry).
 func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err error) {
 	m.rec.events, m.reload = m.rec.events[:0], 0
 	w := &m.r.w
@@ -456,9 +456,8 @@ func (m *materializer) place(b *storage.Batch, it *Item, defs *Definitions) erro
 	case KindStatus:
 		return w.applyStatus(b, it)
 	case KindMessage:
-		m.classes = append(m.classes[:0], Classification{})
-		Classify(&m.classes[0], it, defs)
-		return w.applyMessage(b, it, &m.classes[0], defs, &m.rec)
+		Classify(&m.class, it, defs)
+		return w.applyMessage(b, it, &m.class, defs, &m.rec)
 	case KindEdit:
 		return w.applyEdit(b, it)
 	case KindNumberChange:
