@@ -128,7 +128,7 @@ func (r *Recorder) applyOffThread(b *storage.Batch, body []byte) error {
 }
 
 // storeOffThread writes an off-thread event and credits it to its source's rollup. It
-// runs on the writer goroutine (inside Apply), which owns the rollup cache.
+// runs on the view lane (inside Derive or Apply), which owns the rollup cache.
 func (w *writer) storeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
 	w.cache.check(b)
 	if err := writeOffThread(b, rec); err != nil {
