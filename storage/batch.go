@@ -73,7 +73,7 @@ func newBatch(db *badger.DB, losses *atomic.Uint64, limits txnLimits) *Batch {
 // holds: a caller that batches work of its own (the materializer) stops there, well
 // before ErrTooBig.
 func (b *Batch) Full() bool {
-	count, bytes := len(b.ops)-b.req.ops, b.total-b.req.total
+	count, bytes := b.requestSize()
 	return !b.limits.fits(2*count, 2*bytes)
 }
 
@@ -209,13 +209,9 @@ func (b *Batch) rollback(m mark) {
 	b.total = m.total
 }
 
-// size estimates ops[from:to] the way Badger charges a transaction.
-func (b *Batch) size(from, to int) int64 {
-	var n int64
-	for _, o := range b.ops[from:to] {
-		n += opSize(o)
-	}
-	return n
+// requestSize is what the running request's ops cost, as Badger charges a transaction.
+func (b *Batch) requestSize() (count int, bytes int64) {
+	return len(b.ops) - b.req.ops, b.total - b.req.total
 }
 
 // superseded reports whether an op after op i and before op to writes the same key:

@@ -227,7 +227,7 @@ func (s *Store) run(g *group, r *request) {
 		err = g.batch.err
 	}
 	if err == nil {
-		err = s.checkSize(g.batch, m.ops)
+		err = s.checkSize(g.batch)
 	}
 	if err != nil {
 		g.batch.rollback(m)
@@ -236,7 +236,7 @@ func (s *Store) run(g *group, r *request) {
 		return
 	}
 	r.from, r.to = m.ops, len(g.batch.ops)
-	r.bytes = g.batch.size(r.from, r.to)
+	_, r.bytes = g.batch.requestSize()
 	g.bytes += r.bytes
 	g.durable = g.durable || r.durable
 	g.reqs = append(g.reqs, r)
@@ -253,8 +253,8 @@ func call(fn func(*Batch) error, b *Batch) (err error) {
 	return fn(b)
 }
 
-func (s *Store) checkSize(b *Batch, from int) error {
-	count, bytes := len(b.ops)-from, b.size(from, len(b.ops))
+func (s *Store) checkSize(b *Batch) error {
+	count, bytes := b.requestSize()
 	if s.limits.fits(count, bytes) {
 		return nil
 	}
