@@ -41,10 +41,7 @@ const (
 func appendPut(dst []byte, flags byte, writes [][2][]byte) []byte {
 	dst = append(dst, flags)
 	for _, kv := range writes {
-		dst = binary.AppendUvarint(dst, uint64(len(kv[0])))
-		dst = append(dst, kv[0]...)
-		dst = binary.AppendUvarint(dst, uint64(len(kv[1])))
-		dst = append(dst, kv[1]...)
+		dst = appendField(appendField(dst, kv[0]), kv[1])
 	}
 	return dst
 }
@@ -56,17 +53,30 @@ func decodePut(p []byte, set func(key, value []byte)) (flags byte, err error) {
 	}
 	flags, p = p[0], p[1:]
 	for len(p) > 0 {
-		var kv [2][]byte
-		for i := range kv {
-			n, k := binary.Uvarint(p)
-			if k <= 0 || uint64(len(p)-k) < n {
-				return 0, errBadEntry
-			}
-			kv[i], p = p[k:k+int(n)], p[k+int(n):]
+		var key, value []byte
+		if key, p, err = cutField(p); err == nil {
+			value, p, err = cutField(p)
 		}
-		set(kv[0], kv[1])
+		if err != nil {
+			return 0, err
+		}
+		set(key, value)
 	}
 	return flags, nil
+}
+
+// appendField appends v with its length (uvarint) before it: the fields of entries.
+func appendField[T string | []byte](dst []byte, v T) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(v))), v...)
+}
+
+// cutField splits off the field appendField wrote at the start of b.
+func cutField(b []byte) (field, rest []byte, err error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, nil, errBadEntry
+	}
+	return b[k : k+int(n)], b[k+int(n):], nil
 }
 
 var errBadEntry = errors.New("corrupt log entry")
@@ -83,7 +93,7 @@ type appender struct {
 // a view as one log entry. It runs on the log lane.
 func (a *appender) appendItems(b *storage.Batch, rec *recording) error {
 	rec.fresh, rec.seq = 0, 0
-	rec.entry = appendEntryHeader(rec.entry[:0], time.Now())
+	rec.entry = appendEntryHeader(rec.entry[:0], logEntryVersion, time.Now())
 	n := 0
 	for i := rec.lo; i < rec.hi; i++ {
 		it := &rec.items[i]
@@ -99,14 +109,18 @@ func (a *appender) appendItems(b *storage.Batch, rec *recording) error {
 			n++
 		}
 	}
-	if n == 0 {
-		return nil
+	if n > 0 {
+		rec.seq = a.put(b, rec.entry)
 	}
-	rec.seq = a.next
-	a.next++
-	a.key = storage.LogKey(a.key[:0], rec.seq)
-	b.Set(a.key, rec.entry)
 	return nil
+}
+
+// put writes entry as the next log entry and returns its sequence number.
+func (a *appender) put(b *storage.Batch, entry []byte) uint64 {
+	seq := a.next
+	a.next++
+	b.Set(storage.LogKey(a.key[:0], seq), entry)
+	return seq
 }
 
 // dedupe marks a message, status or automatic event as seen and reports whether it is
@@ -152,12 +166,20 @@ func (a *appender) dedupe(b *storage.Batch, it *Item) (fresh, logged bool, err e
 // appendCommand appends a command of kind with payload as the next log entry and returns
 // its sequence number. It runs on the log lane.
 func (a *appender) appendCommand(b *storage.Batch, kind byte, payload []byte) uint64 {
-	seq := a.next
-	a.next++
-	v := append(appendEntryHeader(nil, time.Now()), kind)
-	v[0] = logCommandVersion
-	b.Set(storage.LogKey(a.key[:0], seq), append(v, payload...))
-	return seq
+	v := append(appendEntryHeader(nil, logCommandVersion, time.Now()), kind)
+	return a.put(b, append(v, payload...))
+}
+
+// logCommand appends a command as its own log entry and tells the materializer.
+func (r *Recorder) logCommand(ctx context.Context, kind byte, payload []byte) (seq uint64, err error) {
+	err = r.store.Append(ctx, func(b *storage.Batch) error {
+		seq = r.log.appendCommand(b, kind, payload)
+		return nil
+	})
+	if err == nil {
+		r.mat.published(seq)
+	}
+	return seq, err
 }
 
 // command returns the kind and payload of a command entry; ok is false for items.
@@ -174,8 +196,8 @@ var seenMark = [1]byte{1}
 // A log entry is the version byte, the append time (unix nanoseconds, for the view lag)
 // and the items: kind, format, flags, time, amount, then every string field of Item in
 // stringFields order, each as uvarint length and bytes.
-func appendEntryHeader(dst []byte, now time.Time) []byte {
-	return binary.BigEndian.AppendUint64(append(dst, logEntryVersion), uint64(now.UnixNano()))
+func appendEntryHeader(dst []byte, version byte, now time.Time) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, version), uint64(now.UnixNano()))
 }
 
 func appendItem(dst []byte, it *Item) []byte {
@@ -189,8 +211,7 @@ func appendItem(dst []byte, it *Item) []byte {
 	text := it.Text
 	it.Text = truncateUTF8(text, storage.MaxText) // what is kept of a message (SPEC §4.4)
 	for _, s := range it.stringFields() {
-		dst = binary.AppendUvarint(dst, uint64(len(*s)))
-		dst = append(dst, *s...)
+		dst = appendField(dst, *s)
 	}
 	it.Text = text
 	return dst
@@ -234,12 +255,12 @@ func decodeItem(it *Item, b []byte) ([]byte, error) {
 	it.Amount = math.Float64frombits(binary.BigEndian.Uint64(b))
 	b = b[8:]
 	for _, s := range it.stringFields() {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return nil, errBadEntry
+		var field []byte
+		var err error
+		if field, b, err = cutField(b); err != nil {
+			return nil, err
 		}
-		*s = unsafeString(b[k : k+int(n)])
-		b = b[k+int(n):]
+		*s = unsafeString(field)
 	}
 	return b, nil
 }
@@ -255,15 +276,10 @@ func (r *Recorder) logPuts(ctx context.Context, flags byte, writes [][2][]byte) 
 			size += len(writes[n][0]) + len(writes[n][1])
 			n++
 		}
-		payload := appendPut(nil, flags, writes[:n])
-		err := r.store.Append(ctx, func(b *storage.Batch) error {
-			last = r.log.appendCommand(b, cmdPut, payload)
-			return nil
-		})
-		if err != nil {
+		var err error
+		if last, err = r.logCommand(ctx, cmdPut, appendPut(nil, flags, writes[:n])); err != nil {
 			return err
 		}
-		r.mat.published(last)
 		writes = writes[n:]
 	}
 	return r.mat.wait(ctx, last, nil)

@@ -378,8 +378,8 @@ func (m *materializer) releaseRefresh(app string) {
 	m.refreshMu.Unlock()
 }
 
-// refreshOutcome takes the outcome of the refresh of entry seq.
-func (m *materializer) refreshOutcome(seq uint64) refreshOutcome {
+// takeOutcome takes the outcome of the refresh of entry seq.
+func (m *materializer) takeOutcome(seq uint64) refreshOutcome {
 	m.refreshMu.Lock()
 	defer m.refreshMu.Unlock()
 	out, ok := m.refreshed[seq]

@@ -42,20 +42,15 @@ func (r *Recorder) Refresh(ctx context.Context, app string) (RefreshResult, erro
 	if !r.mat.claimRefresh(app) {
 		return RefreshResult{}, ErrRefreshRunning
 	}
-	var seq uint64
-	err := r.store.Append(ctx, func(b *storage.Batch) error {
-		seq = r.log.appendCommand(b, cmdRefresh, []byte(app))
-		return nil
-	})
+	seq, err := r.logCommand(ctx, cmdRefresh, []byte(app))
 	if err != nil {
 		r.mat.releaseRefresh(app)
 		return RefreshResult{}, err
 	}
-	r.mat.published(seq)
 	if err := r.mat.wait(ctx, seq, nil); err != nil {
 		return RefreshResult{}, err
 	}
-	out := r.mat.refreshOutcome(seq)
+	out := r.mat.takeOutcome(seq)
 	return out.res, out.err
 }
 
