@@ -207,10 +207,11 @@ func addedP99(a, b *row) *float64 {
 	return &v
 }
 
-func (r *report) writeJSON(w io.Writer) error {
+// writeJSON prints a report (comparison or store scale) as indented JSON.
+func writeJSON(w io.Writer, report any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(report)
 }
 
 // writeTable prints the results as aligned text.

@@ -39,7 +39,7 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) (rep *repor
 	}
 	rep.summarize()
 	if o.json {
-		return rep, rep.writeJSON(stdout)
+		return rep, writeJSON(stdout, rep)
 	}
 	return rep, rep.writeTable(stdout)
 }

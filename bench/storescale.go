@@ -8,7 +8,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -203,7 +202,7 @@ func runStoreScale(ctx context.Context, o options, stdout, progress io.Writer) (
 	}
 	rep.RSSMaxMiB = float64(peak) / (1 << 20)
 	if o.json {
-		return rep, rep.writeJSON(stdout)
+		return rep, writeJSON(stdout, rep)
 	}
 	return rep, rep.writeTable(stdout)
 }
@@ -410,12 +409,6 @@ func medianOf(f func() (int, error)) (timed, error) {
 	slices.Sort(durs)
 	t.p50Ms = ms(durs[(len(durs)-1)/2])
 	return t, nil
-}
-
-func (r *scaleReport) writeJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
 }
 
 // writeTable prints the store-scale results with the SPEC §8 targets.

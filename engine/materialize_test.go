@@ -86,9 +86,7 @@ func TestViewsCatchUpAfterAStopBeforeTheCheckpoint(t *testing.T) {
 		t.Errorf("view lag %v entries, want 2", lag)
 	}
 	e.reopen()
-	if err := e.rec.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.sync()
 	evs := e.events(scApp)
 	if got := len(ofType(evs, TypeConversation)); got != 2 {
 		t.Fatalf("%d conversations, want 2:\n%s", got, dumpEvents(evs))
@@ -130,9 +128,7 @@ func TestBigEntryResumesAtItsCheckpointedItem(t *testing.T) {
 		t.Fatalf("after one step: %d items of the entry applied, applied seq %d; want part of it", m.partial, m.applied.Load())
 	}
 	e.reopen()
-	if err := e.rec.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.sync()
 	if n := len(ofType(e.events(scApp), TypeConversation)); n != maxItems {
 		t.Fatalf("%d conversations, want %d", n, maxItems)
 	}
@@ -248,9 +244,7 @@ func TestOffThreadEventIsLoggedAndAttributedInLogOrder(t *testing.T) {
 		t.Fatalf("%d log entries wait for the views, want 2 (the webhook, the event)", n)
 	}
 	e.reopen()
-	if err := e.rec.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.sync()
 	got, ok, err := e.rec.OffThread(rec.ID)
 	if err != nil || !ok || !got.Attributed || got.SourceType != SourceAd || got.SourceID != "ad-9" {
 		t.Fatalf("after the views caught up: %+v, %v, %v; want it attributed to ad-9", got, ok, err)
@@ -283,9 +277,7 @@ func TestRefreshIsLoggedAndRunsAfterARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.reopen()
-	if err := e.rec.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.sync()
 	evs := e.events(scApp)
 	if n := len(ofType(evs, TypeKeyword)); n != 2 {
 		t.Fatalf("%d keyword events after the logged refresh ran, want 2 (the message before it, re-classified, and the one after):\n%s", n, dumpEvents(evs))
@@ -332,9 +324,7 @@ func TestDefinitionChangeIsLoggedAndAppliedInLogOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.reopen()
-	if err := e.rec.Sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.sync()
 	if groups := e.rec.Definitions().Groups; len(groups) != 1 || groups[0].TypeValue != "price" {
 		t.Fatalf("definitions after the restart: %+v, want the logged keyword group", groups)
 	}

@@ -81,6 +81,12 @@ func (e *testEnv) record(body []byte) {
 	if err := e.rec.Record(context.Background(), body); err != nil {
 		e.t.Fatalf("Record: %v", err)
 	}
+	e.sync()
+}
+
+// sync waits for the views to hold everything logged so far, as a reader does.
+func (e *testEnv) sync() {
+	e.t.Helper()
 	if err := e.rec.Sync(context.Background()); err != nil {
 		e.t.Fatalf("Sync: %v", err)
 	}
@@ -145,9 +151,7 @@ func (e *testEnv) sessions(app string) []storage.Session {
 func (e *testEnv) keyCount() int {
 	e.t.Helper()
 	n := 0
-	if err := e.rec.Sync(context.Background()); err != nil {
-		e.t.Fatalf("Sync: %v", err)
-	}
+	e.sync()
 	if err := e.store.Scan(nil, false, func(_, _ []byte) (bool, error) {
 		n++
 		return true, nil
