@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -45,22 +44,8 @@ func unapplied(t testing.TB, store *storage.Store) int {
 	return n
 }
 
-func gaugeValue(t *testing.T, name string) float64 {
-	t.Helper()
-	var b strings.Builder
-	metrics.WritePrometheus(&b, false)
-	for _, line := range strings.Split(b.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
+// gaugeValue reads a gauge of /metrics by its name.
+func gaugeValue(name string) float64 { return metrics.GetOrCreateGauge(name, nil).Get() }
 
 // Webhooks acknowledged while the views were held back, then a restart: every message
 // is placed once, and a retry after the restart is a duplicate.
@@ -82,7 +67,7 @@ func TestViewsCatchUpAfterAStopBeforeTheCheckpoint(t *testing.T) {
 	if n := e.pending(); n != 2 {
 		t.Fatalf("%d log entries wait for the views, want 2", n)
 	}
-	if lag := gaugeValue(t, "ctwa_sidecar_view_lag_entries"); lag != 2 {
+	if lag := gaugeValue("ctwa_sidecar_view_lag_entries"); lag != 2 {
 		t.Errorf("view lag %v entries, want 2", lag)
 	}
 	e.reopen()
@@ -97,7 +82,7 @@ func TestViewsCatchUpAfterAStopBeforeTheCheckpoint(t *testing.T) {
 	if n := e.pending(); n != 0 {
 		t.Fatalf("%d log entries left after the views caught up", n)
 	}
-	if lag := gaugeValue(t, "ctwa_sidecar_view_lag_entries"); lag != 0 {
+	if lag := gaugeValue("ctwa_sidecar_view_lag_entries"); lag != 0 {
 		t.Errorf("view lag %v entries after catching up, want 0", lag)
 	}
 	dups := delta(`ctwa_sidecar_webhooks_total{format="cloud",result="duplicate"}`)
