@@ -336,3 +336,38 @@ func TestFullDiskAtShutdownAndStartUp(t *testing.T) {
 	lead = forwardLeads(t, sc2, lead, 20, 10)
 	checkRecorded(t, sc2.api, [2]int{0, before}, [2]int{after, lead})
 }
+
+// TestStartUpWithoutDataDirOnFullDisk starts the sidecar for a data directory that does
+// not exist yet, on a file system without an inode to create it: one line, forward-only
+// service, and once inodes return the store creates the directory, opens and records.
+func TestStartUpWithoutDataDirOnFullDisk(t *testing.T) {
+	bin := sidecarBinary(t)
+	mnt := diskfault.Tmpfs(t, "size=256m,nr_inodes=500")
+	data := filepath.Join(mnt, "new", "data")
+	upstream := diskUpstream(t)
+	faultsInjected.Add(1)
+	hog := diskfault.UseAllInodes(t, mnt)
+
+	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "8MiB")
+	if n := strings.Count(sc.log.String(), "store not opened, the disk is full"); n != 1 {
+		t.Errorf("start-up without room for the data directory logged %d lines saying so, want 1:\n%s", n, logTail(sc))
+	}
+	lead := forwardLeads(t, sc, 0, 5, 10)
+	if status, body := readiness(t, sc); status != 503 || !strings.Contains(body, "inodes") {
+		t.Errorf("/readyz without room for the data directory: %d %q, want 503 naming the inodes", status, body)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("the data directory exists before inodes returned: %v", err)
+	}
+
+	if err := os.RemoveAll(hog); err != nil {
+		t.Fatal(err)
+	}
+	waitReadiness(t, sc, 200)
+	after := lead
+	lead = forwardLeads(t, sc, lead, 10, 10)
+	checkRecorded(t, sc.api, [2]int{after, lead})
+	sigterm(t, sc)
+	sc2 := startBinary(t, bin, upstream, data, "-min-free-disk", "8MiB")
+	checkRecorded(t, sc2.api, [2]int{after, lead})
+}

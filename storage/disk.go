@@ -343,7 +343,11 @@ func roomToClose(d *os.File) bool {
 
 // reopen opens Badger again and puts it in use; a failure is logged and retried.
 func (s *Store) reopen() {
-	db, err := openDB(s.dir, s.logger)
+	err := s.makeDir()
+	var db *badger.DB
+	if err == nil {
+		db, err = openDB(s.dir, s.logger)
+	}
 	if err != nil {
 		if time.Since(s.lastOpenLog) >= 30*time.Second {
 			s.logger.Error("cannot open the store yet; retrying", "dir", s.dir, "err", err)
@@ -359,6 +363,57 @@ func (s *Store) reopen() {
 		return
 	}
 	s.logger.Info("store open: recording resumes", "dir", s.dir)
+}
+
+// openDir creates and opens the data directory dir. On a file system without room
+// for a new directory (a start-up on a full disk), and if the caller waits for space,
+// it opens dir's nearest existing parent instead, which is on the same file system,
+// so the reserve can be watched until the disk loop creates dir (makeDir).
+func openDir(dir string, waitForSpace bool) (d *os.File, noDir bool, err error) {
+	err = os.MkdirAll(dir, 0o700)
+	if err != nil && waitForSpace && isNoSpace(err) {
+		for parent := filepath.Dir(dir); ; parent = filepath.Dir(parent) {
+			if p, perr := os.Open(parent); perr == nil {
+				return p, true, nil
+			}
+			if parent == filepath.Dir(parent) {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	d, err = os.Open(dir)
+	return d, false, err
+}
+
+// makeDir creates the data directory Open had no room for and watches it from now on.
+func (s *Store) makeDir() error {
+	if !s.noDir {
+		return nil
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return err
+	}
+	// The writer reads dirFd only once down is cleared (reopen), after this.
+	s.dirFd.Close()
+	s.dirFd, s.noDir = d, false
+	return nil
+}
+
+// openRefusal is why Open cannot open Badger now: the reserve, or no room to create
+// the data directory.
+func (s *Store) openRefusal() *refusedError {
+	if r := s.reserveRefusal(); r != nil || !s.noDir {
+		return r
+	}
+	return &refusedError{base: ErrDiskFull, counter: refusedDiskFull, msg: fmt.Sprintf(
+		"disk full: no room to create the data directory %q; recording is paused until space returns", s.dir)}
 }
 
 // install puts an open Badger in use and prepares its files.

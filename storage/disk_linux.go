@@ -65,3 +65,8 @@ func fallocate(f *os.File, size int64) error {
 		return err
 	}
 }
+
+// isNoSpace reports whether err is a file system out of space, inodes or quota.
+func isNoSpace(err error) bool {
+	return errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)
+}

@@ -22,3 +22,5 @@ func fileSize(d *os.File, name string) (int64, bool) {
 	}
 	return info.Size(), true
 }
+
+func isNoSpace(error) bool { return false }

@@ -100,7 +100,8 @@ type Store struct {
 
 	// Disk checks (disk.go). down is set while Badger is not open or out of use, low
 	// while the file system is below the reserve; either refuses writes.
-	dirFd              *os.File
+	dirFd              *os.File // the data directory; its nearest existing parent while noDir
+	noDir              bool     // there was no room to create the data directory; disk loop only
 	minFree, minInodes uint64
 	down, low          atomic.Pointer[refusedError]
 	alloc              allocation
@@ -131,10 +132,7 @@ type Store struct {
 // fails with ErrDiskFull, or with Options.WaitForSpace returns a store that opens
 // Badger once space returns.
 func Open(dir string, opts Options) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
-	}
-	d, err := os.Open(dir)
+	d, noDir, err := openDir(dir, opts.WaitForSpace)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
 	}
@@ -144,6 +142,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		limits:     newTxnLimits(memTableSize),
 		syncWrites: opts.SyncInterval == 0,
 		dirFd:      d,
+		noDir:      noDir,
 		minFree:    reserve(opts.MinFreeDisk, DefaultMinFreeDisk),
 		minInodes:  reserve(opts.MinFreeInodes, defaultMinFreeInodes),
 		kick:       make(chan struct{}, 1),
@@ -156,7 +155,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		syncDone:   make(chan struct{}),
 		diskDone:   make(chan struct{}),
 	}
-	if r := s.reserveRefusal(); r != nil {
+	if r := s.openRefusal(); r != nil {
 		if !opts.WaitForSpace {
 			d.Close()
 			return nil, fmt.Errorf("cannot open store at %q: %w", dir, r)

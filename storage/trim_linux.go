@@ -28,6 +28,11 @@ const (
 
 func (s *Store) trimLoop() {
 	defer close(s.trimDone)
+	select { // the data directory may not exist before (a start-up on a full disk)
+	case <-s.opened:
+	case <-s.stop:
+		return
+	}
 	dir, err := mapsPath(s.dir)
 	if err != nil {
 		s.logger.Warn("resident memory trimming is off", "dir", s.dir, "err", err)
