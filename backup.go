@@ -23,12 +23,14 @@ func backupRestore(cmd string, args []string, e env) error {
 	fs.SetOutput(e.stdout)
 	dir := fs.String("data", "./data", "Badger data directory")
 	var file, api, token *string
+	minFree := byteSize(storage.DefaultMinFreeDisk)
 	if cmd == "backup" {
 		file = fs.String("out", "", "file to write the backup to (required; - for standard output)")
 		api = fs.String("api", "", "API address of a running sidecar to back up online, e.g. http://127.0.0.1:9090")
 		token = fs.String("api-token", e.getenv("CTWA_API_TOKEN"), "its -api-token, if it has one (default from CTWA_API_TOKEN)")
 	} else {
 		file = fs.String("in", "", "backup file to restore (required)")
+		fs.Var(&minFree, "min-free-disk", "free space to keep on the -data file system: a backup that does not fit above it is refused, and the restore stops (undone) when the disk falls below it")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -42,7 +44,7 @@ func backupRestore(cmd string, args []string, e env) error {
 	if cmd == "backup" {
 		return backup(*dir, *file, *api, *token, e)
 	}
-	return restore(*dir, *file)
+	return restore(*dir, *file, int64(minFree))
 }
 
 func backup(dir, out, api, token string, e env) error {
@@ -134,13 +136,13 @@ func backupOnline(api, token string, w io.Writer) error {
 	return nil
 }
 
-func restore(dir, in string) error {
+func restore(dir, in string, minFree int64) error {
 	f, err := os.Open(in)
 	if err != nil {
 		return fmt.Errorf("restore: -in: %w", err)
 	}
 	defer f.Close()
-	if err := storage.Restore(dir, f); err != nil {
+	if err := storage.Restore(dir, f, minFree); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil

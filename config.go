@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
@@ -294,6 +296,19 @@ func (c *config) warnNormalizedHeaders(log *slog.Logger) {
 			log.Warn("-upstream-header name normalized: custom header names are lower-cased with _ turned into -",
 				"given", h.Given, "sent_as", h.Name)
 		}
+	}
+}
+
+// warnFileLimit warns when the open-file limit is below what the sidecar may hold at
+// its connection limits (both listeners full, the upstream client's connections at
+// fasthttp's default per host, a few hundred files for the store): past it accept
+// fails with EMFILE and the store may fail to open a file.
+func (c *config) warnFileLimit(log *slog.Logger, limit uint64) {
+	if need := uint64(c.maxConns+c.apiMaxConns) + fasthttp.DefaultMaxConnsPerHost + 512; limit < need {
+		log.Warn("the open-file limit is below what -max-conns and -api-max-conns need: connections past it "+
+			"are not accepted (accept_error) and the store may fail to open files; raise it (ulimit -n, "+
+			"systemd LimitNOFILE=) or lower -max-conns", "limit", limit, "need", need,
+			"max_conns", c.maxConns, "api_max_conns", c.apiMaxConns)
 	}
 }
 

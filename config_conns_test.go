@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,35 @@ func TestConnectionFlagsDefaultsEnvAndRefusals(t *testing.T) {
 	for _, want := range []string{"-max-conns-per-ip", "(default 1000)", "-api-max-conns", "-header-timeout", "(default 10s)"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-help lacks %q", want)
+		}
+	}
+}
+
+// TestFileLimitWarning: an open-file limit below the connection limits' need (10 000 +
+// 1 000 + 512 upstream + 512 store = 12 024 by default) is one warning naming both
+// numbers and the fix; a limit that holds them is silent.
+func TestFileLimitWarning(t *testing.T) {
+	c, err := parseServe([]string{"-upstream", "http://h"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		limit uint64
+		warns bool
+	}{{1024, true}, {12023, true}, {12024, false}, {1 << 20, false}} {
+		var log bytes.Buffer
+		c.warnFileLimit(slog.New(slog.NewTextHandler(&log, nil)), tc.limit)
+		got := log.String()
+		if !tc.warns {
+			if got != "" {
+				t.Errorf("limit %d: %q, want no warning", tc.limit, got)
+			}
+			continue
+		}
+		for _, want := range []string{fmt.Sprintf("limit=%d", tc.limit), "need=12024", "ulimit -n", "LimitNOFILE"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("limit %d: warning %q lacks %q", tc.limit, got, want)
+			}
 		}
 	}
 }

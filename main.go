@@ -105,6 +105,9 @@ const shutdownGrace = 30 * time.Second
 func serve(ctx context.Context, c *config, e env) error {
 	log := newLogger(c.logFormat, e.stderr)
 	c.warnNormalizedHeaders(log)
+	if limit, ok := openFileLimit(); ok {
+		c.warnFileLimit(log, limit)
+	}
 
 	// On a disk below -min-free-disk the store opens Badger only once space returns.
 	store, err := storage.Open(c.dataDir, storage.Options{Logger: log, SyncInterval: c.fsyncInterval,

@@ -34,12 +34,17 @@ func (s *Store) Backup(w io.Writer) error {
 
 // Restore loads a backup made by Backup into dir, which must not exist or be
 // empty: restoring over live data would mix two histories. When the backup cannot
-// be loaded (not a backup, cut short, a failed write), Restore removes what it
-// wrote, so dir is left as it was, and names the backup (r's Name, for a file) in
-// its error. Badger's Load trusts the stream's frame lengths and panics on a wild
-// one: Restore checks each length against what is left of a file (or a generous cap
-// for a stream of unknown size) before Load sees it, and recovers what else panics.
-func Restore(dir string, r io.Reader) error {
+// be loaded (not a backup, cut short, a failed write, the disk full), Restore removes
+// what it wrote, so dir is left as it was, and names the backup (r's Name, for a
+// file) in its error. Badger's Load trusts the stream's frame lengths and panics on
+// a wild one: Restore checks each length against what is left of a file (or a
+// generous cap for a stream of unknown size) before Load sees it, and recovers what
+// else panics. It keeps the free-space reserve of Options.MinFreeDisk (minFreeDisk)
+// as serve does: Badger writes through mmaps, so a disk that fills under Load would
+// end the process with SIGBUS. A backup file larger than the space above the reserve
+// is refused before anything is written; each frame is checked against the reserve
+// before Load sees it, and Badger's files are allocated as they appear.
+func Restore(dir string, r io.Reader, minFreeDisk int64) error {
 	name := "backup stream"
 	if f, ok := r.(interface{ Name() string }); ok {
 		name = f.Name()
@@ -48,16 +53,40 @@ func Restore(dir string, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	db, err := openDB(dir, slog.Default()) // Close flushes and fsyncs what Load wrote
-	if err != nil {
-		return err
+	fr := newFrameReader(r)
+	s, err := Open(dir, Options{MinFreeDisk: minFreeDisk, Logger: slog.New(slog.DiscardHandler)}) // its refusals are the error
+	if err == nil {
+		err = s.roomFor(fr.total)
+		if err == nil {
+			fr.check = s.spaceErr
+			err = load(s.db, fr)
+		}
+		// Close flushes and fsyncs what Load wrote.
+		if cerr := s.Close(); err == nil && cerr != nil {
+			return fmt.Errorf("cannot finish restore into %q: %w", dir, cerr)
+		}
 	}
-	if err := load(db, newFrameReader(r)); err != nil {
-		db.Close()
+	if err != nil {
 		return fmt.Errorf("cannot restore from %q: %w; %s", name, err, undoRestore(dir, existed))
 	}
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("cannot finish restore into %q: %w", dir, err)
+	return nil
+}
+
+// roomFor refuses a restore of a backup of size bytes (-1: unknown) that the file
+// system cannot hold above the reserve: a restored store takes about the backup's size.
+func (s *Store) roomFor(size int64) error {
+	st, ok := statFd(s.dirFd)
+	if !ok || size < 0 || st.free >= uint64(size)+s.minFree {
+		return nil
+	}
+	return fmt.Errorf("%w: the backup holds %s, the file system of %q has %s free and keeps a reserve of %s (-min-free-disk)",
+		ErrDiskFull, inMiB(uint64(size)), s.dir, inMiB(st.free), inMiB(s.minFree))
+}
+
+// spaceErr is space as an error.
+func (s *Store) spaceErr() error {
+	if r := s.space(); r != nil {
+		return r
 	}
 	return nil
 }
@@ -122,6 +151,7 @@ type frameReader struct {
 	hdr   [8]byte
 	nhdr  int // bytes of hdr read
 	err   error
+	check func() error // before each frame is passed on; nil: none
 }
 
 func newFrameReader(r io.Reader) *frameReader {
@@ -168,6 +198,11 @@ func (fr *frameReader) Read(p []byte) (int, error) {
 			continue
 		}
 		fr.nhdr = 0
+		if fr.check != nil {
+			if fr.err = fr.check(); fr.err != nil {
+				return 0, fr.err
+			}
+		}
 		size, start := binary.LittleEndian.Uint64(fr.hdr[:]), pos+1 // the frame's body starts after its header
 		limit, known := int64(maxBackupFrame), fr.total >= 0
 		if known {

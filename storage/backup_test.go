@@ -52,7 +52,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "restored")
-	if err := Restore(dir, &backup); err != nil {
+	if err := Restore(dir, &backup, -1); err != nil {
 		t.Fatal(err)
 	}
 	dst := openTest(t, dir)
@@ -81,7 +81,7 @@ func TestRestoreRefusesNonEmptyDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "keep"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := Restore(dir, strings.NewReader(""))
+	err := Restore(dir, strings.NewReader(""), -1)
 	if want := fmt.Sprintf("restore target %q is not empty", dir); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Restore into a non-empty dir = %v, want %q", err, want)
 	}
@@ -100,7 +100,7 @@ func TestRestoreIntoEmptyExistingDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := Restore(dir, &backup); err != nil {
+	if err := Restore(dir, &backup, -1); err != nil {
 		t.Fatal(err)
 	}
 	mustHave(t, openTest(t, dir), "k", "v")
@@ -204,7 +204,7 @@ func TestRestoreRefusesMalformedBackups(t *testing.T) {
 				if f, ok := r.(*os.File); ok {
 					name = f.Name()
 				}
-				err := Restore(dir, r)
+				err := Restore(dir, r, -1)
 				if want := fmt.Sprintf("cannot restore from %q: %s", name, tc.want); err == nil || !strings.Contains(err.Error(), want) {
 					t.Fatalf("Restore = %v, want an error containing %q", err, want)
 				}
@@ -219,7 +219,7 @@ func TestRestoreRefusesMalformedBackups(t *testing.T) {
 					t.Errorf("the failed restore left %d entries in %q (%v); it was empty before", len(entries), dir, statErr)
 				}
 				// The same directory takes the whole backup at once.
-				if err := Restore(dir, bytes.NewReader(backup)); err != nil {
+				if err := Restore(dir, bytes.NewReader(backup), -1); err != nil {
 					t.Fatalf("Restore of the whole backup after the failed one: %v", err)
 				}
 				mustHave(t, openTest(t, dir), "e/299", strings.Repeat("v", 20))

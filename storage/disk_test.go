@@ -3,8 +3,11 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -315,3 +318,85 @@ func TestStoreReopensBadgerLeftWithoutMemtable(t *testing.T) {
 	}
 	mustMiss(t, s, fmt.Sprintf("s/%07d", committed+10))
 }
+
+// backupOf returns a backup of n values of size bytes, made on the test's disk.
+func backupOf(t *testing.T, n, size int) []byte {
+	t.Helper()
+	src := openTest(t, t.TempDir())
+	val := bytes.Repeat([]byte{'v'}, size)
+	for i := 0; i < n; i += 500 {
+		err := src.Apply(context.Background(), func(b *Batch) error {
+			for k := i; k < min(n, i+500); k++ {
+				b.Set(fmt.Appendf(nil, "r/%07d", k), val)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := src.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestRestoreRefusesBackupLargerThanFreeSpace restores a 40 MiB backup file onto a file
+// system with about 56 MiB left once Badger's files are allocated, with a 32 MiB reserve:
+// refused before anything is written, naming the sizes, and the target left absent.
+func TestRestoreRefusesBackupLargerThanFreeSpace(t *testing.T) {
+	backup := filepath.Join(t.TempDir(), "backup")
+	if err := os.WriteFile(backup, backupOf(t, 40_000, 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mnt := diskfault.Tmpfs(t, "size=200m")
+	dir := filepath.Join(mnt, "restored")
+	f, err := os.Open(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = Restore(dir, f, 32<<20)
+	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "the backup holds") {
+		t.Fatalf("Restore of a backup larger than the free space = %v, want ErrDiskFull naming the sizes", err)
+	}
+	t.Log(err)
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused restore left %q behind: %v", dir, err)
+	}
+}
+
+// TestRestoreStopsWhenDiskFallsBelowReserve fills the file system to below the reserve
+// (not to zero: a disk at zero under Badger's mmapped writes cannot be survived) after
+// the backup's first frame: the next frame is refused, the restore fails with
+// ErrDiskFull and removes what it wrote.
+func TestRestoreStopsWhenDiskFallsBelowReserve(t *testing.T) {
+	backup := backupOf(t, 40_000, 1000)
+	first := 8 + int(binary.LittleEndian.Uint64(backup))
+	if first >= len(backup) {
+		t.Fatalf("the backup is one frame of %d bytes; the test needs two", len(backup))
+	}
+	mnt := diskfault.Tmpfs(t, "size=300m")
+	dir := filepath.Join(mnt, "restored")
+	var filler string
+	fill := readFunc(func([]byte) (int, error) {
+		filler = diskfault.FillLeaving(t, mnt, 16<<20)
+		return 0, io.EOF
+	})
+	r := io.MultiReader(bytes.NewReader(backup[:first]), fill, bytes.NewReader(backup[first:]))
+	err := Restore(dir, r, 32<<20)
+	if filler == "" {
+		t.Fatalf("the restore did not read past the first frame: %v", err)
+	}
+	if !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), "below the reserve") {
+		t.Fatalf("Restore onto a disk that fell below the reserve = %v, want ErrDiskFull naming the reserve", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed restore left %q behind: %v", dir, err)
+	}
+}
+
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }

@@ -1,7 +1,9 @@
 package diskfault
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -25,4 +27,25 @@ func Tmpfs(t testing.TB, opts string) string {
 		}
 	})
 	return dir
+}
+
+// FillLeaving writes a file in dir until its file system has leave bytes free (never
+// fewer: a disk at zero under a writer's mmaps would end the process), and returns
+// the file's path.
+func FillLeaving(t testing.TB, dir string, leave int64) string {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err == nil {
+		_, err = f.Write(make([]byte, max(0, int64(st.Bavail)*st.Bsize-leave)))
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -10,3 +10,9 @@ func Tmpfs(t testing.TB, opts string) string {
 	t.Skip("needs Linux to mount a small tmpfs (CI runs Linux)")
 	return ""
 }
+
+func FillLeaving(t testing.TB, _ string, _ int64) string {
+	t.Helper()
+	t.Skip("needs Linux to fill a file system to a given free space")
+	return ""
+}
