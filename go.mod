@@ -29,3 +29,8 @@ require (
 	go.opentelemetry.io/otel/trace v1.41.0 // indirect
 	google.golang.org/protobuf v1.36.7 // indirect
 )
+
+// Badger maps its files through ristretto's z package, which extends them with
+// ftruncate: sparse, so a write into one on a full disk is a SIGBUS that ends the
+// process. The copy in third_party/ristretto allocates them with fallocate instead.
+replace github.com/dgraph-io/ristretto/v2 => ./third_party/ristretto

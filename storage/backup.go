@@ -40,8 +40,8 @@ func (s *Store) Backup(w io.Writer) error {
 // a wild one: Restore checks each length against what is left of a file (or a
 // generous cap for a stream of unknown size) before Load sees it, and recovers what
 // else panics. It keeps the free-space reserve of Options.MinFreeDisk (minFreeDisk)
-// as serve does: Badger writes through mmaps, so a disk that fills under Load would
-// end the process with SIGBUS. A backup file larger than the space above the reserve
+// as serve does, so that a restore fails early and clearly rather than in a Badger
+// write that has no space. A backup file larger than the space above the reserve
 // is refused before anything is written; each frame is checked against the reserve
 // before Load sees it, and Badger's files are allocated as they appear.
 func Restore(dir string, r io.Reader, minFreeDisk int64) error {

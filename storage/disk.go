@@ -2,7 +2,9 @@ package storage
 
 // Disk space and inodes. Badger writes its value log, memtables and tables through
 // shared mmaps; on a full file system a store into a page that has no block yet is a
-// SIGBUS, which kills the process, not an error. So the store
+// SIGBUS, which kills the process, not an error. The patched ristretto in third_party
+// gives every mapped file its blocks when it is created or grows (an ENOSPC error
+// instead); on top of that, so that a full disk costs no failed commits, the store
 //   - keeps a reserve: with less than Options.MinFreeDisk bytes (or MinFreeInodes
 //     inodes) free, it refuses writes with ErrDiskFull — checked before every commit
 //     and every 250 ms — and takes them again by itself once space is back;
@@ -475,7 +477,8 @@ func usable(db *badger.DB) (ok bool) {
 // closeBadger closes Badger for Store.Close: the one in use, or one taken out of use
 // after a failed write, waiting up to closeWait. Without room for Badger's memtable
 // flush it leaves Badger to the process exit instead, after a sync: the flush would
-// write into blocks the file system cannot give, a SIGBUS.
+// fail (or, on a file system without fallocate, write into blocks it cannot give: a
+// SIGBUS), and the next start replays the memtable anyway.
 func (s *Store) closeBadger() error {
 	if !s.dbOpen && s.broken != nil && s.closing == nil {
 		s.closeBroken() // starts closing it if there is room

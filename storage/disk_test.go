@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -400,3 +401,48 @@ func TestRestoreStopsWhenDiskFallsBelowReserve(t *testing.T) {
 type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestFlushIntoFullDiskIsAnError turns both reserves off and fills the disk to zero,
+// then writes several memtables of small values: Badger's flushes and the memtables
+// after the one allocated ahead need space that is not there. Each must fail as an
+// error (refused or failed commits, Badger retrying its flush), never as a SIGBUS
+// from a write into a mapped file with no blocks behind it, which ends the test
+// binary; once space returns everything committed is there after a reopen.
+func TestFlushIntoFullDiskIsAnError(t *testing.T) {
+	mnt := diskfault.Tmpfs(t, "size=200m")
+	dir := filepath.Join(mnt, "data")
+	ctx := context.Background()
+	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: -1})
+	filler := diskfault.Fill(t, mnt)
+	small := func(from, to int) func(*Batch) error {
+		return func(b *Batch) error {
+			for i := from; i < to; i++ {
+				b.Set(fmt.Appendf(nil, "s/%07d", i), []byte("v"))
+			}
+			return nil
+		}
+	}
+	committed, failed := 0, 0
+	for i := 0; i < 400_000 && failed < 20; i += 5000 {
+		if err := s.Apply(ctx, small(i, i+5000)); err != nil {
+			failed++
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		committed = i + 5000
+	}
+	if failed == 0 {
+		t.Fatalf("%d writes committed into a full disk and none failed", committed)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Apply(ctx, small(committed, committed+10)) == nil })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openOpts(t, dir, Options{MinFreeDisk: 16 << 20})
+	for _, i := range []int{0, committed - 1, committed + 9} {
+		mustHave(t, s2, fmt.Sprintf("s/%07d", i), "v")
+	}
+}
