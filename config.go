@@ -46,6 +46,7 @@ type config struct {
 	attributionWindow time.Duration
 	timezone          *time.Location
 	logFormat         string
+	capi              capiConfig
 }
 
 // headerList collects the repeatable -upstream-header flag.
@@ -141,6 +142,7 @@ func parseServe(args []string, getenv func(string) string, usage io.Writer) (*co
 	var upstream, tz string
 	var headers headerList
 	serveFlags(fs, c, &upstream, &headers, &tz)
+	capiFlags(fs, &c.capi)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -157,12 +159,12 @@ func parseServe(args []string, getenv func(string) string, usage io.Writer) (*co
 }
 
 // secretFlags are the flags that also have a -NAME-file form.
-var secretFlags = []string{"api-key", "api-token", "app-secret", "ycloud-secret", "sinch-secret"}
+var secretFlags = []string{"api-key", "api-token", "app-secret", "ycloud-secret", "sinch-secret", "meta-token"}
 
 // readSecretFiles fills each secret from its -NAME-file flag, refusing both forms at once.
 func readSecretFiles(fs *flag.FlagSet, c *config) error {
 	dst := map[string]*string{"api-key": &c.apiKey, "api-token": &c.apiToken, "app-secret": &c.appSecret,
-		"ycloud-secret": &c.ycloudSecret, "sinch-secret": &c.sinchSecret}
+		"ycloud-secret": &c.ycloudSecret, "sinch-secret": &c.sinchSecret, "meta-token": &c.capi.metaToken}
 	for _, name := range secretFlags {
 		path := fs.Lookup(name + "-file").Value.String()
 		if path == "" {
@@ -259,6 +261,9 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 	}
 	if c.clientID == "" || c.appID == "" || c.dataDir == "" {
 		return errors.New("-client-id, -app-id and -data may not be empty")
+	}
+	if err := c.capi.finish(); err != nil {
+		return err
 	}
 	return c.checkAPIExposure()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
@@ -31,7 +32,7 @@ type recorder interface {
 func startRecording(ctx context.Context, c *config, store *storage.Store, log *slog.Logger) (recorder, fasthttp.RequestHandler, error) {
 	select {
 	case <-store.Opened():
-		rec, api, err := c.recording(store, log)
+		rec, api, err := c.recording(ctx, store, log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -46,7 +47,7 @@ func startRecording(ctx context.Context, c *config, store *storage.Store, log *s
 		case <-ctx.Done():
 			return
 		}
-		rec, api, err := c.recording(store, log)
+		rec, api, err := c.recording(ctx, store, log)
 		if err != nil {
 			log.Error("cannot start recording: webhooks are forwarded but not recorded until a restart", "err", err)
 			return
@@ -57,15 +58,22 @@ func startRecording(ctx context.Context, c *config, store *storage.Store, log *s
 	return l, l.serveAPI, nil
 }
 
-// recording builds the recorder on an open store, and the API on both.
-func (c *config) recording(store *storage.Store, log *slog.Logger) (*engine.Recorder, *proxy.API, error) {
+// recording builds the recorder on an open store, and the API on both, and starts
+// sending conversions to Meta when they are on (until ctx ends).
+func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.Logger) (*engine.Recorder, *proxy.API, error) {
 	rec, err := engine.NewRecorder(store, engine.Config{
 		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow,
 		Secrets:  engine.Secrets{Meta: c.appSecret, YCloud: c.ycloudSecret, Sinch: c.sinchSecret},
-		Location: c.timezone, Log: log,
+		Location: c.timezone, Log: log, Conversions: c.capi.events,
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if c.capi.events != nil {
+		go rec.SendConversions(ctx, engine.OutboxConfig{
+			Meta:    metaapi.New(c.capi.graphURL, c.capi.graphVersion, c.capi.metaToken, metaapi.DefaultTimeout),
+			Dataset: c.capi.dataset, WABA: c.capi.wabaID, TestCode: c.capi.testCode, DryRun: c.capi.dryRun, Log: log,
+		})
 	}
 	api := proxy.NewAPI(c.apiToken, store.Ready)
 	proxy.RegisterDataRoutes(api, c.clientID, rec, c.timezone)

@@ -134,6 +134,9 @@ func (w *writer) storeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
 	if err := writeOffThread(b, rec); err != nil {
 		return err
 	}
+	if err := w.queueOffThreadConversion(b, rec); err != nil {
+		return err
+	}
 	return w.applyOffThreadRollup(b, rec)
 }
 

@@ -30,6 +30,7 @@ type testEnv struct {
 	store *storage.Store
 	rec   *Recorder
 	opts  storage.Options // of the store; the logger is set by open
+	capi  ConversionMap   // Config.Conversions of the recorder
 }
 
 // newTestEnv opens a fresh store and a recorder on it; both are closed when the test ends.
@@ -49,7 +50,9 @@ func (e *testEnv) open() {
 	if err != nil {
 		e.t.Fatalf("storage.Open: %v", err)
 	}
-	r, err := NewRecorder(s, testConfig())
+	cfg := testConfig()
+	cfg.Conversions = e.capi
+	r, err := NewRecorder(s, cfg)
 	if err != nil {
 		s.Close()
 		e.t.Fatalf("NewRecorder: %v", err)

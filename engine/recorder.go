@@ -29,6 +29,8 @@ type Config struct {
 	// Location cuts days for rollups and date ranges (-timezone); nil means UTC.
 	Location *time.Location
 	Log      *slog.Logger
+	// Conversions, when set, queues the conversions it maps for Meta (SPEC §9).
+	Conversions ConversionMap
 }
 
 // Recorder turns webhook bodies into committed events. Decoding runs on the caller's
@@ -63,7 +65,7 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	}
 	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets)}
 	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
-		seenAds: map[string]bool{}, aliases: &r.aliases}
+		seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
 		rec.apply = rec.appendAll // bound once, so Append gets a func without allocating

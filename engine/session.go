@@ -25,8 +25,9 @@ type writer struct {
 	delta      rollupDelta
 	seenAds    map[string]bool // app+ad pairs whose referral is already stored
 	cache      writeCache
-	aliases    *aliasTable // new numbers of leads (user_changed_number)
-	pos        logPos      // of the item being applied: message keys point to it
+	aliases    *aliasTable   // new numbers of leads (user_changed_number)
+	capi       ConversionMap // conversions sent to Meta; nil when off
+	pos        logPos        // of the item being applied: message keys point to it
 }
 
 // logPos is an item's place in the log: its entry's sequence number and its index there.
@@ -91,6 +92,9 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 			b.Set(storage.ClidKey(w.key[:0], it.AppID, clid), w.val)
 		}
 		e.emit(TypeConversation, "", conversationValue(&w.sess))
+		if it.HasReferral() {
+			e.fail(w.queueSessionConversion(b, ConversionSourceLead, it.ID, it))
+		}
 	} else {
 		w.sess.Messages++
 		w.sess.Last = max(w.sess.Last, it.Time)
@@ -104,6 +108,9 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 			continue
 		}
 		e.emit(cand.Type, cand.TypeID, cand.TypeValue)
+	}
+	if e.err != nil {
+		return e.err
 	}
 	w.val = storage.AppendSession(w.val[:0], &w.sess)
 	b.Set(storage.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
@@ -149,6 +156,13 @@ type emitter struct {
 	it   *Item
 	defs *Definitions
 	rec  *recording
+	err  error // the first failure to queue a conversion
+}
+
+func (e *emitter) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
 }
 
 // emit writes one event and, when it is the converted event of the session's ad or
@@ -173,6 +187,7 @@ func (e *emitter) emit(typ, typeID, typeValue string) {
 			e.defs.inScope(g, w.sess.SourceType, w.sess.SourceID) {
 			w.sess.Converted = true
 			e.emit(TypeConverted, g.ID, convertedValue(typ, typeValue))
+			e.fail(w.queueSessionConversion(e.b, ConversionSourceConverted, g.ID, it))
 			return
 		}
 	}

@@ -32,6 +32,7 @@ func RegisterDataRoutes(a *API, clientID string, rec *engine.Recorder, loc *time
 	e.registerEvents(a)
 	insightsAPI{e}.register(a)
 	e.registerImport(a)
+	e.registerConversions(a)
 }
 
 // registerEvents adds the events, event types, event groups and sources routes.

@@ -23,6 +23,9 @@ import "encoding/binary"
 //	clid\0<app>\0<ctwa_clid>               a click id → the session it opened (automatic_events)
 //	log\0<seq8>                            log entry: a webhook's items, until the views hold them
 //	pos\0views                             the log position the views reflect (their checkpoint)
+//	capi\0<event id>                       a conversion for Meta's Conversions API and its delivery (JSON)
+//	capit\0<app>\0<time8><event id>        conversions by app and source-event time (activity log)
+//	capiq\0<time8><event id>               a conversion waiting to be sent (the outbox), oldest event first
 const (
 	tDup   = "dup\x00"
 	tMsg   = "msg\x00"
@@ -40,6 +43,9 @@ const (
 	tClid  = "clid\x00"
 	tLog   = "log\x00"
 	tPos   = "pos\x00"
+	tCapi  = "capi\x00"
+	tCapit = "capit\x00"
+	tCapiq = "capiq\x00"
 )
 
 func appendTime(dst []byte, t int64) []byte { return binary.BigEndian.AppendUint64(dst, uint64(t)) }
@@ -300,3 +306,31 @@ func LogSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]
 
 // ViewPosKey holds the log position the views reflect.
 func ViewPosKey() []byte { return appendParts(nil, tPos, "views") }
+
+// ConversionKey is the key of a conversion (its Conversions API event id).
+func ConversionKey(id string) []byte { return appendParts(nil, tCapi, id) }
+
+// ConversionAppKey indexes a conversion under its app and source-event time.
+func ConversionAppKey(app string, t int64, id string) []byte {
+	return append(appendTime(append(appendParts(nil, tCapit, app), 0), t), id...)
+}
+
+// ConversionAppPrefix is the prefix of an app's conversion index.
+func ConversionAppPrefix(app string) []byte { return append(appendParts(nil, tCapit, app), 0) }
+
+// ConversionAppID is the event id of a ConversionAppKey.
+func ConversionAppID(app string, key []byte) string { return string(key[len(ConversionAppPrefix(app))+8:]) }
+
+// PendingConversionKey marks a conversion the outbox has still to send.
+func PendingConversionKey(t int64, id string) []byte { return append(appendTime([]byte(tCapiq), t), id...) }
+
+// PendingConversionTime is the source-event time of a PendingConversionKey.
+func PendingConversionTime(key []byte) int64 {
+	return int64(binary.BigEndian.Uint64(key[len(tCapiq) : len(tCapiq)+8]))
+}
+
+// PendingConversionID is the event id of a PendingConversionKey.
+func PendingConversionID(key []byte) string { return string(key[len(tCapiq)+8:]) }
+
+// PendingConversionPrefix is the prefix of the outbox.
+func PendingConversionPrefix() []byte { return []byte(tCapiq) }
