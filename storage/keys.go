@@ -319,10 +319,14 @@ func ConversionAppKey(app string, t int64, id string) []byte {
 func ConversionAppPrefix(app string) []byte { return append(appendParts(nil, tCapit, app), 0) }
 
 // ConversionAppID is the event id of a ConversionAppKey.
-func ConversionAppID(app string, key []byte) string { return string(key[len(ConversionAppPrefix(app))+8:]) }
+func ConversionAppID(app string, key []byte) string {
+	return string(key[len(ConversionAppPrefix(app))+8:])
+}
 
 // PendingConversionKey marks a conversion the outbox has still to send.
-func PendingConversionKey(t int64, id string) []byte { return append(appendTime([]byte(tCapiq), t), id...) }
+func PendingConversionKey(t int64, id string) []byte {
+	return append(appendTime([]byte(tCapiq), t), id...)
+}
 
 // PendingConversionTime is the source-event time of a PendingConversionKey.
 func PendingConversionTime(key []byte) int64 {
