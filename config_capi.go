@@ -27,7 +27,7 @@ type capiConfig struct {
 func capiFlags(fs *flag.FlagSet, c *capiConfig) {
 	fs.StringVar(&c.metaToken, "meta-token", "", "Meta access token (whatsapp_business_management, whatsapp_business_manage_events): turns on conversions to Meta's Conversions API, with -capi-dataset or -waba-id")
 	fs.StringVar(&c.dataset, "capi-dataset", "", "dataset id conversions are sent to; without it the dataset of -waba-id is found, or created")
-	fs.StringVar(&c.wabaID, "waba-id", "", "WhatsApp Business Account id: whatsapp_business_account_id of every conversion, and where the dataset is found")
+	fs.StringVar(&c.wabaID, "waba-id", "", "WhatsApp Business Account id: where the dataset is found, and whatsapp_business_account_id of conversions whose webhooks named none (On-Premises, Sinch)")
 	fs.StringVar(&c.graphURL, "graph-url", "https://graph.facebook.com", "Graph API base URL")
 	fs.StringVar(&c.graphVersion, "graph-version", metaapi.DefaultVersion, "Graph API version")
 	fs.StringVar(&c.mapText, "capi-map", "", "what is sent as which Meta event, over the default "+engine.DefaultConversionMap().String()+
@@ -60,8 +60,8 @@ func (c *capiConfig) finish() error {
 		return fmt.Errorf("-capi-dataset %q is not a numeric dataset id", c.dataset)
 	case c.wabaID != "" && !graphIDRule.MatchString(c.wabaID):
 		return fmt.Errorf("-waba-id %q is not a numeric WhatsApp Business Account id", c.wabaID)
-	case c.wabaID == "" && !c.dryRun:
-		return errors.New("-waba-id is required with -meta-token: every conversion names its WhatsApp Business Account, and without -capi-dataset its dataset is found there")
+	case c.wabaID == "" && c.dataset == "" && !c.dryRun:
+		return errors.New("-waba-id or -capi-dataset is required with -meta-token: the dataset is found in the WhatsApp Business Account (-waba-id) or named (-capi-dataset, the account then comes from the webhooks)")
 	}
 	if c.events, err = engine.ParseConversionMap(c.mapText); err != nil {
 		return fmt.Errorf("-capi-map: %w", err)

@@ -24,7 +24,7 @@ const (
 	ConversionPending = "pending"
 	ConversionSent    = "sent"
 	ConversionFailed  = "failed"
-	ConversionSkipped = "skipped" // reason no_click_id, unattributed or dry_run
+	ConversionSkipped = "skipped" // reason no_click_id, unattributed, no_waba or dry_run
 	ConversionExpired = "expired" // older than Meta takes (7 days)
 )
 
@@ -103,6 +103,7 @@ type Conversion struct {
 	Name           string  `json:"event_name"`
 	Time           int64   `json:"event_time"` // of the source event, unix seconds
 	AppID          string  `json:"app_id"`
+	WABA           string  `json:"waba_id,omitempty"` // "" when no webhook of the app named it: -waba-id then
 	Lead           string  `json:"lead"`
 	Source         string  `json:"source"`          // lead, converted, or the off-thread action
 	SourceEventID  string  `json:"source_event_id"` // the message, converted event or off-thread event
@@ -133,6 +134,9 @@ func (w *writer) queueConversion(b *storage.Batch, c *Conversion) error {
 	if _, ok, err := b.Get(key); err != nil || ok {
 		return err
 	}
+	if err := w.resolveWABA(b, c); err != nil {
+		return err
+	}
 	c.Queued, c.Status = time.Now().Unix(), ConversionPending
 	switch {
 	case c.ConversationID == "":
@@ -156,6 +160,18 @@ func (w *writer) queueConversion(b *storage.Batch, c *Conversion) error {
 	return nil
 }
 
+// resolveWABA fills in the WABA of c's app from its webhooks, or remembers it there when
+// c has it: an off-thread event names no WABA.
+func (w *writer) resolveWABA(b *storage.Batch, c *Conversion) error {
+	if c.WABA != "" {
+		b.Set(storage.WABAKey(c.AppID), []byte(c.WABA))
+		return nil
+	}
+	v, _, err := b.Get(storage.WABAKey(c.AppID))
+	c.WABA = string(v)
+	return err
+}
+
 // conversionOf returns the conversion of source for the session in w.sess, or false
 // when source is not sent.
 func (w *writer) conversionOf(source, cause string, it *Item) (Conversion, bool) {
@@ -164,7 +180,7 @@ func (w *writer) conversionOf(source, cause string, it *Item) (Conversion, bool)
 		return Conversion{}, false
 	}
 	return Conversion{ID: w.id("capi", source, w.sess.ID), Name: name, Time: it.Time, AppID: it.AppID,
-		Lead: it.Lead, Source: source, SourceEventID: cause, ConversationID: w.sess.ID,
+		WABA: it.WABA, Lead: it.Lead, Source: source, SourceEventID: cause, ConversationID: w.sess.ID,
 		AdID: w.sess.SourceID, ClickID: w.sess.Referral.CtwaClid}, true
 }
 

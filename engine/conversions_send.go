@@ -5,6 +5,7 @@ package engine
 // reads the store and writes outcomes on the view lane, so it never slows a webhook.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ type MetaSender interface {
 type OutboxConfig struct {
 	Meta     MetaSender
 	Dataset  string // "" finds (or creates) the dataset of WABA
-	WABA     string // whatsapp_business_account_id of every event
+	WABA     string // whatsapp_business_account_id of events whose app's webhooks named none
 	TestCode string // test_event_code, only when set
 	DryRun   bool   // mark conversions skipped (dry_run) instead of sending them
 	Log      *slog.Logger
@@ -151,9 +152,9 @@ func (ob *outbox) retryIn(err error) time.Duration {
 }
 
 // next returns up to MaxEvents pending conversions, oldest first; the ones Meta would no
-// longer take are marked expired instead.
+// longer take are marked expired instead, and those of no known WABA skipped (no_waba).
 func (ob *outbox) next() ([]Conversion, error) {
-	var batch, expired []Conversion
+	var batch, expired, noWABA []Conversion
 	prefix := storage.PendingConversionPrefix()
 	err := ob.r.store.ScanKeys(prefix, prefixEnd(prefix), func(key []byte) bool {
 		c, ok, err := ob.r.conversion(storage.PendingConversionID(key))
@@ -162,6 +163,8 @@ func (ob *outbox) next() ([]Conversion, error) {
 			return true // a pending mark without its record: the mark goes with the next outcome
 		case time.Since(time.Unix(c.Time, 0)) > conversionMaxAge:
 			expired = append(expired, c)
+		case c.WABA == "" && ob.o.WABA == "":
+			noWABA = append(noWABA, c)
 		default:
 			batch = append(batch, c)
 		}
@@ -169,6 +172,12 @@ func (ob *outbox) next() ([]Conversion, error) {
 	})
 	if err == nil && len(expired) > 0 {
 		err = ob.mark(expired, func(c *Conversion) { c.Status = ConversionExpired })
+	}
+	if err == nil && len(noWABA) > 0 {
+		err = ob.mark(noWABA, func(c *Conversion) {
+			c.Status, c.Reason = ConversionSkipped, "no_waba"
+			c.LastError = "no webhook of this app named its WhatsApp Business Account, and -waba-id is not set"
+		})
 	}
 	return batch, err
 }
@@ -233,7 +242,7 @@ func (ob *outbox) events(batch []Conversion) []metaapi.Event {
 		c := &batch[i]
 		evs[i] = metaapi.Event{EventName: c.Name, EventTime: c.Time, EventID: c.ID,
 			ActionSource: "business_messaging", MessagingChannel: "whatsapp",
-			UserData: metaapi.UserData{CtwaClid: c.ClickID, WABA: ob.o.WABA}}
+			UserData: metaapi.UserData{CtwaClid: c.ClickID, WABA: cmp.Or(c.WABA, ob.o.WABA)}}
 		if c.Currency != "" {
 			evs[i].CustomData = &metaapi.CustomData{Currency: c.Currency, Value: c.Value}
 		}

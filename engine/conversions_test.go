@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -36,13 +38,20 @@ func newCapiEnv(t *testing.T, o graphstub.Options) *capiEnv {
 }
 
 // send runs the outbox with cfg until no conversion is pending or it stops by itself.
-// Dataset "find" makes it look the dataset up; "" is capiDataset.
+// Dataset "find" makes it look the dataset up; "" is capiDataset. WABA "none" is no
+// -waba-id.
 func (e *capiEnv) send(cfg OutboxConfig) {
 	e.t.Helper()
 	if cfg.Meta == nil {
 		cfg.Meta = metaapi.New(e.stub.URL, metaapi.DefaultVersion, capiToken, 300*time.Millisecond)
 	}
-	cfg.WABA, cfg.Poll, cfg.RetryMin = capiWABA, 5*time.Millisecond, 5*time.Millisecond
+	cfg.Poll, cfg.RetryMin = 5*time.Millisecond, 5*time.Millisecond
+	switch cfg.WABA {
+	case "":
+		cfg.WABA = "999999999999999" // not the webhooks' own: they win
+	case "none":
+		cfg.WABA = ""
+	}
 	switch cfg.Dataset {
 	case "":
 		cfg.Dataset = capiDataset
@@ -303,7 +312,7 @@ func TestConversionExpiredToken(t *testing.T) {
 func TestConversionDatasetTestCodeAndDryRun(t *testing.T) {
 	e := newCapiEnv(t, graphstub.Options{})
 	e.scenario("ARAkLclid006")
-	e.send(OutboxConfig{Dataset: "find", TestCode: "TEST123"})
+	e.send(OutboxConfig{Dataset: "find", TestCode: "TEST123", WABA: capiWABA})
 	evs := e.stub.Events()
 	if len(evs) != 3 || evs[0].TestEventCode != "TEST123" || e.stub.Dataset() != graphstub.CreatedDatasetID {
 		t.Errorf("events %+v in dataset %q, want 3 with test_event_code TEST123 in the created dataset", evs, e.stub.Dataset())
@@ -350,6 +359,65 @@ func TestParseConversionMap(t *testing.T) {
 	for _, bad := range []string{"purchase=Buy", "purchase", "=Purchase", "keyword=Purchase"} {
 		if _, err := ParseConversionMap(bad); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("ParseConversionMap(%q) = %v, want an error naming it", bad, err)
+		}
+	}
+}
+
+// TestWABAFromWebhooks: the WABA of a Cloud API message is its entry's id and of a YCloud
+// message its wabaId (both real captures); it survives the log, and an entry logged
+// before the WABA existed still decodes, without one.
+func TestWABAFromWebhooks(t *testing.T) {
+	for name, want := range map[string]string{
+		"../testdata/external-payloads/ycloud_capture_text_real.json":            "2115170262645237",
+		"../testdata/external-payloads/cloud_metadocs_ctwa_welcome_message.json": "",
+	} {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d Decoder
+		_, items, err := d.Decode(body, testAppID)
+		if err != nil || len(items) == 0 {
+			t.Fatalf("%s: %d items, %v", name, len(items), err)
+		}
+		if want == "" {
+			var doc struct{ Entry []struct{ ID string } }
+			if err := json.Unmarshal(body, &doc); err != nil || len(doc.Entry) == 0 {
+				t.Fatalf("%s: %v", name, err)
+			}
+			want = doc.Entry[0].ID
+		}
+		if items[0].WABA != want || want == "" {
+			t.Errorf("%s: WABA %q, want %q", name, items[0].WABA, want)
+		}
+		it := items[0]
+		logged := appendItem(nil, &it)
+		var back Item
+		if rest, err := decodeItem(&back, logged); err != nil || len(rest) != 0 || back.WABA != want || back.ID != it.ID {
+			t.Errorf("%s: logged item decodes to WABA %q id %q (%v, %d left)", name, back.WABA, back.ID, err, len(rest))
+		}
+		it.WABA = ""
+		var old Item
+		if _, err := decodeItem(&old, appendItem(nil, &it)); err != nil || old.WABA != "" || old.ID != it.ID {
+			t.Errorf("%s: an item logged without a WABA decodes to %q, %v", name, old.WABA, err)
+		}
+	}
+}
+
+// TestConversionWABAFromWebhook: without -waba-id each event names the WABA of its app's
+// webhooks (entry[].id): the lead and qualified lead from their messages, the purchase
+// (an off-thread event, which names none) from the app's earlier webhook.
+func TestConversionWABAFromWebhook(t *testing.T) {
+	e := newCapiEnv(t, graphstub.Options{Dataset: capiDataset})
+	e.scenario("ARAkLclid009")
+	e.send(OutboxConfig{WABA: "none"})
+	evs := e.stub.Events()
+	if len(evs) != 3 {
+		t.Fatalf("Meta got %d events, want 3", len(evs))
+	}
+	for _, ev := range evs {
+		if got := ev.UserData["whatsapp_business_account_id"]; got != "102290129340398" { // cloudWebhook's entry id
+			t.Errorf("%s names WABA %v, want the webhook's 102290129340398", ev.EventName, got)
 		}
 	}
 }

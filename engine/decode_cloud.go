@@ -10,6 +10,7 @@ type cloudBody struct {
 }
 
 type cloudEntry struct {
+	ID      string        `json:"id"` // the WABA
 	Changes []cloudChange `json:"changes"`
 }
 
@@ -33,7 +34,7 @@ func (b *cloudBody) reset() {
 	b.Entry = resetElems(b.Entry)
 }
 
-func (e *cloudEntry) reset()  { e.Changes = resetElems(e.Changes) }
+func (e *cloudEntry) reset()  { e.ID, e.Changes = "", resetElems(e.Changes) }
 func (c *cloudChange) reset() { c.Value.reset() }
 
 func (v *cloudValue) reset() {
@@ -48,10 +49,14 @@ func (v *cloudValue) reset() {
 // appendCloud appends the items of every change of b.
 func (d *Decoder) appendCloud(b *cloudBody) {
 	for i := range b.Entry {
+		first := len(d.items)
 		for j := range b.Entry[i].Changes {
 			n := len(d.rejects)
 			d.appendCloudValue(&b.Entry[i].Changes[j].Value)
 			d.prefixRejects(n, "entry[%d].changes[%d].value.", i, j)
+		}
+		for k := first; k < len(d.items); k++ {
+			d.items[k].WABA = b.Entry[i].ID
 		}
 	}
 }

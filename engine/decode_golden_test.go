@@ -68,6 +68,7 @@ type goldenItem struct {
 	Kind          string
 	Format        string
 	AppID         string
+	WABA          string `json:",omitempty"`
 	ID            string
 	Time          int64
 	TimeUTC       string
@@ -116,7 +117,7 @@ func goldenOf(f Format, items []Item, err error) golden {
 	}
 	for _, it := range items {
 		gi := goldenItem{
-			Kind: kindName(it.Kind), Format: it.Format.String(), AppID: it.AppID, ID: it.ID,
+			Kind: kindName(it.Kind), Format: it.Format.String(), AppID: it.AppID, WABA: it.WABA, ID: it.ID,
 			Time: it.Time, TimeUTC: time.Unix(it.Time, 0).UTC().Format(time.RFC3339), Lead: it.Lead,
 			LeadIsBSUID: it.LeadIsBSUID, Type: it.Type, Text: it.Text, ButtonPayload: it.ButtonPayload,
 			ReplyKind: it.ReplyKind, ReplyID: it.ReplyID, ReplyTitle: it.ReplyTitle,

@@ -12,8 +12,9 @@ type ycloudBody struct {
 }
 
 type ycloudInbound struct {
-	ID         string `json:"id"`    // YCloud's id
-	Wamid      string `json:"wamid"` // WhatsApp's id, as the Cloud API reports it
+	ID         string `json:"id"`     // YCloud's id
+	Wamid      string `json:"wamid"`  // WhatsApp's id, as the Cloud API reports it
+	WABA       string `json:"wabaId"` // the WhatsApp Business Account
 	From       string `json:"from"`
 	FromUserID string `json:"fromUserId"` // BSUID (usernames, 2026)
 	To         string `json:"to"`
@@ -80,7 +81,7 @@ func (m *ycloudInbound) item() (Item, error) {
 		return Item{}, rejectf(rejectMissingType, "type is missing")
 	}
 	it := Item{
-		Kind: KindMessage, Format: FormatYCloud, AppID: appID, ID: id, Time: t,
+		Kind: KindMessage, Format: FormatYCloud, AppID: appID, WABA: m.WABA, ID: id, Time: t,
 		Lead: lead, LeadIsBSUID: isBSUID,
 	}
 	return it, m.fillItem(&it)

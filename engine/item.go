@@ -47,6 +47,7 @@ type Item struct {
 	Kind   ItemKind
 	Format Format
 	AppID  string // phone_number_id (Cloud), -app-id (On-Premises), app_id (Sinch), to digits (YCloud)
+	WABA   string // WhatsApp Business Account: entry[].id (Cloud), wabaId (YCloud); "" in the others
 	ID     string // message id (wamid) or, for a status, the id of the business message
 	Time   int64  // unix seconds from the payload
 

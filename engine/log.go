@@ -195,7 +195,7 @@ var seenMark = [1]byte{1}
 
 // A log entry is the version byte, the append time (unix nanoseconds, for the view lag)
 // and the items: kind, format, flags, time, amount, then every string field of Item in
-// stringFields order, each as uvarint length and bytes.
+// stringFields order, each as uvarint length and bytes, and the WABA when flags say so.
 func appendEntryHeader(dst []byte, version byte, now time.Time) []byte {
 	return binary.BigEndian.AppendUint64(append(dst, version), uint64(now.UnixNano()))
 }
@@ -203,7 +203,10 @@ func appendEntryHeader(dst []byte, version byte, now time.Time) []byte {
 func appendItem(dst []byte, it *Item) []byte {
 	var flags byte
 	if it.LeadIsBSUID {
-		flags = 1
+		flags |= flagBSUID
+	}
+	if it.WABA != "" {
+		flags |= flagWABA
 	}
 	dst = append(dst, byte(it.Kind), byte(it.Format), flags)
 	dst = binary.AppendVarint(dst, it.Time)
@@ -213,9 +216,18 @@ func appendItem(dst []byte, it *Item) []byte {
 	for _, s := range it.stringFields() {
 		dst = appendField(dst, *s)
 	}
+	if it.WABA != "" {
+		dst = appendField(dst, it.WABA)
+	}
 	it.Text = text
 	return dst
 }
+
+// Flags of a logged item. flagWABA was added later: entries before it have no WABA field.
+const (
+	flagBSUID = 1 << iota // Lead is a BSUID
+	flagWABA              // a WABA field follows the string fields
+)
 
 // entryTime is the append time of a log entry.
 func entryTime(v []byte) (time.Time, error) {
@@ -245,7 +257,8 @@ func decodeItem(it *Item, b []byte) ([]byte, error) {
 	if len(b) < 3 {
 		return nil, errBadEntry
 	}
-	it.Kind, it.Format, it.LeadIsBSUID = ItemKind(b[0]), Format(b[1]), b[2]&1 != 0
+	flags := b[2]
+	it.Kind, it.Format, it.LeadIsBSUID = ItemKind(b[0]), Format(b[1]), flags&flagBSUID != 0
 	t, k := binary.Varint(b[3:])
 	if k <= 0 || len(b) < 3+k+8 {
 		return nil, errBadEntry
@@ -261,6 +274,13 @@ func decodeItem(it *Item, b []byte) ([]byte, error) {
 			return nil, err
 		}
 		*s = unsafeString(field)
+	}
+	if flags&flagWABA != 0 {
+		field, rest, err := cutField(b)
+		if err != nil {
+			return nil, err
+		}
+		it.WABA, b = unsafeString(field), rest
 	}
 	return b, nil
 }

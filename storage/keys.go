@@ -23,6 +23,7 @@ import "encoding/binary"
 //	clid\0<app>\0<ctwa_clid>               a click id → the session it opened (automatic_events)
 //	log\0<seq8>                            log entry: a webhook's items, until the views hold them
 //	pos\0views                             the log position the views reflect (their checkpoint)
+//	waba\0<app>                            the WhatsApp Business Account of an app (phone number), from its webhooks
 //	capi\0<event id>                       a conversion for Meta's Conversions API and its delivery (JSON)
 //	capit\0<app>\0<time8><event id>        conversions by app and source-event time (activity log)
 //	capiq\0<time8><event id>               a conversion waiting to be sent (the outbox), oldest event first
@@ -43,6 +44,7 @@ const (
 	tClid  = "clid\x00"
 	tLog   = "log\x00"
 	tPos   = "pos\x00"
+	tWABA  = "waba\x00"
 	tCapi  = "capi\x00"
 	tCapit = "capit\x00"
 	tCapiq = "capiq\x00"
@@ -338,3 +340,6 @@ func PendingConversionID(key []byte) string { return string(key[len(tCapiq)+8:])
 
 // PendingConversionPrefix is the prefix of the outbox.
 func PendingConversionPrefix() []byte { return []byte(tCapiq) }
+
+// WABAKey maps an app (phone number id) to its WhatsApp Business Account.
+func WABAKey(app string) []byte { return appendParts(nil, tWABA, app) }
