@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -77,7 +78,7 @@ func startSystems(ctx context.Context, o options, dir string, rep *report, progr
 			return nil, stopAll, fmt.Errorf("nginx (%s) did not start, pass -nginx off to skip it: %w", nginxBin, err)
 		}
 	}
-	if err := add(startSidecar(ctx, dir, bin, up)); err != nil {
+	if err := add(startSidecar(ctx, dir, bin, up, strings.Fields(o.sidecarArgs)...)); err != nil {
 		return nil, stopAll, err
 	}
 	return started, stopAll, nil

@@ -73,8 +73,8 @@ func buildSidecar(ctx context.Context, dir string) (string, error) {
 }
 
 // startSidecar runs the sidecar with recording on (its default) in front of upstream,
-// with a fresh store in dir.
-func startSidecar(ctx context.Context, dir, bin, upstream string) (*system, error) {
+// with a fresh store in dir, and the flags extra.
+func startSidecar(ctx context.Context, dir, bin, upstream string, extra ...string) (*system, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -84,8 +84,8 @@ func startSidecar(ctx context.Context, dir, bin, upstream string) (*system, erro
 		return nil, err
 	}
 	data := filepath.Join(dir, "sidecar-data")
-	p, err := startProc(ctx, dir, nameSidecar, bin, "serve",
-		"-upstream", "http://"+upstream, "-listen", addr, "-api-listen", api, "-data", data)
+	args := append([]string{"serve", "-upstream", "http://" + upstream, "-listen", addr, "-api-listen", api, "-data", data}, extra...)
+	p, err := startProc(ctx, dir, nameSidecar, bin, args...)
 	if err != nil {
 		return nil, err
 	}
