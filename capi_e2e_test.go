@@ -101,7 +101,7 @@ func TestConversionsSurviveKill9(t *testing.T) {
 	if len(seen) != leads || len(up.Events()) != leads {
 		t.Errorf("Meta got %d events of %d ids after the restart, want %d once each", len(up.Events()), len(seen), leads)
 	}
-	if got := scrape(t, sc2.api, `ctwa_sidecar_capi_events_total{result="sent",reason=""}`); got != leads {
+	if got := scrape(t, sc2.api, `ctwa_sidecar_capi_events_total{result="sent"}`); got != leads {
 		t.Errorf("capi_events_total sent = %.0f, want %d", got, leads)
 	}
 	if got := scrape(t, sc2.api, "ctwa_sidecar_capi_pending_events"); got != 0 {

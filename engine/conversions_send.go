@@ -66,7 +66,11 @@ func init() {
 func countConversion(result, reason string) { countConversions(result, reason, 1) }
 
 func countConversions(result, reason string, n int) {
-	metrics.GetOrCreateCounter(fmt.Sprintf(`ctwa_sidecar_capi_events_total{result=%q,reason=%q}`, result, reason)).Add(n)
+	name := fmt.Sprintf(`ctwa_sidecar_capi_events_total{result=%q}`, result)
+	if reason != "" {
+		name = fmt.Sprintf(`ctwa_sidecar_capi_events_total{result=%q,reason=%q}`, result, reason)
+	}
+	metrics.GetOrCreateCounter(name).Add(n)
 }
 
 type outbox struct {
@@ -187,6 +191,9 @@ func (ob *outbox) next() ([]Conversion, error) {
 // failed with Meta's error; the others are sent.
 func (ob *outbox) deliver(ctx context.Context, batch []Conversion) error {
 	received, err := ob.o.Meta.SendEvents(ctx, ob.dataset, ob.events(batch), ob.o.TestCode)
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: the request was cut short; the batch stays pending as it was
+	}
 	var me *metaapi.Error
 	switch {
 	case err == nil && received == len(batch):
