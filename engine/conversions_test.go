@@ -45,7 +45,7 @@ func (e *capiEnv) send(cfg OutboxConfig) {
 	if cfg.Meta == nil {
 		cfg.Meta = metaapi.New(e.stub.URL, metaapi.DefaultVersion, capiToken, 300*time.Millisecond)
 	}
-	cfg.Poll, cfg.RetryMin = 5*time.Millisecond, 5*time.Millisecond
+	cfg.Poll, cfg.RetryMin = 5*time.Millisecond, time.Millisecond
 	switch cfg.WABA {
 	case "":
 		cfg.WABA = "999999999999999" // not the webhooks' own: they win
@@ -225,7 +225,7 @@ func TestConversionRetries(t *testing.T) {
 		ids[c.ID] = true
 	}
 	e.stub.Script(graphstub.ServerError(), graphstub.TooManyRequests("0"), graphstub.Throttled(4),
-		graphstub.Throttled(613), graphstub.Throttled(80004), graphstub.ServiceUnavailable(),
+		graphstub.Throttled(17), graphstub.Throttled(613), graphstub.Throttled(80004), graphstub.ServiceUnavailable(),
 		graphstub.Fault{Delay: 600 * time.Millisecond}, graphstub.Fault{HangUp: true}, graphstub.Fault{Drop: 1})
 	e.send(OutboxConfig{})
 
@@ -240,9 +240,37 @@ func TestConversionRetries(t *testing.T) {
 		t.Errorf("Meta has %d of the 3 conversions: %v", len(got), got)
 	}
 	for _, c := range e.conversions() {
-		if c.Status != ConversionSent || c.Attempts != 10 {
-			t.Errorf("%s: %s after %d attempts (%s), want sent after 10", c.Name, c.Status, c.Attempts, c.LastError)
+		if c.Status != ConversionSent || c.Attempts != 11 {
+			t.Errorf("%s: %s after %d attempts (%s), want sent after 11", c.Name, c.Status, c.Attempts, c.LastError)
 		}
+	}
+}
+
+// TestConversionRefusedConnection: while nothing listens at the Graph URL the conversions
+// stay pending, attempted and saying why; once Meta answers they are sent.
+func TestConversionRefusedConnection(t *testing.T) {
+	e := newCapiEnv(t, graphstub.Options{Dataset: capiDataset})
+	e.scenario("ARAkLclid010")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.rec.SendConversions(ctx, OutboxConfig{Meta: metaapi.New("http://127.0.0.1:1", metaapi.DefaultVersion, capiToken, time.Second),
+			Dataset: capiDataset, WABA: capiWABA, Poll: 5 * time.Millisecond, RetryMin: 5 * time.Millisecond})
+	}()
+	for deadline := time.Now().Add(10 * time.Second); e.byName("Purchase").Attempts < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	for _, c := range e.conversions() {
+		if c.Status != ConversionPending || c.Attempts < 2 || !strings.Contains(c.LastError, "connection refused") {
+			t.Errorf("%s: %s after %d attempts (%q), want pending, retried, naming the refused connection", c.Name, c.Status, c.Attempts, c.LastError)
+		}
+	}
+	e.send(OutboxConfig{})
+	if n := len(e.stub.Events()); n != 3 {
+		t.Errorf("Meta has %d events once it answers, want 3", n)
 	}
 }
 

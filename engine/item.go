@@ -122,13 +122,18 @@ func (it *Item) Clone() Item {
 	return c
 }
 
-// stringFields returns pointers to every string of it.
-func (it *Item) stringFields() [24]*string {
+// stringFields returns pointers to every string of it. The log writes the first
+// loggedFields of them always, in this order, and WABA (added later) only when set.
+func (it *Item) stringFields() [25]*string {
 	r := &it.Referral
-	return [24]*string{
+	return [25]*string{
 		&it.AppID, &it.ID, &it.Lead, &it.Type, &it.Text, &it.ButtonPayload, &it.ReplyKind,
 		&it.ReplyID, &it.ReplyTitle, &it.ContextID, &it.Status, &it.BizOpaque,
 		&it.Reason, &it.EditOf, &it.NewLead, &it.EventName, &it.Currency,
 		&r.SourceType, &r.SourceID, &r.SourceURL, &r.Headline, &r.Body, &r.MediaType, &r.CtwaClid,
+		&it.WABA,
 	}
 }
+
+// loggedFields is how many of stringFields every logged item holds.
+const loggedFields = 24

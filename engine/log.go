@@ -213,7 +213,8 @@ func appendItem(dst []byte, it *Item) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(it.Amount))
 	text := it.Text
 	it.Text = truncateUTF8(text, storage.MaxText) // what is kept of a message (SPEC §4.4)
-	for _, s := range it.stringFields() {
+	fields := it.stringFields()
+	for _, s := range fields[:loggedFields] {
 		dst = appendField(dst, *s)
 	}
 	if it.WABA != "" {
@@ -267,7 +268,8 @@ func decodeItem(it *Item, b []byte) ([]byte, error) {
 	b = b[3+k:]
 	it.Amount = math.Float64frombits(binary.BigEndian.Uint64(b))
 	b = b[8:]
-	for _, s := range it.stringFields() {
+	fields := it.stringFields()
+	for _, s := range fields[:loggedFields] {
 		var field []byte
 		var err error
 		if field, b, err = cutField(b); err != nil {
