@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphstub"
+	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
 )
 
 // dashboardToken is the API token of the seeded sidecar the browser test opens.
@@ -22,26 +27,140 @@ const dashboardToken = "dashboard-test-token"
 // keywords, a QR source, fixtures, two days of traffic, purchases), then restarts it on
 // the same store with an API token, as a deployment would run it. It returns the
 // restarted sidecar.
-func startDemoSidecar(t *testing.T) *sidecar {
+//
+// With graph (a Graph API stub), both runs send conversions to it (-meta-token,
+// -waba-id, -capi-dataset, -graph-url) and seedConversions adds recent traffic in a
+// second app, conversionsApp, so that the activity log holds each outcome; the demo's
+// own conversions are of March 2026, so expired or skipped.
+func startDemoSidecar(t *testing.T, graph *graphstub.Server) *sidecar {
 	t.Helper()
 	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(`{"received":true}`) })
 	dir := t.TempDir()
-	seed := startSidecar(t, "http://"+up.addr, "-data", dir)
+	var capi []string
+	if graph != nil {
+		capi = []string{"-meta-token", dashboardMetaToken, "-waba-id", dashboardWABA, "-capi-dataset", dashboardDataset,
+			"-graph-url", graph.URL}
+	}
+	seed := startSidecar(t, "http://"+up.addr, append([]string{"-data", dir}, capi...)...)
 	d := demoClient{webhook: seed.webhook, api: seed.api + "/v1/clients/default"}
 	for _, step := range []func() (string, error){d.importSpend, d.define, d.replayFixtures, d.replayTraffic, d.purchases} {
 		if _, err := step(); err != nil {
 			t.Fatalf("seeding the demo scenario: %v", err)
 		}
 	}
+	if graph != nil {
+		seedConversions(t, d, graph)
+	}
 	seed.stop(t)
-	return startSidecar(t, "http://"+up.addr, "-data", dir, "-api-token", dashboardToken)
+	return startSidecar(t, "http://"+up.addr, append([]string{"-data", dir, "-api-token", dashboardToken}, capi...)...)
+}
+
+// The Graph API stub's account of the browser test, and the app of its recent traffic.
+const (
+	dashboardMetaToken = "EAAG-dashboard-token"
+	dashboardWABA      = "102290129340398" // entry[].id of the demo's webhooks
+	dashboardDataset   = "556677889900112"
+	conversionsApp     = "106540352299999"
+)
+
+// startDashboardGraph starts the Graph API stub the browser test's sidecar sends to.
+func startDashboardGraph(t *testing.T) *graphstub.Server {
+	return graphstub.Start(t, graphstub.Options{Version: metaapi.DefaultVersion, Token: dashboardMetaToken,
+		WABA: dashboardWABA, Dataset: dashboardDataset})
+}
+
+// seedConversions sends, an hour ago in conversionsApp, one step at a time (each waits
+// for its outcome, so that every batch holds one event and each scripted answer meets
+// the conversion it is meant for):
+//   - three Click-to-WhatsApp leads: LeadSubmitted sent;
+//   - purchases of two of them, refused by Meta (100/2804087, invalid click id): failed;
+//   - an ad click whose referral has no ctwa_clid: skipped (no_click_id);
+//   - a last lead while Meta answers 503: pending, retried, with its last error. The
+//     stub keeps answering 503, so it stays pending while the browser looks.
+func seedConversions(t *testing.T, d demoClient, graph *graphstub.Server) {
+	t.Helper()
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	click := func(lead int, clid string) {
+		t.Helper()
+		phone := fmt.Sprintf("491520000%04d", lead)
+		if _, err := d.call("POST", d.webhook+"/webhook", "application/json",
+			conversionsWebhook(phone, fmt.Sprintf("wamid.CAPI%04d", lead), at.Add(time.Duration(lead)*time.Minute), clid)); err != nil {
+			t.Fatalf("posting lead %d: %v", lead, err)
+		}
+	}
+	purchase := func(lead int, amount float64) {
+		t.Helper()
+		body := fmt.Sprintf(`{"lead_phone":"+491520000%04d","action":"purchase","revenue":{"amount":%.2f,"currency":"EUR"},"event_time":%q,"object_id":"capi-order-%d"}`,
+			lead, amount, at.Add(30*time.Minute).Format(time.RFC3339), lead)
+		if _, err := d.call("POST", d.api+"/external-events", "application/json", body); err != nil {
+			t.Fatalf("posting the purchase of lead %d: %v", lead, err)
+		}
+	}
+	for lead := 1; lead <= 3; lead++ {
+		click(lead, fmt.Sprintf("ARAkLdash%04d", lead))
+		waitConversions(t, d, "sent", lead, nil)
+	}
+	for i, lead := range []int{2, 3} {
+		graph.Script(graphstub.InvalidClickID())
+		purchase(lead, 59.90+float64(i)*10)
+		waitConversions(t, d, "failed", i+1, nil)
+	}
+	click(4, "")
+	waitConversions(t, d, "skipped", 1, nil)
+	faults := make([]graphstub.Fault, 500)
+	for i := range faults {
+		faults[i] = graphstub.ServiceUnavailable()
+	}
+	graph.Script(faults...)
+	click(5, "ARAkLdash0005")
+	waitConversions(t, d, "pending", 1, func(row map[string]any) bool {
+		n, _ := row["attempts"].(float64)
+		return n >= 1 && row["last_error"] != nil
+	})
+}
+
+// waitConversions waits until conversionsApp has n conversions of status and, with
+// ok, its first such row satisfies ok.
+func waitConversions(t *testing.T, d demoClient, status string, n int, ok func(row map[string]any) bool) {
+	t.Helper()
+	var page struct {
+		Data  []map[string]any `json:"data"`
+		Total int              `json:"total_count"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := d.getJSON(d.api+"/apps/"+conversionsApp+"/conversions?status="+status, &page)
+		if err == nil && page.Total == n && (ok == nil || ok(page.Data[0])) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("seeding conversions: waited 20 s for %d %s, have %d (%v): %+v", n, status, page.Total, err, page.Data)
+		}
+	}
+}
+
+// conversionsWebhook is a Cloud API message of conversionsApp from a Click-to-WhatsApp
+// ad click; clid "" is a referral without a click id.
+func conversionsWebhook(phone, id string, at time.Time, clid string) string {
+	referral := map[string]string{"source_url": "https://fb.me/capi", "source_id": "120214567890123456", "source_type": "ad",
+		"headline": "Spring sale", "body": "20% off running shoes", "media_type": "image"}
+	if clid != "" {
+		referral["ctwa_clid"] = clid
+	}
+	body, _ := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{
+		"id": dashboardWABA, "changes": []any{map[string]any{"field": "messages", "value": map[string]any{
+			"messaging_product": "whatsapp",
+			"metadata":          map[string]string{"display_phone_number": "4930609859599", "phone_number_id": conversionsApp},
+			"contacts":          []any{map[string]any{"profile": map[string]string{"name": "Capi lead"}, "wa_id": phone}},
+			"messages": []any{map[string]any{"from": phone, "id": id, "timestamp": fmt.Sprint(at.Unix()), "type": "text",
+				"text": map[string]string{"body": "Hi, is the spring sale still on?"}, "referral": referral}}}}}}}})
+	return string(body)
 }
 
 // TestDashboardIsServed checks the page and its files: served without a token, with
 // their content types and a Content-Security-Policy that allows only this origin,
 // while the API behind them still needs the token.
 func TestDashboardIsServed(t *testing.T) {
-	s := startDemoSidecar(t)
+	s := startDemoSidecar(t, nil)
 	for _, c := range []struct{ path, ctype, contains string }{
 		{"/", "text/html; charset=utf-8", `<script type="module" src="/assets/app.js">`},
 		{"/assets/app.js", "text/javascript; charset=utf-8", "import "},
@@ -115,12 +234,13 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := startDemoSidecar(t)
+	s := startDemoSidecar(t, startDashboardGraph(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(scriptDir, "browser.mjs"), s.api, artifacts)
 	cmd.Dir = scriptDir
-	cmd.Env = append(os.Environ(), "CTWA_CHROMIUM="+chromium, "CTWA_API_TOKEN="+dashboardToken, "CTWA_APP_ID="+demoApp)
+	cmd.Env = append(os.Environ(), "CTWA_CHROMIUM="+chromium, "CTWA_API_TOKEN="+dashboardToken, "CTWA_APP_ID="+demoApp,
+		"CTWA_CONVERSIONS_APP_ID="+conversionsApp)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
@@ -131,7 +251,8 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	if !strings.Contains(out.String(), "dashboard: all browser checks passed") {
 		t.Fatal("browser script exited 0 without its closing line")
 	}
-	for _, name := range []string{"dashboard-1280.png", "dashboard-390.png", "dashboard-drilldown-1280.png"} {
+	for _, name := range []string{"dashboard-1280.png", "dashboard-390.png", "dashboard-drilldown-1280.png",
+		"dashboard-conversions-1280.png", "dashboard-conversions-390.png"} {
 		p := filepath.Join(artifacts, name)
 		if st, err := os.Stat(p); err != nil || st.Size() < 10_000 {
 			t.Errorf("screenshot %s missing or nearly empty: %v", p, err)
@@ -148,13 +269,13 @@ func TestDashboardHold(t *testing.T) {
 	if err != nil {
 		t.Skip("set CTWA_DASHBOARD_HOLD=10m to keep a seeded sidecar running")
 	}
-	s := startDemoSidecar(t)
+	s := startDemoSidecar(t, startDashboardGraph(t))
 	resp, err := http.Get(s.api + "/")
 	if err == nil {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	t.Logf("dashboard: %s/?app=%s  token: %s", s.api, demoApp, dashboardToken)
+	t.Logf("dashboard: %s/?app=%s (conversions: ?app=%s&range=7)  token: %s", s.api, demoApp, conversionsApp, dashboardToken)
 	os.Stdout.WriteString("dashboard at " + s.api + "\n")
 	time.Sleep(hold)
 }

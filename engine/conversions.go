@@ -181,7 +181,15 @@ func (w *writer) conversionOf(source, cause string, it *Item) (Conversion, bool)
 	}
 	return Conversion{ID: w.id("capi", source, w.sess.ID), Name: name, Time: it.Time, AppID: it.AppID,
 		WABA: it.WABA, Lead: it.Lead, Source: source, SourceEventID: cause, ConversationID: w.sess.ID,
-		AdID: w.sess.SourceID, ClickID: w.sess.Referral.CtwaClid}, true
+		AdID: adOf(&w.sess), ClickID: w.sess.Referral.CtwaClid}, true
+}
+
+// adOf is the ad a session came from, or "" for other sources (a QR code's id is no ad).
+func adOf(s *storage.Session) string {
+	if s.SourceType != SourceAd {
+		return ""
+	}
+	return s.SourceID
 }
 
 // queueSessionConversion queues the lead or converted conversion of w.sess.
@@ -211,7 +219,7 @@ func (w *writer) queueOffThreadConversion(b *storage.Batch, rec *OffThreadRecord
 			if err != nil {
 				return err
 			}
-			c.ConversationID, c.AdID, c.ClickID = s.ID, s.SourceID, s.Referral.CtwaClid
+			c.ConversationID, c.AdID, c.ClickID = s.ID, adOf(&s), s.Referral.CtwaClid
 		}
 	}
 	return w.queueConversion(b, &c)

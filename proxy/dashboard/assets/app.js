@@ -6,6 +6,7 @@ import { h, fill, append } from './dom.js';
 import * as fmt from './format.js';
 import { request, download, setTokenPrompt, getToken, setToken, ApiError } from './api.js';
 import { funnelChart, dailyChart, legend, worstStep } from './charts.js';
+import { STATUSES, LATEST, renderConversions } from './conversions.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,6 +28,7 @@ const SHORT_NAMES = { conversation: 'Started', engagement: 'Engaged' };
 const EVENT_ORDER = Object.keys(EVENT_NAMES);
 
 const MAX_EVENT_PAGES = 5; // a drill-down reads at most 5 × 1000 events
+const MAX_CONVERSION_PAGES = 5; // the conversions panel explains at most 5 × 1000 rows of a status
 const DAILY_CONCURRENCY = 6;
 
 const state = {
@@ -263,6 +265,7 @@ async function load() {
   $('dashboard').hidden = false;
   setStatus(`${periodText()} · app ${state.app}`);
   await renderAll();
+  loadConversions(seq);
   if (hasActivity(state.rows)) {
     loadDaily(seq);
   } else {
@@ -664,6 +667,54 @@ function renderDaily() {
     'Each bar is the sources report of its own dates, so the bars add up to the table above. Days follow the sidecar\'s -timezone.' +
     (state.from ? '' : ' "All time" spans the first to the last day with recorded events.') +
     (otherMoney ? ` Revenue in currencies other than ${currency} is left out of the line (see the table).` : '');
+}
+
+// ---------------------------------------------------------------- conversions to Meta
+
+/** loadConversions fills the "Conversions to Meta" panel from the activity log
+ * (GET …/conversions) of the period. The counts are one call per status with limit=1,
+ * reading total_count: exact however many conversions there are, without moving rows
+ * (counting client-side would need every row of the period). Then only what is shown is
+ * read: the latest LATEST rows (the log is in event-time order, so the last page), and
+ * the rows of the failed, pending and skipped statuses that the sentences explain. */
+async function loadConversions(seq) {
+  const el = $('conversions');
+  fill(el, h('p', { class: 'loading' }, 'Loading the conversions…'));
+  const path = (params) => appPath('/conversions', { ...rangeParams(), ...params });
+  try {
+    const totals = await Promise.all(STATUSES.map((status) => request(path({ status, limit: 1 }))));
+    if (seq !== state.seq) return;
+    const counts = Object.fromEntries(STATUSES.map((st, i) => [st, totals[i].total_count]));
+    const total = STATUSES.reduce((sum, st) => sum + counts[st], 0);
+    if (total === 0) {
+      // None in the period: say whether the app has some at other times before
+      // suggesting the sidecar has conversions off.
+      const elsewhere = state.from ? (await request(appPath('/conversions', { limit: 1 }))).total_count : 0;
+      if (seq !== state.seq) return;
+      renderConversions(el, { counts, latest: [], elsewhere, period: periodText() });
+      return;
+    }
+    const rowsOf = async (status) => {
+      const rows = [];
+      for (let page = 0; page < MAX_CONVERSION_PAGES && rows.length < counts[status]; page++) {
+        const res = await request(path({ status, limit: 1000, offset: rows.length }));
+        rows.push(...res.data);
+        if (!res.data.length) break;
+      }
+      return { rows, truncated: rows.length < counts[status] };
+    };
+    const [latest, failed, pending, skipped] = await Promise.all([
+      request(path({ limit: LATEST, offset: Math.max(0, total - LATEST) })),
+      rowsOf('failed'), rowsOf('pending'), rowsOf('skipped')]);
+    if (seq !== state.seq) return;
+    renderConversions(el, {
+      counts, latest: latest.data.slice().reverse(), failed: failed.rows, pending: pending.rows, skipped: skipped.rows,
+      truncated: failed.truncated || pending.truncated || skipped.truncated, period: periodText(),
+    });
+  } catch (err) {
+    if (seq !== state.seq) return;
+    fill(el, h('p', { class: 'error' }, `Could not load the conversions: ${explain(err)}`));
+  }
 }
 
 // ---------------------------------------------------------------- drill-down

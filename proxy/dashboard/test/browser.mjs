@@ -4,9 +4,11 @@
 //   node browser.mjs <api base url> <artifact dir>
 //
 // Environment: CTWA_API_TOKEN (the sidecar's -api-token), CTWA_APP_ID (the demo app),
+// CTWA_CONVERSIONS_APP_ID (the app of the recent conversions sent to the Graph API stub),
 // CTWA_CHROMIUM (default /usr/bin/chromium). It exits non-zero on the first failed
-// check and writes dashboard-1280.png, dashboard-drilldown-1280.png and
-// dashboard-390.png into the artifact dir.
+// check and writes dashboard-1280.png, dashboard-drilldown-1280.png,
+// dashboard-conversions-1280.png, dashboard-390.png and dashboard-conversions-390.png
+// into the artifact dir.
 
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -20,6 +22,9 @@ if (!base || !artifacts) {
 }
 const token = process.env.CTWA_API_TOKEN || '';
 const app = process.env.CTWA_APP_ID || '106540352242922';
+const capiApp = process.env.CTWA_CONVERSIONS_APP_ID || '106540352299999';
+const NO_CONVERSIONS = 'No conversions sent to Meta: start the sidecar with -meta-token and -waba-id (README: Conversions to Meta)';
+const NO_CLICK_ID = 'not sent: the session has no click id (ctwa_clid) — only Click-to-WhatsApp ad clicks carry one';
 mkdirSync(artifacts, { recursive: true });
 
 // playwright-core starts Chromium with a fresh, empty --user-data-dir of its own (and
@@ -83,6 +88,19 @@ async function chartsRendered(page) {
     const dayTitles = [...document.querySelectorAll('#daily svg .bucket title')].map((t) => t.textContent);
     return { funnelBars, dailyBars, line, dayTitles };
   });
+}
+
+/** conversions reads the "Conversions to Meta" panel once the sentence `waitFor` shows:
+ * the counts by status, the sentences and the table's rows. */
+async function conversions(page, waitFor) {
+  await page.locator('#conversions-words', { hasText: waitFor }).waitFor({ timeout: 15_000 });
+  return page.evaluate(() => ({
+    counts: Object.fromEntries([...document.querySelectorAll('#conversions-counts .stat')].map((e) => [e.dataset.status, e.querySelector('dd').textContent])),
+    words: [...document.querySelectorAll('#conversions-words li')].map((li) => li.textContent),
+    rows: [...document.querySelectorAll('#conversions-table tbody tr')].map((tr) =>
+      Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.col, td.textContent.trim()]))),
+    heading: document.querySelector('#conversions-panel h3')?.textContent || '',
+  }));
 }
 
 try {
@@ -161,6 +179,22 @@ try {
   check(funnelLabels.join('|') === '47 · 100%|24 · 51%|5 · 11%|4 · 9%', `funnel of all sources: ${funnelLabels.join(', ')}`);
   check((await page.locator('#daily-caption').innerText()).includes('one day'), 'the daily chart explains what a bar is');
 
+  // Conversions to Meta of the demo's days: all from March 2026, so long past the 7 days
+  // Meta takes (expired), except those without a click id (skipped).
+  let conv = await conversions(page, 'expired');
+  console.log('conversions of the demo:', JSON.stringify({ counts: conv.counts, words: conv.words, heading: conv.heading }));
+  check(JSON.stringify(conv.counts) === JSON.stringify({ sent: '0', pending: '0', failed: '0', skipped: '3', expired: '37' }),
+    `the conversions panel counts 0 sent, 0 pending, 0 failed, 3 skipped, 37 expired: ${JSON.stringify(conv.counts)}`);
+  check(conv.words.includes(`3 conversions ${NO_CLICK_ID}`), 'the skipped conversions are explained: no click id');
+  check(conv.words.some((w) => w.startsWith('37 conversions expired: Meta takes events of the last 7 days only')), 'the expired conversions are explained');
+  check(conv.rows.length === 40 && conv.heading === 'Latest 40 of 40', `the table lists the 40 conversions (${conv.rows.length}, "${conv.heading}")`);
+  // The four purchases share one time (Mar 18, 12:00): they lead, in any order.
+  check(conv.rows.slice(0, 4).every((r) => r.time === 'Mar 18, 2026, 12:00 PM' && r.event === 'Purchase' && /^€\d/.test(r.value)) &&
+    conv.rows[4].time.startsWith('Mar 1') && conv.rows[4].event !== 'Purchase',
+  `the newest conversions come first: ${JSON.stringify(conv.rows.slice(0, 5))}`);
+  check(conv.rows.some((r) => r.event === 'Purchase' && r.value === '€49.90' && r.status === 'skipped no_click_id'),
+    'the QR code purchase is listed as skipped, no_click_id, with its €49.90');
+
   await page.screenshot({ path: join(artifacts, 'dashboard-1280.png'), fullPage: true });
   console.log(`screenshot: ${join(artifacts, 'dashboard-1280.png')}`);
 
@@ -222,6 +256,16 @@ try {
   check(true, 'the drill-down opens on a phone');
   await phone.page.screenshot({ path: join(artifacts, 'dashboard-390.png'), fullPage: true });
   console.log(`screenshot: ${join(artifacts, 'dashboard-390.png')}`);
+  await phone.page.goto(`${base}/?app=${capiApp}&range=7`);
+  const phoneConv = await conversions(phone.page, 'Meta refused the click id');
+  check(phoneConv.counts.failed === '2' && phoneConv.rows.length === 7, `the conversions panel on a phone: ${JSON.stringify(phoneConv.counts)}, ${phoneConv.rows.length} rows`);
+  const convOverflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  const convBox = await phone.page.locator('#conversions-panel').boundingBox();
+  check(convOverflow <= 0 && convBox.x >= 0 && convBox.x + convBox.width <= 390,
+    `the conversions panel fits 390 px (overflow ${convOverflow} px, panel ${Math.round(convBox.x)}–${Math.round(convBox.x + convBox.width)} px); its table scrolls inside`);
+  await phone.page.locator('#conversions-panel').scrollIntoViewIfNeeded();
+  await phone.page.screenshot({ path: join(artifacts, 'dashboard-conversions-390.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-conversions-390.png')}`);
   check(phone.problems.length === 0, `no script errors or CSP violations at 390 px${phone.problems.length ? `: ${phone.problems.join('; ')}` : ''}`);
   await phone.context.close();
 
@@ -272,6 +316,9 @@ try {
   await page.locator('#sources-empty #show-span').waitFor({ timeout: 15_000 });
   const empty = await page.locator('#sources-empty').innerText();
   check(empty.includes('No conversation started') && empty.includes('Mar 16, 2026'), 'an empty period is explained and points to the recorded days');
+  await page.locator('#conversions-hint', { hasText: 'at other times' }).waitFor({ timeout: 15_000 });
+  check((await page.locator('#conversions-hint').innerText()) === 'No conversion in Jan 1, 2025 – Jan 31, 2025; 40 conversions at other times: choose another period to see them.',
+    'a period without conversions says the app has some at other times');
   check((await page.locator('#funnel').innerText()).includes('no funnel to draw'), 'the empty funnel says why it is empty');
   await page.click('#show-span');
   await page.locator('#sources-table tbody tr', { hasText: 'Spring sale - image' }).waitFor();
@@ -293,6 +340,44 @@ try {
   const spentOnly = await rowValues(page, 'Spring sale - image');
   check(spentOnly.sessions === '0' && spentOnly.spend === '€92.15' && spentOnly.roas === '0.00',
     `an ad with spend and no session that day is listed with its spend: ${JSON.stringify(spentOnly)}`);
+
+  // Conversions sent to the Graph API stub in the last hour (dashboard_browser_test.go,
+  // seedConversions): 3 leads sent, 2 purchases refused for their click id, a lead
+  // without a click id skipped, a lead waiting while Meta answers 503.
+  await page.fill('#app', capiApp);
+  await page.selectOption('#preset', '7');
+  conv = await conversions(page, 'Meta refused the click id');
+  console.log('conversions sent to the stub:', JSON.stringify(conv, null, 1));
+  check(JSON.stringify(conv.counts) === JSON.stringify({ sent: '3', pending: '1', failed: '2', skipped: '1', expired: '0' }),
+    `the counts of the last 7 days: 3 sent, 1 pending, 2 failed, 1 skipped: ${JSON.stringify(conv.counts)}`);
+  check(conv.words[0] === 'Meta refused the click id of 2 purchases (code 100/2804087: Invalid parameter (Messaging Event Invalid Ctwa Clid))',
+    `the refusal is in words: ${conv.words[0]}`);
+  check(conv.words.includes('1 conversion waiting: last try failed: graph API HTTP 503, code 2: Service temporarily unavailable'),
+    'the waiting conversion says why its last try failed');
+  check(conv.words.includes(`1 conversion ${NO_CLICK_ID}`), 'the lead without a click id is explained');
+  check(!conv.words.some((w) => w.includes('expired')), 'nothing expired is mentioned when nothing expired');
+  check(conv.rows.length === 7 && conv.heading === 'Latest 7 of 7', `the table lists the 7 conversions (${conv.rows.length})`);
+  const refused = conv.rows.filter((r) => r.status === 'failed code_100_2804087');
+  check(refused.length === 2 && refused.every((r) => r.event === 'Purchase' && r.attempts === '1' && r.ad === '120214567890123456' &&
+    r.last_error.includes('Messaging Event Invalid Ctwa Clid')) && refused.map((r) => r.value).sort().join(' ') === '€59.90 €69.90',
+  `the refused purchases are listed with their value, attempt and Meta's error: ${JSON.stringify(refused)}`);
+  const waiting = conv.rows.find((r) => r.status === 'pending');
+  check(waiting && waiting.event === 'LeadSubmitted' && Number(waiting.attempts) >= 1 && waiting.last_error.includes('HTTP 503'),
+    `the waiting lead shows its attempts and last error: ${JSON.stringify(waiting)}`);
+  check(conv.rows.filter((r) => r.status === 'sent').length === 3 && conv.rows.every((r) => r.time && r.source),
+    'the sent leads are listed, every row with its time and source');
+  await page.locator('#conversions-panel').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(artifacts, 'dashboard-conversions-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-conversions-1280.png')}`);
+
+  // An app with no conversion at all: the hint to turn them on.
+  await page.fill('#app', '106540352200000');
+  await page.click('#show');
+  await page.locator('#conversions-hint').waitFor({ timeout: 15_000 });
+  check((await page.locator('#conversions-hint').innerText()) === NO_CONVERSIONS, 'an app without conversions shows how to turn them on');
+  check(await page.locator('#conversions-counts').count() === 0 && await page.locator('#conversions-table').count() === 0,
+    'and no counts or table');
+  await page.fill('#app', app);
 
   // A wrong client id is explained with the API's words.
   await page.fill('#client', 'nobody');
