@@ -163,13 +163,17 @@ func (w *writer) queueConversion(b *storage.Batch, c *Conversion) error {
 // resolveWABA fills in the WABA of c's app from its webhooks, or remembers it there when
 // c has it: an off-thread event names no WABA.
 func (w *writer) resolveWABA(b *storage.Batch, c *Conversion) error {
-	if c.WABA != "" {
-		b.Set(storage.WABAKey(c.AppID), []byte(c.WABA))
-		return nil
+	key := storage.WABAKey(c.AppID)
+	v, _, err := b.Get(key)
+	switch {
+	case err != nil:
+		return err
+	case c.WABA == "":
+		c.WABA = string(v)
+	case c.WABA != string(v): // written once per app, not per conversion
+		b.Set(key, []byte(c.WABA))
 	}
-	v, _, err := b.Get(storage.WABAKey(c.AppID))
-	c.WABA = string(v)
-	return err
+	return nil
 }
 
 // conversionOf returns the conversion of source for the session in w.sess, or false
