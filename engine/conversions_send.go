@@ -37,6 +37,7 @@ type OutboxConfig struct {
 	Log      *slog.Logger
 	Poll     time.Duration // how often an idle outbox looks for new conversions; 0: 1 s
 	RetryMin time.Duration // first wait after a retried failure, doubling to 5 min; 0: 1 s
+	maxAge   time.Duration // oldest event sent; 0: conversionMaxAge (tests age events faster)
 }
 
 // Backoff of retried sends: doubling from OutboxConfig.RetryMin up to backoffMax, with jitter.
@@ -90,6 +91,9 @@ func (r *Recorder) SendConversions(ctx context.Context, o OutboxConfig) {
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = time.Second
+	}
+	if o.maxAge <= 0 {
+		o.maxAge = conversionMaxAge
 	}
 	ob := &outbox{r: r, o: o, dataset: o.Dataset}
 	activeOutbox.Store(ob)
@@ -165,7 +169,7 @@ func (ob *outbox) next() ([]Conversion, error) {
 		switch {
 		case err != nil || !ok:
 			return true // a pending mark without its record: the mark goes with the next outcome
-		case time.Since(time.Unix(c.Time, 0)) > conversionMaxAge:
+		case time.Since(time.Unix(c.Time, 0)) > ob.o.maxAge:
 			expired = append(expired, c)
 		case c.WABA == "" && ob.o.WABA == "":
 			noWABA = append(noWABA, c)

@@ -449,3 +449,22 @@ func TestConversionWABAFromWebhook(t *testing.T) {
 		}
 	}
 }
+
+// TestConversionAgesOutWhilePending: conversions queued while Meta is down that grow older
+// than Meta takes are expired by the sender, not sent.
+func TestConversionAgesOutWhilePending(t *testing.T) {
+	e := newCapiEnv(t, graphstub.Options{Dataset: capiDataset})
+	e.scenario("ARAkLclid011") // an hour old: queued pending
+	if n := e.pending(); n != 3 {
+		t.Fatalf("%d pending, want 3", n)
+	}
+	e.send(OutboxConfig{maxAge: 30 * time.Minute})
+	if n := len(e.stub.Requests()); n != 0 {
+		t.Errorf("%d requests for conversions past Meta's age limit", n)
+	}
+	for _, c := range e.conversions() {
+		if c.Status != ConversionExpired {
+			t.Errorf("%s: %s, want expired", c.Name, c.Status)
+		}
+	}
+}
