@@ -14,7 +14,7 @@ import (
 // lead the driver never wrote as — and requires the soak to catch each.
 func TestSoakShort(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the sidecar and runs it for 15s")
+		t.Skip("builds the sidecar and runs it for 22s")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -22,7 +22,9 @@ func TestSoakShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := options{soak: 15 * time.Second, soakRate: 150, soakFaultEvery: 2500 * time.Millisecond, concurrency: 8, sidecar: bin}
+	// Each fault takes its 2.5 s wait plus its own time and a check (more under -race): the
+	// five and the flood need about 20 s, so a 15 s soak could end before the last one.
+	o := options{soak: 22 * time.Second, soakRate: 150, soakFaultEvery: 2500 * time.Millisecond, concurrency: 8, sidecar: bin}
 	var out, progress bytes.Buffer
 	sum, err := runSoak(ctx, o, &out, &progress)
 	t.Logf("\n%s%s", progress.String(), out.String())
