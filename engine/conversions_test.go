@@ -100,6 +100,19 @@ func (e *capiEnv) conversions() []Conversion {
 	return cs
 }
 
+// unsent fails unless no request reached Meta and every conversion has status and reason.
+func (e *capiEnv) unsent(status, reason string) {
+	e.t.Helper()
+	if n := len(e.stub.Requests()); n != 0 {
+		e.t.Errorf("%d requests to Meta, want none", n)
+	}
+	for _, c := range e.conversions() {
+		if c.Status != status || c.Reason != reason {
+			e.t.Errorf("%s: %s/%s, want %s/%s", c.Name, c.Status, c.Reason, status, reason)
+		}
+	}
+}
+
 func (e *capiEnv) byName(name string) Conversion {
 	e.t.Helper()
 	for _, c := range e.conversions() {
@@ -204,14 +217,7 @@ func TestConversionWithoutClickIsSkipped(t *testing.T) {
 	e := newCapiEnv(t, graphstub.Options{Dataset: capiDataset})
 	e.scenario("")
 	e.send(OutboxConfig{})
-	if n := len(e.stub.EventRequests()); n != 0 {
-		t.Errorf("%d requests for conversions without a click id", n)
-	}
-	for _, c := range e.conversions() {
-		if c.Status != ConversionSkipped || c.Reason != "no_click_id" {
-			t.Errorf("%s: %s/%s, want skipped/no_click_id", c.Name, c.Status, c.Reason)
-		}
-	}
+	e.unsent(ConversionSkipped, "no_click_id")
 }
 
 // TestConversionRetries: server errors, 429 with Retry-After, throttling codes, a
@@ -349,14 +355,7 @@ func TestConversionDatasetTestCodeAndDryRun(t *testing.T) {
 	e = newCapiEnv(t, graphstub.Options{Dataset: capiDataset})
 	e.scenario("ARAkLclid007")
 	e.send(OutboxConfig{DryRun: true})
-	if n := len(e.stub.Requests()); n != 0 {
-		t.Errorf("a dry run made %d requests", n)
-	}
-	for _, c := range e.conversions() {
-		if c.Status != ConversionSkipped || c.Reason != "dry_run" {
-			t.Errorf("%s: %s/%s, want skipped/dry_run", c.Name, c.Status, c.Reason)
-		}
-	}
+	e.unsent(ConversionSkipped, "dry_run")
 }
 
 // TestConversionOlderThanSevenDaysExpires: Meta refuses a whole request holding an event
@@ -366,14 +365,7 @@ func TestConversionOlderThanSevenDaysExpires(t *testing.T) {
 	e.now = time.Now().Add(-8 * 24 * time.Hour).Unix()
 	e.scenario("ARAkLclid008")
 	e.send(OutboxConfig{})
-	if n := len(e.stub.Requests()); n != 0 {
-		t.Errorf("%d requests for events older than 7 days", n)
-	}
-	for _, c := range e.conversions() {
-		if c.Status != ConversionExpired {
-			t.Errorf("%s: %s, want expired", c.Name, c.Status)
-		}
-	}
+	e.unsent(ConversionExpired, "")
 }
 
 func TestParseConversionMap(t *testing.T) {
@@ -459,12 +451,5 @@ func TestConversionAgesOutWhilePending(t *testing.T) {
 		t.Fatalf("%d pending, want 3", n)
 	}
 	e.send(OutboxConfig{maxAge: 30 * time.Minute})
-	if n := len(e.stub.Requests()); n != 0 {
-		t.Errorf("%d requests for conversions past Meta's age limit", n)
-	}
-	for _, c := range e.conversions() {
-		if c.Status != ConversionExpired {
-			t.Errorf("%s: %s, want expired", c.Name, c.Status)
-		}
-	}
+	e.unsent(ConversionExpired, "")
 }
