@@ -37,6 +37,7 @@ type options struct {
 	nginx       string        // "auto", "off" or the path of an nginx binary
 	sidecar     string        // sidecar binary; empty: build the current module
 	sidecarArgs string        // more flags of the measured sidecar, space-separated
+	capi        string        // conversions to Meta: off, down (unreachable) or up (a stub that takes all)
 	keep        bool          // keep the temporary directory (logs, configs, store)
 	json        bool          // print the results as JSON instead of a table
 	// Soak mode (soak.go): mixed traffic with faults for this long instead of the comparison.
@@ -107,6 +108,7 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 	fs.StringVar(&o.nginx, "nginx", "auto", "nginx binary: auto (PATH, then /usr/sbin/nginx), off, or a path")
 	fs.StringVar(&o.sidecar, "sidecar", "", "sidecar binary to measure (default: go build the current module)")
 	fs.StringVar(&o.sidecarArgs, "sidecar-args", "", "more flags for the measured sidecar, space-separated, e.g. \"-meta-token x -waba-id 1 -graph-url http://127.0.0.1:1\" (conversions on, Meta unreachable)")
+	fs.StringVar(&o.capi, "capi", "off", "conversions to Meta in the measured sidecar: off; down (Meta refuses connections); up (a stub in the bench takes every event)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with logs, configs and the sidecar's store (with -store-scale: the store)")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: this long of mixed traffic with faults injected, then check that no acknowledged webhook was lost, duplicated or mis-recorded (exit 1 if any); 0 runs the comparison")

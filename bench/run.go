@@ -78,7 +78,11 @@ func startSystems(ctx context.Context, o options, dir string, rep *report, progr
 			return nil, stopAll, fmt.Errorf("nginx (%s) did not start, pass -nginx off to skip it: %w", nginxBin, err)
 		}
 	}
-	if err := add(startSidecar(ctx, dir, bin, up, strings.Fields(o.sidecarArgs)...)); err != nil {
+	capi, err := capiArgs(ctx, o.capi)
+	if err != nil {
+		return nil, stopAll, err
+	}
+	if err := add(startSidecar(ctx, dir, bin, up, append(capi, strings.Fields(o.sidecarArgs)...)...)); err != nil {
 		return nil, stopAll, err
 	}
 	return started, stopAll, nil
