@@ -47,6 +47,7 @@ type config struct {
 	timezone          *time.Location
 	logFormat         string
 	capi              capiConfig
+	spend             spendConfig
 }
 
 // headerList collects the repeatable -upstream-header flag.
@@ -143,6 +144,7 @@ func parseServe(args []string, getenv func(string) string, usage io.Writer) (*co
 	var headers headerList
 	serveFlags(fs, c, &upstream, &headers, &tz)
 	capiFlags(fs, &c.capi)
+	spendFlags(fs, &c.spend)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -262,7 +264,10 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 	if c.clientID == "" || c.appID == "" || c.dataDir == "" {
 		return errors.New("-client-id, -app-id and -data may not be empty")
 	}
-	if err := c.capi.finish(); err != nil {
+	if err := c.capi.finish(len(c.spend.pairs) > 0); err != nil {
+		return err
+	}
+	if err := c.spend.finish(c.capi.metaToken); err != nil {
 		return err
 	}
 	return c.checkAPIExposure()

@@ -75,8 +75,16 @@ func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.
 			Dataset: c.capi.dataset, WABA: c.capi.wabaID, TestCode: c.capi.testCode, DryRun: c.capi.dryRun, Log: log,
 		})
 	}
+	var spend *engine.SpendSync
+	if len(c.spend.pairs) > 0 {
+		spend = rec.NewSpendSync(engine.SpendSyncConfig{
+			Meta:     metaapi.New(c.capi.graphURL, c.capi.graphVersion, c.capi.metaToken, metaapi.InsightsTimeout),
+			Accounts: c.spend.pairs, Every: c.spend.every, Days: c.spend.days, BackfillDays: c.spend.backfillDays, Log: log,
+		})
+		go spend.Run(ctx)
+	}
 	api := proxy.NewAPI(c.apiToken, store.Ready)
-	proxy.RegisterDataRoutes(api, c.clientID, rec, c.timezone)
+	proxy.RegisterDataRoutes(api, c.clientID, rec, c.timezone, spend)
 	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, rec)
 	proxy.RegisterBackupRoute(api, store)
 	if c.pprof {

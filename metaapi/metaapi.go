@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -24,19 +25,32 @@ const DefaultVersion = "v23.0"
 // DefaultTimeout is Meta's advice for Conversions API calls: most answer within 600 ms.
 const DefaultTimeout = 1500 * time.Millisecond
 
-// maxAnswer bounds what is read of an answer: Graph's are a few hundred bytes.
-const maxAnswer = 1 << 20
+// InsightsTimeout bounds a Marketing API call: a page of insights can take seconds, and
+// Meta answers a request too large for it with an error (then the async report) within it.
+const InsightsTimeout = time.Minute
+
+// maxAnswer bounds what is read of an answer: a page of 500 insights rows is ~200 KB.
+const maxAnswer = 8 << 20
 
 // Client calls one Graph API (base URL and version) with one access token.
 type Client struct {
 	base, version, token string
 	http                 *http.Client
+
+	// Marketing API pacing (ads.go): the wait at usage near 100 %, the poll interval of
+	// an async report, and the sleep used for both (tests record it instead).
+	PaceMax   time.Duration
+	PollEvery time.Duration
+	Sleep     func(ctx context.Context, d time.Duration) error
+
+	mu    sync.Mutex
+	usage Usage // of the last answer
 }
 
 // New returns a client of the Graph API at base (e.g. https://graph.facebook.com).
 func New(base, version, token string, timeout time.Duration) *Client {
 	return &Client{base: strings.TrimSuffix(base, "/"), version: version, token: token,
-		http: &http.Client{Timeout: timeout}}
+		http: &http.Client{Timeout: timeout}, PaceMax: time.Minute, PollEvery: 5 * time.Second}
 }
 
 // Event is a Conversions API event of the business-messaging channel.
@@ -115,20 +129,27 @@ func (c *Client) Dataset(ctx context.Context, waba string) (string, error) {
 	return created.ID, nil
 }
 
-// call sends one request with the bearer token and decodes a 200 answer into out; any
-// other answer is an *Error.
+// call sends one request to path (under the version) with the bearer token and decodes a
+// 200 answer into out; any other answer is an *Error.
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.callURL(ctx, method, c.base+"/"+c.version+"/"+path, in, out)
+	return err
+}
+
+// callURL is call for a whole URL (a paging.next link); it returns the answer's headers,
+// which carry Meta's usage.
+func (c *Client) callURL(ctx context.Context, method, u string, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+c.version+"/"+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if in != nil {
@@ -136,20 +157,20 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &Error{Transport: redact(err)}
+		return nil, &Error{Transport: redact(err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return &Error{Status: resp.StatusCode, Transport: err}
+		return resp.Header, &Error{Status: resp.StatusCode, Transport: err}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return answerError(resp, raw)
+		return resp.Header, answerError(resp, raw)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return &Error{Status: resp.StatusCode, Message: fmt.Sprintf("the answer is not the JSON expected: %v", err)}
+		return resp.Header, &Error{Status: resp.StatusCode, Message: fmt.Sprintf("the answer is not the JSON expected: %v", err)}
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // redact drops the URL from a transport error: a query could hold a token.

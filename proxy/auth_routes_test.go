@@ -38,7 +38,7 @@ func fullAPI(t testing.TB, token, key string) *API {
 		t.Fatal(err)
 	}
 	a := NewAPI(token, store.Ready)
-	RegisterDataRoutes(a, "default", rec, time.UTC)
+	RegisterDataRoutes(a, "default", rec, time.UTC, nil)
 	RegisterOffThreadRoutes(a, "default", key, rec)
 	RegisterDashboard(a)
 	return a

@@ -58,7 +58,7 @@ func newExportEnv(t *testing.T) *exportEnv {
 		t.Fatal(err)
 	}
 	env := &exportEnv{store: store, rec: rec, api: NewAPI(exportToken, store.Ready)}
-	RegisterDataRoutes(env.api, "default", rec, time.UTC)
+	RegisterDataRoutes(env.api, "default", rec, time.UTC, nil)
 	return env
 }
 

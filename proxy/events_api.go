@@ -26,9 +26,11 @@ const appPrefix = "/v1/clients/{client_id}/apps/{app_id}"
 
 // RegisterDataRoutes adds every route that reads or defines recorded data: events,
 // event groups and sources (§6.1), insights (§6.1–6.3), spend import and contacts
-// export (§6.4–6.5). They share one view of the recorder.
-func RegisterDataRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location) {
+// export (§6.4–6.5), conversions (§9) and the spend sync (§10; sync may be nil). They
+// share one view of the recorder.
+func RegisterDataRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location, sync *engine.SpendSync) {
 	e := &eventsAPI{clientID: clientID, rec: rec, loc: loc}
+	e.registerSpendSync(a, sync)
 	e.registerEvents(a)
 	insightsAPI{e}.register(a)
 	e.registerImport(a)
