@@ -145,16 +145,11 @@ func (s *SpendSync) RunNow(app string) int {
 
 func (s *SpendSync) loop(ctx context.Context, a *syncAccount) {
 	for {
-		wait := s.runOnce(ctx, a)
-		a.mu.Lock()
-		stopped := a.st.Stopped
-		a.st.NextRun = time.Time{} // none while stopped
+		wait, stopped := s.runOnce(ctx, a)
 		var timer <-chan time.Time
 		if !stopped {
-			a.st.NextRun = s.cfg.now().Add(wait)
 			timer = time.After(wait)
 		}
-		a.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
@@ -166,13 +161,26 @@ func (s *SpendSync) loop(ctx context.Context, a *syncAccount) {
 	}
 }
 
-// runOnce runs the sync of a, records the outcome and returns the wait until the next.
-func (s *SpendSync) runOnce(ctx context.Context, a *syncAccount) time.Duration {
+// runOnce runs the sync of a, records the outcome and returns the wait until the next
+// run, or stopped when there is none until RunNow.
+func (s *SpendSync) runOnce(ctx context.Context, a *syncAccount) (wait time.Duration, stopped bool) {
 	start := s.cfg.now()
 	rows, err := s.run(ctx, a)
 	if ctx.Err() != nil {
-		return 0
+		return 0, false
 	}
+	wait = s.outcome(a, start, rows, err)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.st.NextRun = time.Time{}
+	if !a.st.Stopped {
+		a.st.NextRun = start.Add(wait)
+	}
+	return wait, a.st.Stopped
+}
+
+// outcome records how a run that started at start ended and returns the wait until the next.
+func (s *SpendSync) outcome(a *syncAccount, start time.Time, rows int, err error) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.st.LastRun, a.st.Stopped = start, false
