@@ -42,6 +42,7 @@ func newSyncEnv(t *testing.T, days []adsstub.DayRow) *syncEnv {
 			Ads: []adsstub.Ad{
 				{ID: "601", Name: "Spring - image", Status: "ACTIVE", AdSetID: "501", AdSetName: "DE 25-45", AdSetStatus: "ACTIVE", CampaignID: "401", CampaignName: "Spring", CampaignStatus: "ACTIVE"},
 				{ID: "602", Name: "Spring - video", Status: "PAUSED", AdSetID: "501", AdSetName: "DE 25-45", AdSetStatus: "ACTIVE", CampaignID: "401", CampaignName: "Spring", CampaignStatus: "ACTIVE"},
+				{ID: "603", Name: "Autumn - image", Status: "ARCHIVED", AdSetID: "502", AdSetName: "AT", AdSetStatus: "ARCHIVED", CampaignID: "402", CampaignName: "Autumn", CampaignStatus: "PAUSED"},
 			},
 			Days: days,
 		}}})
@@ -125,8 +126,11 @@ func TestSpendSyncBackfillsThenRepullsRevisedDays(t *testing.T) {
 	if acct := cat.AdAccounts[adsAct]; acct.Currency != "EUR" || acct.Name != "Shoes GmbH" {
 		t.Errorf("ad account: %+v", acct)
 	}
-	pages := 0
+	pages, adPages := 0, 0
 	for _, r := range e.stub.Requests() {
+		if strings.HasSuffix(r.Path, "/ads") {
+			adPages++
+		}
 		if strings.HasSuffix(r.Path, "/insights") {
 			pages++
 			if tr := r.Query.Get("time_range"); pages == 1 && tr != `{"since":"2026-11-20","until":"2026-11-29"}` {
@@ -134,8 +138,8 @@ func TestSpendSyncBackfillsThenRepullsRevisedDays(t *testing.T) {
 			}
 		}
 	}
-	if pages != 2 {
-		t.Errorf("%d insights pages, want 2 (4 rows, 2 per page)", pages)
+	if pages != 2 || adPages != 2 {
+		t.Errorf("%d insights and %d ads pages, want 2 each (4 rows and 3 ads, 2 per page)", pages, adPages)
 	}
 
 	e.stub.SetDay(adsAct, adsstub.DayRow{AdID: "601", Date: "2026-11-27", Spend: "22.40", Impressions: "1300", Clicks: "44"})
@@ -221,15 +225,16 @@ func TestSpendSyncPacesByUsage(t *testing.T) {
 		if st := e.run(); st.LastError != "" {
 			t.Fatalf("%s: %+v", tc.header, st)
 		}
-		if len(e.sleeps) != 1 || e.sleeps[0] != tc.want { // one pause: between the 2 insights pages
-			t.Errorf("usage %s: paced %v, want one pause of %s", tc.header, e.sleeps, tc.want)
+		// One pause between the 2 insights pages, one between the 2 ads pages.
+		if len(e.sleeps) != 2 || e.sleeps[0] != tc.want || e.sleeps[1] != tc.want {
+			t.Errorf("usage %s: paced %v, want two pauses of %s", tc.header, e.sleeps, tc.want)
 		}
 	}
 	e.stub.SetUsage(map[string]string{"X-Business-Use-Case-Usage": `{"` + adsAct + `": [{"type": "ads_insights", "call_count": 100, "total_cputime": 20, "total_time": 20, "estimated_time_to_regain_access": 3}]}`})
 	e.sleeps = nil
 	e.run()
-	if len(e.sleeps) != 1 || e.sleeps[0] != 3*time.Minute {
-		t.Errorf("business use case at 100 %%: paced %v, want 3m", e.sleeps)
+	if len(e.sleeps) != 2 || e.sleeps[0] != 3*time.Minute {
+		t.Errorf("business use case at 100 %%: paced %v, want 3m twice", e.sleeps)
 	}
 }
 
