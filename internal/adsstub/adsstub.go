@@ -36,7 +36,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -46,6 +45,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphwire"
 )
 
 // DefaultPageSize is the most rows per page when Options.PageSize is 0.
@@ -149,7 +150,7 @@ type Fault struct {
 // 80000–80014. Subcode 0 means none.
 func Throttled(code, subcode int) Fault {
 	f := Fault{Status: http.StatusBadRequest, Code: code, Subcode: subcode,
-		Message: throttleMessage(code), Transient: true}
+		Message: graphwire.ThrottleMessage(code), Transient: true}
 	switch {
 	case code == 4 && (subcode == 1504022 || subcode == 1504039):
 		// Title and user message from the Ads Insights error table; the message is
@@ -182,39 +183,6 @@ func InsightsTimeout(subcode int) Fault {
 func ExpiredToken() Fault {
 	return Fault{Status: http.StatusBadRequest, Code: 190, Subcode: 463,
 		Message: "Error validating access token: Session has expired."}
-}
-
-func throttleMessage(code int) string {
-	what := map[int]string{
-		80000: "this ad-account", 80001: "this Page account", 80002: "this Instagram account",
-		80003: "this ad-account", 80004: "this ad-account", 80005: "this ad-account",
-		80006: "this Messenger account", 80008: "this WhatsApp Business account",
-		80009: "this Catalog account", 80014: "this Catalog account",
-	}
-	switch {
-	case code == 4:
-		return "(#4) Application request limit reached"
-	case code == 17:
-		return "(#17) User request limit reached"
-	case code == 32:
-		return "(#32) Page request limit reached"
-	case code == 613:
-		return "(#613) Calls to this api have exceeded the rate limit."
-	case code >= 80000 && code <= 80014:
-		w := what[code]
-		if w == "" {
-			w = "this account"
-		}
-		return fmt.Sprintf("(#%d) There have been too many calls to %s. Wait a bit and try again. "+
-			"For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limiting.", code, w)
-	}
-	return fmt.Sprintf("(#%d) Rate limit reached", code)
-}
-
-func unsupported(method, id string) string {
-	return fmt.Sprintf("Unsupported %s request. Object with ID '%s' does not exist, cannot be loaded due to missing "+
-		"permissions, or does not support this operation. Please read the Graph API documentation at "+
-		"https://developers.facebook.com/docs/graph-api", method, id)
 }
 
 // Request is one request the stub received.
@@ -392,32 +360,10 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-// graphError is Graph's error object.
-type graphError struct {
-	Message        string `json:"message"`
-	Type           string `json:"type"`
-	Code           int    `json:"code"`
-	ErrorSubcode   int    `json:"error_subcode,omitempty"`
-	IsTransient    bool   `json:"is_transient"`
-	ErrorUserTitle string `json:"error_user_title,omitempty"`
-	ErrorUserMsg   string `json:"error_user_msg,omitempty"`
-	FBTraceID      string `json:"fbtrace_id"`
-}
-
 type answer struct {
 	status int
 	header map[string]string
 	body   []byte
-}
-
-func traceID() string {
-	const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-	b := make([]byte, 23)
-	b[0] = 'A'
-	for i := 1; i < len(b); i++ {
-		b[i] = alpha[rand.IntN(len(alpha))]
-	}
-	return string(b)
 }
 
 func jsonAnswer(v any) answer {
@@ -442,9 +388,9 @@ func faultAnswer(f Fault) answer {
 	if typ == "" {
 		typ = "OAuthException"
 	}
-	b, _ := json.Marshal(map[string]graphError{"error": {
+	b, _ := json.Marshal(map[string]graphwire.Error{"error": {
 		Message: f.Message, Type: typ, Code: f.Code, ErrorSubcode: f.Subcode, IsTransient: f.Transient,
-		ErrorUserTitle: f.UserTitle, ErrorUserMsg: f.UserMsg, FBTraceID: traceID(),
+		ErrorUserTitle: f.UserTitle, ErrorUserMsg: f.UserMsg, FBTraceID: graphwire.TraceID(),
 	}})
 	if f.Code == 190 {
 		h["WWW-Authenticate"] = `OAuth "Facebook Platform" "invalid_token" "` + f.Message + `"`
@@ -458,7 +404,7 @@ func param(msg string) answer {
 
 func unsupportedAnswer(method, obj string) answer {
 	return faultAnswer(Fault{Code: 100, Subcode: 33, Type: "GraphMethodException",
-		Message: unsupported(strings.ToLower(method), obj)})
+		Message: graphwire.Unsupported(strings.ToLower(method), obj)})
 }
 
 // parts splits /{version}/{obj}/{edge…}.
@@ -518,7 +464,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if len(ps) > 1 {
 				obj = ps[1]
 			}
-			f.Message = unsupported(strings.ToLower(r.Method), obj)
+			f.Message = graphwire.Unsupported(strings.ToLower(r.Method), obj)
 		}
 		a = faultAnswer(f)
 	} else {
@@ -537,7 +483,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range a.header {
 		h.Set(k, v)
 	}
-	h.Set("X-FB-Trace-ID", traceID())
+	h.Set("X-FB-Trace-ID", graphwire.TraceID())
 	w.WriteHeader(a.status)
 	w.Write(a.body) //nolint:errcheck
 }

@@ -39,7 +39,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -48,6 +47,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphwire"
 )
 
 // MaxEvents is the most events one request may carry.
@@ -177,12 +178,12 @@ func RestrictedRegion() Fault {
 // Throttled is a Graph rate-limit error: HTTP 400 (Graph answers 400 for these) with the
 // documented message of code 4, 17, 32, 613 or 80000–80014.
 func Throttled(code int) Fault {
-	return Fault{Status: http.StatusBadRequest, Code: code, Message: throttleMessage(code), Transient: true}
+	return Fault{Status: http.StatusBadRequest, Code: code, Message: graphwire.ThrottleMessage(code), Transient: true}
 }
 
 // TooManyRequests is HTTP 429 with code 4 and Retry-After (empty: no header).
 func TooManyRequests(retryAfter string) Fault {
-	return Fault{Status: http.StatusTooManyRequests, Code: 4, Message: throttleMessage(4),
+	return Fault{Status: http.StatusTooManyRequests, Code: 4, Message: graphwire.ThrottleMessage(4),
 		RetryAfter: retryAfter, Transient: true}
 }
 
@@ -196,39 +197,6 @@ func ServerError() Fault {
 func ServiceUnavailable() Fault {
 	return Fault{Status: http.StatusServiceUnavailable, Code: 2,
 		Message: "Service temporarily unavailable", Transient: true}
-}
-
-func throttleMessage(code int) string {
-	what := map[int]string{
-		80000: "this ad-account", 80001: "this Page account", 80002: "this Instagram account",
-		80003: "this ad-account", 80004: "this ad-account", 80005: "this ad-account",
-		80006: "this Messenger account", 80008: "this WhatsApp Business account",
-		80009: "this Catalog account", 80014: "this Catalog account",
-	}
-	switch {
-	case code == 4:
-		return "(#4) Application request limit reached"
-	case code == 17:
-		return "(#17) User request limit reached"
-	case code == 32:
-		return "(#32) Page request limit reached"
-	case code == 613:
-		return "(#613) Calls to this api have exceeded the rate limit."
-	case code >= 80000 && code <= 80014:
-		w := what[code]
-		if w == "" {
-			w = "this account"
-		}
-		return fmt.Sprintf("(#%d) There have been too many calls to %s. Wait a bit and try again. "+
-			"For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limiting.", code, w)
-	}
-	return fmt.Sprintf("(#%d) Rate limit reached", code)
-}
-
-func unsupported(method, id string) string {
-	return fmt.Sprintf("Unsupported %s request. Object with ID '%s' does not exist, cannot be loaded due to missing "+
-		"permissions, or does not support this operation. Please read the Graph API documentation at "+
-		"https://developers.facebook.com/docs/graph-api", method, id)
 }
 
 // Request is one request the stub received.
@@ -337,33 +305,11 @@ func (s *Server) Events() []Event {
 	return append([]Event(nil), s.events...)
 }
 
-// graphError is Graph's error object.
-type graphError struct {
-	Message        string `json:"message"`
-	Type           string `json:"type"`
-	Code           int    `json:"code"`
-	ErrorSubcode   int    `json:"error_subcode,omitempty"`
-	IsTransient    bool   `json:"is_transient"`
-	ErrorUserTitle string `json:"error_user_title,omitempty"`
-	ErrorUserMsg   string `json:"error_user_msg,omitempty"`
-	FBTraceID      string `json:"fbtrace_id"`
-}
-
 // answer is what the stub writes back.
 type answer struct {
 	status int
 	header map[string]string
 	body   []byte
-}
-
-func traceID() string {
-	const alpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-	b := make([]byte, 23)
-	b[0] = 'A'
-	for i := 1; i < len(b); i++ {
-		b[i] = alpha[rand.IntN(len(alpha))]
-	}
-	return string(b)
 }
 
 func jsonAnswer(status int, v any) answer {
@@ -384,9 +330,9 @@ func faultAnswer(f Fault) answer {
 	if typ == "" {
 		typ = "OAuthException"
 	}
-	a := jsonAnswer(st, map[string]graphError{"error": {
+	a := jsonAnswer(st, map[string]graphwire.Error{"error": {
 		Message: f.Message, Type: typ, Code: f.Code, ErrorSubcode: f.Subcode, IsTransient: f.Transient,
-		ErrorUserTitle: f.UserTitle, ErrorUserMsg: f.UserMsg, FBTraceID: traceID(),
+		ErrorUserTitle: f.UserTitle, ErrorUserMsg: f.UserMsg, FBTraceID: graphwire.TraceID(),
 	}})
 	a.header = map[string]string{}
 	if f.RetryAfter != "" {
@@ -440,7 +386,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fault != nil && fault.isError() {
 		f := *fault
 		if f.Code == 100 && f.Subcode == 33 && f.Message == "" {
-			f.Message = unsupported(strings.ToLower(r.Method), pathObject(r.URL.Path))
+			f.Message = graphwire.Unsupported(strings.ToLower(r.Method), pathObject(r.URL.Path))
 		}
 		a = faultAnswer(f)
 	} else {
@@ -460,7 +406,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range a.header {
 		h.Set(k, v)
 	}
-	h.Set("X-FB-Trace-ID", traceID())
+	h.Set("X-FB-Trace-ID", graphwire.TraceID())
 	w.WriteHeader(a.status)
 	w.Write(a.body) //nolint:errcheck
 }
@@ -524,7 +470,7 @@ func (s *Server) handle(r *http.Request, body []byte, drop int) (answer, []Event
 	if parts[0] != s.opts.Version {
 		// Unconfirmed: Graph's answer to a version it does not serve.
 		return faultAnswer(Fault{Code: 100, Subcode: 33, Type: "GraphMethodException",
-			Message: unsupported(method, parts[0])}), nil
+			Message: graphwire.Unsupported(method, parts[0])}), nil
 	}
 	parts = parts[1:]
 	if len(parts) == 0 {
@@ -537,7 +483,7 @@ func (s *Server) handle(r *http.Request, body []byte, drop int) (answer, []Event
 	known := obj == s.opts.WABA || (ds != "" && obj == ds)
 	if !known {
 		return faultAnswer(Fault{Code: 100, Subcode: 33, Type: "GraphMethodException",
-			Message: unsupported(method, obj)}), nil
+			Message: graphwire.Unsupported(method, obj)}), nil
 	}
 	if len(parts) != 2 {
 		if len(parts) == 1 && r.Method == http.MethodGet {
@@ -567,7 +513,7 @@ func (s *Server) handle(r *http.Request, body []byte, drop int) (answer, []Event
 		return s.events1(r, body, drop)
 	case (obj == s.opts.WABA && edge == "dataset") || (obj == ds && edge == "events"):
 		return faultAnswer(Fault{Code: 100, Subcode: 33, Type: "GraphMethodException",
-			Message: unsupported(method, obj)}), nil
+			Message: graphwire.Unsupported(method, obj)}), nil
 	}
 	return faultAnswer(Fault{Code: 2500, Message: "Unknown path components: /" + edge}), nil
 }
@@ -628,7 +574,7 @@ func (s *Server) events1(r *http.Request, body []byte, drop int) (answer, []Even
 		evs = evs[:received]
 	}
 	return jsonAnswer(http.StatusOK, map[string]any{
-		"events_received": received, "messages": []string{}, "fbtrace_id": traceID(),
+		"events_received": received, "messages": []string{}, "fbtrace_id": graphwire.TraceID(),
 	}), evs
 }
 
