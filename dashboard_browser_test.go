@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/adsstub"
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphstub"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
 )
@@ -156,6 +158,73 @@ func conversionsWebhook(phone, id string, at time.Time, clid string) string {
 	return string(body)
 }
 
+// The spend sync of the browser test: an ad account of the Marketing API stub synced into
+// conversionsApp of a second sidecar (its -graph-url is the stub, so it cannot be the
+// demo sidecar, which sends conversions to the Graph API stub), and the token it takes.
+const (
+	spendSyncToken = "EAAG-dashboard-ads-token"
+	spendSyncAct   = "174816537731899"
+	spendSyncAd    = "120214567890123456" // the ad of conversionsWebhook's referral
+)
+
+// startSpendSyncSidecar starts a sidecar (no API token) that syncs spendSyncAct from a
+// Marketing API stub into conversionsApp: the ad spent €12.00 two days ago and €8.50
+// yesterday (UTC, within the dashboard's last 7 days), and one lead clicked it today, so
+// that today has a session and no spend. It returns once the first sync has stored its
+// rows, with a control URL for browser.mjs: POST <url>/token with a body sets the
+// stub's only valid token (adsstub.Server.SetToken).
+func startSpendSyncSidecar(t *testing.T) (s *sidecar, control string) {
+	t.Helper()
+	day := func(back int) string { return time.Now().UTC().AddDate(0, 0, -back).Format(time.DateOnly) }
+	stub := adsstub.Start(t, adsstub.Options{Version: metaapi.DefaultVersion, Token: spendSyncToken,
+		Accounts: []adsstub.Account{{ID: spendSyncAct, Name: "Shoes GmbH", Currency: "EUR", Timezone: "UTC",
+			Ads: []adsstub.Ad{{ID: spendSyncAd, Name: "Spring sale - synced", Status: "ACTIVE", AdSetID: "23851172049950101",
+				AdSetName: "DE runners", AdSetStatus: "ACTIVE", CampaignID: "23851172049950001", CampaignName: "Spring sale",
+				CampaignStatus: "ACTIVE"}},
+			Days: []adsstub.DayRow{
+				{AdID: spendSyncAd, Date: day(2), Spend: "12.00", Impressions: "900", Clicks: "30"},
+				{AdID: spendSyncAd, Date: day(1), Spend: "8.50", Impressions: "700", Clicks: "21"},
+			}}}})
+	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(`{"received":true}`) })
+	s = startSidecar(t, "http://"+up.addr, "-meta-token", spendSyncToken, "-graph-url", stub.URL,
+		"-spend-sync", "act_"+spendSyncAct+"="+conversionsApp)
+	d := demoClient{webhook: s.webhook, api: s.api + "/v1/clients/default"}
+	if _, err := d.call("POST", d.webhook+"/webhook", "application/json",
+		conversionsWebhook("4915200009001", "wamid.SPEND0001", time.Now().Add(-time.Minute).Truncate(time.Second), "ARAkLspend0001")); err != nil {
+		t.Fatalf("posting the lead of the synced ad: %v", err)
+	}
+	var state struct {
+		Data []struct {
+			LastSuccess string `json:"last_success"`
+			Rows        int    `json:"rows"`
+			LastError   string `json:"last_error"`
+		} `json:"data"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := d.getJSON(d.api+"/apps/"+conversionsApp+"/ads/sync", &state)
+		if err == nil && len(state.Data) == 1 && state.Data[0].LastSuccess != "" {
+			if state.Data[0].Rows != 2 || state.Data[0].LastError != "" {
+				t.Fatalf("the first spend sync: %+v, want 2 rows and no error", state.Data[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20 s for the first spend sync: %+v (%v)", state.Data, err)
+		}
+	}
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.URL.Path != "/token" || len(body) == 0 {
+			http.Error(w, "POST /token with the new token as body", http.StatusBadRequest)
+			return
+		}
+		stub.SetToken(string(body))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(ctl.Close)
+	return s, ctl.URL
+}
+
 // TestDashboardIsServed checks the page and its files: served without a token, with
 // their content types and a Content-Security-Policy that allows only this origin,
 // while the API behind them still needs the token.
@@ -194,7 +263,8 @@ func TestDashboardIsServed(t *testing.T) {
 // TestDashboardInHeadlessChromium opens the dashboard in headless Chromium (driven by
 // proxy/dashboard/test/browser.mjs through playwright-core) against the seeded demo,
 // checks the sources table, the charts and the drill-down at 1280 px and at a phone
-// width, and keeps screenshots. Without Chromium or the script's node_modules it skips,
+// width, and against a second sidecar the spend synced from a Marketing API stub, until
+// the stub refuses the token; it keeps screenshots. Without Chromium or the script's node_modules it skips,
 // unless CTWA_BROWSER_TEST=1 (as in CI), where it fails instead.
 func TestDashboardInHeadlessChromium(t *testing.T) {
 	scriptDir, err := filepath.Abs(filepath.Join("proxy", "dashboard", "test"))
@@ -235,12 +305,14 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	}
 
 	s := startDemoSidecar(t, startDashboardGraph(t))
+	spend, control := startSpendSyncSidecar(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join(scriptDir, "browser.mjs"), s.api, artifacts)
 	cmd.Dir = scriptDir
 	cmd.Env = append(os.Environ(), "CTWA_CHROMIUM="+chromium, "CTWA_API_TOKEN="+dashboardToken, "CTWA_APP_ID="+demoApp,
-		"CTWA_CONVERSIONS_APP_ID="+conversionsApp)
+		"CTWA_CONVERSIONS_APP_ID="+conversionsApp, "CTWA_SPEND_SYNC_API="+spend.api, "CTWA_SPEND_SYNC_ACT="+spendSyncAct,
+		"CTWA_ADS_STUB_CONTROL="+control)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
@@ -252,7 +324,7 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		t.Fatal("browser script exited 0 without its closing line")
 	}
 	for _, name := range []string{"dashboard-1280.png", "dashboard-390.png", "dashboard-drilldown-1280.png",
-		"dashboard-conversions-1280.png", "dashboard-conversions-390.png"} {
+		"dashboard-conversions-1280.png", "dashboard-conversions-390.png", "dashboard-spend-sync-1280.png"} {
 		p := filepath.Join(artifacts, name)
 		if st, err := os.Stat(p); err != nil || st.Size() < 10_000 {
 			t.Errorf("screenshot %s missing or nearly empty: %v", p, err)

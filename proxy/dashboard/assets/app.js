@@ -1,12 +1,13 @@
 // The Insights dashboard: compare sources, follow the funnel, see ROAS and cost per lead,
-// drill into a source, download events and contacts, import spend, add keywords and
-// sources. Everything comes from the sidecar's JSON API.
+// drill into a source, download events and contacts, import spend or see its sync from
+// Meta, add keywords and sources. Everything comes from the sidecar's JSON API.
 
 import { h, fill, append } from './dom.js';
 import * as fmt from './format.js';
 import { request, download, setTokenPrompt, getToken, setToken, ApiError } from './api.js';
 import { funnelChart, dailyChart, legend, worstStep } from './charts.js';
 import { STATUSES, LATEST, renderConversions } from './conversions.js';
+import { renderSpendSync, noSpendAnswer, syncTrouble } from './spendsync.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,6 +31,9 @@ const EVENT_ORDER = Object.keys(EVENT_NAMES);
 const MAX_EVENT_PAGES = 5; // a drill-down reads at most 5 × 1000 events
 const MAX_CONVERSION_PAGES = 5; // the conversions panel explains at most 5 × 1000 rows of a status
 const DAILY_CONCURRENCY = 6;
+const SYNC_POLL_MS = 500; // "Sync now" reads the state this often until the run has ended
+const SYNC_WAIT_MS = 30_000; // and gives up waiting after this long
+const SYNC_FIRST_RUN_MS = 3000; // while an account's first run is under way, re-read this often
 
 const state = {
   knownApps: [], // apps with recorded traffic, from GET /v1/clients/{client}/apps
@@ -43,6 +47,8 @@ const state = {
   sort: { col: '', dir: -1 },
   daily: null, // {size, buckets: [{from, to, rows}]}
   span: null, // {key, promise} of activitySpan
+  syncNote: null, // {key, ok, text}: the outcome of the last "Sync now", for the app of key
+  spendSync: null, // GET …/ads/sync: [{ad_account_id, last_success, rows, last_error, stopped, …}], null when unreadable
   seq: 0,
 };
 
@@ -238,18 +244,23 @@ async function load() {
   let sources;
   let names;
   let spenders;
+  let syncs;
   try {
-    [sources, names, spenders] = await Promise.all([request(appPath('/sources', rangeParams())), referralNames(), adsWithSpend()]);
+    [sources, names, spenders, syncs] = await Promise.all([request(appPath('/sources', rangeParams())), referralNames(), adsWithSpend(), spendSyncState()]);
   } catch (err) {
     if (seq !== state.seq) return;
     setStatus('');
     $('dashboard').hidden = true;
+    state.spendSync = null;
+    renderSync(seq);
     showBanner('Could not load the sources.', explain(err));
     return;
   }
   if (seq !== state.seq) return;
   rememberApp(state.app);
   loadKnownApps();
+  state.spendSync = syncs;
+  renderSync(seq);
   state.rows = sources.data.map((r) => ({
     ...r,
     key: `${r.type}:${r.id}`,
@@ -303,6 +314,17 @@ async function adsWithSpend() {
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) throw err;
     return []; // the sources report alone still stands
+  }
+}
+
+/** spendSyncState reads the app's spend sync from Meta (GET …/ads/sync): one entry per ad
+ * account synced into it, [] when none, null when it could not be read. */
+async function spendSyncState() {
+  try {
+    return (await request(appPath('/ads/sync'))).data || [];
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+    return null; // the CSV import still stands
   }
 }
 
@@ -377,10 +399,18 @@ function renderKPIs() {
     card('converted', 'Converted', fmt.num(t.converted), `${fmt.share(t.converted, t.sessions)} of sessions`),
     card('purchases', 'Purchases', fmt.num(t.offthread_count), 'off-thread events', 'purchases and other events your shop reported, attributed to a conversation'),
     card('revenue', 'Revenue', fmt.moneyList(t.revenue) ?? '—', 'from off-thread events'),
-    card('spend', 'Ad spend', fmt.moneyList(t.spend) ?? '—', t.spend.size ? 'imported from Ads Manager' : 'none imported'),
+    card('spend', 'Ad spend', fmt.moneyList(t.spend) ?? '—', spendNote(t)),
     card('roas', 'ROAS of ads', roas ? fmt.ratio(roas.roas) : '—',
-      roas ? `${fmt.money(roas.roas, roas.currency)} back per ${fmt.unit(roas.currency)}` : 'needs imported spend',
+      roas ? `${fmt.money(roas.roas, roas.currency)} back per ${fmt.unit(roas.currency)}` : syncing() ? 'needs spend' : 'needs imported spend',
       'revenue ÷ spend over the sources with spend'));
+}
+
+/** syncing is whether ad accounts sync their spend from Meta into the app. */
+const syncing = () => Boolean(state.spendSync && state.spendSync.length);
+
+function spendNote(t) {
+  if (!syncing()) return t.spend.size ? 'imported from Ads Manager' : 'none imported';
+  return t.spend.size ? 'synced from Meta or imported' : 'none synced for the period';
 }
 
 /** steps describes the funnel of totals t as stages. */
@@ -414,9 +444,12 @@ function renderAnswer() {
   }
   const paid = state.rows.filter((r) => r.spend > 0);
   const items = [];
-  if (!paid.length) {
-    items.push(h('p', {}, 'No ad spend is recorded for this period, so there is no return on ad spend or cost per lead yet. ',
-      'Import the daily spend report of Meta Ads Manager under ', h('a', { href: '#tools' }, 'Downloads and settings'), '.'));
+  const tools = () => h('a', { href: '#tools' }, 'Downloads and settings');
+  if (!paid.length && syncing()) {
+    items.push(h('p', { id: 'answer-spend' }, noSpendAnswer(state.spendSync, tools)));
+  } else if (!paid.length) {
+    items.push(h('p', { id: 'answer-spend' }, 'No ad spend is recorded for this period, so there is no return on ad spend or cost per lead yet. ',
+      'Import the daily spend report of Meta Ads Manager under ', tools(), '.'));
   } else {
     const best = [...paid].sort((a, b) => b.roas - a.roas || b.revenue - a.revenue)[0];
     const worstAd = [...paid].sort((a, b) => a.roas - b.roas || b.spend - a.spend)[0];
@@ -432,6 +465,8 @@ function renderAnswer() {
     if (paid.length > 1 && worstAd.key !== best.key) {
       items.push(h('p', {}, 'Lowest return: ', link(worstAd), ` — ROAS ${fmt.ratio(worstAd.roas)} on ${fmt.money(worstAd.spend, worstAd.currency)} spend.`));
     }
+    const trouble = syncing() ? syncTrouble(state.spendSync, tools) : null;
+    if (trouble) items.push(h('p', { class: 'error', id: 'answer-spend' }, trouble));
   }
   fill(body, items);
 }
@@ -924,6 +959,69 @@ function renderLatest(box, events) {
         h('td', { class: 'text' }, SHORT_NAMES[ev.type] || EVENT_NAMES[ev.type] || ev.type),
         h('td', { class: 'text' }, eventValue(ev)),
         h('td', { class: 'text nowrap' }, fmt.phone(ev.phone) || ev.user_id))))));
+}
+
+// ---------------------------------------------------------------- spend sync from Meta
+
+/** renderSync shows the spend sync in "Import ad spend". While an account's first run is
+ * under way (no last run yet), it reads the state again until the run has ended. */
+function renderSync(seq) {
+  renderSpendSync($('spend-sync'), state.spendSync, syncNow);
+  const note = state.syncNote;
+  if (note && note.key === `${state.client}/${state.app}` && $('spend-sync-result')) result($('spend-sync-result'), note.ok, note.text);
+  if (syncing() && state.spendSync.some((a) => !a.last_run)) {
+    setTimeout(async () => {
+      if (seq !== state.seq) return;
+      const syncs = await spendSyncState().catch(() => null);
+      if (seq !== state.seq || !syncs) return;
+      const finished = syncs.some((a) => a.last_success) && !state.spendSync.some((a) => a.last_success);
+      state.spendSync = syncs;
+      if (finished) load(); // the first spend has arrived: show it
+      else renderSync(seq);
+    }, SYNC_FIRST_RUN_MS);
+  }
+}
+
+/** syncNow runs the app's spend sync (POST …/ads/sync answers 202 at once) and reads the
+ * state until every account's run has ended, then shows it; new spend reloads the page's
+ * figures. */
+async function syncNow(button) {
+  const seq = state.seq;
+  button.disabled = true;
+  result($('spend-sync-result'), null, 'Syncing with Meta…');
+  let syncs;
+  let ended = false;
+  try {
+    const before = new Map(((await request(appPath('/ads/sync'))).data || []).map((a) => [a.ad_account_id, a.last_run || '']));
+    syncs = (await request(appPath('/ads/sync'), { method: 'POST' })).data || [];
+    for (const deadline = Date.now() + SYNC_WAIT_MS; ;) {
+      ended = syncs.every((a) => (a.last_run || '') !== (before.get(a.ad_account_id) ?? ''));
+      if (ended || Date.now() > deadline || seq !== state.seq) break;
+      await new Promise((r) => setTimeout(r, SYNC_POLL_MS));
+      syncs = (await request(appPath('/ads/sync'))).data || [];
+    }
+  } catch (err) {
+    if (seq !== state.seq) return;
+    button.disabled = false;
+    result($('spend-sync-result'), false, `Sync not started: ${explain(err)}`);
+    return;
+  }
+  if (seq !== state.seq) return;
+  const say = (ok, text) => { state.syncNote = { key: `${state.client}/${state.app}`, ok, text }; };
+  const gotSpend = syncs.some((a) => a.last_success && !a.last_error &&
+    a.last_success !== (state.spendSync || []).find((b) => b.ad_account_id === a.ad_account_id)?.last_success);
+  const failed = syncs.filter((a) => a.stopped || a.last_error);
+  if (!ended) say(null, 'Still syncing: the lines above are of the last run that ended. Press Show later to see the result.');
+  else if (failed.length) say(false, `The sync ran and failed for ${failed.map((a) => `act_${a.ad_account_id}`).join(', ')}: see above.`);
+  else say(true, `Synced: ${fmt.num(syncs.reduce((n, a) => n + (a.rows || 0), 0))} rows from Meta.`);
+  state.spendSync = syncs;
+  renderSync(seq);
+  renderKPIs();
+  renderAnswer();
+  if (gotSpend && ended && !failed.length) {
+    state.span = null;
+    load(); // the table, cards and charts with the new spend
+  }
 }
 
 // ---------------------------------------------------------------- downloads

@@ -43,7 +43,7 @@ export function count(n, eventName) {
 const conversions = (n) => `${fmt.num(n)} ${n === 1 ? 'conversion' : 'conversions'}`;
 
 /** withoutTrace drops Meta's " [fbtrace_id …]" from an error (the table keeps it). */
-const withoutTrace = (err) => (err || '').replace(/\s*\[fbtrace_id [^\]]*\]/g, '').trim();
+export const withoutTrace = (err) => (err || '').replace(/\s*\[fbtrace_id [^\]]*\]/g, '').trim();
 
 /** metaMessage is Meta's answer in a last_error without the transport prefix and the
  * trace id: "graph API HTTP 400, code 100/2804087: Invalid parameter (Title) [fbtrace_id X]"

@@ -5,9 +5,12 @@
 //
 // Environment: CTWA_API_TOKEN (the sidecar's -api-token), CTWA_APP_ID (the demo app),
 // CTWA_CONVERSIONS_APP_ID (the app of the recent conversions sent to the Graph API stub),
-// CTWA_CHROMIUM (default /usr/bin/chromium). It exits non-zero on the first failed
-// check and writes dashboard-1280.png, dashboard-drilldown-1280.png,
-// dashboard-conversions-1280.png, dashboard-390.png and dashboard-conversions-390.png
+// CTWA_SPEND_SYNC_API (a second sidecar, without API token, that syncs ad account
+// CTWA_SPEND_SYNC_ACT from a Marketing API stub into CTWA_CONVERSIONS_APP_ID),
+// CTWA_ADS_STUB_CONTROL (POST <it>/token sets the stub's valid token), CTWA_CHROMIUM
+// (default /usr/bin/chromium). It exits non-zero on the first failed check and writes
+// dashboard-1280.png, dashboard-drilldown-1280.png, dashboard-conversions-1280.png,
+// dashboard-390.png, dashboard-conversions-390.png and dashboard-spend-sync-1280.png
 // into the artifact dir.
 
 import { chromium } from 'playwright-core';
@@ -25,6 +28,15 @@ const app = process.env.CTWA_APP_ID || '106540352242922';
 const capiApp = process.env.CTWA_CONVERSIONS_APP_ID || '106540352299999';
 const NO_CONVERSIONS = 'No conversions sent to Meta: start the sidecar with -meta-token and -waba-id (README: Conversions to Meta)';
 const NO_CLICK_ID = 'not sent: the session has no click id (ctwa_clid) — only Click-to-WhatsApp ad clicks carry one';
+const spendBase = process.env.CTWA_SPEND_SYNC_API || '';
+const spendAct = process.env.CTWA_SPEND_SYNC_ACT || '';
+const adsControl = process.env.CTWA_ADS_STUB_CONTROL || '';
+const NO_SYNC_HINT = 'Or let the sidecar sync spend itself: -spend-sync act_<id>=<app id> (README: Spend sync)';
+const SYNC_STOPPED = 'Spend sync stopped: Meta refused the token — start the sidecar with a new -meta-token';
+if (!spendBase || !spendAct || !adsControl) {
+  console.error('CTWA_SPEND_SYNC_API, CTWA_SPEND_SYNC_ACT and CTWA_ADS_STUB_CONTROL are needed');
+  process.exit(2);
+}
 mkdirSync(artifacts, { recursive: true });
 
 // playwright-core starts Chromium with a fresh, empty --user-data-dir of its own (and
@@ -152,6 +164,13 @@ try {
     'the summary says where its leads drop off');
   check((await page.locator('#kpi-roas .kpi-value').innerText()) === '0.91', 'the ROAS of all ads is (218.90 + 119.50) / 372.05 = 0.91');
   check((await page.locator('#kpi-sessions .kpi-value').innerText()) === '47', 'the sessions card counts 47 sessions');
+
+  // This sidecar syncs no spend from Meta: the CSV import as before, with one hint line.
+  await page.locator('#spend-sync-hint').waitFor();
+  check((await page.locator('#spend-sync').innerText()) === NO_SYNC_HINT, `an app without spend sync shows how to turn it on: ${NO_SYNC_HINT}`);
+  check(await page.locator('#spend-sync-now').count() === 0 && await page.locator('#spend-sync-list').count() === 0 &&
+    await page.locator('#import-csv').isVisible() && await page.locator('#import-form button[type=submit]').isVisible(),
+  'and the CSV import is unchanged, without a "Sync now" button');
 
   // Sorting: by ROAS, highest first; sources without spend stay last.
   await page.click('[data-sort="roas"]');
@@ -370,6 +389,9 @@ try {
   await page.screenshot({ path: join(artifacts, 'dashboard-conversions-1280.png'), fullPage: true });
   console.log(`screenshot: ${join(artifacts, 'dashboard-conversions-1280.png')}`);
 
+  const noSpend = await page.locator('#answer-spend').innerText();
+  check(noSpend.includes('Import the daily spend report of Meta Ads Manager'), `without a spend sync, "At a glance" asks for the CSV: ${noSpend}`);
+
   // An app with no conversion at all: the hint to turn them on.
   await page.fill('#app', '106540352200000');
   await page.click('#show');
@@ -388,6 +410,59 @@ try {
   await page.click('#show');
   await page.locator('#banner').waitFor({ state: 'hidden' });
   check(problems.length === 0, `no script errors or CSP violations at 1280 px${problems.length ? `: ${problems.join('; ')}` : ''}`);
+
+  // ---------------------------------------------------------------- spend synced from Meta
+  // A second sidecar syncs the ad account from the Marketing API stub into capiApp: the
+  // ad spent €12.00 two days ago and €8.50 yesterday; a lead clicked it today.
+  const sync = await newPage({ width: 1280, height: 900 });
+  await sync.page.goto(`${spendBase}/?app=${capiApp}&range=7`);
+  await sync.page.locator('#spend-sync-list').waitFor({ timeout: 15_000 });
+  const synced = await sync.page.locator('#spend-sync-list li').allInnerTexts();
+  console.log('spend sync:', JSON.stringify(synced));
+  check(synced.length === 1 && new RegExp(`^Spend synced from Meta for ad account act_${spendAct}: last at [A-Z][a-z]{2} \\d+, \\d{4}, \\d+:\\d\\d [AP]M \\(2 rows\\), next at [A-Z][a-z]{2} \\d+, \\d{4}, \\d+:\\d\\d [AP]M$`).test(synced[0]),
+    `the synced account shows its last run with 2 rows and its next run: ${synced[0]}`);
+  check(await sync.page.locator('#spend-sync .spend-sync-error').count() === 0 && await sync.page.locator('#spend-sync-hint').count() === 0,
+    'no sync error and no "turn it on" hint while the sync works');
+  check(await sync.page.locator('#spend-sync-now').isVisible() && await sync.page.locator('#import-csv').isVisible(),
+    'a "Sync now" button, and the CSV import stays');
+  const syncedRow = sync.page.locator('#sources-table tbody tr[data-source="ad:120214567890123456"]');
+  await syncedRow.waitFor({ timeout: 15_000 });
+  check((await syncedRow.locator('[data-col="spend"]').innerText()) === '€20.50' && (await syncedRow.locator('[data-col="sessions"]').innerText()) === '1',
+    'the synced spend is in the sources table (€12.00 + €8.50), next to the session of the ad');
+  check((await sync.page.locator('#kpi-spend .kpi-note').innerText()) === 'synced from Meta or imported', 'the spend card says where the spend comes from');
+
+  // Today: the session, no spend yet. "At a glance" does not ask a syncing user for a CSV.
+  const today = new Date().toISOString().slice(0, 10);
+  await sync.page.selectOption('#preset', 'custom');
+  await sync.page.fill('#from', today);
+  await sync.page.fill('#to', today);
+  await sync.page.click('#show');
+  await sync.page.locator('#answer-spend', { hasText: 'Spend syncs from Meta' }).waitFor({ timeout: 15_000 });
+  const syncAnswer = await sync.page.locator('#answer-spend').innerText();
+  console.log('At a glance, today:', syncAnswer);
+  check(syncAnswer.includes(`Spend syncs from Meta for ad account act_${spendAct} (last at`) && !/import|CSV/i.test(syncAnswer),
+    `a day without spend, with a working sync, is explained without asking for a CSV: ${syncAnswer}`);
+
+  // Meta now refuses the token: "Sync now" runs, and the dashboard says the sync stopped.
+  const setToken = await fetch(`${adsControl}/token`, { method: 'POST', body: 'other' });
+  check(setToken.status === 204, 'the Marketing API stub now takes another token');
+  await sync.page.click('#spend-sync-now');
+  await sync.page.locator('#spend-sync .spend-sync-error', { hasText: 'Spend sync stopped' }).waitFor({ timeout: 20_000 });
+  const stopped = await sync.page.locator('#spend-sync-list li').innerText();
+  console.log('spend sync stopped:', JSON.stringify(stopped));
+  check((await sync.page.locator('#spend-sync .spend-sync-error').innerText()) === SYNC_STOPPED, `the refused token is said in words: ${SYNC_STOPPED}`);
+  check(/Meta answered: code 190: /.test(stopped) && !stopped.includes('fbtrace_id'), "Meta's answer follows, without its trace id");
+  check(stopped.includes('(2 rows), no next run until Sync now or a restart'), 'the last good run stays, with no next run');
+  check(await sync.page.locator('#spend-sync-now').isVisible() && (await sync.page.locator('#spend-sync-result.error').innerText()).includes(`act_${spendAct}`),
+    'the button stays, and its outcome names the failed account');
+  const stoppedAnswer = await sync.page.locator('#answer-spend').innerText();
+  check(stoppedAnswer.includes('the spend sync from Meta is stopped: Meta refused the token') && !/import|CSV/i.test(stoppedAnswer),
+    `"At a glance" says the sync stopped: ${stoppedAnswer}`);
+  await sync.page.locator('#tools').scrollIntoViewIfNeeded();
+  await sync.page.screenshot({ path: join(artifacts, 'dashboard-spend-sync-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-spend-sync-1280.png')}`);
+  check(sync.problems.length === 0, `no script errors or CSP violations on the spend sync page${sync.problems.length ? `: ${sync.problems.join('; ')}` : ''}`);
+  await sync.context.close();
 
   console.log(`${checks} passed, 0 failed`);
   console.log('dashboard: all browser checks passed');
