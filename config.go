@@ -157,6 +157,7 @@ func parseServe(args []string, getenv func(string) string, usage io.Writer) (*co
 	if err := readSecretFiles(fs, c); err != nil {
 		return nil, err
 	}
+	c.capi.tokenFile = fs.Lookup("meta-token-file").Value.String()
 	return c, c.finish(upstream, tz, headers)
 }
 

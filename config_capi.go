@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
@@ -14,6 +15,7 @@ import (
 // capiConfig is how conversions reach Meta's Conversions API (SPEC §9).
 type capiConfig struct {
 	metaToken    string
+	tokenFile    string // -meta-token-file, read again by the clients
 	dataset      string
 	wabaID       string
 	graphURL     string
@@ -34,6 +36,15 @@ func capiFlags(fs *flag.FlagSet, c *capiConfig) {
 		": source=EventName,… where source is lead (first message of a CTWA session), converted, or an off-thread action; source= sends nothing for it")
 	fs.StringVar(&c.testCode, "capi-test-code", "", "test_event_code: conversions go to the dataset's Test Events in Events Manager")
 	fs.BoolVar(&c.dryRun, "capi-dry-run", false, "derive conversions and list them in the activity log as skipped (dry_run) without sending them")
+}
+
+// client is a Graph API client with the token, read again from -meta-token-file when given.
+func (c *capiConfig) client(timeout time.Duration) *metaapi.Client {
+	m := metaapi.New(c.graphURL, c.graphVersion, c.metaToken, timeout)
+	if c.tokenFile != "" {
+		m.ReadTokenFrom(c.tokenFile)
+	}
+	return m
 }
 
 var (

@@ -71,14 +71,14 @@ func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.
 	}
 	if c.capi.events != nil {
 		go rec.SendConversions(ctx, engine.OutboxConfig{
-			Meta:    metaapi.New(c.capi.graphURL, c.capi.graphVersion, c.capi.metaToken, metaapi.DefaultTimeout),
+			Meta:    c.capi.client(metaapi.DefaultTimeout),
 			Dataset: c.capi.dataset, WABA: c.capi.wabaID, TestCode: c.capi.testCode, DryRun: c.capi.dryRun, Log: log,
 		})
 	}
 	var spend *engine.SpendSync
 	if len(c.spend.pairs) > 0 {
 		spend = rec.NewSpendSync(engine.SpendSyncConfig{
-			Meta:     metaapi.New(c.capi.graphURL, c.capi.graphVersion, c.capi.metaToken, metaapi.InsightsTimeout),
+			Meta:     c.capi.client(metaapi.InsightsTimeout),
 			Accounts: c.spend.pairs, Every: c.spend.every, Days: c.spend.days, BackfillDays: c.spend.backfillDays, Log: log,
 		})
 		go spend.Run(ctx)

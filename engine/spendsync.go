@@ -25,6 +25,7 @@ type MetaAds interface {
 	Insights(ctx context.Context, act, since, until string) ([]metaapi.InsightRow, error)
 	AdStatuses(ctx context.Context, act string) ([]metaapi.AdStatus, error)
 	LastUsage() metaapi.Usage
+	Token() string // the token the next call sends: a stopped sync resumes when it changes
 }
 
 // SpendAccount is one -spend-sync pair: an ad account (digits, without act_) and the app
@@ -39,6 +40,7 @@ type SpendSyncConfig struct {
 	Days         int           // days each run pulls again, today included; 0: 28
 	BackfillDays int           // days the first run pulls for an account new to the store; 0: 90
 	RetryMin     time.Duration // first wait after a throttled or failed run, doubling up to Every; 0: 1 min
+	TokenCheck   time.Duration // how often a stopped sync looks for a new token; 0: 30 s
 	Log          *slog.Logger
 	now          func() time.Time // tests
 }
@@ -52,7 +54,7 @@ type SpendSyncStatus struct {
 	NextRun     time.Time
 	Rows        int    // of the last successful run
 	LastError   string // of the last run, in words; "" after a success
-	Stopped     bool   // Meta refused the token: no run until POST …/ads/sync or a restart
+	Stopped     bool   // Meta refused the token: no run until it changes, POST …/ads/sync or a restart
 }
 
 var (
@@ -75,7 +77,8 @@ type syncAccount struct {
 	now      chan struct{} // run now
 	mu       sync.Mutex
 	st       SpendSyncStatus
-	failures int // consecutive failed runs, for the backoff
+	failures int    // consecutive failed runs, for the backoff
+	refused  string // the token Meta refused, while stopped
 }
 
 // NewSpendSync prepares the sync of cfg's accounts into r.
@@ -91,6 +94,9 @@ func (r *Recorder) NewSpendSync(cfg SpendSyncConfig) *SpendSync {
 	}
 	if cfg.RetryMin <= 0 {
 		cfg.RetryMin = time.Minute
+	}
+	if cfg.TokenCheck <= 0 {
+		cfg.TokenCheck = 30 * time.Second
 	}
 	if cfg.Log == nil {
 		cfg.Log = r.cfg.Log
@@ -146,19 +152,29 @@ func (s *SpendSync) RunNow(app string) int {
 func (s *SpendSync) loop(ctx context.Context, a *syncAccount) {
 	for {
 		wait, stopped := s.runOnce(ctx, a)
-		var timer <-chan time.Time
-		if !stopped {
-			timer = time.After(wait)
+		if stopped {
+			wait = s.cfg.TokenCheck
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.r.store.Closing():
-			return
-		case <-a.now:
-		case <-timer:
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.r.store.Closing():
+				return
+			case <-a.now:
+				waiting = false
+			case <-time.After(wait):
+				// A stopped sync runs again only once the token is not the refused one.
+				waiting = stopped && s.cfg.Meta.Token() == a.refusedToken()
+			}
 		}
 	}
+}
+
+func (a *syncAccount) refusedToken() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refused
 }
 
 // runOnce runs the sync of a, records the outcome and returns the wait until the next
@@ -192,7 +208,8 @@ func (s *SpendSync) outcome(a *syncAccount, start time.Time, rows int, err error
 		countSpendRun("ok")
 		return s.cfg.Every
 	case errors.As(err, &me) && me.Account():
-		a.st.Stopped, a.st.LastError = true, "Meta refused the token or its permissions; give a new -meta-token and restart, or POST …/ads/sync to try again: "+err.Error()
+		a.st.Stopped, a.refused = true, s.cfg.Meta.Token()
+		a.st.LastError = "Meta refused the token or its permissions; put a new token in -meta-token-file (read again every 30 s), restart with a new -meta-token, or POST …/ads/sync to try again: " + err.Error()
 		s.cfg.Log.Error("spend sync stopped: Meta refuses the token", "ad_account", a.Act, "err", err)
 		countSpendRun("stopped")
 		return 0

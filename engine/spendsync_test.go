@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -262,5 +263,39 @@ func TestSpendSyncAccountWithoutRows(t *testing.T) {
 	}
 	if _, ok := e.rec.catalog.Load().AdAccounts[adsAct]; ok {
 		t.Error("an account without rows entered the catalogue")
+	}
+}
+
+// TestSpendSyncResumesWithANewTokenFile: a sync stopped by a refused token runs again by
+// itself once -meta-token-file holds another token, and stores the rows.
+func TestSpendSyncResumesWithANewTokenFile(t *testing.T) {
+	e := newSyncEnv(t, syncDays)
+	file := t.TempDir() + "/token"
+	if err := os.WriteFile(file, []byte("expired\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.meta.ReadTokenFrom(file)
+	e.sync.cfg.TokenCheck = 5 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.sync.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitUntil(t, "the sync to stop", func() bool { return e.sync.Status(adsApp)[0].Stopped })
+	time.Sleep(50 * time.Millisecond) // several token checks with the same token: still stopped
+	if st := e.sync.Status(adsApp)[0]; !st.Stopped || st.Rows != 0 {
+		t.Fatalf("with the refused token unchanged: %+v", st)
+	}
+	if err := os.WriteFile(file, []byte(adsToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the sync to resume", func() bool { st := e.sync.Status(adsApp)[0]; return !st.Stopped && st.Rows == 4 })
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }

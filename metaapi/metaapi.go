@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +44,24 @@ type Client struct {
 	PollEvery time.Duration
 	Sleep     func(ctx context.Context, d time.Duration) error
 
-	mu    sync.Mutex
-	usage Usage // of the last answer
+	mu        sync.Mutex
+	usage     Usage  // of the last answer
+	tokenFile string // read for every call when set (ReadTokenFrom)
+}
+
+// ReadTokenFrom makes every call read the token from path (-meta-token-file), so a token
+// replaced in the file is used without a restart; a file that cannot be read leaves the
+// token New was given.
+func (c *Client) ReadTokenFrom(path string) { c.tokenFile = path }
+
+// Token is the token the next call sends.
+func (c *Client) Token() string {
+	if c.tokenFile != "" {
+		if b, err := os.ReadFile(c.tokenFile); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			return string(bytes.TrimSpace(b))
+		}
+	}
+	return c.token
 }
 
 // New returns a client of the Graph API at base (e.g. https://graph.facebook.com).
@@ -151,7 +168,7 @@ func (c *Client) callURL(ctx context.Context, method, u string, in, out any) (ht
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+c.Token())
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
