@@ -15,6 +15,7 @@ type writeCache struct {
 	losses uint64 // storage.Batch.Losses when the cache was last known valid
 	rolls  map[string]*storage.Rollup
 	leads  map[string]*leadState
+	wabas  map[string]string // app → the WABA stored for it ("" none), once read
 }
 
 // leadState is a lead's record and, when HasSess, its latest session.
@@ -41,6 +42,7 @@ func (c *writeCache) check(b *storage.Batch) {
 func (c *writeCache) reset() {
 	c.rolls = make(map[string]*storage.Rollup)
 	c.leads = make(map[string]*leadState)
+	c.wabas = make(map[string]string)
 }
 
 // leadKey is the cache key of a lead of an app.

@@ -161,31 +161,40 @@ func (w *writer) queueConversion(b *storage.Batch, c *Conversion) error {
 }
 
 // resolveWABA fills in the WABA of c's app from its webhooks, or remembers it there when
-// c has it: an off-thread event names no WABA.
+// c has it: an off-thread event names no WABA. The stored one is read once per app into
+// the write cache, and written only when it changes.
 func (w *writer) resolveWABA(b *storage.Batch, c *Conversion) error {
-	key := storage.WABAKey(c.AppID)
-	v, _, err := b.Get(key)
+	w.cache.check(b)
+	known, cached := w.cache.wabas[c.AppID]
+	if !cached {
+		v, _, err := b.Get(storage.WABAKey(c.AppID))
+		if err != nil {
+			return err
+		}
+		known = string(v)
+		w.cache.wabas[strings.Clone(c.AppID)] = known // the app id aliases the log entry
+	}
 	switch {
-	case err != nil:
-		return err
 	case c.WABA == "":
-		c.WABA = string(v)
-	case c.WABA != string(v): // written once per app, not per conversion
-		b.Set(key, []byte(c.WABA))
+		c.WABA = known
+	case c.WABA != known:
+		b.Set(storage.WABAKey(c.AppID), []byte(c.WABA))
+		w.cache.wabas[strings.Clone(c.AppID)] = strings.Clone(c.WABA)
 	}
 	return nil
 }
 
-// conversionOf returns the conversion of source for the session in w.sess, or false
-// when source is not sent.
-func (w *writer) conversionOf(source, cause string, it *Item) (Conversion, bool) {
+// queueSessionConversion queues the lead or converted conversion of the session in
+// w.sess, caused by item it, when source is sent.
+func (w *writer) queueSessionConversion(b *storage.Batch, source, cause string, it *Item) error {
 	name, ok := w.capi[source]
 	if !ok {
-		return Conversion{}, false
+		return nil
 	}
-	return Conversion{ID: w.id("capi", source, w.sess.ID), Name: name, Time: it.Time, AppID: it.AppID,
+	c := Conversion{ID: w.id("capi", source, w.sess.ID), Name: name, Time: it.Time, AppID: it.AppID,
 		WABA: it.WABA, Lead: it.Lead, Source: source, SourceEventID: cause, ConversationID: w.sess.ID,
-		AdID: adOf(&w.sess), ClickID: w.sess.Referral.CtwaClid}, true
+		AdID: adOf(&w.sess), ClickID: w.sess.Referral.CtwaClid}
+	return w.queueConversion(b, &c)
 }
 
 // adOf is the ad a session came from, or "" for other sources (a QR code's id is no ad).
@@ -194,14 +203,6 @@ func adOf(s *storage.Session) string {
 		return ""
 	}
 	return s.SourceID
-}
-
-// queueSessionConversion queues the lead or converted conversion of w.sess.
-func (w *writer) queueSessionConversion(b *storage.Batch, source, cause string, it *Item) error {
-	if c, ok := w.conversionOf(source, cause, it); ok {
-		return w.queueConversion(b, &c)
-	}
-	return nil
 }
 
 // queueOffThreadConversion queues the conversion of an attributed off-thread event whose
@@ -241,25 +242,29 @@ func (r *Recorder) Conversions(f ConversionFilter, fn func(c *Conversion) bool) 
 	r.settle()
 	start := storage.ConversionAppKey(f.AppID, f.From, "")
 	end := storage.ConversionAppKey(f.AppID, f.To, "")
-	err := r.store.ScanRange(start, end, func(key, _ []byte) (bool, error) {
+	return r.store.ScanRange(start, end, func(key, _ []byte) (bool, error) {
 		c, ok, err := r.conversion(storage.ConversionAppID(f.AppID, key))
 		if err != nil || !ok || f.Status != "" && c.Status != f.Status {
 			return err == nil, err
 		}
 		return fn(&c), nil
 	})
-	return err
 }
 
 // conversion reads a stored conversion by event id.
 func (r *Recorder) conversion(id string) (Conversion, bool, error) {
-	v, ok, err := r.store.Get(storage.ConversionKey(id))
+	return getJSON[Conversion](r.store, storage.ConversionKey(id), "conversion", id)
+}
+
+// getJSON reads the JSON record at key; kind and id name it in the error of a corrupt one.
+func getJSON[T any](s *storage.Store, key []byte, kind, id string) (T, bool, error) {
+	var rec T
+	v, ok, err := s.Get(key)
 	if err != nil || !ok {
-		return Conversion{}, false, err
+		return rec, false, err
 	}
-	var c Conversion
-	if err := json.Unmarshal(v, &c); err != nil {
-		return Conversion{}, false, fmt.Errorf("corrupt conversion %q: %w", id, err)
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return rec, false, fmt.Errorf("corrupt %s %q: %w", kind, id, err)
 	}
-	return c, true, nil
+	return rec, true, nil
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -51,15 +50,17 @@ var activeOutbox atomic.Pointer[outbox]
 
 func init() {
 	metrics.NewGauge("ctwa_sidecar_capi_pending_events", func() float64 {
-		n, _ := activeOutbox.Load().pending()
+		n := 0
+		_ = activeOutbox.Load().eachPending(func([]byte) bool { n++; return true })
 		return float64(n)
 	})
 	metrics.NewGauge("ctwa_sidecar_capi_oldest_pending_seconds", func() float64 {
-		_, oldest := activeOutbox.Load().pending()
-		if oldest == 0 {
-			return 0
-		}
-		return time.Since(time.Unix(oldest, 0)).Seconds()
+		age := 0.0
+		_ = activeOutbox.Load().eachPending(func(key []byte) bool { // the oldest is the first key
+			age = time.Since(time.Unix(storage.PendingConversionTime(key), 0)).Seconds()
+			return false
+		})
+		return age
 	})
 }
 
@@ -150,8 +151,7 @@ func (ob *outbox) step(ctx context.Context) (time.Duration, error) {
 // Meta's Retry-After.
 func (ob *outbox) retryIn(err error) time.Duration {
 	ob.failures++
-	d := min(ob.o.RetryMin<<min(ob.failures-1, 20), backoffMax)
-	d = d/2 + rand.N(d/2+1)
+	d := backoff(ob.o.RetryMin, backoffMax, ob.failures)
 	var me *metaapi.Error
 	if errors.As(err, &me) && me.RetryAfter > d {
 		d = me.RetryAfter
@@ -163,12 +163,11 @@ func (ob *outbox) retryIn(err error) time.Duration {
 // longer take are marked expired instead, and those of no known WABA skipped (no_waba).
 func (ob *outbox) next() ([]Conversion, error) {
 	var batch, expired, noWABA []Conversion
-	prefix := storage.PendingConversionPrefix()
-	err := ob.r.store.ScanKeys(prefix, prefixEnd(prefix), func(key []byte) bool {
+	err := ob.eachPending(func(key []byte) bool {
 		c, ok, err := ob.r.conversion(storage.PendingConversionID(key))
 		switch {
 		case err != nil || !ok:
-			return true // a pending mark without its record: the mark goes with the next outcome
+			return true // a pending mark without a readable record: the others go on
 		case time.Since(time.Unix(c.Time, 0)) > ob.o.maxAge:
 			expired = append(expired, c)
 		case c.WABA == "" && ob.o.WABA == "":
@@ -303,25 +302,12 @@ func (ob *outbox) mark(batch []Conversion, update func(c *Conversion)) error {
 	return nil
 }
 
-// pending counts the outbox and returns the oldest pending source-event time (0: none).
-func (ob *outbox) pending() (n int, oldest int64) {
+// eachPending calls fn with the outbox's keys, oldest event first, until it returns false.
+func (ob *outbox) eachPending(fn func(key []byte) bool) error {
 	if ob == nil {
-		return 0, 0
+		return nil
 	}
-	prefix := storage.PendingConversionPrefix()
-	_ = ob.r.store.ScanKeys(prefix, prefixEnd(prefix), func(key []byte) bool {
-		if n == 0 {
-			oldest = storage.PendingConversionTime(key)
-		}
-		n++
-		return true
+	return ob.r.store.Scan(storage.PendingConversionPrefix(), false, func(key, _ []byte) (bool, error) {
+		return fn(key), nil
 	})
-	return n, oldest
-}
-
-// prefixEnd is the first key after every key with prefix (whose last byte is 0).
-func prefixEnd(prefix []byte) []byte {
-	end := append([]byte(nil), prefix...)
-	end[len(end)-1]++
-	return end
 }

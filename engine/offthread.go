@@ -264,15 +264,7 @@ func (r *Recorder) attribute(rec *OffThreadRecord, e OffThread) error {
 
 // OffThread returns a stored off-thread event by id.
 func (r *Recorder) OffThread(id string) (OffThreadRecord, bool, error) {
-	v, ok, err := r.store.Get(storage.OffThreadKey(id))
-	if err != nil || !ok {
-		return OffThreadRecord{}, false, err
-	}
-	var rec OffThreadRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return OffThreadRecord{}, false, fmt.Errorf("corrupt off-thread event %q: %w", id, err)
-	}
-	return rec, true, nil
+	return getJSON[OffThreadRecord](r.store, storage.OffThreadKey(id), "off-thread event", id)
 }
 
 // newID returns a random 26-character id.

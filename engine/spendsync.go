@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -57,9 +56,7 @@ type SpendSyncStatus struct {
 	Stopped     bool   // Meta refused the token: no run until it changes, POST …/ads/sync or a restart
 }
 
-var (
-	spendRows = metrics.NewCounter("ctwa_sidecar_spend_sync_rows_total")
-)
+var spendRows = metrics.NewCounter("ctwa_sidecar_spend_sync_rows_total")
 
 func countSpendRun(result string) {
 	metrics.GetOrCreateCounter(fmt.Sprintf(`ctwa_sidecar_spend_sync_runs_total{result=%q}`, result)).Inc()
@@ -215,8 +212,7 @@ func (s *SpendSync) outcome(a *syncAccount, start time.Time, rows int, err error
 		return 0
 	}
 	a.failures++
-	wait := min(s.cfg.RetryMin<<min(a.failures-1, 20), s.cfg.Every)
-	wait = wait/2 + rand.N(wait/2+1)
+	wait := backoff(s.cfg.RetryMin, s.cfg.Every, a.failures)
 	result := "failed"
 	if errors.As(err, &me) && me.Retryable() {
 		result = "throttled"
