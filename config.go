@@ -265,11 +265,14 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 	if c.clientID == "" || c.appID == "" || c.dataDir == "" {
 		return errors.New("-client-id, -app-id and -data may not be empty")
 	}
-	if err := c.capi.finish(len(c.spend.pairs) > 0); err != nil {
+	if err := c.capi.finish(); err != nil {
 		return err
 	}
 	if err := c.spend.finish(c.capi.metaToken); err != nil {
 		return err
+	}
+	if c.capi.metaToken != "" && c.capi.events == nil && len(c.spend.pairs) == 0 {
+		return errors.New("-meta-token is used by nothing: add -waba-id or -capi-dataset for conversions to Meta (the dataset is found in the WhatsApp Business Account, or named), or -spend-sync for the spend sync")
 	}
 	return c.checkAPIExposure()
 }

@@ -52,10 +52,10 @@ var (
 	graphIDRule      = regexp.MustCompile(`^[0-9]{1,30}$`)
 )
 
-// finish validates the conversion flags and parses -capi-map. Conversions are on with
-// -meta-token and -waba-id or -capi-dataset, or with -capi-dry-run; a token for the spend
-// sync alone (spendSync) leaves them off.
-func (c *capiConfig) finish(spendSync bool) error {
+// finish validates the Graph API and conversion flags and parses -capi-map. Conversions
+// are on with -meta-token and -waba-id or -capi-dataset, or with -capi-dry-run; a token
+// alone leaves them off (config.finish refuses it unless the spend sync uses it).
+func (c *capiConfig) finish() error {
 	if c.metaToken == "" && !c.dryRun {
 		if c.dataset != "" || c.testCode != "" || c.mapText != "" {
 			return errors.New("-capi-dataset, -capi-test-code and -capi-map need -meta-token (or -capi-dry-run)")
@@ -72,10 +72,8 @@ func (c *capiConfig) finish(spendSync bool) error {
 		return fmt.Errorf("-capi-dataset %q is not a numeric dataset id", c.dataset)
 	case c.wabaID != "" && !graphIDRule.MatchString(c.wabaID):
 		return fmt.Errorf("-waba-id %q is not a numeric WhatsApp Business Account id", c.wabaID)
-	case spendSync && c.wabaID == "" && c.dataset == "" && !c.dryRun:
-		return nil // the token is for the spend sync only
 	case c.wabaID == "" && c.dataset == "" && !c.dryRun:
-		return errors.New("-waba-id or -capi-dataset is required with -meta-token for conversions (the dataset is found in the WhatsApp Business Account, -waba-id, or named, -capi-dataset), or -spend-sync for the spend sync")
+		return nil // no conversions
 	}
 	if c.events, err = engine.ParseConversionMap(c.mapText); err != nil {
 		return fmt.Errorf("-capi-map: %w", err)
