@@ -64,7 +64,7 @@ const (
 // AdAccount reads the account act (digits, without "act_").
 func (c *Client) AdAccount(ctx context.Context, act string) (AdAccountInfo, error) {
 	var info AdAccountInfo
-	err := c.call(ctx, http.MethodGet, "act_"+act+"?fields=timezone_name,currency,name", nil, &info)
+	_, err := c.callURL(ctx, http.MethodGet, c.url("act_"+act, url.Values{"fields": {"timezone_name,currency,name"}}), nil, &info)
 	return info, err
 }
 
@@ -76,7 +76,7 @@ func (c *Client) Insights(ctx context.Context, act, since, until string) ([]Insi
 		"time_range": {fmt.Sprintf(`{"since":%q,"until":%q}`, since, until)}}
 	rows, err := pages[InsightRow](ctx, c, c.url("act_"+act+"/insights", q))
 	var me *Error
-	if errors.As(err, &me) && me.TooLarge() {
+	if errors.As(err, &me) && me.tooLarge() {
 		return c.asyncInsights(ctx, act, q)
 	}
 	return rows, err
@@ -152,8 +152,8 @@ func pages[T any](ctx context.Context, c *Client, first string) ([]T, error) {
 	return all, nil
 }
 
-// TooLarge reports Meta's timeouts of a synchronous insights request.
-func (e *Error) TooLarge() bool {
+// tooLarge reports Meta's timeouts of a synchronous insights request.
+func (e *Error) tooLarge() bool {
 	return e.Code == 100 && e.Subcode == 1504018 || e.Code == 2 && e.Subcode == 1504038
 }
 
@@ -164,9 +164,9 @@ type Usage struct {
 	RegainIn time.Duration
 }
 
-// ParseUsage reads X-Business-Use-Case-Usage, X-Ad-Account-Usage and
+// parseUsage reads X-Business-Use-Case-Usage, X-Ad-Account-Usage and
 // X-FB-Ads-Insights-Throttle (JSON strings) from h.
-func ParseUsage(h http.Header) Usage {
+func parseUsage(h http.Header) Usage {
 	var u Usage
 	var buc map[string][]struct {
 		CallCount float64 `json:"call_count"`
@@ -202,9 +202,9 @@ func ParseUsage(h http.Header) Usage {
 	return u
 }
 
-// Pause is how long to wait before the next call at usage u: nothing below 75 %, then
+// pause is how long to wait before the next call at usage u: nothing below 75 %, then
 // up to PaceMax as usage nears 100 %, and at 100 % until Meta says access returns.
-func (c *Client) Pause(u Usage) time.Duration {
+func (c *Client) pause(u Usage) time.Duration {
 	switch {
 	case u.Percent >= 100:
 		return max(u.RegainIn, c.PaceMax)
@@ -217,7 +217,7 @@ func (c *Client) Pause(u Usage) time.Duration {
 func (c *Client) noteUsage(h http.Header) {
 	if h != nil {
 		c.mu.Lock()
-		c.usage = ParseUsage(h)
+		c.usage = parseUsage(h)
 		c.mu.Unlock()
 	}
 }
@@ -229,7 +229,7 @@ func (c *Client) LastUsage() Usage {
 	return c.usage
 }
 
-func (c *Client) pace(ctx context.Context) error { return c.sleep(ctx, c.Pause(c.LastUsage())) }
+func (c *Client) pace(ctx context.Context) error { return c.sleep(ctx, c.pause(c.LastUsage())) }
 
 // sleep waits d unless ctx ends first.
 func (c *Client) sleep(ctx context.Context, d time.Duration) error {
