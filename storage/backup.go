@@ -83,14 +83,6 @@ func (s *Store) roomFor(size int64) error {
 		ErrDiskFull, inMiB(uint64(size)), s.dir, inMiB(st.free), inMiB(s.minFree))
 }
 
-// spaceErr is space as an error.
-func (s *Store) spaceErr() error {
-	if r := s.space(); r != nil {
-		return r
-	}
-	return nil
-}
-
 // load runs Badger's Load, turning a panic in it into an error.
 func load(db *badger.DB, r io.Reader) (err error) {
 	defer func() {

@@ -199,6 +199,11 @@ func (s *Store) checkBeforeCommit() error {
 	if r := s.down.Load(); r != nil {
 		return r
 	}
+	return s.spaceErr()
+}
+
+// spaceErr is space as an error (a nil *refusedError is no nil error).
+func (s *Store) spaceErr() error {
 	if r := s.space(); r != nil {
 		return r
 	}
