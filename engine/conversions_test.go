@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphstub"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 const (
@@ -452,4 +453,32 @@ func TestConversionAgesOutWhilePending(t *testing.T) {
 	}
 	e.send(OutboxConfig{maxAge: 30 * time.Minute})
 	e.unsent(ConversionExpired, "")
+}
+
+// TestWABALoggedOnlyForConversions: the log keeps an item's WABA only when conversions
+// are on (the log entries are the message records, kept for good).
+func TestWABALoggedOnlyForConversions(t *testing.T) {
+	for _, capi := range []ConversionMap{nil, DefaultConversionMap()} {
+		e := &testEnv{t: t, dir: t.TempDir(), capi: capi}
+		e.open()
+		e.record(cloudWebhook(cloudMsg{App: testAppID, ID: "wamid.waba.1", From: "491700000009", Time: time.Now().Unix(), Text: "Hi"}))
+		var wabas []string
+		if err := e.store.Scan(storage.LogPrefix(), false, func(_, v []byte) (bool, error) {
+			items, err := decodeEntry(nil, v)
+			for _, it := range items {
+				wabas = append(wabas, it.WABA)
+			}
+			return true, err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		if capi != nil {
+			want = "102290129340398" // cloudWebhook's entry id
+		}
+		if len(wabas) != 1 || wabas[0] != want {
+			t.Errorf("conversions %v: logged WABAs %q, want [%q]", capi != nil, wabas, want)
+		}
+		e.close()
+	}
 }

@@ -84,9 +84,10 @@ var errBadEntry = errors.New("corrupt log entry")
 // appender is the log lane's state: it runs only inside Store.Append functions, one
 // request after another on the log lane's goroutine.
 type appender struct {
-	key  []byte
-	next uint64 // sequence number of the next entry
-	tbuf [8]byte
+	key   []byte
+	next  uint64 // sequence number of the next entry
+	tbuf  [8]byte
+	wabas bool // log the items' WABA: only conversions use it, so without them it costs bytes for nothing
 }
 
 // appendItems deduplicates items lo to hi of rec and appends the new ones that change
@@ -105,6 +106,9 @@ func (a *appender) appendItems(b *storage.Batch, rec *recording) error {
 			rec.fresh++
 		}
 		if logged {
+			if !a.wabas {
+				it.WABA = ""
+			}
 			rec.entry = appendItem(rec.entry, it)
 			n++
 		}

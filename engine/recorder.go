@@ -63,7 +63,7 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
-	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets)}
+	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets), log: appender{wabas: cfg.Conversions != nil}}
 	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
 		seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions}
 	r.pool.New = func() any {
