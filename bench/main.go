@@ -7,7 +7,7 @@
 // its store per recorded message.
 //
 //	go run ./bench [-duration 4s] [-concurrency 32] [-rounds 2] [-nginx auto|off|PATH]
-//	               [-sidecar PATH] [-keep] [-json]
+//	               [-capi off|down|up] [-spend off|up] [-sidecar PATH] [-keep] [-json]
 //	go run ./bench -soak 10m [-soak-rate 300] [-soak-fault-every 20s] [-soak-disk-full=true] [-concurrency 32]
 //	go run ./bench -store-scale 10000000 [-concurrency 32] [-keep] [-json]
 //
@@ -38,6 +38,7 @@ type options struct {
 	sidecar     string        // sidecar binary; empty: build the current module
 	sidecarArgs string        // more flags of the measured sidecar, space-separated
 	capi        string        // conversions to Meta: off, down (unreachable) or up (a stub that takes all)
+	spend       string        // spend sync from Meta: off or up (a Marketing API stub, a run asked every 2s)
 	keep        bool          // keep the temporary directory (logs, configs, store)
 	json        bool          // print the results as JSON instead of a table
 	// Soak mode (soak.go): mixed traffic with faults for this long instead of the comparison.
@@ -109,6 +110,7 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 	fs.StringVar(&o.sidecar, "sidecar", "", "sidecar binary to measure (default: go build the current module)")
 	fs.StringVar(&o.sidecarArgs, "sidecar-args", "", "more flags for the measured sidecar, space-separated, e.g. \"-meta-token x -waba-id 1 -graph-url http://127.0.0.1:1\" (conversions on, Meta unreachable)")
 	fs.StringVar(&o.capi, "capi", "off", "conversions to Meta in the measured sidecar: off; down (Meta refuses connections); up (a stub in the bench takes every event)")
+	fs.StringVar(&o.spend, "spend", "off", "spend sync from Meta's Marketing API in the measured sidecar: off; up (a stub in the bench serves one ad account, 200 ads × 28 days, and the bench asks for a sync every 2s)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory with logs, configs and the sidecar's store (with -store-scale: the store)")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	fs.DurationVar(&o.soak, "soak", 0, "soak mode: this long of mixed traffic with faults injected, then check that no acknowledged webhook was lost, duplicated or mis-recorded (exit 1 if any); 0 runs the comparison")
@@ -135,6 +137,8 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 		return o, fmt.Errorf("-store-scale %d must not be negative", o.storeScale)
 	case o.storeScale > 0 && o.soak > 0:
 		return o, errors.New("-store-scale and -soak are separate modes: pass one")
+	case o.spend == "up" && o.capi != "off" && o.capi != "":
+		return o, fmt.Errorf("-spend up and -capi %s each point the sidecar's -graph-url at their own Meta: pass one", o.capi)
 	case o.soak < 0 || o.soakRate < 1 || o.soakFaultEvery <= 0:
 		return o, fmt.Errorf("-soak %s must not be negative, -soak-rate %d and -soak-fault-every %s must be positive",
 			o.soak, o.soakRate, o.soakFaultEvery)

@@ -28,12 +28,24 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) (rep *repor
 	if err != nil {
 		return nil, err
 	}
+	stopSpend := func() (string, error) { return "", nil }
+	if o.spend == "up" {
+		stopSpend = keepSpendSyncing(ctx, sidecarAPI(systems))
+		defer stopSpend() //nolint:errcheck // for an early return; after the load it is called below
+	}
 	gen := newStream(time.Now().Unix())
 	if err := closedRounds(ctx, o, systems, gen, rep, progress); err != nil {
 		return nil, err
 	}
 	if err := openRounds(ctx, o, systems, gen, rep, progress); err != nil {
 		return nil, err
+	}
+	note, err := stopSpend() // while the sidecar still serves its metrics
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		rep.note(note)
 	}
 	if err := measureStore(systems, rep, progress); err != nil {
 		return nil, err
@@ -82,7 +94,12 @@ func startSystems(ctx context.Context, o options, dir string, rep *report, progr
 	if err != nil {
 		return nil, stopAll, err
 	}
-	if err := add(startSidecar(ctx, dir, bin, up, append(capi, strings.Fields(o.sidecarArgs)...)...)); err != nil {
+	spend, err := spendArgs(ctx, o.spend)
+	if err != nil {
+		return nil, stopAll, err
+	}
+	extra := append(append(capi, spend...), strings.Fields(o.sidecarArgs)...)
+	if err := add(startSidecar(ctx, dir, bin, up, extra...)); err != nil {
 		return nil, stopAll, err
 	}
 	return started, stopAll, nil

@@ -223,9 +223,20 @@ type reportRun struct {
 // Start listens on 127.0.0.1:0 and stops on t.Cleanup.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// New listens on 127.0.0.1:0 and serves until Close: Start without a test, for a
+// program that needs a Marketing API (the bench's -spend up).
+func New(o Options) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("adsstub: listen: %v", err)
+		return nil, fmt.Errorf("adsstub: listen: %w", err)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -246,9 +257,11 @@ func Start(t testing.TB, o Options) *Server {
 	s.opts.Accounts = nil
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(ln) //nolint:errcheck // ends with ErrServerClosed
-	t.Cleanup(func() { s.srv.Close() })
-	return s
+	return s, nil
 }
+
+// Close stops listening and closes every connection at once, requests in flight too.
+func (s *Server) Close() error { return s.srv.Close() }
 
 // SetDay replaces the row of (row.AdID, row.Date) in the account, or adds it: Meta
 // revising a day. acct is with or without "act_". An unknown account is created empty.
