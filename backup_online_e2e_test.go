@@ -51,7 +51,7 @@ func recordedStore(t *testing.T, quiet *slog.Logger) *storage.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	rec, err := engine.NewRecorder(store, engine.Config{DefaultAppID: "onprem", SessionWindow: 24 * time.Hour,
+	rec, err := engine.NewRecorder(testLog(t, store), store, engine.Config{DefaultAppID: "onprem", SessionWindow: 24 * time.Hour,
 		AttributionWindow: 672 * time.Hour, Log: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
@@ -792,7 +793,7 @@ func TestStoreClosedStillForwards(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := engine.NewRecorder(store, cfg)
+	rec, err := engine.NewRecorder(testLog(t, store), store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -847,19 +848,19 @@ func TestStoreClosedStillForwards(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store2.Close() })
-	rec2, err := engine.NewRecorder(store2, cfg)
+	rec2, err := engine.NewRecorder(testLog(t, store2), store2, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	leadsOf := func() (events, sessions map[string]int) {
 		events, sessions = map[string]int{}, map[string]int{}
-		if err := rec2.Events(engine.EventFilter{AppID: fixtureApp, To: 1 << 62}, func(e *storage.Event) bool {
+		if err := rec2.Events(engine.EventFilter{AppID: fixtureApp, To: 1 << 62}, func(e *kv.Event) bool {
 			events[e.Lead+" "+e.Type]++
 			return true
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := rec2.Sessions(fixtureApp, func(s *storage.Session) bool { sessions[s.Lead]++; return true }); err != nil {
+		if err := rec2.Sessions(fixtureApp, func(s *kv.Session) bool { sessions[s.Lead]++; return true }); err != nil {
 			t.Fatal(err)
 		}
 		return events, sessions

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // received is one request as the stub upstream saw it.
@@ -157,4 +159,14 @@ func newRequest(t *testing.T, method, url string, body []byte) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// testLog opens the log kept in store.
+func testLog(t testing.TB, store *storage.Store) *storage.Log {
+	t.Helper()
+	l, err := storage.OpenLog(store)
+	if err != nil {
+		t.Fatalf("storage.OpenLog: %v", err)
+	}
+	return l
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
@@ -61,7 +62,11 @@ func startRecording(ctx context.Context, c *config, store *storage.Store, log *s
 // recording builds the recorder on an open store, and the API on both, and starts
 // sending conversions to Meta when they are on (until ctx ends).
 func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.Logger) (*engine.Recorder, *proxy.API, error) {
-	rec, err := engine.NewRecorder(store, engine.Config{
+	l, err := storage.OpenLog(store)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := engine.NewRecorder(l, store, engine.Config{
 		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow,
 		Secrets:  engine.Secrets{Meta: c.appSecret, YCloud: c.ycloudSecret, Sinch: c.sinchSecret},
 		Location: c.timezone, Log: log, Conversions: c.capi.events,
@@ -117,7 +122,7 @@ func (l *lateRecording) RecordSigned(ctx context.Context, body []byte, sig *engi
 		return r.RecordSigned(ctx, body, sig)
 	}
 	// Apply refuses, and counts why, while the store is not open.
-	return l.store.Apply(ctx, func(*storage.Batch) error { return errNotRecording })
+	return l.store.Apply(ctx, func(kv.Batch) error { return errNotRecording })
 }
 
 // Close brings the views of the recorder, once there is one, up to the log.

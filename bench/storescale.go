@@ -304,7 +304,11 @@ func openScale(dir string, log *slog.Logger) (*storage.Store, *engine.Recorder, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot open the store: %w", err)
 	}
-	rec, err := engine.NewRecorder(store, engine.Config{SessionWindow: 24 * time.Hour,
+	l, err := storage.OpenLog(store)
+	if err != nil {
+		return nil, nil, errors.Join(err, store.Close())
+	}
+	rec, err := engine.NewRecorder(l, store, engine.Config{SessionWindow: 24 * time.Hour,
 		AttributionWindow: 7 * 24 * time.Hour, Log: log})
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("cannot start the recorder: %w", err), store.Close())

@@ -3,7 +3,7 @@ package engine
 import (
 	"strings"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // writeCache keeps what the writer last wrote for hot keys — the rollups of the day and
@@ -12,16 +12,16 @@ import (
 // whenever the store reports a lost request (a rollback or a failed commit), when a
 // refresh rewrites history, and when it grows past its bounds.
 type writeCache struct {
-	losses uint64 // storage.Batch.Losses when the cache was last known valid
-	rolls  map[string]*storage.Rollup
+	losses uint64 // kv.Batch.Losses when the cache was last known valid
+	rolls  map[string]*kv.Rollup
 	leads  map[string]*leadState
 	wabas  map[string]string // app → the WABA stored for it ("" none), once read
 }
 
 // leadState is a lead's record and, when HasSess, its latest session.
 type leadState struct {
-	lead    storage.Lead
-	sess    storage.Session
+	lead    kv.Lead
+	sess    kv.Session
 	hasSess bool
 }
 
@@ -32,7 +32,7 @@ const (
 )
 
 // check drops the cache when the store lost a request since it was last valid.
-func (c *writeCache) check(b *storage.Batch) {
+func (c *writeCache) check(b kv.Batch) {
 	if l := b.Losses(); l != c.losses || c.rolls == nil {
 		c.reset()
 		c.losses = l
@@ -40,7 +40,7 @@ func (c *writeCache) check(b *storage.Batch) {
 }
 
 func (c *writeCache) reset() {
-	c.rolls = make(map[string]*storage.Rollup)
+	c.rolls = make(map[string]*kv.Rollup)
 	c.leads = make(map[string]*leadState)
 	c.wabas = make(map[string]string)
 }
@@ -51,7 +51,7 @@ func leadKey(app, lead string) string { return app + "\x00" + lead }
 func (c *writeCache) lead(app, lead string) *leadState { return c.leads[leadKey(app, lead)] }
 
 // putLead records the lead's state after a write.
-func (c *writeCache) putLead(app, lead string, l *storage.Lead, s *storage.Session, hasSess bool) {
+func (c *writeCache) putLead(app, lead string, l *kv.Lead, s *kv.Session, hasSess bool) {
 	if len(c.leads) >= maxCachedLeads {
 		c.leads = make(map[string]*leadState)
 	}
@@ -65,7 +65,7 @@ func (c *writeCache) putLead(app, lead string, l *storage.Lead, s *storage.Sessi
 }
 
 // cloneSession copies a session with strings of its own.
-func cloneSession(s *storage.Session) storage.Session {
+func cloneSession(s *kv.Session) kv.Session {
 	c := *s
 	for _, p := range [...]*string{&c.ID, &c.AppID, &c.Lead, &c.SourceType, &c.SourceID, &c.Referral.SourceType,
 		&c.Referral.SourceID, &c.Referral.SourceURL, &c.Referral.Headline, &c.Referral.Body, &c.Referral.MediaType,
@@ -75,9 +75,9 @@ func cloneSession(s *storage.Session) storage.Session {
 	return c
 }
 
-func (c *writeCache) putRollup(key []byte, r *storage.Rollup) {
+func (c *writeCache) putRollup(key []byte, r *kv.Rollup) {
 	if len(c.rolls) >= maxCachedRolls {
-		c.rolls = make(map[string]*storage.Rollup)
+		c.rolls = make(map[string]*kv.Rollup)
 	}
 	c.rolls[string(key)] = r
 }

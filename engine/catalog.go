@@ -6,7 +6,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // The ad catalogue: what spend imports (the stand-in for Meta's sync) and referrals
@@ -169,16 +169,16 @@ func (r *Recorder) loadCatalog() error {
 	c := newCatalog()
 	for _, load := range []func() error{
 		func() error {
-			return loadMap(r.store, catFacebook, c.Facebook, func(v FacebookAccount) string { return v.ID })
+			return loadMap(r.views, catFacebook, c.Facebook, func(v FacebookAccount) string { return v.ID })
 		},
 		func() error {
-			return loadMap(r.store, catAdAccount, c.AdAccounts, func(v AdAccount) string { return v.ID })
+			return loadMap(r.views, catAdAccount, c.AdAccounts, func(v AdAccount) string { return v.ID })
 		},
 		func() error {
-			return loadMap(r.store, catCampaign, c.Campaigns, func(v Campaign) string { return v.ID })
+			return loadMap(r.views, catCampaign, c.Campaigns, func(v Campaign) string { return v.ID })
 		},
-		func() error { return loadMap(r.store, catAdSet, c.AdSets, func(v AdSet) string { return v.ID }) },
-		func() error { return loadMap(r.store, catAd, c.Ads, func(v Ad) string { return v.ID }) },
+		func() error { return loadMap(r.views, catAdSet, c.AdSets, func(v AdSet) string { return v.ID }) },
+		func() error { return loadMap(r.views, catAd, c.Ads, func(v Ad) string { return v.ID }) },
 	} {
 		if err := load(); err != nil {
 			return err
@@ -188,8 +188,8 @@ func (r *Recorder) loadCatalog() error {
 	return nil
 }
 
-func loadMap[V any](store *storage.Store, kind string, into map[string]V, id func(V) string) error {
-	return store.Scan(storage.CatalogPrefix(kind), false, func(key, value []byte) (bool, error) {
+func loadMap[V any](store Views, kind string, into map[string]V, id func(V) string) error {
+	return store.Scan(kv.CatalogPrefix(kind), false, func(key, value []byte) (bool, error) {
 		var v V
 		if err := json.Unmarshal(value, &v); err != nil {
 			return false, fmt.Errorf("cannot read catalogue entry %q: %w", key, err)

@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Contact is one lead of the contacts export (SPEC §6.4): the sessions of it that the
@@ -46,7 +46,7 @@ type ContactFilter struct {
 	EventType string // leads with an event of this type in a selected session; "" for any
 }
 
-func (f *ContactFilter) selects(s *storage.Session) bool {
+func (f *ContactFilter) selects(s *kv.Session) bool {
 	return s.Start >= f.From && s.Start < f.To &&
 		(f.SourceID == "" || f.SourceID == s.SourceID || f.SourceID == SourceLabel(s.SourceType, s.SourceID))
 }
@@ -60,7 +60,7 @@ func SourceLabel(typ, id string) string {
 }
 
 // offThreadRevenue reads the revenue of an off-thread event row ("49.9 EUR").
-func offThreadRevenue(ev *storage.Event) (float64, string, bool) {
+func offThreadRevenue(ev *kv.Event) (float64, string, bool) {
 	if IsEventType(ev.Type) {
 		return 0, "", false
 	}
@@ -93,7 +93,7 @@ func (r *Recorder) contacts(ctx context.Context, f ContactFilter, budget int, fn
 	x := &contactsExport{ctx: ctx, f: f, facts: spillSorter{budget: budget}, rows: spillSorter{budget: budget}}
 	defer x.facts.close()
 	defer x.rows.close()
-	if err := r.store.Read(func(rd *storage.Reader) error {
+	if err := r.views.Read(func(rd kv.Reader) error {
 		x.rd = rd
 		if err := x.collectFacts(); err != nil {
 			return err
@@ -128,7 +128,7 @@ func (r *Recorder) contacts(ctx context.Context, f ContactFilter, budget int, fn
 type contactsExport struct {
 	ctx   context.Context
 	f     ContactFilter
-	rd    *storage.Reader
+	rd    kv.Reader
 	facts spillSorter // what events add to a lead: key lead, 0, sequence (8 bytes)
 	rows  spillSorter // finished rows: key first session (8 bytes, order-preserving), ExportID
 	seq   uint64
@@ -161,15 +161,15 @@ func (x *contactsExport) collectFacts() error {
 	app := x.f.AppID
 	var n int
 	visit := func(v []byte) error {
-		ev, err := storage.DecodeEvent(v)
+		ev, err := kv.DecodeEvent(v)
 		if err != nil {
 			return err
 		}
 		return x.addFacts(&ev)
 	}
 	if x.f.EventType == "" || !IsEventType(x.f.EventType) {
-		prefix := len(storage.OffThreadAppPrefix(app))
-		return x.rd.ScanKeys(storage.OffThreadAppKey(app, x.f.From, ""), storage.OffThreadAppKey(app, 1<<62, ""),
+		prefix := len(kv.OffThreadAppPrefix(app))
+		return x.rd.ScanKeys(kv.OffThreadAppKey(app, x.f.From, ""), kv.OffThreadAppKey(app, 1<<62, ""),
 			func(k []byte) (bool, error) {
 				if err := x.check(n); err != nil {
 					return false, err
@@ -179,12 +179,12 @@ func (x *contactsExport) collectFacts() error {
 					return false, fmt.Errorf("corrupt off-thread index key %q", k)
 				}
 				t, id := int64(binary.BigEndian.Uint64(k[prefix:])), string(k[prefix+8:])
-				x.ekey = storage.EventKey(x.ekey[:0], app, t, id)
+				x.ekey = kv.EventKey(x.ekey[:0], app, t, id)
 				_, err := x.rd.Get(x.ekey, visit) // none while a refresh rebuilds the app
 				return err == nil, err
 			})
 	}
-	return x.rd.ScanRange(storage.EventTimeKey(app, x.f.From), storage.EventTimeKey(app, 1<<62),
+	return x.rd.ScanRange(kv.EventTimeKey(app, x.f.From), kv.EventTimeKey(app, 1<<62),
 		func(_, v []byte) (bool, error) {
 			if err := x.check(n); err != nil {
 				return false, err
@@ -195,7 +195,7 @@ func (x *contactsExport) collectFacts() error {
 		})
 }
 
-func (x *contactsExport) addFacts(ev *storage.Event) error {
+func (x *contactsExport) addFacts(ev *kv.Event) error {
 	x.seq++
 	if amount, currency, ok := offThreadRevenue(ev); ok && amount > 0 {
 		x.val = append(append(x.val[:0], factRevenue), currency...)
@@ -241,7 +241,7 @@ func (l *leadRow) reset(lead []byte) {
 	l.sources, l.selected, l.all, l.hasType = l.sources[:0], l.selected[:0], l.all[:0], false
 }
 
-func (l *leadRow) add(s *storage.Session, keepID bool) {
+func (l *leadRow) add(s *kv.Session, keepID bool) {
 	c := &l.c
 	if c.Sessions == 0 {
 		c.Lead, c.LeadIsBSUID, c.First = s.Lead, s.LeadIsBSUID, s.Start
@@ -290,7 +290,7 @@ func (x *contactsExport) collectContacts() error {
 	}
 	x.cur.reset(nil)
 	var n int
-	err = x.rd.LeadSessions(func(lead []byte, start int64, app, id []byte) (bool, error) {
+	err = kv.LeadSessions(x.rd, func(lead []byte, start int64, app, id []byte) (bool, error) {
 		if err := x.check(n); err != nil {
 			return false, err
 		}
@@ -325,10 +325,10 @@ func (x *contactsExport) collectContacts() error {
 	return err
 }
 
-func (x *contactsExport) session(id string) (s storage.Session, ok bool, err error) {
-	x.key = storage.SessionKey(x.key[:0], x.f.AppID, id)
+func (x *contactsExport) session(id string) (s kv.Session, ok bool, err error) {
+	x.key = kv.SessionKey(x.key[:0], x.f.AppID, id)
 	ok, err = x.rd.Get(x.key, func(v []byte) error {
-		s, err = storage.DecodeSession(v)
+		s, err = kv.DecodeSession(v)
 		return err
 	})
 	return s, ok, err

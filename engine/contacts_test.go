@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
@@ -27,7 +28,7 @@ func contactsOracle(t *testing.T, r *Recorder, f ContactFilter) []Contact {
 	}
 	byLead := map[string]*row{}
 	selected := map[string]bool{}
-	err := r.Sessions(f.AppID, func(s *storage.Session) bool {
+	err := r.Sessions(f.AppID, func(s *kv.Session) bool {
 		if !f.selects(s) {
 			return true
 		}
@@ -51,7 +52,7 @@ func contactsOracle(t *testing.T, r *Recorder, f ContactFilter) []Contact {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = r.Events(EventFilter{AppID: f.AppID, From: f.From, To: 1 << 62}, func(ev *storage.Event) bool {
+	err = r.Events(EventFilter{AppID: f.AppID, From: f.From, To: 1 << 62}, func(ev *kv.Event) bool {
 		c := byLead[ev.Lead]
 		if c == nil {
 			return true
@@ -114,7 +115,7 @@ func writeRandomLeads(t *testing.T, s *storage.Store, rng *rand.Rand, n int) {
 	t.Helper()
 	var all []sessRef
 	for lo := 0; lo < n; lo += 50 {
-		if err := s.Apply(context.Background(), func(b *storage.Batch) error {
+		if err := s.Apply(context.Background(), func(b kv.Batch) error {
 			writeRandomChunk(b, rng, lo, min(lo+50, n), &all)
 			return nil
 		}); err != nil {
@@ -125,7 +126,7 @@ func writeRandomLeads(t *testing.T, s *storage.Store, rng *rand.Rand, n int) {
 
 type sessRef struct{ app, id string }
 
-func writeRandomChunk(b *storage.Batch, rng *rand.Rand, lo, hi int, all *[]sessRef) {
+func writeRandomChunk(b kv.Batch, rng *rand.Rand, lo, hi int, all *[]sessRef) {
 	const base = 1773619200 // 2026-03-16
 	sources := [][2]string{{SourceAd, "1"}, {SourceAd, "2"}, {SourcePost, "9"}, {SourceOrganic, ""},
 		{SourceCustom, "1"}, {SourceCampaign, "spring"}}
@@ -142,15 +143,15 @@ func writeRandomChunk(b *storage.Batch, rng *rand.Rand, lo, hi int, all *[]sessR
 			app := []string{"A", "B"}[rng.IntN(2)]
 			src := sources[rng.IntN(len(sources))]
 			start := base + int64(rng.IntN(40))*3600 // many equal starts
-			ses := storage.Session{ID: fmt.Sprintf("s%d-%d", i, k), AppID: app, Lead: lead, LeadIsBSUID: bsuid,
+			ses := kv.Session{ID: fmt.Sprintf("s%d-%d", i, k), AppID: app, Lead: lead, LeadIsBSUID: bsuid,
 				Start: start, Last: start + int64(rng.IntN(7200)), Messages: 2, SourceType: src[0], SourceID: src[1]}
-			b.Set(storage.SessionKey(nil, app, ses.ID), storage.AppendSession(nil, &ses))
-			b.Set(storage.LeadSessionKey(nil, lead, start, app, ses.ID), nil)
+			b.Set(kv.SessionKey(nil, app, ses.ID), kv.AppendSession(nil, &ses))
+			b.Set(kv.LeadSessionKey(nil, lead, start, app, ses.ID), nil)
 			*all = append(*all, sessRef{app, ses.ID})
-			writeEvent(b, &storage.Event{ID: ses.ID + "c", AppID: app, Type: TypeConversation, Time: start, Lead: lead,
+			writeEvent(b, &kv.Event{ID: ses.ID + "c", AppID: app, Type: TypeConversation, Time: start, Lead: lead,
 				LeadIsBSUID: bsuid, ConversationID: ses.ID, SourceType: src[0], SourceID: src[1], MessageID: "m" + ses.ID})
 			for j := range rng.IntN(3) {
-				writeEvent(b, &storage.Event{ID: fmt.Sprintf("%se%d", ses.ID, j), AppID: app, Type: types[rng.IntN(len(types))],
+				writeEvent(b, &kv.Event{ID: fmt.Sprintf("%se%d", ses.ID, j), AppID: app, Type: types[rng.IntN(len(types))],
 					Time: start + int64(rng.IntN(7200)), Lead: lead, LeadIsBSUID: bsuid, ConversationID: ses.ID,
 					SourceType: src[0], SourceID: src[1], MessageID: "m" + ses.ID})
 			}
@@ -166,18 +167,18 @@ func writeRandomChunk(b *storage.Batch, rng *rand.Rand, lo, hi int, all *[]sessR
 			amount := []string{"49.9", "0", "12.345", "0.1", "abc"}[rng.IntN(5)]
 			cur := []string{"EUR", "USD", "XX", "EUR"}[rng.IntN(4)]
 			action := []string{"purchase", "purchase", TypeKeyword, "lead"}[rng.IntN(4)]
-			b.Set(storage.OffThreadAppKey(app, at, id), nil)
+			b.Set(kv.OffThreadAppKey(app, at, id), nil)
 			if rng.IntN(10) == 0 {
 				continue // a refresh cleared the row, not yet the index entry
 			}
-			writeEvent(b, &storage.Event{ID: id, AppID: app, Type: action, TypeValue: amount + " " + cur, Time: at,
+			writeEvent(b, &kv.Event{ID: id, AppID: app, Type: action, TypeValue: amount + " " + cur, Time: at,
 				Lead: lead, LeadIsBSUID: bsuid, ConversationID: conv, SourceType: SourceUnattributed})
 		}
 	}
 }
 
-func writeEvent(b *storage.Batch, ev *storage.Event) {
-	b.Set(storage.EventKey(nil, ev.AppID, ev.Time, ev.ID), storage.AppendEvent(nil, ev))
+func writeEvent(b kv.Batch, ev *kv.Event) {
+	b.Set(kv.EventKey(nil, ev.AppID, ev.Time, ev.ID), kv.AppendEvent(nil, ev))
 }
 
 // TestContactsMatchesInMemoryExport: the streamed export gives the rows the in-memory one

@@ -16,7 +16,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Conversion statuses.
@@ -124,13 +124,13 @@ type Conversion struct {
 }
 
 // pendingKey is the conversion's key in the outbox: by source-event time, oldest first.
-func (c *Conversion) pendingKey() []byte { return storage.PendingConversionKey(c.Time, c.ID) }
+func (c *Conversion) pendingKey() []byte { return kv.PendingConversionKey(c.Time, c.ID) }
 
 // queueConversion puts c in the outbox unless a conversion of its id is there already
 // (a replay, a refresh). One without a click id is stored as skipped: Meta keys
 // business-messaging conversions by click, and an ad id is no click id.
-func (w *writer) queueConversion(b *storage.Batch, c *Conversion) error {
-	key := storage.ConversionKey(c.ID)
+func (w *writer) queueConversion(b kv.Batch, c *Conversion) error {
+	key := kv.ConversionKey(c.ID)
 	if _, ok, err := b.Get(key); err != nil || ok {
 		return err
 	}
@@ -151,7 +151,7 @@ func (w *writer) queueConversion(b *storage.Batch, c *Conversion) error {
 		return err
 	}
 	b.Set(key, body)
-	b.Set(storage.ConversionAppKey(c.AppID, c.Time, c.ID), nil)
+	b.Set(kv.ConversionAppKey(c.AppID, c.Time, c.ID), nil)
 	if c.Status == ConversionPending {
 		b.Set(c.pendingKey(), nil)
 	} else {
@@ -163,11 +163,11 @@ func (w *writer) queueConversion(b *storage.Batch, c *Conversion) error {
 // resolveWABA fills in the WABA of c's app from its webhooks, or remembers it there when
 // c has it: an off-thread event names no WABA. The stored one is read once per app into
 // the write cache, and written only when it changes.
-func (w *writer) resolveWABA(b *storage.Batch, c *Conversion) error {
+func (w *writer) resolveWABA(b kv.Batch, c *Conversion) error {
 	w.cache.check(b)
 	known, cached := w.cache.wabas[c.AppID]
 	if !cached {
-		v, _, err := b.Get(storage.WABAKey(c.AppID))
+		v, _, err := b.Get(kv.WABAKey(c.AppID))
 		if err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func (w *writer) resolveWABA(b *storage.Batch, c *Conversion) error {
 	case c.WABA == "":
 		c.WABA = known
 	case c.WABA != known:
-		b.Set(storage.WABAKey(c.AppID), []byte(c.WABA))
+		b.Set(kv.WABAKey(c.AppID), []byte(c.WABA))
 		w.cache.wabas[strings.Clone(c.AppID)] = strings.Clone(c.WABA)
 	}
 	return nil
@@ -186,7 +186,7 @@ func (w *writer) resolveWABA(b *storage.Batch, c *Conversion) error {
 
 // queueSessionConversion queues the lead or converted conversion of the session in
 // w.sess, caused by item it, when source is sent.
-func (w *writer) queueSessionConversion(b *storage.Batch, source, cause string, it *Item) error {
+func (w *writer) queueSessionConversion(b kv.Batch, source, cause string, it *Item) error {
 	name, ok := w.capi[source]
 	if !ok {
 		return nil
@@ -198,7 +198,7 @@ func (w *writer) queueSessionConversion(b *storage.Batch, source, cause string, 
 }
 
 // adOf is the ad a session came from, or "" for other sources (a QR code's id is no ad).
-func adOf(s *storage.Session) string {
+func adOf(s *kv.Session) string {
 	if s.SourceType != SourceAd {
 		return ""
 	}
@@ -207,7 +207,7 @@ func adOf(s *storage.Session) string {
 
 // queueOffThreadConversion queues the conversion of an attributed off-thread event whose
 // action is mapped: its value, and the click of the session it is credited to.
-func (w *writer) queueOffThreadConversion(b *storage.Batch, rec *OffThreadRecord) error {
+func (w *writer) queueOffThreadConversion(b kv.Batch, rec *OffThreadRecord) error {
 	name, ok := w.capi[rec.Action]
 	if !ok {
 		return nil
@@ -215,12 +215,12 @@ func (w *writer) queueOffThreadConversion(b *storage.Batch, rec *OffThreadRecord
 	c := Conversion{ID: w.id("capi", "offthread", rec.ID), Name: name, Time: rec.Time, AppID: rec.AppID,
 		Lead: rec.Lead, Source: rec.Action, SourceEventID: rec.ID, Value: rec.Amount, Currency: rec.Currency}
 	if rec.Attributed {
-		v, found, err := b.Get(storage.SessionKey(nil, rec.AppID, rec.ConversationID))
+		v, found, err := b.Get(kv.SessionKey(nil, rec.AppID, rec.ConversationID))
 		if err != nil {
 			return err
 		}
 		if found {
-			s, err := storage.DecodeSession(v)
+			s, err := kv.DecodeSession(v)
 			if err != nil {
 				return err
 			}
@@ -240,10 +240,10 @@ type ConversionFilter struct {
 // Conversions calls fn for the conversions of f in time order until it returns false.
 func (r *Recorder) Conversions(f ConversionFilter, fn func(c *Conversion) bool) error {
 	r.settle()
-	start := storage.ConversionAppKey(f.AppID, f.From, "")
-	end := storage.ConversionAppKey(f.AppID, f.To, "")
-	return r.store.ScanRange(start, end, func(key, _ []byte) (bool, error) {
-		c, ok, err := r.conversion(storage.ConversionAppID(f.AppID, key))
+	start := kv.ConversionAppKey(f.AppID, f.From, "")
+	end := kv.ConversionAppKey(f.AppID, f.To, "")
+	return r.views.ScanRange(start, end, func(key, _ []byte) (bool, error) {
+		c, ok, err := r.conversion(kv.ConversionAppID(f.AppID, key))
 		if err != nil || !ok || f.Status != "" && c.Status != f.Status {
 			return err == nil, err
 		}
@@ -253,11 +253,11 @@ func (r *Recorder) Conversions(f ConversionFilter, fn func(c *Conversion) bool) 
 
 // conversion reads a stored conversion by event id.
 func (r *Recorder) conversion(id string) (Conversion, bool, error) {
-	return getJSON[Conversion](r.store, storage.ConversionKey(id), "conversion", id)
+	return getJSON[Conversion](r.views, kv.ConversionKey(id), "conversion", id)
 }
 
 // getJSON reads the JSON record at key; kind and id name it in the error of a corrupt one.
-func getJSON[T any](s *storage.Store, key []byte, kind, id string) (T, bool, error) {
+func getJSON[T any](s Views, key []byte, kind, id string) (T, bool, error) {
 	var rec T
 	v, ok, err := s.Get(key)
 	if err != nil || !ok {

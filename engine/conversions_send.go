@@ -16,8 +16,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	json "github.com/goccy/go-json"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // MetaSender is what the outbox needs of Meta's Graph API (metaapi.Client).
@@ -57,7 +57,7 @@ func init() {
 	metrics.NewGauge("ctwa_sidecar_capi_oldest_pending_seconds", func() float64 {
 		age := 0.0
 		_ = activeOutbox.Load().eachPending(func(key []byte) bool { // the oldest is the first key
-			age = time.Since(time.Unix(storage.PendingConversionTime(key), 0)).Seconds()
+			age = time.Since(time.Unix(kv.PendingConversionTime(key), 0)).Seconds()
 			return false
 		})
 		return age
@@ -113,7 +113,7 @@ func (r *Recorder) SendConversions(ctx context.Context, o OutboxConfig) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.store.Closing():
+		case <-r.views.Closing():
 			return
 		case <-time.After(wait):
 		}
@@ -164,7 +164,7 @@ func (ob *outbox) retryIn(err error) time.Duration {
 func (ob *outbox) next() ([]Conversion, error) {
 	var batch, expired, noWABA []Conversion
 	err := ob.eachPending(func(key []byte) bool {
-		c, ok, err := ob.r.conversion(storage.PendingConversionID(key))
+		c, ok, err := ob.r.conversion(kv.PendingConversionID(key))
 		switch {
 		case err != nil || !ok:
 			return true // a pending mark without a readable record: the others go on
@@ -274,7 +274,7 @@ func (ob *outbox) mark(batch []Conversion, update func(c *Conversion)) error {
 		chunk := batch[:n]
 		batch = batch[n:]
 		counts := map[[2]string]int{}
-		err := ob.r.store.Apply(context.Background(), func(b *storage.Batch) error {
+		err := ob.r.views.Apply(context.Background(), func(b kv.Batch) error {
 			clear(counts)
 			for i := range chunk {
 				c := chunk[i]
@@ -284,7 +284,7 @@ func (ob *outbox) mark(batch []Conversion, update func(c *Conversion)) error {
 				if err != nil {
 					return err
 				}
-				b.Set(storage.ConversionKey(c.ID), body)
+				b.Set(kv.ConversionKey(c.ID), body)
 				if c.Status != ConversionPending {
 					b.Delete(c.pendingKey())
 					counts[[2]string{c.Status, c.Reason}]++
@@ -307,7 +307,7 @@ func (ob *outbox) eachPending(fn func(key []byte) bool) error {
 	if ob == nil {
 		return nil
 	}
-	return ob.r.store.Scan(storage.PendingConversionPrefix(), false, func(key, _ []byte) (bool, error) {
+	return ob.r.views.Scan(kv.PendingConversionPrefix(), false, func(key, _ []byte) (bool, error) {
 		return fn(key), nil
 	})
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphstub"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 const (
@@ -463,7 +463,7 @@ func TestWABALoggedOnlyForConversions(t *testing.T) {
 		e.open()
 		e.record(cloudWebhook(cloudMsg{App: testAppID, ID: "wamid.waba.1", From: "491700000009", Time: time.Now().Unix(), Text: "Hi"}))
 		var wabas []string
-		if err := e.store.Scan(storage.LogPrefix(), false, func(_, v []byte) (bool, error) {
+		if err := e.store.Scan(kv.LogPrefix(), false, func(_, v []byte) (bool, error) {
 			items, err := decodeEntry(nil, v)
 			for _, it := range items {
 				wabas = append(wabas, it.WABA)

@@ -12,7 +12,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Definition kinds in the store.
@@ -28,10 +28,10 @@ func (r *Recorder) Definitions() *Definitions { return r.defs.Load() }
 func (r *Recorder) reloadDefinitions() error {
 	var groups []Group
 	var sources []Source
-	if err := loadJSON(r.store, defGroup, &groups); err != nil {
+	if err := loadJSON(r.views, defGroup, &groups); err != nil {
 		return err
 	}
-	if err := loadJSON(r.store, defSource, &sources); err != nil {
+	if err := loadJSON(r.views, defSource, &sources); err != nil {
 		return err
 	}
 	// The store returns them by app, then by id as a string ("10" < "2"). Definition
@@ -52,8 +52,8 @@ func compareIDs(a, b string) int {
 	return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
 }
 
-func loadJSON[T any](store *storage.Store, kind string, into *[]T) error {
-	return store.Scan(storage.DefKindPrefix(kind), false, func(key, value []byte) (bool, error) {
+func loadJSON[T any](store Views, kind string, into *[]T) error {
+	return store.Scan(kv.DefKindPrefix(kind), false, func(key, value []byte) (bool, error) {
 		var v T
 		if err := json.Unmarshal(value, &v); err != nil {
 			return false, fmt.Errorf("cannot read %s definition %q: %w", kind, key, err)
@@ -216,7 +216,7 @@ func defPut(kind, app, id string, v any) [2][]byte {
 	if err != nil {
 		panic(err) // definitions are plain structs: they always marshal
 	}
-	return [2][]byte{storage.DefKey(kind, app, id), body}
+	return [2][]byte{kv.DefKey(kind, app, id), body}
 }
 
 // logDefinitions logs writes of definitions and waits until the materializer applied
@@ -228,8 +228,8 @@ func (r *Recorder) logDefinitions(ctx context.Context, writes ...[2][]byte) erro
 // nextID returns the next id of kind and the write that takes it. The caller holds
 // defsMu and has synced the views, so the stored counter is current.
 func (r *Recorder) nextID(kind string) (string, [2][]byte, error) {
-	key := storage.SeqKey(kind)
-	v, ok, err := r.store.Get(key)
+	key := kv.SeqKey(kind)
+	v, ok, err := r.views.Get(key)
 	if err != nil {
 		return "", [2][]byte{}, err
 	}

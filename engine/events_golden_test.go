@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // App ids of the fixtures under testdata/webhooks.
@@ -50,7 +50,7 @@ func goldenDefinitions(e *testEnv) {
 	e.addSource(appYCloud, "Hamburg poster", "store in hamburg")
 }
 
-// goldenEvent shows a storage.Event in the .events files.
+// goldenEvent shows a kv.Event in the .events files.
 type goldenEvent struct {
 	ID             string `json:"id"`
 	AppID          string `json:"app_id"`
@@ -66,7 +66,7 @@ type goldenEvent struct {
 	MessageID      string `json:"message_id"`
 }
 
-func goldenEventOf(ev *storage.Event) goldenEvent {
+func goldenEventOf(ev *kv.Event) goldenEvent {
 	return goldenEvent{ID: ev.ID, AppID: ev.AppID, Type: ev.Type, TypeID: ev.TypeID, TypeValue: ev.TypeValue,
 		Time: ev.Time, Lead: ev.Lead, LeadIsBSUID: ev.LeadIsBSUID, ConversationID: ev.ConversationID,
 		SourceType: ev.SourceType, SourceID: ev.SourceID, MessageID: ev.MessageID}

@@ -15,7 +15,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // SpendImport is a delivery report to import (SPEC §6.5): the account it belongs to and
@@ -308,7 +308,7 @@ func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport)
 		if err != nil {
 			return ImportResult{}, err
 		}
-		writes = append(writes, [2][]byte{storage.SpendKey(row.AdID, day), v})
+		writes = append(writes, [2][]byte{kv.SpendKey(row.AdID, day), v})
 	}
 	keys := make([]string, 0, len(changed))
 	for key := range changed {
@@ -331,7 +331,7 @@ func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport)
 func countKind(changed map[string]any, kind string) int {
 	n := 0
 	for k := range changed {
-		if strings.HasPrefix(k, string(storage.CatalogPrefix(kind))) {
+		if strings.HasPrefix(k, string(kv.CatalogPrefix(kind))) {
 			n++
 		}
 	}
@@ -342,7 +342,7 @@ func mergeAccount(cat *Catalog, imp SpendImport, changed map[string]any) {
 	a := imp.AdAccount
 	if fb := imp.FacebookAccount; fb.ID != "" {
 		cat.Facebook[fb.ID] = fb
-		changed[string(storage.CatalogKey(catFacebook, fb.ID))] = fb
+		changed[string(kv.CatalogKey(catFacebook, fb.ID))] = fb
 		a.FacebookAccountID = fb.ID
 	} else if cur, ok := cat.AdAccounts[a.ID]; ok {
 		a.FacebookAccountID = cur.FacebookAccountID
@@ -351,7 +351,7 @@ func mergeAccount(cat *Catalog, imp SpendImport, changed map[string]any) {
 		a.Name = cat.AdAccounts[a.ID].Name
 	}
 	cat.AdAccounts[a.ID] = a
-	changed[string(storage.CatalogKey(catAdAccount, a.ID))] = a
+	changed[string(kv.CatalogKey(catAdAccount, a.ID))] = a
 }
 
 // mergeRow creates or updates the campaign, ad set and ad of one row.
@@ -365,13 +365,13 @@ func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed 
 	cp.Status = orKeep(cp.Status, "ACTIVE")
 	cp.FirstDay, cp.LastDay = min(cp.FirstDay, day), max(cp.LastDay, day)
 	cat.Campaigns[cp.ID] = cp
-	changed[string(storage.CatalogKey(catCampaign, cp.ID))] = cp
+	changed[string(kv.CatalogKey(catCampaign, cp.ID))] = cp
 	if row.AdSetID != "" {
 		as := cat.AdSets[row.AdSetID]
 		as.ID, as.CampaignID = row.AdSetID, row.CampaignID
 		as.Name, as.Status = orKeep(row.AdSetName, as.Name), orKeep(as.Status, "ACTIVE")
 		cat.AdSets[as.ID] = as
-		changed[string(storage.CatalogKey(catAdSet, as.ID))] = as
+		changed[string(kv.CatalogKey(catAdSet, as.ID))] = as
 	}
 	ad, ok := cat.Ads[row.AdID]
 	if !ok || ad.Referral {
@@ -381,7 +381,7 @@ func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed 
 	ad.ID, ad.AdSetID, ad.CampaignID, ad.AdAccountID, ad.AppID, ad.Referral = row.AdID, orKeep(row.AdSetID, ad.AdSetID), row.CampaignID, acct, app, false
 	ad.Name, ad.Status, ad.Updated = orKeep(row.AdName, ad.Name), orKeep(row.Status, orKeep(ad.Status, "ACTIVE")), now
 	cat.Ads[ad.ID] = ad
-	changed[string(storage.CatalogKey(catAd, ad.ID))] = ad
+	changed[string(kv.CatalogKey(catAd, ad.ID))] = ad
 }
 
 // rollUpStatus sets each imported campaign's and ad set's status from its ads' rows:
@@ -402,13 +402,13 @@ func rollUpStatus(cat *Catalog, rows []SpendRow, changed map[string]any) {
 		cp := cat.Campaigns[id]
 		cp.Status = st
 		cat.Campaigns[id] = cp
-		changed[string(storage.CatalogKey(catCampaign, id))] = cp
+		changed[string(kv.CatalogKey(catCampaign, id))] = cp
 	}
 	for id, st := range adsets {
 		as := cat.AdSets[id]
 		as.Status = st
 		cat.AdSets[id] = as
-		changed[string(storage.CatalogKey(catAdSet, id))] = as
+		changed[string(kv.CatalogKey(catAdSet, id))] = as
 	}
 }
 

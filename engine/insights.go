@@ -13,7 +13,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Days is a range of day numbers: From inclusive, To exclusive.
@@ -83,7 +83,7 @@ func newTotals() *Totals {
 	return &Totals{Keywords: map[string]int64{}, Revenue: map[string]float64{}, leads: map[uint64]struct{}{}}
 }
 
-func (t *Totals) addRollup(r *storage.Rollup) {
+func (t *Totals) addRollup(r *kv.Rollup) {
 	t.Sessions += r.Sessions
 	t.Engaged += r.Engaged
 	t.Converted += r.Converted
@@ -142,23 +142,23 @@ func rangeKeys(prefix []byte, days Days, key func(day int32) []byte) ([]byte, []
 
 // addSource adds one source's daily rollups and its leads over days.
 func (r *Recorder) addSource(to sink, app string, src SourceRef, days Days) error {
-	start, end := rangeKeys(storage.RollupSourcePrefix(app, src.Type, src.ID), days,
-		func(d int32) []byte { return storage.RollupKey(nil, app, src.Type, src.ID, d) })
-	var roll storage.Rollup
-	err := r.store.ScanRange(start, end, func(k, v []byte) (bool, error) {
-		if err := storage.DecodeRollup(v, &roll); err != nil {
+	start, end := rangeKeys(kv.RollupSourcePrefix(app, src.Type, src.ID), days,
+		func(d int32) []byte { return kv.RollupKey(nil, app, src.Type, src.ID, d) })
+	var roll kv.Rollup
+	err := r.views.ScanRange(start, end, func(k, v []byte) (bool, error) {
+		if err := kv.DecodeRollup(v, &roll); err != nil {
 			return false, err
 		}
-		to(storage.RollupDay(k)).addRollup(&roll)
+		to(kv.RollupDay(k)).addRollup(&roll)
 		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	start, end = rangeKeys(storage.RollupLeadSourcePrefix(app, src.Type, src.ID), days,
-		func(d int32) []byte { return storage.RollupLeadKey(nil, app, src.Type, src.ID, d, 0) })
-	return r.store.ScanKeys(start, end, func(k []byte) bool {
-		to(storage.RollupLeadDay(k)).leads[storage.LeadHashOf(k)] = struct{}{}
+	start, end = rangeKeys(kv.RollupLeadSourcePrefix(app, src.Type, src.ID), days,
+		func(d int32) []byte { return kv.RollupLeadKey(nil, app, src.Type, src.ID, d, 0) })
+	return r.views.ScanKeys(start, end, func(k []byte) bool {
+		to(kv.RollupLeadDay(k)).leads[kv.LeadHashOf(k)] = struct{}{}
 		return true
 	})
 }
@@ -170,13 +170,13 @@ func (r *Recorder) AddDelivery(t *Totals, adID string, days Days) error {
 }
 
 func (r *Recorder) addDelivery(to sink, adID string, days Days) error {
-	start, end := rangeKeys(storage.SpendPrefix(adID), days, func(d int32) []byte { return storage.SpendKey(adID, d) })
-	return r.store.ScanRange(start, end, func(k, v []byte) (bool, error) {
+	start, end := rangeKeys(kv.SpendPrefix(adID), days, func(d int32) []byte { return kv.SpendKey(adID, d) })
+	return r.views.ScanRange(start, end, func(k, v []byte) (bool, error) {
 		var d Delivery
 		if err := json.Unmarshal(v, &d); err != nil {
 			return false, fmt.Errorf("corrupt delivery row: %w", err)
 		}
-		to(storage.SpendDay(k)).addDelivery(&d)
+		to(kv.SpendDay(k)).addDelivery(&d)
 		return true, nil
 	})
 }
@@ -232,9 +232,9 @@ func perDay(out map[int32]*Totals) sink {
 func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, error) {
 	r.settle()
 	out := map[SourceRef]*Totals{}
-	var roll storage.Rollup
-	err := r.store.Scan(storage.RollupAppPrefix(app), false, func(k, v []byte) (bool, error) {
-		typ, id, day, ok := storage.SplitRollupKey(k)
+	var roll kv.Rollup
+	err := r.views.Scan(kv.RollupAppPrefix(app), false, func(k, v []byte) (bool, error) {
+		typ, id, day, ok := kv.SplitRollupKey(k)
 		if !ok {
 			return false, errors.New("corrupt rollup key")
 		}
@@ -242,7 +242,7 @@ func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, e
 		if day < days.From || day >= days.To || ref == unattributedRef { // addUnattributed's
 			return true, nil
 		}
-		if err := storage.DecodeRollup(v, &roll); err != nil {
+		if err := kv.DecodeRollup(v, &roll); err != nil {
 			return false, err
 		}
 		if out[ref] == nil {
@@ -254,8 +254,8 @@ func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, e
 	if err != nil {
 		return nil, err
 	}
-	err = r.store.Scan(storage.RollupLeadAppPrefix(app), false, func(k, _ []byte) (bool, error) {
-		typ, id, day, lead, ok := storage.SplitRollupLeadKey(k)
+	err = r.views.Scan(kv.RollupLeadAppPrefix(app), false, func(k, _ []byte) (bool, error) {
+		typ, id, day, lead, ok := kv.SplitRollupLeadKey(k)
 		if !ok {
 			return false, errors.New("corrupt rollup lead key")
 		}
@@ -315,8 +315,8 @@ func (r *Recorder) firstCurrencyOfDay(t *Totals, apps []string, day int32) error
 	from, to := dayStart(day, r.cfg.Location), dayStart(day+1, r.cfg.Location)
 	var first OffThreadRecord
 	for _, app := range apps {
-		prefix := storage.OffThreadAppPrefix(app)
-		err := r.store.ScanRange(storage.OffThreadAppKey(app, from, ""), storage.OffThreadAppKey(app, to, ""),
+		prefix := kv.OffThreadAppPrefix(app)
+		err := r.views.ScanRange(kv.OffThreadAppKey(app, from, ""), kv.OffThreadAppKey(app, to, ""),
 			func(k, _ []byte) (bool, error) {
 				rec, ok, err := r.OffThread(string(k[len(prefix)+8:]))
 				if err != nil || !ok || rec.SourceType != SourceUnattributed || rec.Amount == 0 {
@@ -376,7 +376,7 @@ func (r *Recorder) ReferralNames(app string) (map[SourceRef]string, error) {
 
 // referrals calls fn for each stored referral record of app.
 func (r *Recorder) referrals(app string, fn func(*referralAd)) error {
-	return r.store.Scan(storage.ReferralAdPrefix(app), false, func(_, v []byte) (bool, error) {
+	return r.views.Scan(kv.ReferralAdPrefix(app), false, func(_, v []byte) (bool, error) {
 		var ra referralAd
 		if err := json.Unmarshal(v, &ra); err != nil {
 			return false, fmt.Errorf("corrupt referral record of app %q: %w", app, err)

@@ -7,7 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Log-first recording. A webhook is acknowledged once its new items are deduplicated
@@ -81,24 +81,23 @@ func cutField(b []byte) (field, rest []byte, err error) {
 
 var errBadEntry = errors.New("corrupt log entry")
 
-// appender is the log lane's state: it runs only inside Store.Append functions, one
-// request after another on the log lane's goroutine.
+// appender builds log entries and their dedupe claims: it runs only inside Log.Append
+// functions, one request after another on the log lane.
 type appender struct {
 	key   []byte
-	next  uint64 // sequence number of the next entry
 	tbuf  [8]byte
 	wabas bool // log the items' WABA: only conversions use it, so without them it costs bytes for nothing
 }
 
 // appendItems deduplicates items lo to hi of rec and appends the new ones that change
 // a view as one log entry. It runs on the log lane.
-func (a *appender) appendItems(b *storage.Batch, rec *recording) error {
+func (a *appender) appendItems(tx kv.LogTx, rec *recording) error {
 	rec.fresh, rec.seq = 0, 0
 	rec.entry = appendEntryHeader(rec.entry[:0], logEntryVersion, time.Now())
 	n := 0
 	for i := rec.lo; i < rec.hi; i++ {
 		it := &rec.items[i]
-		fresh, logged, err := a.dedupe(b, it)
+		fresh, logged, err := a.dedupe(tx, it)
 		if err != nil {
 			return err
 		}
@@ -114,44 +113,36 @@ func (a *appender) appendItems(b *storage.Batch, rec *recording) error {
 		}
 	}
 	if n > 0 {
-		rec.seq = a.put(b, rec.entry)
+		rec.seq = tx.Add(rec.entry)
 	}
 	return nil
-}
-
-// put writes entry as the next log entry and returns its sequence number.
-func (a *appender) put(b *storage.Batch, entry []byte) uint64 {
-	seq := a.next
-	a.next++
-	b.Set(storage.LogKey(a.key[:0], seq), entry)
-	return seq
 }
 
 // dedupe marks a message, status or automatic event as seen and reports whether it is
 // new, and whether the item goes into the log: a status without a campaign tag changes
 // no view, edits and number changes are not deduplicated (applying one twice is harmless).
-func (a *appender) dedupe(b *storage.Batch, it *Item) (fresh, logged bool, err error) {
+func (a *appender) dedupe(tx kv.LogTx, it *Item) (fresh, logged bool, err error) {
 	var val []byte
 	switch it.Kind {
 	case KindMessage:
-		a.key = storage.DedupeMessageKey(a.key[:0], it.ID)
+		a.key = kv.DedupeMessageKey(a.key[:0], it.ID)
 		// The dedupe mark holds the message's time: an edit finds the message's record by it.
 		binary.BigEndian.PutUint64(a.tbuf[:], uint64(it.Time))
 		val = a.tbuf[:]
 	case KindStatus:
-		a.key = storage.DedupeStatusKey(a.key[:0], it.ID, it.Status)
+		a.key = kv.DedupeStatusKey(a.key[:0], it.ID, it.Status)
 		val = seenMark[:]
 	case KindAutoEvent:
-		a.key = storage.DedupeStatusKey(a.key[:0], it.ID, it.EventName)
+		a.key = kv.DedupeStatusKey(a.key[:0], it.ID, it.EventName)
 		val = seenMark[:]
 	default:
 		return false, true, nil
 	}
-	_, dup, err := b.Get(a.key)
+	_, fresh, err = tx.Claim(a.key, val, DedupeTTL)
 	if err != nil {
 		return false, false, err
 	}
-	if dup {
+	if !fresh {
 		switch it.Kind {
 		case KindMessage:
 			dedupeMessages.Inc()
@@ -160,7 +151,6 @@ func (a *appender) dedupe(b *storage.Batch, it *Item) (fresh, logged bool, err e
 		}
 		return false, false, nil
 	}
-	b.SetWithTTL(a.key, val, DedupeTTL)
 	if it.Kind == KindStatus && (it.BizOpaque == "" || it.Lead == "" || it.Status == "failed") {
 		return true, false, nil
 	}
@@ -169,15 +159,15 @@ func (a *appender) dedupe(b *storage.Batch, it *Item) (fresh, logged bool, err e
 
 // appendCommand appends a command of kind with payload as the next log entry and returns
 // its sequence number. It runs on the log lane.
-func (a *appender) appendCommand(b *storage.Batch, kind byte, payload []byte) uint64 {
+func appendCommand(tx kv.LogTx, kind byte, payload []byte) uint64 {
 	v := append(appendEntryHeader(nil, logCommandVersion, time.Now()), kind)
-	return a.put(b, append(v, payload...))
+	return tx.Add(append(v, payload...))
 }
 
 // logCommand appends a command as its own log entry and tells the materializer.
 func (r *Recorder) logCommand(ctx context.Context, kind byte, payload []byte) (seq uint64, err error) {
-	err = r.store.Append(ctx, func(b *storage.Batch) error {
-		seq = r.log.appendCommand(b, kind, payload)
+	err = r.log.Append(ctx, func(tx kv.LogTx) error {
+		seq = appendCommand(tx, kind, payload)
 		return nil
 	})
 	if err == nil {
@@ -216,7 +206,7 @@ func appendItem(dst []byte, it *Item) []byte {
 	dst = binary.AppendVarint(dst, it.Time)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(it.Amount))
 	text := it.Text
-	it.Text = truncateUTF8(text, storage.MaxText) // what is kept of a message (SPEC §4.4)
+	it.Text = truncateUTF8(text, kv.MaxText) // what is kept of a message (SPEC §4.4)
 	fields := it.stringFields()
 	for _, s := range fields[:loggedFields] {
 		dst = appendField(dst, *s)

@@ -13,12 +13,12 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // The materializer is the one goroutine that turns log entries into views, in log
 // order. Each view-lane commit writes what a run of entries changed and moves the
-// checkpoint (storage.ViewPosKey) in the same transaction, so after kill -9 it resumes
+// checkpoint (kv.ViewPosKey) in the same transaction, so after kill -9 it resumes
 // exactly where the views end: nothing applied twice, nothing left out. An entry too
 // big for one transaction is applied in parts; the checkpoint then also says how many
 // of its items are in. Entries stay: they are the message records (message keys point
@@ -94,25 +94,17 @@ func newMaterializer(r *Recorder) *materializer {
 
 // load reads the checkpoint and the last log entry: where the views are and where the
 // log ends.
-func (m *materializer) load(store *storage.Store) (next uint64, err error) {
-	v, ok, err := store.Get(storage.ViewPosKey())
+func (m *materializer) load() error {
+	v, ok, err := m.r.views.Get(kv.ViewPosKey())
 	if err != nil {
-		return 0, fmt.Errorf("cannot read the views' log position: %w", err)
+		return fmt.Errorf("cannot read the views' log position: %w", err)
 	}
 	if ok && len(v) == 12 {
 		m.applied.Store(binary.BigEndian.Uint64(v))
 		m.partial = binary.BigEndian.Uint32(v[8:])
 	}
-	last := m.applied.Load()
-	err = store.Scan(storage.LogPrefix(), true, func(k, _ []byte) (bool, error) {
-		last = max(last, storage.LogSeq(k))
-		return false, nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("cannot read the log: %w", err)
-	}
-	m.appended.Store(last)
-	return last + 1, nil
+	m.appended.Store(max(m.applied.Load(), m.r.log.Last()))
+	return nil
 }
 
 // published tells the materializer that entries up to seq are committed.
@@ -187,7 +179,7 @@ func (m *materializer) run() {
 		case <-m.stop:
 			m.catchUp()
 			return
-		case <-m.r.store.Closing(): // a store closed without Recorder.Close (tests)
+		case <-m.r.views.Closing(): // a store closed without Recorder.Close (tests)
 			return
 		case <-m.wake:
 			m.gather()
@@ -226,7 +218,7 @@ func (m *materializer) catchUp() error {
 		err := m.step()
 		switch {
 		case err == nil:
-		case errors.Is(err, storage.ErrClosed):
+		case errors.Is(err, kv.ErrClosed):
 			return errStopped
 		default:
 			if err = m.skipPoison(err); err != nil {
@@ -246,7 +238,7 @@ func (m *materializer) skipPoison(err error) error {
 		m.limit = 1
 		return nil
 	}
-	if m.r.store.Ready() != nil {
+	if m.r.views.Ready() != nil {
 		m.logError("views are behind: the store refuses writes", err)
 		return err
 	}
@@ -264,10 +256,8 @@ func (m *materializer) logError(msg string, err error) {
 // read copies up to stepEntries entries after the checkpoint into m.
 func (m *materializer) read() error {
 	m.seqs, m.lens, m.buf = m.seqs[:0], m.lens[:0], m.buf[:0]
-	start := storage.LogKey(nil, m.applied.Load()+1)
-	end := storage.LogKey(nil, ^uint64(0))
-	err := m.r.store.ScanRange(start, end, func(k, v []byte) (bool, error) {
-		m.seqs = append(m.seqs, storage.LogSeq(k))
+	err := m.r.log.Entries(m.applied.Load(), func(seq uint64, v []byte) (bool, error) {
+		m.seqs = append(m.seqs, seq)
 		m.lens = append(m.lens, len(v))
 		m.buf = append(m.buf, v...)
 		return len(m.seqs) < stepEntries && len(m.buf) < stepBytes, nil
@@ -301,7 +291,7 @@ func (m *materializer) step() error {
 	}
 	var done int       // entries applied in full
 	var partial uint32 // items of the entry after them applied
-	err := m.r.store.Derive(context.Background(), func(b *storage.Batch) error {
+	err := m.r.views.Derive(context.Background(), func(b kv.Batch) error {
 		var err error
 		done, partial, err = m.apply(b)
 		return err
@@ -316,7 +306,7 @@ func (m *materializer) step() error {
 
 // apply places the items after the checkpoint, at most m.limit and until the batch is
 // full, and writes the new checkpoint; a command ends the step (or is its only entry).
-func (m *materializer) apply(b *storage.Batch) (done int, partial uint32, err error) {
+func (m *materializer) apply(b kv.Batch) (done int, partial uint32, err error) {
 	m.rec.events, m.reload = m.rec.events[:0], 0
 	w := &m.r.w
 	w.cache.check(b)
@@ -397,14 +387,14 @@ func (m *materializer) refresh(seq uint64, app string) error {
 	m.refreshing.Store(true)
 	res, err := m.r.applyRefresh(app)
 	m.refreshing.Store(false)
-	if err != nil && m.r.store.Ready() != nil {
+	if err != nil && m.r.views.Ready() != nil {
 		return err // the store refuses writes: try again once it takes them
 	}
-	err = errors.Join(err, m.r.store.Derive(context.Background(), func(b *storage.Batch) error {
+	err = errors.Join(err, m.r.views.Derive(context.Background(), func(b kv.Batch) error {
 		m.setPosition(b, seq, 0)
 		return nil
 	}))
-	if errors.Is(err, storage.ErrClosed) {
+	if errors.Is(err, kv.ErrClosed) {
 		return err
 	}
 	m.refreshMu.Lock()
@@ -421,7 +411,7 @@ func (m *materializer) refresh(seq uint64, app string) error {
 }
 
 // applyCommand applies a logged command to the views (a refresh runs on its own).
-func (m *materializer) applyCommand(b *storage.Batch, kind byte, payload []byte) error {
+func (m *materializer) applyCommand(b kv.Batch, kind byte, payload []byte) error {
 	switch kind {
 	case cmdOffThread:
 		return m.r.applyOffThread(b, payload)
@@ -450,7 +440,7 @@ func (m *materializer) reloadState() {
 }
 
 // place applies one logged item to the views.
-func (m *materializer) place(b *storage.Batch, it *Item, defs *Definitions) error {
+func (m *materializer) place(b kv.Batch, it *Item, defs *Definitions) error {
 	w := &m.r.w
 	switch it.Kind {
 	case KindStatus:
@@ -468,11 +458,11 @@ func (m *materializer) place(b *storage.Batch, it *Item, defs *Definitions) erro
 	return nil
 }
 
-func (m *materializer) setPosition(b *storage.Batch, applied uint64, partial uint32) {
+func (m *materializer) setPosition(b kv.Batch, applied uint64, partial uint32) {
 	var v [12]byte
 	binary.BigEndian.PutUint64(v[:], applied)
 	binary.BigEndian.PutUint32(v[8:], partial)
-	b.Set(storage.ViewPosKey(), v[:])
+	b.Set(kv.ViewPosKey(), v[:])
 }
 
 // finish publishes what a committed step applied: done entries in full, then partial
@@ -498,7 +488,7 @@ func (m *materializer) commitPosition(n uint32) error {
 	items, err := decodeEntry(m.items[:0], m.entries[0])
 	seq, next := m.seqs[0], m.partial+n
 	whole := err != nil || int(next) >= len(items)
-	err = m.r.store.Apply(context.Background(), func(b *storage.Batch) error {
+	err = m.r.views.Apply(context.Background(), func(b kv.Batch) error {
 		if whole {
 			m.setPosition(b, seq, 0)
 			return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
@@ -26,7 +27,7 @@ func (e *testEnv) pending() int {
 func unapplied(t testing.TB, store *storage.Store) int {
 	t.Helper()
 	var applied uint64
-	v, ok, err := store.Get(storage.ViewPosKey())
+	v, ok, err := store.Get(kv.ViewPosKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func unapplied(t testing.TB, store *storage.Store) int {
 		applied = binary.BigEndian.Uint64(v)
 	}
 	n := 0
-	err = store.ScanRange(storage.LogKey(nil, applied+1), storage.LogKey(nil, ^uint64(0)), func(_, _ []byte) (bool, error) {
+	err = store.ScanRange(kv.LogKey(nil, applied+1), kv.LogKey(nil, ^uint64(0)), func(_, _ []byte) (bool, error) {
 		n++
 		return true, nil
 	})
@@ -140,10 +141,8 @@ func TestCorruptLogEntryIsSkipped(t *testing.T) {
 	e := newTestEnv(t)
 	skipped := delta("ctwa_sidecar_view_items_skipped_total")
 	var seq uint64
-	err := e.store.Append(context.Background(), func(b *storage.Batch) error {
-		seq = e.rec.log.next
-		e.rec.log.next++
-		b.Set(storage.LogKey(nil, seq), []byte{logEntryVersion, 1, 2})
+	err := e.rec.log.Append(context.Background(), func(tx kv.LogTx) error {
+		seq = tx.Add([]byte{logEntryVersion, 1, 2})
 		return nil
 	})
 	if err != nil {
@@ -173,7 +172,7 @@ func TestReadsSeeAcknowledgedWebhooks(t *testing.T) {
 			t.Fatal(err)
 		}
 		found := false
-		if err := e.rec.Events(EventFilter{AppID: scApp, To: t0 + 1000}, func(ev *storage.Event) bool {
+		if err := e.rec.Events(EventFilter{AppID: scApp, To: t0 + 1000}, func(ev *kv.Event) bool {
 			found = found || ev.MessageID == id
 			return true
 		}); err != nil {
@@ -189,9 +188,9 @@ func TestReadsSeeAcknowledgedWebhooks(t *testing.T) {
 // refresh still places them.
 func TestRefreshReadsRecordsFromBeforeTheLog(t *testing.T) {
 	e := newTestEnv(t)
-	m := storage.Message{ID: "wamid.old.1", AppID: scApp, Time: t0, Lead: "491700000005", Type: "text", Text: "price?"}
-	err := e.store.Apply(context.Background(), func(b *storage.Batch) error {
-		b.Set(storage.MessageKey(nil, m.AppID, m.Time, m.ID), storage.AppendMessage(nil, &m))
+	m := kv.Message{ID: "wamid.old.1", AppID: scApp, Time: t0, Lead: "491700000005", Type: "text", Text: "price?"}
+	err := e.store.Apply(context.Background(), func(b kv.Batch) error {
+		b.Set(kv.MessageKey(nil, m.AppID, m.Time, m.ID), kv.AppendMessage(nil, &m))
 		return nil
 	})
 	if err != nil {

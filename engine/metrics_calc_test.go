@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // The rounding of SPEC §6.2: half away from zero to 2 decimals, on the decimal value a
@@ -56,8 +56,8 @@ func TestRound2HalfAwayFromZero(t *testing.T) {
 func TestSplitRevenue(t *testing.T) {
 	tot := NewTotals()
 	day1, day2 := newTotals(), newTotals()
-	paid := func(currency string, amount float64) *storage.Rollup {
-		return &storage.Rollup{OffCount: 1, Revenue: []storage.Money{{Currency: currency, Amount: amount}}}
+	paid := func(currency string, amount float64) *kv.Rollup {
+		return &kv.Rollup{OffCount: 1, Revenue: []kv.Money{{Currency: currency, Amount: amount}}}
 	}
 	day1.addRollup(paid("USD", 30))
 	day2.addRollup(paid("EUR", 49.9))

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // What WhatsApp reports about a lead's thread besides the lead's own messages (SPEC §3.4):
@@ -30,9 +30,9 @@ func (t *aliasTable) lead(number string) string {
 }
 
 // load reads the aliases stored by earlier number changes.
-func (t *aliasTable) load(store *storage.Store) error {
+func (t *aliasTable) load(store Views) error {
 	m := map[string]string{}
-	prefix := storage.AliasPrefix()
+	prefix := kv.AliasPrefix()
 	err := store.Scan(prefix, false, func(k, v []byte) (bool, error) {
 		m[string(k[len(prefix):])] = string(v)
 		return true, nil
@@ -44,13 +44,13 @@ func (t *aliasTable) load(store *storage.Store) error {
 // applyNumberChange links the lead's new number to the lead's history: later messages,
 // statuses and off-thread events of the new number continue the same lead. The link goes
 // to the lead's first number, so chains (A→B, then B→C) all lead back to A.
-func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
+func (w *writer) applyNumberChange(b kv.Batch, it *Item) error {
 	lead, number := w.aliases.lead(it.Lead), it.NewLead
 	if number == lead {
 		return nil
 	}
 	// Written even when known: a request whose commit failed may have published it.
-	b.Set(storage.AliasKey(number), []byte(lead))
+	b.Set(kv.AliasKey(number), []byte(lead))
 	if w.aliases.lead(number) != lead {
 		// Published before the commit: a request that fails to commit is retried (by the
 		// sender, or in halves when too big) and writes the same alias again.
@@ -66,31 +66,31 @@ func (w *writer) applyNumberChange(b *storage.Batch, it *Item) error {
 // full, in place of the pointer to the log), so that a refresh classifies what the
 // lead's message says now. An edit of a message the store
 // does not have (older than the dedupe window, or never received) changes nothing.
-func (w *writer) applyEdit(b *storage.Batch, it *Item) error {
-	v, ok, err := b.Get(storage.DedupeMessageKey(w.key[:0], it.EditOf))
+func (w *writer) applyEdit(b kv.Batch, it *Item) error {
+	v, ok, err := b.Get(kv.DedupeMessageKey(w.key[:0], it.EditOf))
 	if err != nil || !ok || len(v) != 8 {
 		return err
 	}
-	key := storage.MessageKey(w.rkey[:0], it.AppID, int64(binary.BigEndian.Uint64(v)), it.EditOf)
+	key := kv.MessageKey(w.rkey[:0], it.AppID, int64(binary.BigEndian.Uint64(v)), it.EditOf)
 	v, ok, err = b.Get(key)
 	if err != nil || !ok {
 		return err
 	}
-	m, err := storedMessage(b.Get, v)
+	m, err := storedMessage(w.logEntry, v)
 	if err != nil {
 		return err
 	}
-	m.Text = truncateUTF8(it.Text, storage.MaxText)
-	w.val = storage.AppendMessage(w.val[:0], &m)
+	m.Text = truncateUTF8(it.Text, kv.MaxText)
+	w.val = kv.AppendMessage(w.val[:0], &m)
 	b.Set(key, w.val)
 	return nil
 }
 
 // applyAutoEvent records an automatic event: its record (so that a refresh places it again)
 // and, where the click's session is known, the automatic_event event on that session.
-func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, rec *recording) error {
-	w.val = storage.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
-	key := storage.MessageKey(w.key[:0], it.AppID, it.Time, autoEventID(it))
+func (w *writer) applyAutoEvent(b kv.Batch, it *Item, defs *Definitions, rec *recording) error {
+	w.val = kv.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
+	key := kv.MessageKey(w.key[:0], it.AppID, it.Time, autoEventID(it))
 	b.Set(key, w.val)
 	return w.placeAutoEvent(b, it, defs, rec)
 }
@@ -98,18 +98,18 @@ func (w *writer) applyAutoEvent(b *storage.Batch, it *Item, defs *Definitions, r
 // autoEventRecord is the stored record of an automatic event, kept with the messages so
 // that a refresh replays it in time order. Its id differs from the message's, in which
 // Meta detected the event, so that both records are kept.
-func autoEventRecord(it *Item) storage.Message {
-	return storage.Message{
+func autoEventRecord(it *Item) kv.Message {
+	return kv.Message{
 		ID: autoEventID(it), AppID: it.AppID, Time: it.Time, Type: TypeAutomaticEvent,
 		ReplyID: it.EventName, Text: autoEventValue(it), ContextID: it.ID,
-		Referral: storage.Referral{CtwaClid: it.Referral.CtwaClid},
+		Referral: kv.Referral{CtwaClid: it.Referral.CtwaClid},
 	}
 }
 
 func autoEventID(it *Item) string { return it.ID + "#" + it.EventName }
 
 // autoEventFromRecord is the item of a stored automatic event (refresh).
-func autoEventFromRecord(m *storage.Message) Item {
+func autoEventFromRecord(m *kv.Message) Item {
 	return Item{Kind: KindAutoEvent, AppID: m.AppID, ID: m.ContextID, Time: m.Time, EventName: m.ReplyID,
 		Text: m.Text, Referral: Referral{CtwaClid: m.Referral.CtwaClid}}
 }
@@ -125,8 +125,8 @@ func autoEventValue(it *Item) string {
 // placeAutoEvent writes the automatic_event event on the session whose click is the
 // event's ctwa_clid. An event whose click is not known yet is counted and placed by the
 // next refresh, once the click's message is in.
-func (w *writer) placeAutoEvent(b *storage.Batch, it *Item, defs *Definitions, rec *recording) error {
-	sid, ok, err := b.Get(storage.ClidKey(w.key[:0], it.AppID, it.Referral.CtwaClid))
+func (w *writer) placeAutoEvent(b kv.Batch, it *Item, defs *Definitions, rec *recording) error {
+	sid, ok, err := b.Get(kv.ClidKey(w.key[:0], it.AppID, it.Referral.CtwaClid))
 	if err != nil || !ok {
 		if err == nil {
 			autoEventsUnmatched.Inc()
@@ -141,8 +141,8 @@ func (w *writer) placeAutoEvent(b *storage.Batch, it *Item, defs *Definitions, r
 	w.delta.reset()
 	e := emitter{w: w, b: b, it: &ev, defs: defs, rec: rec}
 	e.emit(TypeAutomaticEvent, it.EventName, autoEventValue(it))
-	w.val = storage.AppendSession(w.val[:0], &w.sess)
-	b.Set(storage.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
+	w.val = kv.AppendSession(w.val[:0], &w.sess)
+	b.Set(kv.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
 	if w.lead.SessionID == w.sess.ID {
 		w.cache.putLead(it.AppID, w.sess.Lead, &w.lead, &w.sess, true)
 	}
@@ -151,12 +151,12 @@ func (w *writer) placeAutoEvent(b *storage.Batch, it *Item, defs *Definitions, r
 
 // loadClickSession loads session id of app into w.sess and its lead into w.lead, through
 // the cache when it is the lead's latest session.
-func (w *writer) loadClickSession(b *storage.Batch, app, id string) error {
-	v, ok, err := b.Get(storage.SessionKey(w.key[:0], app, id))
+func (w *writer) loadClickSession(b kv.Batch, app, id string) error {
+	v, ok, err := b.Get(kv.SessionKey(w.key[:0], app, id))
 	if err != nil || !ok {
 		return err
 	}
-	if w.sess, err = storage.DecodeSession(v); err != nil {
+	if w.sess, err = kv.DecodeSession(v); err != nil {
 		return err
 	}
 	lead := w.sess.Lead

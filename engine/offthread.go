@@ -13,7 +13,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // SourceUnattributed is the source of off-thread events no session could be credited with.
@@ -92,19 +92,18 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 	if err != nil {
 		return "", 0, err
 	}
-	err = r.store.Append(ctx, func(b *storage.Batch) error {
+	err = r.log.Append(ctx, func(tx kv.LogTx) error {
 		first, seq = "", 0
 		if rec.ObjectID != "" {
-			key := storage.ObjectKey(rec.ObjectID)
-			if v, ok, err := b.Get(key); err != nil || ok {
+			v, fresh, err := tx.Claim(kv.ObjectKey(rec.ObjectID), []byte(rec.ID), 0)
+			if err != nil || !fresh {
 				// The first event's entry is committed with its key, at or before the
 				// last entry logged so far: the post waits for that one.
-				first, seq = string(v), r.log.next-1
+				first, seq = string(v), tx.Last()
 				return err
 			}
-			b.Set(key, []byte(rec.ID))
 		}
-		seq = r.log.appendCommand(b, cmdOffThread, body)
+		seq = appendCommand(tx, cmdOffThread, body)
 		return nil
 	})
 	if err == nil && seq > 0 {
@@ -115,7 +114,7 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 
 // applyOffThread attributes a logged off-thread event and stores it, on the view lane.
 // It runs in a step of its own (see materializer.apply), so what it reads is committed.
-func (r *Recorder) applyOffThread(b *storage.Batch, body []byte) error {
+func (r *Recorder) applyOffThread(b kv.Batch, body []byte) error {
 	var rec OffThreadRecord
 	if err := json.Unmarshal(body, &rec); err != nil {
 		return fmt.Errorf("off-thread log entry: %w", err)
@@ -129,7 +128,7 @@ func (r *Recorder) applyOffThread(b *storage.Batch, body []byte) error {
 
 // storeOffThread writes an off-thread event and credits it to its source's rollup. It
 // runs on the view lane (inside Derive or Apply), which owns the rollup cache.
-func (w *writer) storeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
+func (w *writer) storeOffThread(b kv.Batch, rec *OffThreadRecord) error {
 	w.cache.check(b)
 	if err := writeOffThread(b, rec); err != nil {
 		return err
@@ -142,20 +141,20 @@ func (w *writer) storeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
 
 // writeOffThread writes the record, its app index and, when it has an app, the event row
 // that the events API lists (type = the action).
-func writeOffThread(b *storage.Batch, rec *OffThreadRecord) error {
+func writeOffThread(b kv.Batch, rec *OffThreadRecord) error {
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	b.Set(storage.OffThreadKey(rec.ID), body)
-	b.Set(storage.OffThreadAppKey(rec.AppID, rec.Time, rec.ID), nil)
+	b.Set(kv.OffThreadKey(rec.ID), body)
+	b.Set(kv.OffThreadAppKey(rec.AppID, rec.Time, rec.ID), nil)
 	if rec.AppID == "" {
 		return nil
 	}
-	ev := storage.Event{ID: rec.ID, AppID: rec.AppID, Type: rec.Action, TypeID: rec.ObjectID,
+	ev := kv.Event{ID: rec.ID, AppID: rec.AppID, Type: rec.Action, TypeID: rec.ObjectID,
 		TypeValue: revenueText(rec.Amount, rec.Currency), Time: rec.Time, Lead: rec.Lead, LeadIsBSUID: rec.LeadIsUser,
 		ConversationID: rec.ConversationID, SourceType: rec.SourceType, SourceID: rec.SourceID}
-	b.Set(storage.EventKey(nil, rec.AppID, rec.Time, rec.ID), storage.AppendEvent(nil, &ev))
+	b.Set(kv.EventKey(nil, rec.AppID, rec.Time, rec.ID), kv.AppendEvent(nil, &ev))
 	return nil
 }
 
@@ -177,18 +176,18 @@ func sameCredit(a, b *OffThreadRecord) bool {
 
 // withdrawOffThread takes back everything an event's current attribution wrote besides
 // its record: its index entry, its event row and its rollup credit.
-func (w *writer) withdrawOffThread(b *storage.Batch, rec *OffThreadRecord) error {
-	b.Delete(storage.OffThreadAppKey(rec.AppID, rec.Time, rec.ID))
+func (w *writer) withdrawOffThread(b kv.Batch, rec *OffThreadRecord) error {
+	b.Delete(kv.OffThreadAppKey(rec.AppID, rec.Time, rec.ID))
 	if rec.AppID != "" {
-		b.Delete(storage.EventKey(nil, rec.AppID, rec.Time, rec.ID))
+		b.Delete(kv.EventKey(nil, rec.AppID, rec.Time, rec.ID))
 	}
 	return w.withdrawOffThreadRollup(b, rec)
 }
 
 // withdrawOffThreadRollup undoes applyOffThreadRollup. A rollup left with nothing is
 // deleted, so that its source stops listing (an empty "unattributed" row).
-func (w *writer) withdrawOffThreadRollup(b *storage.Batch, rec *OffThreadRecord) error {
-	w.rkey = storage.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
+func (w *writer) withdrawOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error {
+	w.rkey = kv.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
 	roll, err := w.loadRollup(b, w.rkey)
 	if err != nil || roll.OffCount == 0 {
 		return err // nothing credited there: nothing to take back
@@ -208,8 +207,8 @@ func (w *writer) withdrawOffThreadRollup(b *storage.Batch, rec *OffThreadRecord)
 
 // withdrawRevenue subtracts amount in currency. A currency left with less than half a
 // cent is what float sums leave of nothing: it is dropped rather than listed as 0.00.
-func withdrawRevenue(r *storage.Rollup, currency string, amount float64) {
-	i := slices.IndexFunc(r.Revenue, func(m storage.Money) bool { return m.Currency == currency })
+func withdrawRevenue(r *kv.Rollup, currency string, amount float64) {
+	i := slices.IndexFunc(r.Revenue, func(m kv.Money) bool { return m.Currency == currency })
 	if i < 0 {
 		return
 	}
@@ -220,7 +219,7 @@ func withdrawRevenue(r *storage.Rollup, currency string, amount float64) {
 }
 
 // rollupEmpty reports whether every field of r is zero.
-func rollupEmpty(r *storage.Rollup) bool {
+func rollupEmpty(r *kv.Rollup) bool {
 	return r.Sessions == 0 && r.Engaged == 0 && r.Converted == 0 && r.KeywordEvents == 0 && r.OffCount == 0 &&
 		r.AutoEvents == 0 && len(r.Keywords) == 0 && len(r.Revenue) == 0
 }
@@ -246,9 +245,9 @@ func (r *Recorder) attribute(rec *OffThreadRecord, e OffThread) error {
 		return nil
 	}
 	from := max(e.Time-int64(r.cfg.AttributionWindow.Seconds()), 0) // keys hold unsigned seconds
-	start, end := storage.LeadSessionTimeKey(e.Lead, from), storage.LeadSessionTimeKey(e.Lead, e.Time+1)
-	return r.store.ScanRangeReverse(start, end, func(key, _ []byte) (bool, error) {
-		app, id, ok := storage.SplitLeadSessionKey(key)
+	start, end := kv.LeadSessionTimeKey(e.Lead, from), kv.LeadSessionTimeKey(e.Lead, e.Time+1)
+	return r.views.ScanRangeReverse(start, end, func(key, _ []byte) (bool, error) {
+		app, id, ok := kv.SplitLeadSessionKey(key)
 		if !ok || (e.AppID != "" && app != e.AppID) {
 			return true, nil
 		}
@@ -264,7 +263,7 @@ func (r *Recorder) attribute(rec *OffThreadRecord, e OffThread) error {
 
 // OffThread returns a stored off-thread event by id.
 func (r *Recorder) OffThread(id string) (OffThreadRecord, bool, error) {
-	return getJSON[OffThreadRecord](r.store, storage.OffThreadKey(id), "off-thread event", id)
+	return getJSON[OffThreadRecord](r.views, kv.OffThreadKey(id), "off-thread event", id)
 }
 
 // newID returns a random 26-character id.

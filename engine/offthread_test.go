@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
@@ -58,7 +59,11 @@ func newOTEnv(t *testing.T) *otEnv {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	r, err := engine.NewRecorder(s, engine.Config{DefaultAppID: "onprem", SessionWindow: 24 * time.Hour,
+	l, err := storage.OpenLog(s)
+	if err != nil {
+		t.Fatalf("storage.OpenLog: %v", err)
+	}
+	r, err := engine.NewRecorder(l, s, engine.Config{DefaultAppID: "onprem", SessionWindow: 24 * time.Hour,
 		AttributionWindow: 672 * time.Hour, Log: log})
 	if err != nil {
 		t.Fatalf("NewRecorder: %v", err)
@@ -121,10 +126,10 @@ func (e *otEnv) recordBody(body []byte) {
 }
 
 // events returns every event of app in time order.
-func (e *otEnv) events(app string) []storage.Event {
+func (e *otEnv) events(app string) []kv.Event {
 	e.t.Helper()
-	var evs []storage.Event
-	err := e.rec.Events(engine.EventFilter{AppID: app, To: math.MaxInt64}, func(ev *storage.Event) bool {
+	var evs []kv.Event
+	err := e.rec.Events(engine.EventFilter{AppID: app, To: math.MaxInt64}, func(ev *kv.Event) bool {
 		evs = append(evs, *ev)
 		return true
 	})
@@ -135,9 +140,9 @@ func (e *otEnv) events(app string) []storage.Event {
 }
 
 // ofType returns the events of app with type typ.
-func (e *otEnv) ofType(app, typ string) []storage.Event {
+func (e *otEnv) ofType(app, typ string) []kv.Event {
 	e.t.Helper()
-	var out []storage.Event
+	var out []kv.Event
 	for _, ev := range e.events(app) {
 		if ev.Type == typ {
 			out = append(out, ev)
@@ -296,7 +301,7 @@ func TestOffThreadUnattributedRows(t *testing.T) {
 	}
 	e.wantAttribution("other lead's session only, app given", rec, unattributed(otApp1))
 	rows := e.ofType(otApp1, "purchase")
-	want := storage.Event{ID: rec.ID, AppID: otApp1, Type: "purchase", TypeValue: "49.9 EUR",
+	want := kv.Event{ID: rec.ID, AppID: otApp1, Type: "purchase", TypeValue: "49.9 EUR",
 		Time: otT0.Add(time.Hour).Unix(), Lead: otLead, SourceType: engine.SourceUnattributed}
 	if len(rows) != 1 || rows[0] != want {
 		t.Errorf("purchase rows = %+v, want [%+v]", rows, want)
@@ -502,7 +507,7 @@ func TestOffThreadEventRowsJoinTheSession(t *testing.T) {
 	at := otT0.Add(90 * time.Minute)
 	rec, _ := e.post(`{"lead_phone":"+49 (0)170 123-4567","action":"sign_up","revenue":{"amount":0.5,"currency":"JPY"},` +
 		`"event_time":"` + at.Format(time.RFC3339) + `","object_id":"signup-7","attributes":{"plan":"pro"}}`)
-	want := storage.Event{ID: rec.ID, AppID: otApp1, Type: "sign_up", TypeID: "signup-7", TypeValue: "0.5 JPY",
+	want := kv.Event{ID: rec.ID, AppID: otApp1, Type: "sign_up", TypeID: "signup-7", TypeValue: "0.5 JPY",
 		Time: at.Unix(), Lead: otLead, ConversationID: s, SourceType: engine.SourceAd, SourceID: otAdA}
 	rows := e.ofType(otApp1, "sign_up")
 	if len(rows) != 1 || rows[0] != want {
@@ -541,7 +546,7 @@ func TestOffThreadBSUIDLead(t *testing.T) {
 	}
 	e.wantAttribution("BSUID lead", rec, attribution{true, otApp1, conv[0].ConversationID, engine.SourceOrganic, ""})
 	rows := e.ofType(otApp1, "purchase")
-	want := storage.Event{ID: rec.ID, AppID: otApp1, Type: "purchase", TypeValue: "12 EUR", Time: at + 3600,
+	want := kv.Event{ID: rec.ID, AppID: otApp1, Type: "purchase", TypeValue: "12 EUR", Time: at + 3600,
 		Lead: bsuid, LeadIsBSUID: true, ConversationID: conv[0].ConversationID, SourceType: engine.SourceOrganic}
 	if len(rows) != 1 || rows[0] != want {
 		t.Errorf("purchase rows = %+v\nwant [%+v]", rows, want)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // EventFilter selects events of one app (the filters of the Signals events list).
@@ -37,7 +37,7 @@ func IsEventType(typ string) bool {
 	return false
 }
 
-func (f *EventFilter) match(e *storage.Event) bool {
+func (f *EventFilter) match(e *kv.Event) bool {
 	return (f.Type == "" || e.Type == f.Type) && (f.TypeID == "" || e.TypeID == f.TypeID) &&
 		(f.AdID == "" || (e.SourceID == f.AdID && e.SourceType == SourceAd))
 }
@@ -46,11 +46,11 @@ func (f *EventFilter) match(e *storage.Event) bool {
 var errStop = errors.New("stop")
 
 // Events calls fn, in time order, for every event that f selects, until fn returns false.
-func (r *Recorder) Events(f EventFilter, fn func(e *storage.Event) bool) error {
+func (r *Recorder) Events(f EventFilter, fn func(e *kv.Event) bool) error {
 	r.settle()
-	start, end := storage.EventTimeKey(f.AppID, f.From), storage.EventTimeKey(f.AppID, f.To)
-	err := r.store.ScanRange(start, end, func(_, v []byte) (bool, error) {
-		e, err := storage.DecodeEvent(v)
+	start, end := kv.EventTimeKey(f.AppID, f.From), kv.EventTimeKey(f.AppID, f.To)
+	err := r.views.ScanRange(start, end, func(_, v []byte) (bool, error) {
+		e, err := kv.DecodeEvent(v)
 		if err != nil {
 			return false, err
 		}
@@ -66,27 +66,27 @@ func (r *Recorder) Events(f EventFilter, fn func(e *storage.Event) bool) error {
 }
 
 // Session returns a session of app by id.
-func (r *Recorder) Session(app, id string) (storage.Session, bool, error) {
+func (r *Recorder) Session(app, id string) (kv.Session, bool, error) {
 	r.settle()
 	return r.session(app, id)
 }
 
 // session is Session for the materializer and the refresh, which must not wait for the
 // views they are writing.
-func (r *Recorder) session(app, id string) (storage.Session, bool, error) {
-	v, ok, err := r.store.Get(storage.SessionKey(nil, app, id))
+func (r *Recorder) session(app, id string) (kv.Session, bool, error) {
+	v, ok, err := r.views.Get(kv.SessionKey(nil, app, id))
 	if err != nil || !ok {
-		return storage.Session{}, false, err
+		return kv.Session{}, false, err
 	}
-	s, err := storage.DecodeSession(v)
+	s, err := kv.DecodeSession(v)
 	return s, err == nil, err
 }
 
 // Sessions calls fn for every session of app until fn returns false.
-func (r *Recorder) Sessions(app string, fn func(s *storage.Session) bool) error {
+func (r *Recorder) Sessions(app string, fn func(s *kv.Session) bool) error {
 	r.settle()
-	err := r.store.Scan(storage.SessionPrefix(app), false, func(_, v []byte) (bool, error) {
-		s, err := storage.DecodeSession(v)
+	err := r.views.Scan(kv.SessionPrefix(app), false, func(_, v []byte) (bool, error) {
+		s, err := kv.DecodeSession(v)
 		if err != nil {
 			return false, err
 		}
@@ -102,7 +102,7 @@ func (r *Recorder) SessionWindow() int64 { return int64(r.cfg.SessionWindow / ti
 func (r *Recorder) CampaignOf(adID string) string { return r.defs.Load().AdCampaign[adID] }
 
 // GroupMatches reports whether event ev counts for group g.
-func (r *Recorder) GroupMatches(g *Group, ev *storage.Event) bool {
+func (r *Recorder) GroupMatches(g *Group, ev *kv.Event) bool {
 	return g.AppID == ev.AppID && g.matches(ev.Type, ev.TypeID, ev.TypeValue) &&
 		r.defs.Load().inScope(g, ev.SourceType, ev.SourceID)
 }
@@ -110,5 +110,10 @@ func (r *Recorder) GroupMatches(g *Group, ev *storage.Event) bool {
 // Apps lists the app ids with recorded sessions or off-thread events.
 func (r *Recorder) Apps() ([]string, error) {
 	r.settle()
-	return r.store.Apps()
+	var apps []string
+	err := r.views.Read(func(rd kv.Reader) (err error) {
+		apps, err = kv.Apps(rd)
+		return err
+	})
+	return apps, err
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
@@ -52,7 +53,12 @@ func (e *testEnv) open() {
 	}
 	cfg := testConfig()
 	cfg.Conversions = e.capi
-	r, err := NewRecorder(s, cfg)
+	l, err := storage.OpenLog(s)
+	if err != nil {
+		s.Close()
+		e.t.Fatalf("storage.OpenLog: %v", err)
+	}
+	r, err := NewRecorder(l, s, cfg)
 	if err != nil {
 		s.Close()
 		e.t.Fatalf("NewRecorder: %v", err)
@@ -96,18 +102,18 @@ func (e *testEnv) sync() {
 }
 
 // events returns every event of app, in time order.
-func (e *testEnv) events(app string) []storage.Event {
+func (e *testEnv) events(app string) []kv.Event {
 	e.t.Helper()
 	return listEvents(e.t, e.rec, EventFilter{AppID: app})
 }
 
-func listEvents(t testing.TB, r *Recorder, f EventFilter) []storage.Event {
+func listEvents(t testing.TB, r *Recorder, f EventFilter) []kv.Event {
 	t.Helper()
 	if f.To == 0 {
 		f.To = math.MaxInt64
 	}
-	var evs []storage.Event
-	if err := r.Events(f, func(ev *storage.Event) bool {
+	var evs []kv.Event
+	if err := r.Events(f, func(ev *kv.Event) bool {
 		evs = append(evs, *ev)
 		return true
 	}); err != nil {
@@ -117,8 +123,8 @@ func listEvents(t testing.TB, r *Recorder, f EventFilter) []storage.Event {
 }
 
 // ofType returns the events of evs with type typ.
-func ofType(evs []storage.Event, typ string) []storage.Event {
-	var out []storage.Event
+func ofType(evs []kv.Event, typ string) []kv.Event {
+	var out []kv.Event
 	for _, ev := range evs {
 		if ev.Type == typ {
 			out = append(out, ev)
@@ -128,7 +134,7 @@ func ofType(evs []storage.Event, typ string) []storage.Event {
 }
 
 // session returns the session id of app; it fails the test when there is none.
-func (e *testEnv) session(app, id string) storage.Session {
+func (e *testEnv) session(app, id string) kv.Session {
 	e.t.Helper()
 	s, ok, err := e.rec.Session(app, id)
 	if err != nil || !ok {
@@ -138,10 +144,10 @@ func (e *testEnv) session(app, id string) storage.Session {
 }
 
 // sessions returns every session of app.
-func (e *testEnv) sessions(app string) []storage.Session {
+func (e *testEnv) sessions(app string) []kv.Session {
 	e.t.Helper()
-	var out []storage.Session
-	if err := e.rec.Sessions(app, func(s *storage.Session) bool {
+	var out []kv.Session
+	if err := e.rec.Sessions(app, func(s *kv.Session) bool {
 		out = append(out, *s)
 		return true
 	}); err != nil {

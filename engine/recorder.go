@@ -9,9 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
-
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // DedupeTTL is how long a message or status id is remembered: Meta retries for 7 days,
@@ -38,16 +37,17 @@ type Config struct {
 // materializer derives sessions, events and rollups from the log on the view lane
 // (materialize.go), where all writer state lives, so it needs no locks.
 type Recorder struct {
-	store   *storage.Store
+	log     Log
+	views   Views
 	cfg     Config
 	signers signers
 	defs    atomic.Pointer[Definitions]
 	// catalog is the ad catalogue known from spend imports and referrals.
-	catalog atomic.Pointer[Catalog]
-	pool    sync.Pool
-	log     appender // touched only inside Append functions, on the log lane
-	w       writer   // touched only inside Apply functions, on the view lane
-	mat     *materializer
+	catalog  atomic.Pointer[Catalog]
+	pool     sync.Pool
+	appender appender // touched only inside Log.Append functions, on the log lane
+	w        writer   // touched only inside Apply functions, on the view lane
+	mat      *materializer
 	// defsMu serializes definition changes (API calls), not the hot path.
 	defsMu sync.Mutex
 	// rejectLog rate-limits the log of rejected webhook items.
@@ -56,22 +56,22 @@ type Recorder struct {
 }
 
 // NewRecorder loads the definitions from store and returns a recorder for it.
-func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
+func NewRecorder(log Log, views Views, cfg Config) (*Recorder, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
-	r := &Recorder{store: store, cfg: cfg, signers: newSigners(cfg.Secrets), log: appender{wabas: cfg.Conversions != nil}}
+	r := &Recorder{log: log, views: views, cfg: cfg, signers: newSigners(cfg.Secrets), appender: appender{wabas: cfg.Conversions != nil}}
 	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
-		seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions}
+		seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions, logEntry: log.Entry}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
 		rec.apply = rec.appendAll // bound once, so Append gets a func without allocating
 		return rec
 	}
-	if err := r.aliases.load(store); err != nil {
+	if err := r.aliases.load(views); err != nil {
 		return nil, fmt.Errorf("cannot load lead numbers: %w", err)
 	}
 	if err := r.loadCatalog(); err != nil {
@@ -81,11 +81,9 @@ func NewRecorder(store *storage.Store, cfg Config) (*Recorder, error) {
 		return nil, err
 	}
 	r.mat = newMaterializer(r)
-	next, err := r.mat.load(store)
-	if err != nil {
+	if err := r.mat.load(); err != nil {
 		return nil, err
 	}
-	r.log.next = next
 	registerLagMetrics(r.mat)
 	go r.mat.run()
 	return r, nil
@@ -108,7 +106,7 @@ type recording struct {
 	r      *Recorder
 	dec    Decoder
 	items  []Item
-	apply  func(*storage.Batch) error
+	apply  func(kv.LogTx) error
 	lo, hi int      // the items the next Append logs
 	fresh  int      // items of items[lo:hi] not seen before
 	writes int      // messages, statuses and automatic events among items
@@ -160,8 +158,8 @@ func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature
 // records nothing twice: every item is deduplicated on its own.
 func (rec *recording) commit(ctx context.Context, lo, hi int) (int, error) {
 	rec.lo, rec.hi = lo, hi
-	err := rec.r.store.Append(ctx, rec.apply)
-	if errors.Is(err, storage.ErrTooBig) && hi-lo > 1 {
+	err := rec.r.log.Append(ctx, rec.apply)
+	if errors.Is(err, kv.ErrTooBig) && hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		a, err := rec.commit(ctx, lo, mid)
 		if err != nil {
@@ -312,6 +310,6 @@ func (r *Recorder) countRejections(f Format, rejects []Rejection) int {
 }
 
 // appendAll runs on the log lane: it logs items lo to hi of the request.
-func (rec *recording) appendAll(b *storage.Batch) error {
-	return rec.r.log.appendItems(b, rec)
+func (rec *recording) appendAll(tx kv.LogTx) error {
+	return rec.r.appender.appendItems(tx, rec)
 }

@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // A source_type "post" referral is the source post:<id>, a click on a page post (SPEC
@@ -51,8 +51,8 @@ func TestUntypedReferralRecordIsTypedByTheNextReferral(t *testing.T) {
 	e := newTestEnv(t)
 	const post = "318276543219876"
 	old := `{"id":"` + post + `","app_id":"` + scApp + `","headline":"First headline","source_url":"","first_seen":100}`
-	if err := e.store.Apply(context.Background(), func(b *storage.Batch) error {
-		b.Set(storage.ReferralAdKey(scApp, post), []byte(old))
+	if err := e.store.Apply(context.Background(), func(b kv.Batch) error {
+		b.Set(kv.ReferralAdKey(scApp, post), []byte(old))
 		return nil
 	}); err != nil {
 		t.Fatal(err)

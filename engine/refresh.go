@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Refresh batch sizes: each chunk is one view-lane commit, well inside one Badger
@@ -82,19 +82,19 @@ func (r *Recorder) rebuild(ctx context.Context, app string) (RefreshResult, erro
 // chunk per Apply, so that memory stays bounded whatever the size of the app.
 func (r *Recorder) deleteDerived(ctx context.Context, app string) error {
 	d := deleter{ctx: ctx, r: r}
-	err := r.store.Scan(storage.SessionPrefix(app), false, func(k, v []byte) (bool, error) {
-		s, err := storage.DecodeSession(v)
+	err := r.views.Scan(kv.SessionPrefix(app), false, func(k, v []byte) (bool, error) {
+		s, err := kv.DecodeSession(v)
 		if err != nil {
 			return false, err
 		}
-		return true, d.add(k, storage.LeadSessionKey(nil, s.Lead, s.Start, app, s.ID))
+		return true, d.add(k, kv.LeadSessionKey(nil, s.Lead, s.Start, app, s.ID))
 	})
 	if err != nil {
 		return err
 	}
-	for _, prefix := range [][]byte{storage.LeadPrefix(app), storage.EventPrefix(app), storage.RollupAppPrefix(app),
-		storage.RollupLeadAppPrefix(app), storage.ClidPrefix(app)} {
-		if err := r.store.Scan(prefix, false, func(k, _ []byte) (bool, error) { return true, d.add(k) }); err != nil {
+	for _, prefix := range [][]byte{kv.LeadPrefix(app), kv.EventPrefix(app), kv.RollupAppPrefix(app),
+		kv.RollupLeadAppPrefix(app), kv.ClidPrefix(app)} {
+		if err := r.views.Scan(prefix, false, func(k, _ []byte) (bool, error) { return true, d.add(k) }); err != nil {
 			return err
 		}
 	}
@@ -122,7 +122,7 @@ func (d *deleter) flush() error {
 	if len(d.keys) == 0 {
 		return nil
 	}
-	err := d.r.store.Derive(d.ctx, func(b *storage.Batch) error {
+	err := d.r.views.Derive(d.ctx, func(b kv.Batch) error {
 		d.r.w.cache.reset()
 		for _, k := range d.keys {
 			b.Delete(k)
@@ -146,8 +146,8 @@ type touchRecord struct {
 // loadTouches reads app's outgoing campaign touches in time order.
 func (r *Recorder) loadTouches(app string) ([]touchRecord, error) {
 	var out []touchRecord
-	err := r.store.Scan(storage.OutAppPrefix(app), false, func(k, v []byte) (bool, error) {
-		lead, t, ok := storage.SplitOutKey(app, k)
+	err := r.views.Scan(kv.OutAppPrefix(app), false, func(k, v []byte) (bool, error) {
+		lead, t, ok := kv.SplitOutKey(app, k)
 		if ok {
 			out = append(out, touchRecord{lead, t, string(v)})
 		}
@@ -159,19 +159,19 @@ func (r *Recorder) loadTouches(app string) ([]touchRecord, error) {
 
 // replay places app's stored messages, and the touches between them, in time order.
 func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord, res *RefreshResult) error {
-	var chunk []storage.Message
+	var chunk []kv.Message
 	flush := func() error {
 		if len(chunk) == 0 {
 			return nil
 		}
 		msgs := chunk
 		chunk = nil
-		return r.store.Derive(ctx, func(b *storage.Batch) error {
+		return r.views.Derive(ctx, func(b kv.Batch) error {
 			return r.placeReplayed(b, msgs, &touches, res)
 		})
 	}
-	err := r.store.Scan(storage.MessagePrefix(app), false, func(_, v []byte) (bool, error) {
-		m, err := storedMessage(r.store.Get, v)
+	err := r.views.Scan(kv.MessagePrefix(app), false, func(_, v []byte) (bool, error) {
+		m, err := storedMessage(r.log.Entry, v)
 		if err != nil {
 			return false, err
 		}
@@ -188,14 +188,14 @@ func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord
 		return err
 	}
 	// Touches after the last message still set the leads' campaign state.
-	return r.store.Derive(ctx, func(b *storage.Batch) error {
+	return r.views.Derive(ctx, func(b kv.Batch) error {
 		r.w.cache.check(b)
 		return r.applyTouches(b, app, &touches, 1<<62)
 	})
 }
 
 // placeReplayed runs on the view lane: it places logged messages of the app in time order.
-func (r *Recorder) placeReplayed(b *storage.Batch, msgs []storage.Message, touches *[]touchRecord, res *RefreshResult) error {
+func (r *Recorder) placeReplayed(b kv.Batch, msgs []kv.Message, touches *[]touchRecord, res *RefreshResult) error {
 	r.w.cache.check(b)
 	defs := r.defs.Load()
 	var rec recording
@@ -216,7 +216,7 @@ func (r *Recorder) placeReplayed(b *storage.Batch, msgs []storage.Message, touch
 }
 
 // applyTouches applies the touches up to time t and drops them from the list.
-func (r *Recorder) applyTouches(b *storage.Batch, app string, touches *[]touchRecord, t int64) error {
+func (r *Recorder) applyTouches(b kv.Batch, app string, touches *[]touchRecord, t int64) error {
 	for len(*touches) > 0 && (*touches)[0].time <= t {
 		tr := (*touches)[0]
 		if err := r.w.touch(b, app, tr.lead, tr.time, tr.tag); err != nil {
@@ -229,7 +229,7 @@ func (r *Recorder) applyTouches(b *storage.Batch, app string, touches *[]touchRe
 
 // placeMessage classifies a stored message with today's definitions and places it; a
 // stored automatic event goes on its click's session.
-func (r *Recorder) placeMessage(b *storage.Batch, m *storage.Message, defs *Definitions, rec *recording) error {
+func (r *Recorder) placeMessage(b kv.Batch, m *kv.Message, defs *Definitions, rec *recording) error {
 	rec.events = rec.events[:0]
 	if m.Type == TypeAutomaticEvent {
 		it := autoEventFromRecord(m)
@@ -287,8 +287,8 @@ func (r *Recorder) reattribute(ctx context.Context, app string, res *RefreshResu
 func (r *Recorder) offThreadRefs(apps ...string) ([]string, error) {
 	var refs []string
 	for _, app := range apps {
-		prefix := storage.OffThreadAppPrefix(app)
-		err := r.store.Scan(prefix, false, func(k, _ []byte) (bool, error) {
+		prefix := kv.OffThreadAppPrefix(app)
+		err := r.views.Scan(prefix, false, func(k, _ []byte) (bool, error) {
 			refs = append(refs, string(k[len(prefix):]))
 			return true, nil
 		})
@@ -313,7 +313,7 @@ func (r *Recorder) reattributeOne(ctx context.Context, app string, old *OffThrea
 	if old.AppID != app && sameCredit(old, &rec) {
 		return nil // its credit, outside app, was not cleared and stays where it is
 	}
-	return r.store.Derive(ctx, func(b *storage.Batch) error {
+	return r.views.Derive(ctx, func(b kv.Batch) error {
 		return r.w.recreditOffThread(b, app, old, &rec)
 	})
 }
@@ -321,7 +321,7 @@ func (r *Recorder) reattributeOne(ctx context.Context, app string, old *OffThrea
 // recreditOffThread moves an event's credit from its old attribution to rec. The
 // rebuild of app cleared the rows and rollups of app's events but not their index
 // entries; an event filed under another app (or none) still holds all of its credit.
-func (w *writer) recreditOffThread(b *storage.Batch, app string, old, rec *OffThreadRecord) error {
+func (w *writer) recreditOffThread(b kv.Batch, app string, old, rec *OffThreadRecord) error {
 	w.cache.check(b)
 	switch {
 	case old.AppID != app:
@@ -329,7 +329,7 @@ func (w *writer) recreditOffThread(b *storage.Batch, app string, old, rec *OffTh
 			return err
 		}
 	case rec.AppID != app:
-		b.Delete(storage.OffThreadAppKey(old.AppID, old.Time, old.ID))
+		b.Delete(kv.OffThreadAppKey(old.AppID, old.Time, old.ID))
 	}
 	return w.storeOffThread(b, rec)
 }

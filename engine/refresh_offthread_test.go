@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 const otLead3 = "4915223456789"
@@ -97,8 +97,8 @@ func TestRefreshGoesOnPastAMissingOffThreadRecord(t *testing.T) {
 	first, _ := e.post(otEvent(otLead, otT0.Add(time.Hour), app1))
 	second, _ := e.post(otEvent(otLead, otT0.Add(2*time.Hour), app1))
 	// An index entry earlier than both whose record is gone.
-	ghost := storage.OffThreadAppKey(otApp1, otT0.Add(30*time.Minute).Unix(), "ghost")
-	if err := e.store.Apply(context.Background(), func(b *storage.Batch) error {
+	ghost := kv.OffThreadAppKey(otApp1, otT0.Add(30*time.Minute).Unix(), "ghost")
+	if err := e.store.Apply(context.Background(), func(b kv.Batch) error {
 		b.Set(ghost, nil)
 		return nil
 	}); err != nil {

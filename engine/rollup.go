@@ -5,7 +5,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // rollupDelta is what one message changes in its session's daily rollup.
@@ -49,14 +49,14 @@ func dayIn(unix int64, loc *time.Location) int32 {
 
 // loadRollup returns the rollup under key, from the cache or the store (empty when
 // absent); the caller changes it in place and saves it with saveRollup.
-func (w *writer) loadRollup(b *storage.Batch, key []byte) (*storage.Rollup, error) {
+func (w *writer) loadRollup(b kv.Batch, key []byte) (*kv.Rollup, error) {
 	if r := w.cache.rolls[string(key)]; r != nil {
 		return r, nil
 	}
-	r := new(storage.Rollup)
+	r := new(kv.Rollup)
 	v, ok, err := b.Get(key)
 	if err == nil && ok {
-		err = storage.DecodeRollup(v, r)
+		err = kv.DecodeRollup(v, r)
 	}
 	if err != nil {
 		return nil, err
@@ -65,22 +65,22 @@ func (w *writer) loadRollup(b *storage.Batch, key []byte) (*storage.Rollup, erro
 	return r, nil
 }
 
-func (w *writer) saveRollup(b *storage.Batch, key []byte, r *storage.Rollup) {
-	w.rval = storage.AppendRollup(w.rval[:0], r)
+func (w *writer) saveRollup(b kv.Batch, key []byte, r *kv.Rollup) {
+	w.rval = kv.AppendRollup(w.rval[:0], r)
 	b.Set(key, w.rval)
 }
 
 // applyRollup credits a message's delta to the daily rollup of its session's source on
 // the day the session started, so engaged and converted never exceed sessions in a range.
-func (w *writer) applyRollup(b *storage.Batch, s *storage.Session, d *rollupDelta) error {
+func (w *writer) applyRollup(b kv.Batch, s *kv.Session, d *rollupDelta) error {
 	if d.empty() {
 		return nil
 	}
 	day := w.day(s.Start)
 	if d.session {
-		b.Set(storage.RollupLeadKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day, storage.LeadHash(s.Lead)), nil)
+		b.Set(kv.RollupLeadKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day, kv.LeadHash(s.Lead)), nil)
 	}
-	w.rkey = storage.RollupKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day)
+	w.rkey = kv.RollupKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day)
 	roll, err := w.loadRollup(b, w.rkey)
 	if err != nil {
 		return err
@@ -103,8 +103,8 @@ func (w *writer) applyRollup(b *storage.Batch, s *storage.Session, d *rollupDelt
 }
 
 // applyOffThreadRollup credits an off-thread event to its source on the event's day.
-func (w *writer) applyOffThreadRollup(b *storage.Batch, rec *OffThreadRecord) error {
-	w.rkey = storage.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
+func (w *writer) applyOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error {
+	w.rkey = kv.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
 	roll, err := w.loadRollup(b, w.rkey)
 	if err != nil {
 		return err
@@ -135,7 +135,7 @@ type referralAd struct {
 }
 
 // noteReferralAd stores the first referral of an ad or post, once per id and app.
-func (w *writer) noteReferralAd(b *storage.Batch, s *storage.Session) error {
+func (w *writer) noteReferralAd(b kv.Batch, s *kv.Session) error {
 	if s.SourceType != SourceAd && s.SourceType != SourcePost {
 		return nil
 	}
@@ -143,7 +143,7 @@ func (w *writer) noteReferralAd(b *storage.Batch, s *storage.Session) error {
 	if w.seenAds[k] {
 		return nil
 	}
-	key := storage.ReferralAdKey(s.AppID, s.SourceID)
+	key := kv.ReferralAdKey(s.AppID, s.SourceID)
 	ra := referralAd{ID: s.SourceID, AppID: s.AppID, Type: s.SourceType, Headline: s.Referral.Headline,
 		SourceURL: s.Referral.SourceURL, FirstSeen: s.Start}
 	v, ok, err := b.Get(key)

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Scenario tests: webhooks built by cloudWebhook go through Recorder.Record into a real
@@ -40,7 +40,7 @@ func withReferral(m cloudMsg, r *Referral) cloudMsg {
 }
 
 // typeCounts counts events by type.
-func typeCounts(evs []storage.Event) map[string]int {
+func typeCounts(evs []kv.Event) map[string]int {
 	n := map[string]int{}
 	for _, ev := range evs {
 		n[ev.Type]++
@@ -48,14 +48,14 @@ func typeCounts(evs []storage.Event) map[string]int {
 	return n
 }
 
-func wantCounts(t *testing.T, evs []storage.Event, want map[string]int) {
+func wantCounts(t *testing.T, evs []kv.Event, want map[string]int) {
 	t.Helper()
 	if got := typeCounts(evs); !maps.Equal(got, want) {
 		t.Fatalf("event counts = %v, want %v\n%s", got, want, dumpEvents(evs))
 	}
 }
 
-func dumpEvents(evs []storage.Event) string {
+func dumpEvents(evs []kv.Event) string {
 	var b strings.Builder
 	for _, ev := range evs {
 		fmt.Fprintf(&b, "  %s id=%q value=%q t=%d lead=%s conv=%s source=%s:%s msg=%s\n", ev.Type, ev.TypeID,
@@ -65,7 +65,7 @@ func dumpEvents(evs []storage.Event) string {
 }
 
 // only returns the single event of type typ in evs; it fails the test when there is not exactly one.
-func only(t *testing.T, evs []storage.Event, typ string) storage.Event {
+func only(t *testing.T, evs []kv.Event, typ string) kv.Event {
 	t.Helper()
 	got := ofType(evs, typ)
 	if len(got) != 1 {
@@ -74,7 +74,7 @@ func only(t *testing.T, evs []storage.Event, typ string) storage.Event {
 	return got[0]
 }
 
-func wantEvent(t *testing.T, ev storage.Event, typ, typeID, typeValue, sourceType, sourceID, msgID string) {
+func wantEvent(t *testing.T, ev kv.Event, typ, typeID, typeValue, sourceType, sourceID, msgID string) {
 	t.Helper()
 	if ev.Type != typ || ev.TypeID != typeID || ev.TypeValue != typeValue || ev.SourceType != sourceType ||
 		ev.SourceID != sourceID || ev.MessageID != msgID {
@@ -98,8 +98,8 @@ func TestScenarioCTWASession(t *testing.T) {
 		t.Fatalf("conversation event = %+v", conv)
 	}
 	s := e.session(scApp, conv.ConversationID)
-	want := storage.Session{ID: conv.ConversationID, AppID: scApp, Lead: "491700000001", Start: t0, Last: t0,
-		Messages: 1, SourceType: SourceAd, SourceID: "ad-1", Referral: storage.Referral(*ref)}
+	want := kv.Session{ID: conv.ConversationID, AppID: scApp, Lead: "491700000001", Start: t0, Last: t0,
+		Messages: 1, SourceType: SourceAd, SourceID: "ad-1", Referral: kv.Referral(*ref)}
 	if s != want {
 		t.Fatalf("session =\n%+v\nwant\n%+v", s, want)
 	}
@@ -258,7 +258,7 @@ func TestScenarioWindowExpiry(t *testing.T) {
 	if s := e.session(scApp, convs[0].ConversationID); s.Messages != 3 || s.Start != t0 || s.Last != t0+day+day/2 {
 		t.Fatalf("first session = %+v, want messages w1..w3 from %d to %d", s, t0, t0+day+day/2)
 	}
-	if s := e.session(scApp, convs[1].ConversationID); s.SourceType != SourceOrganic || s.Referral != (storage.Referral{}) ||
+	if s := e.session(scApp, convs[1].ConversationID); s.SourceType != SourceOrganic || s.Referral != (kv.Referral{}) ||
 		s.Start != t0+2*day+day/2+1 {
 		t.Fatalf("new session = %+v", s)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // writer places logged items into sessions and writes their records: the views. It
@@ -20,14 +20,15 @@ type writer struct {
 	key, val   []byte
 	rkey, rval []byte
 	hbuf       []byte
-	sess       storage.Session
-	lead       storage.Lead
+	sess       kv.Session
+	lead       kv.Lead
 	delta      rollupDelta
 	seenAds    map[string]bool // app+ad pairs whose referral is already stored
 	cache      writeCache
-	aliases    *aliasTable   // new numbers of leads (user_changed_number)
-	capi       ConversionMap // conversions sent to Meta; nil when off
-	pos        logPos        // of the item being applied: message keys point to it
+	aliases    *aliasTable                            // new numbers of leads (user_changed_number)
+	capi       ConversionMap                          // conversions sent to Meta; nil when off
+	logEntry   func(seq uint64) ([]byte, bool, error) // Log.Entry: message keys point into the log
+	pos        logPos                                 // of the item being applied: message keys point to it
 }
 
 // logPos is an item's place in the log: its entry's sequence number and its index there.
@@ -40,14 +41,14 @@ type logPos struct {
 // (biz_opaque_callback_data): an outgoing touch. The lead's next session, if it opens
 // within the session window, is credited to that campaign (SPEC §4.1). Only such
 // statuses reach the log (appender.dedupe).
-func (w *writer) applyStatus(b *storage.Batch, it *Item) error {
+func (w *writer) applyStatus(b kv.Batch, it *Item) error {
 	it.Lead = w.aliases.lead(it.Lead)
-	b.Set(storage.OutKey(w.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
+	b.Set(kv.OutKey(w.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
 	return w.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
 }
 
 // touch remembers the lead's latest outgoing campaign touch.
-func (w *writer) touch(b *storage.Batch, app, lead string, t int64, tag string) error {
+func (w *writer) touch(b kv.Batch, app, lead string, t int64, tag string) error {
 	if err := w.loadLead(b, app, lead); err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func (w *writer) touch(b *storage.Batch, app, lead string, t int64, tag string) 
 
 // applyMessage records an inbound lead message, deduplicated when it was logged: its
 // compact record, its session and its events.
-func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
+func (w *writer) applyMessage(b kv.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
 	it.Lead = w.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
 	w.saveMessage(b, it)
 	return w.place(b, it, c, defs, rec)
@@ -68,7 +69,7 @@ func (w *writer) applyMessage(b *storage.Batch, it *Item, c *Classification, def
 
 // place puts a message into its session, writes its events and updates the rollup of
 // the session's source. Live messages and refresh replays both come through here.
-func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
+func (w *writer) place(b kv.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
 	if err := w.loadLead(b, it.AppID, it.Lead); err != nil {
 		return err
 	}
@@ -83,13 +84,13 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 		w.lead.SessionID = w.sess.ID
 		w.saveLead(b, it.AppID, it.Lead)
 		// Off-thread events find the lead's sessions, across apps, by start time.
-		b.Set(storage.LeadSessionKey(w.key[:0], it.Lead, it.Time, it.AppID, w.sess.ID), nil)
+		b.Set(kv.LeadSessionKey(w.key[:0], it.Lead, it.Time, it.AppID, w.sess.ID), nil)
 		if err := w.noteReferralAd(b, &w.sess); err != nil {
 			return err
 		}
 		if clid := w.sess.Referral.CtwaClid; clid != "" { // automatic_events name the click
 			w.val = append(w.val[:0], w.sess.ID...) // Set copies: the buffer is free again after
-			b.Set(storage.ClidKey(w.key[:0], it.AppID, clid), w.val)
+			b.Set(kv.ClidKey(w.key[:0], it.AppID, clid), w.val)
 		}
 		e.emit(TypeConversation, "", conversationValue(&w.sess))
 		if it.HasReferral() {
@@ -112,13 +113,13 @@ func (w *writer) place(b *storage.Batch, it *Item, c *Classification, defs *Defi
 	if e.err != nil {
 		return e.err
 	}
-	w.val = storage.AppendSession(w.val[:0], &w.sess)
-	b.Set(storage.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
+	w.val = kv.AppendSession(w.val[:0], &w.sess)
+	b.Set(kv.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
 	w.cache.putLead(it.AppID, it.Lead, &w.lead, &w.sess, true)
 	return w.applyRollup(b, &w.sess, &w.delta)
 }
 
-func conversationValue(s *storage.Session) string {
+func conversationValue(s *kv.Session) string {
 	if s.SourceID == "" {
 		return s.SourceType
 	}
@@ -129,7 +130,7 @@ func conversationValue(s *storage.Session) string {
 // the ad referral, a custom-source phrase in the text, a campaign that reached the lead
 // within the session window before, else organic (SPEC §4.1).
 func (w *writer) openSession(it *Item, c *Classification, defs *Definitions) {
-	w.sess = storage.Session{
+	w.sess = kv.Session{
 		ID: w.id("session", it.AppID, it.Lead, it.ID), AppID: it.AppID, Lead: it.Lead,
 		LeadIsBSUID: it.LeadIsBSUID, Start: it.Time, Last: it.Time, Messages: 1,
 	}
@@ -139,7 +140,7 @@ func (w *writer) openSession(it *Item, c *Classification, defs *Definitions) {
 		if it.Referral.SourceType == SourcePost {
 			w.sess.SourceType = SourcePost
 		}
-		w.sess.Referral = storage.Referral(it.Referral)
+		w.sess.Referral = kv.Referral(it.Referral)
 	case c.Source >= 0:
 		w.sess.SourceType, w.sess.SourceID = SourceCustom, defs.Sources[c.Source].ID
 	case w.lead.OutTag != "" && w.lead.OutTime <= it.Time && it.Time-w.lead.OutTime <= w.window:
@@ -152,7 +153,7 @@ func (w *writer) openSession(it *Item, c *Classification, defs *Definitions) {
 // emitter writes the events of one message.
 type emitter struct {
 	w    *writer
-	b    *storage.Batch
+	b    kv.Batch
 	it   *Item
 	defs *Definitions
 	rec  *recording
@@ -169,13 +170,13 @@ func (e *emitter) fail(err error) {
 // campaign, the session's converted event (once per session).
 func (e *emitter) emit(typ, typeID, typeValue string) {
 	w, it := e.w, e.it
-	ev := storage.Event{
+	ev := kv.Event{
 		ID: w.id("event", it.ID, typ, typeID, typeValue), AppID: it.AppID, Type: typ, TypeID: typeID,
 		TypeValue: typeValue, Time: it.Time, Lead: it.Lead, LeadIsBSUID: it.LeadIsBSUID,
 		ConversationID: w.sess.ID, SourceType: w.sess.SourceType, SourceID: w.sess.SourceID, MessageID: it.ID,
 	}
-	w.val = storage.AppendEvent(w.val[:0], &ev)
-	e.b.Set(storage.EventKey(w.key[:0], it.AppID, it.Time, ev.ID), w.val)
+	w.val = kv.AppendEvent(w.val[:0], &ev)
+	e.b.Set(kv.EventKey(w.key[:0], it.AppID, it.Time, ev.ID), w.val)
 	e.rec.events = append(e.rec.events, typ)
 	w.delta.add(typ, typeID)
 	if typ == TypeConverted || w.sess.Converted {
@@ -204,41 +205,38 @@ func convertedValue(typ, typeValue string) string {
 
 // saveMessage indexes a logged message by app and time, for refresh: the index points to
 // the message's item in the log, which is its record.
-func (w *writer) saveMessage(b *storage.Batch, it *Item) {
-	w.val = storage.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
-	b.Set(storage.MessageKey(w.key[:0], it.AppID, it.Time, it.ID), w.val)
+func (w *writer) saveMessage(b kv.Batch, it *Item) {
+	w.val = kv.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
+	b.Set(kv.MessageKey(w.key[:0], it.AppID, it.Time, it.ID), w.val)
 }
 
 // messageRecord is the stored record of a lead message item.
-func messageRecord(it *Item) storage.Message {
-	return storage.Message{
+func messageRecord(it *Item) kv.Message {
+	return kv.Message{
 		ID: it.ID, AppID: it.AppID, Time: it.Time, Lead: it.Lead, LeadIsBSUID: it.LeadIsBSUID,
-		Type: it.Type, Text: truncateUTF8(it.Text, storage.MaxText), ButtonPayload: it.ButtonPayload,
+		Type: it.Type, Text: truncateUTF8(it.Text, kv.MaxText), ButtonPayload: it.ButtonPayload,
 		ReplyKind: it.ReplyKind, ReplyID: it.ReplyID, ReplyTitle: it.ReplyTitle, ContextID: it.ContextID,
-		Referral: storage.Referral(it.Referral),
+		Referral: kv.Referral(it.Referral),
 	}
 }
 
-// getter reads a committed key: Batch.Get on the view lane, Store.Get elsewhere.
-type getter func(key []byte) ([]byte, bool, error)
-
 // storedMessage returns the record that the value v of a message key holds, or the log
-// item it points to. Its strings alias what get returned.
-func storedMessage(get getter, v []byte) (storage.Message, error) {
-	seq, item, ok := storage.MessagePointer(v)
+// item it points to, read with entry. Its strings alias what entry returned.
+func storedMessage(entry func(seq uint64) ([]byte, bool, error), v []byte) (kv.Message, error) {
+	seq, item, ok := kv.MessagePointer(v)
 	if !ok {
-		return storage.DecodeMessage(v) // an edited message, or a store from before the log
+		return kv.DecodeMessage(v) // an edited message, or a store from before the log
 	}
-	e, found, err := get(storage.LogKey(nil, seq))
+	e, found, err := entry(seq)
 	if err != nil {
-		return storage.Message{}, err
+		return kv.Message{}, err
 	}
 	if !found {
-		return storage.Message{}, fmt.Errorf("message record: log entry %d is missing", seq)
+		return kv.Message{}, fmt.Errorf("message record: log entry %d is missing", seq)
 	}
 	items, err := decodeEntry(nil, e)
 	if err != nil || item >= len(items) {
-		return storage.Message{}, fmt.Errorf("message record: log entry %d has no item %d (%v)", seq, item, err)
+		return kv.Message{}, fmt.Errorf("message record: log entry %d has no item %d (%v)", seq, item, err)
 	}
 	if it := &items[item]; it.Kind == KindAutoEvent {
 		return autoEventRecord(it), nil
@@ -257,23 +255,23 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-func (w *writer) loadLead(b *storage.Batch, app, lead string) error {
-	w.lead = storage.Lead{}
+func (w *writer) loadLead(b kv.Batch, app, lead string) error {
+	w.lead = kv.Lead{}
 	if st := w.cache.lead(app, lead); st != nil {
 		w.lead = st.lead
 		return nil
 	}
-	v, ok, err := b.Get(storage.LeadKey(w.key[:0], app, lead))
+	v, ok, err := b.Get(kv.LeadKey(w.key[:0], app, lead))
 	if err != nil || !ok {
 		return err
 	}
-	w.lead, err = storage.DecodeLead(v)
+	w.lead, err = kv.DecodeLead(v)
 	return err
 }
 
-func (w *writer) saveLead(b *storage.Batch, app, lead string) {
-	w.val = storage.AppendLead(w.val[:0], &w.lead)
-	b.Set(storage.LeadKey(w.key[:0], app, lead), w.val)
+func (w *writer) saveLead(b kv.Batch, app, lead string) {
+	w.val = kv.AppendLead(w.val[:0], &w.lead)
+	b.Set(kv.LeadKey(w.key[:0], app, lead), w.val)
 	if st := w.cache.lead(app, lead); st != nil {
 		st.lead = w.lead
 		st.lead.SessionID, st.lead.OutTag = strings.Clone(w.lead.SessionID), strings.Clone(w.lead.OutTag)
@@ -282,7 +280,7 @@ func (w *writer) saveLead(b *storage.Batch, app, lead string) {
 }
 
 // loadSession loads the lead's latest session into w.sess; false when there is none.
-func (w *writer) loadSession(b *storage.Batch, app, lead string) (bool, error) {
+func (w *writer) loadSession(b kv.Batch, app, lead string) (bool, error) {
 	if w.lead.SessionID == "" {
 		return false, nil
 	}
@@ -290,11 +288,11 @@ func (w *writer) loadSession(b *storage.Batch, app, lead string) (bool, error) {
 		w.sess = st.sess
 		return true, nil
 	}
-	v, ok, err := b.Get(storage.SessionKey(w.key[:0], app, w.lead.SessionID))
+	v, ok, err := b.Get(kv.SessionKey(w.key[:0], app, w.lead.SessionID))
 	if err != nil || !ok {
 		return false, err
 	}
-	w.sess, err = storage.DecodeSession(v)
+	w.sess, err = kv.DecodeSession(v)
 	return err == nil, err
 }
 

@@ -156,7 +156,7 @@ func (s *SpendSync) loop(ctx context.Context, a *syncAccount) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-s.r.store.Closing():
+			case <-s.r.views.Closing():
 				return
 			case <-a.now:
 				waiting = false

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/adsstub"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 const (
@@ -74,7 +74,7 @@ func (e *syncEnv) delivery(ad, date string) (Delivery, bool) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	v, ok, err := e.store.Get(storage.SpendKey(ad, day))
+	v, ok, err := e.store.Get(kv.SpendKey(ad, day))
 	if err != nil {
 		e.t.Fatal(err)
 	}

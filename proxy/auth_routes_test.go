@@ -32,7 +32,7 @@ func fullAPI(t testing.TB, token, key string) *API {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	rec, err := engine.NewRecorder(store, engine.Config{DefaultAppID: "onprem", SessionWindow: 24 * time.Hour,
+	rec, err := engine.NewRecorder(testLog(t, store), store, engine.Config{DefaultAppID: "onprem", SessionWindow: 24 * time.Hour,
 		AttributionWindow: 672 * time.Hour, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -135,4 +135,14 @@ func TestEveryRouteNeedsTheToken(t *testing.T) {
 			t.Errorf("GET %s without the token: %d, want 401", uri, status)
 		}
 	}
+}
+
+// testLog opens the log kept in store.
+func testLog(t testing.TB, store *storage.Store) *storage.Log {
+	t.Helper()
+	l, err := storage.OpenLog(store)
+	if err != nil {
+		t.Fatalf("storage.OpenLog: %v", err)
+	}
+	return l
 }

@@ -23,11 +23,12 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // Tests of the contacts export at scale: bounded memory, and no work for a client that
-// is gone. The leads are written straight through storage.Batch, shaped as the recorder
+// is gone. The leads are written straight through kv.Batch, shaped as the recorder
 // writes them, which is about twenty times faster than recording webhooks.
 
 const (
@@ -52,7 +53,7 @@ func newExportEnv(t *testing.T) *exportEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	rec, err := engine.NewRecorder(store, engine.Config{DefaultAppID: exportApp, SessionWindow: 24 * time.Hour,
+	rec, err := engine.NewRecorder(testLog(t, store), store, engine.Config{DefaultAppID: exportApp, SessionWindow: 24 * time.Hour,
 		AttributionWindow: 672 * time.Hour, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +112,7 @@ func writeLeads(t *testing.T, s *storage.Store, n int) {
 				if lo >= n {
 					return
 				}
-				if err := s.Apply(context.Background(), func(b *storage.Batch) error {
+				if err := s.Apply(context.Background(), func(b kv.Batch) error {
 					for i := lo; i < min(lo+chunk, n); i++ {
 						buf = writeLead(b, buf, i, n)
 					}
@@ -134,52 +135,52 @@ func writeLeads(t *testing.T, s *storage.Store, n int) {
 // prime that divides no count used here), ten seconds apart.
 func leadStart(i, n int) int64 { return exportBase + int64(i*7919%n)*10 }
 
-func writeLead(b *storage.Batch, buf []byte, i, n int) []byte {
+func writeLead(b kv.Batch, buf []byte, i, n int) []byte {
 	lead := exportLead(i)
 	start := leadStart(i, n)
-	first := storage.Session{ID: "s" + lead + "a", AppID: exportApp, Lead: lead, Start: start, Last: start + 300,
+	first := kv.Session{ID: "s" + lead + "a", AppID: exportApp, Lead: lead, Start: start, Last: start + 300,
 		Messages: 3, Engaged: true, SourceType: engine.SourceOrganic}
 	switch i % 3 {
 	case 0:
 		first.SourceType, first.SourceID = engine.SourceAd, "120210000000000001"
-		first.Referral = storage.Referral{SourceType: "ad", SourceID: first.SourceID,
+		first.Referral = kv.Referral{SourceType: "ad", SourceID: first.SourceID,
 			SourceURL: "https://fb.me/3cr4Wqqkd", Headline: "Spring sale", Body: "Write to us for 20% off", MediaType: "image",
 			CtwaClid: "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a" + strconv.Itoa(i)}
 	case 1:
 		first.SourceType, first.SourceID = engine.SourceCampaign, "spring-2026"
 	}
-	sessions := []storage.Session{first}
+	sessions := []kv.Session{first}
 	if i%4 == 0 {
 		second := first
 		second.ID, second.Start, second.Last = "s"+lead+"b", start+2*86400, start+2*86400+60
-		second.SourceType, second.SourceID, second.Referral = engine.SourceAd, "120210000000000002", storage.Referral{}
+		second.SourceType, second.SourceID, second.Referral = engine.SourceAd, "120210000000000002", kv.Referral{}
 		sessions = append(sessions, second)
 	}
 	for k := range sessions {
 		s := &sessions[k]
-		buf = storage.AppendSession(buf[:0], s)
-		b.Set(storage.SessionKey(nil, exportApp, s.ID), buf)
-		b.Set(storage.LeadSessionKey(nil, lead, s.Start, exportApp, s.ID), nil)
-		buf = storage.AppendEvent(buf[:0], &storage.Event{ID: "c" + s.ID, AppID: exportApp, Type: engine.TypeConversation,
+		buf = kv.AppendSession(buf[:0], s)
+		b.Set(kv.SessionKey(nil, exportApp, s.ID), buf)
+		b.Set(kv.LeadSessionKey(nil, lead, s.Start, exportApp, s.ID), nil)
+		buf = kv.AppendEvent(buf[:0], &kv.Event{ID: "c" + s.ID, AppID: exportApp, Type: engine.TypeConversation,
 			TypeValue: s.SourceID, Time: s.Start, Lead: lead, ConversationID: s.ID, SourceType: s.SourceType,
 			SourceID: s.SourceID, MessageID: "wamid.HBgL" + s.ID})
-		b.Set(storage.EventKey(nil, exportApp, s.Start, "c"+s.ID), buf)
+		b.Set(kv.EventKey(nil, exportApp, s.Start, "c"+s.ID), buf)
 	}
-	buf = storage.AppendLead(buf[:0], &storage.Lead{SessionID: sessions[len(sessions)-1].ID})
-	b.Set(storage.LeadKey(nil, exportApp, lead), buf)
+	buf = kv.AppendLead(buf[:0], &kv.Lead{SessionID: sessions[len(sessions)-1].ID})
+	b.Set(kv.LeadKey(nil, exportApp, lead), buf)
 	if i%2 == 0 {
-		buf = storage.AppendEvent(buf[:0], &storage.Event{ID: "k" + first.ID, AppID: exportApp, Type: engine.TypeKeyword,
+		buf = kv.AppendEvent(buf[:0], &kv.Event{ID: "k" + first.ID, AppID: exportApp, Type: engine.TypeKeyword,
 			TypeID: "1", TypeValue: "price", Time: start + 60, Lead: lead, ConversationID: first.ID,
 			SourceType: first.SourceType, SourceID: first.SourceID, MessageID: "wamid.HBgK" + first.ID})
-		b.Set(storage.EventKey(nil, exportApp, start+60, "k"+first.ID), buf)
+		b.Set(kv.EventKey(nil, exportApp, start+60, "k"+first.ID), buf)
 	}
 	if i%10 == 0 {
 		id := "x" + lead
-		buf = storage.AppendEvent(buf[:0], &storage.Event{ID: id, AppID: exportApp, Type: "purchase", TypeID: "order-" + lead,
+		buf = kv.AppendEvent(buf[:0], &kv.Event{ID: id, AppID: exportApp, Type: "purchase", TypeID: "order-" + lead,
 			TypeValue: "49.9 EUR", Time: start + 3600, Lead: lead, ConversationID: first.ID,
 			SourceType: first.SourceType, SourceID: first.SourceID})
-		b.Set(storage.EventKey(nil, exportApp, start+3600, id), buf)
-		b.Set(storage.OffThreadAppKey(exportApp, start+3600, id), nil)
+		b.Set(kv.EventKey(nil, exportApp, start+3600, id), buf)
+		b.Set(kv.OffThreadAppKey(exportApp, start+3600, id), nil)
 	}
 	return buf
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // eventsAPI serves the events endpoints of SPEC §6.1 from the recorder's store.
@@ -114,7 +114,7 @@ func (e *eventsAPI) rows() *rowMaker {
 	return &rowMaker{e: e, expires: map[string]int64{}, window: e.rec.SessionWindow()}
 }
 
-func (m *rowMaker) row(ev *storage.Event) eventRow {
+func (m *rowMaker) row(ev *kv.Event) eventRow {
 	r := eventRow{
 		ID: ev.ID, AppID: ev.AppID, Type: ev.Type, TypeID: ev.TypeID, TypeValue: ev.TypeValue,
 		Date: m.e.format(ev.Time), ConversationID: ev.ConversationID, SourceType: ev.SourceType, SourceID: ev.SourceID,
@@ -133,7 +133,7 @@ func (m *rowMaker) row(ev *storage.Event) eventRow {
 }
 
 // expire returns the session's current expiry: its last message plus the window.
-func (m *rowMaker) expire(ev *storage.Event) int64 {
+func (m *rowMaker) expire(ev *kv.Event) int64 {
 	if t, ok := m.expires[ev.ConversationID]; ok {
 		return t
 	}
@@ -162,7 +162,7 @@ func (e *eventsAPI) listEvents(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	m, rows, total := e.rows(), []eventRow{}, 0
-	err := e.rec.Events(f, func(ev *storage.Event) bool {
+	err := e.rec.Events(f, func(ev *kv.Event) bool {
 		if total >= offset && len(rows) < limit {
 			rows = append(rows, m.row(ev))
 		}
@@ -198,7 +198,7 @@ func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	m, n := e.rows(), 0
 	streamCSV(ctx, "events.csv", csvColumns, func(write func([]string) bool) error {
-		return e.rec.Events(f, func(ev *storage.Event) bool {
+		return e.rec.Events(f, func(ev *kv.Event) bool {
 			if n >= offset {
 				row := m.row(ev)
 				if !write(row.csv()) {
@@ -298,7 +298,7 @@ func (e *eventsAPI) eventTypes(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	seen := map[string]bool{}
-	err := e.rec.Events(f, func(ev *storage.Event) bool {
+	err := e.rec.Events(f, func(ev *kv.Event) bool {
 		seen[ev.Type] = true
 		return len(seen) < len(engine.EventTypes)
 	})
@@ -329,7 +329,7 @@ func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
 		Sessions int `json:"sessions_num"`
 		Events   int `json:"events_num"`
 	}
-	err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *storage.Event) bool {
+	err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *kv.Event) bool {
 		if !isReferralSource(ev.SourceType) {
 			out.Events++
 			if ev.Type == engine.TypeConversation {

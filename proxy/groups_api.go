@@ -6,7 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // groupRow is an event group as the Signals API lists it, with its first and last
@@ -60,7 +60,7 @@ func (e *eventsAPI) groupRows(app string, groups []engine.Group, from, to int64)
 	rows := make([]groupRow, len(groups))
 	first, last := make([]int64, len(groups)), make([]int64, len(groups))
 	if len(groups) > 0 {
-		err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *storage.Event) bool {
+		err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *kv.Event) bool {
 			for i := range groups {
 				if e.rec.GroupMatches(&groups[i], ev) {
 					if rows[i].Events == 0 {

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // loadPendingWrites bounds Restore's memory: each pending write holds up to one
@@ -24,7 +26,7 @@ func (s *Store) Backup(w io.Writer) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return ErrClosed
+		return kv.ErrClosed
 	}
 	if _, err := s.db.Backup(w, 0); err != nil {
 		return fmt.Errorf("cannot back up store at %q: %w", s.dir, err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // dump returns every live key=value of s, in key order.
@@ -34,7 +36,7 @@ func dump(t *testing.T, s *Store) string {
 func TestBackupRestoreRoundTrip(t *testing.T) {
 	src := openTest(t, t.TempDir())
 	for i := range 100 {
-		err := src.Apply(context.Background(), func(b *Batch) error {
+		err := src.Apply(context.Background(), func(b kv.Batch) error {
 			b.Set(fmt.Appendf(nil, "e/%03d", i), bytes.Repeat([]byte{'a' + byte(i%26)}, 10*i))
 			b.SetWithTTL(fmt.Appendf(nil, "dedupe/%03d", i), nil, 8*24*time.Hour)
 			if i%10 == 0 {
@@ -110,7 +112,7 @@ func TestRestoreIntoEmptyExistingDirectory(t *testing.T) {
 func smallBackup(t *testing.T) []byte {
 	t.Helper()
 	src := openTest(t, t.TempDir())
-	err := src.Apply(context.Background(), func(b *Batch) error {
+	err := src.Apply(context.Background(), func(b kv.Batch) error {
 		for i := range 300 {
 			b.Set(fmt.Appendf(nil, "e/%03d", i), bytes.Repeat([]byte{'v'}, 20))
 		}

@@ -17,11 +17,6 @@ const maxKeySize = 65000
 
 var badgerPrefix = []byte("!badger!")
 
-// ErrTooBig is returned by Apply for a request whose writes do not fit one
-// Badger transaction (about 2.4 MiB or 26 000 writes); split such work into
-// several Apply calls.
-var ErrTooBig = errors.New("request writes too much for one commit")
-
 // arenaKeep is the arena capacity kept between groups; a rare huge group
 // must not pin its memory forever.
 const arenaKeep = 4 << 20
@@ -71,7 +66,7 @@ func newBatch(db *badger.DB, losses *atomic.Uint64, limits txnLimits) *Batch {
 
 // Full reports whether the running request has written half of what one transaction
 // holds: a caller that batches work of its own (the materializer) stops there, well
-// before ErrTooBig.
+// before kv.ErrTooBig.
 func (b *Batch) Full() bool {
 	count, bytes := b.requestSize()
 	return !b.limits.fits(2*count, 2*bytes)

@@ -211,7 +211,7 @@ func (s *Store) spaceErr() error {
 }
 
 // fail takes Badger out of use after a failed write (a commit, or value-log GC
-// that broke it): writes are refused and reads answer ErrClosed until the disk
+// that broke it): writes are refused and reads answer kv.ErrClosed until the disk
 // loop has closed it and opened it again.
 func (s *Store) fail(err error) {
 	r := &refusedError{base: ErrUnavailable, counter: refusedUnavailable, msg: fmt.Sprintf(
@@ -227,7 +227,7 @@ func (s *Store) fail(err error) {
 	}
 }
 
-// keepReadersOff makes readers answer ErrClosed from now on, before anybody reads
+// keepReadersOff makes readers answer kv.ErrClosed from now on, before anybody reads
 // again: a Badger left without a memtable panics on every read. It runs on the writer
 // (holding dbMu) or the GC loop, so it must not wait for mu: an Apply holding mu for
 // reading may be waiting for room in the queue. Meanwhile it answers queued requests

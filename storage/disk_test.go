@@ -18,6 +18,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/diskfault"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 func sample(series string) float64 {
@@ -60,8 +61,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 // value is a record big enough to go to the value log.
 func value(i int) string { return fmt.Sprintf("%0200d", i) }
 
-func putRange(from, to int) func(*Batch) error {
-	return func(b *Batch) error {
+func putRange(from, to int) func(kv.Batch) error {
+	return func(b kv.Batch) error {
 		for i := from; i < to; i++ {
 			b.Set(fmt.Appendf(nil, "d/%06d", i), []byte(value(i)))
 		}
@@ -155,8 +156,8 @@ func TestStoreSurvivesExhaustedInodes(t *testing.T) {
 	// memtable is full and Badger switches to the next file.
 	const series = `ctwa_sidecar_store_refused_total{reason="no_inodes"}`
 	before := sample(series)
-	small := func(from, to int) func(*Batch) error {
-		return func(b *Batch) error {
+	small := func(from, to int) func(kv.Batch) error {
+		return func(b kv.Batch) error {
 			for i := from; i < to; i++ {
 				b.Set(fmt.Appendf(nil, "s/%07d", i), []byte("v"))
 			}
@@ -201,7 +202,7 @@ func TestStoreSurvivesExhaustedInodes(t *testing.T) {
 
 // TestStoreReopensAfterFailedCommit makes Badger fail a commit for real: with no inode
 // left (reserve off) it cannot create its next value-log file. The store takes Badger
-// out of use — reads answer ErrClosed, writes ErrUnavailable, each counted, Ready says
+// out of use — reads answer kv.ErrClosed, writes ErrUnavailable, each counted, Ready says
 // why — while Badger closes (its memtable flush waits for an inode), then opens it
 // again by itself once inodes are free; nothing committed is lost.
 func TestStoreReopensAfterFailedCommit(t *testing.T) {
@@ -221,7 +222,7 @@ func TestStoreReopensAfterFailedCommit(t *testing.T) {
 	var failed error
 	n := 0
 	for ; n < 400 && failed == nil; n++ {
-		failed = s.Apply(ctx, func(b *Batch) error {
+		failed = s.Apply(ctx, func(b kv.Batch) error {
 			b.Set(fmt.Appendf(nil, "b/%04d", n), big)
 			return nil
 		})
@@ -245,7 +246,7 @@ func TestStoreReopensAfterFailedCommit(t *testing.T) {
 	// Badger is closed in the background, and readers are kept off it first.
 	waitFor(t, func() bool {
 		_, _, err := s.Get([]byte("d/000001"))
-		return errors.Is(err, ErrClosed)
+		return errors.Is(err, kv.ErrClosed)
 	})
 	if err := s.Ready(); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Ready while Badger is out of use = %v, want ErrUnavailable", err)
@@ -267,7 +268,7 @@ func TestStoreReopensAfterFailedCommit(t *testing.T) {
 // TestStoreReopensBadgerLeftWithoutMemtable reproduces the state exhausted inodes left
 // Badger in before the memtable file was created ahead (removed here): Badger
 // fails to create its next memtable file and has none. The failed commit is counted,
-// the store stops using Badger at once — reads answer ErrClosed instead of panicking,
+// the store stops using Badger at once — reads answer kv.ErrClosed instead of panicking,
 // writes ErrUnavailable instead of ending the process — and once inodes are free it
 // closes and reopens Badger by itself; every committed write is there.
 func TestStoreReopensBadgerLeftWithoutMemtable(t *testing.T) {
@@ -278,8 +279,8 @@ func TestStoreReopensBadgerLeftWithoutMemtable(t *testing.T) {
 	removeAhead(dir, s.logger) // the store believes it is there
 	hog := diskfault.UseAllInodes(t, mnt)
 
-	small := func(from, to int) func(*Batch) error {
-		return func(b *Batch) error {
+	small := func(from, to int) func(kv.Batch) error {
+		return func(b kv.Batch) error {
 			for i := from; i < to; i++ {
 				b.Set(fmt.Appendf(nil, "s/%07d", i), []byte("v"))
 			}
@@ -306,8 +307,8 @@ func TestStoreReopensBadgerLeftWithoutMemtable(t *testing.T) {
 		}
 	}
 	// Readers are off it from the failed commit on: a read would panic in Badger.
-	if _, _, err := s.Get([]byte("s/0000000")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("a read of a Badger without memtable = %v, want ErrClosed", err)
+	if _, _, err := s.Get([]byte("s/0000000")); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("a read of a Badger without memtable = %v, want kv.ErrClosed", err)
 	}
 
 	if err := os.RemoveAll(hog); err != nil {
@@ -326,7 +327,7 @@ func backupOf(t *testing.T, n, size int) []byte {
 	src := openTest(t, t.TempDir())
 	val := bytes.Repeat([]byte{'v'}, size)
 	for i := 0; i < n; i += 500 {
-		err := src.Apply(context.Background(), func(b *Batch) error {
+		err := src.Apply(context.Background(), func(b kv.Batch) error {
 			for k := i; k < min(n, i+500); k++ {
 				b.Set(fmt.Appendf(nil, "r/%07d", k), val)
 			}
@@ -414,8 +415,8 @@ func TestFlushIntoFullDiskIsAnError(t *testing.T) {
 	ctx := context.Background()
 	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: -1})
 	filler := diskfault.Fill(t, mnt)
-	small := func(from, to int) func(*Batch) error {
-		return func(b *Batch) error {
+	small := func(from, to int) func(kv.Batch) error {
+		return func(b kv.Batch) error {
 			for i := from; i < to; i++ {
 				b.Set(fmt.Appendf(nil, "s/%07d", i), []byte("v"))
 			}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 var (
@@ -97,13 +99,13 @@ func loadMessages(b *testing.B, s *Store, n, callers int) int64 {
 					return
 				}
 				m := realisticMessage(i, base)
-				record = AppendMessage(record[:0], &m)
+				record = kv.AppendMessage(record[:0], &m)
 				recordBytes.Add(int64(len(record)))
-				key = MessageKey(key[:0], m.AppID, m.Time, m.ID)
-				index = LeadSessionKey(index[:0], m.Lead, m.Time, m.AppID, "s"+m.ID[len(m.ID)-16:])
-				dedupe = DedupeMessageKey(dedupe[:0], m.ID)
+				key = kv.MessageKey(key[:0], m.AppID, m.Time, m.ID)
+				index = kv.LeadSessionKey(index[:0], m.Lead, m.Time, m.AppID, "s"+m.ID[len(m.ID)-16:])
+				dedupe = kv.DedupeMessageKey(dedupe[:0], m.ID)
 				binary.BigEndian.PutUint64(when[:], uint64(m.Time))
-				err := s.Apply(context.Background(), func(bt *Batch) error {
+				err := s.Apply(context.Background(), func(bt kv.Batch) error {
 					if _, seen, err := bt.Get(dedupe); err != nil || seen {
 						return err
 					}
@@ -125,17 +127,17 @@ func loadMessages(b *testing.B, s *Store, n, callers int) int64 {
 
 // realisticMessage is the i-th inbound message of a click-to-WhatsApp ad: four apps,
 // 200 000 leads, 50 messages a second, ids in random order as Meta's wamids are.
-func realisticMessage(i, base int64) Message {
+func realisticMessage(i, base int64) kv.Message {
 	h := mix(uint64(i))
 	lead := fmt.Sprintf("5511%09d", mix(uint64(i%200_000))%1_000_000_000)
-	return Message{
+	return kv.Message{
 		ID:    fmt.Sprintf("wamid.HBgN%sFQIAEhgg%016X%016X", lead, h, mix(h)),
 		AppID: fmt.Sprintf("10293847561%05d", i%4),
 		Time:  base + i/50,
 		Lead:  lead,
 		Type:  "text",
 		Text:  fmt.Sprintf("Olá! Quero mais informações sobre o plano %d.", h%1000),
-		Referral: Referral{
+		Referral: kv.Referral{
 			SourceType: "ad",
 			SourceID:   fmt.Sprintf("1202%014d", h%40),
 			SourceURL:  fmt.Sprintf("https://fb.me/%010x", h%40),

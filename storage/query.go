@@ -2,9 +2,10 @@ package storage
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // ScanRange calls fn for every key k with start <= k < end, in ascending order, until fn
@@ -67,28 +68,6 @@ func (s *Store) ScanRangeReverse(start, end []byte, fn func(key, value []byte) (
 	})
 }
 
-// Apps returns the app ids that have sessions or off-thread events (their rollups), in
-// order. It hops from app to app with seeks, so it reads one key per app.
-func (s *Store) Apps() ([]string, error) {
-	var apps []string
-	err := s.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(tRoll)})
-		defer it.Close()
-		for it.Seek([]byte(tRoll)); it.ValidForPrefix([]byte(tRoll)); {
-			rest := it.Item().Key()[len(tRoll):]
-			end := bytes.IndexByte(rest, 0)
-			if end < 0 {
-				return errCorrupt
-			}
-			apps = append(apps, string(rest[:end]))
-			// The smallest key after every key of this app: its prefix with the NUL raised.
-			it.Seek(append([]byte(tRoll), append(rest[:end:end], 1)...))
-		}
-		return nil
-	})
-	return apps, err
-}
-
 // ScanKeys calls fn for every key k with start <= k < end, in ascending order, until fn
 // returns false, without reading values: for index keys whose value is empty.
 func (s *Store) ScanKeys(start, end []byte, fn func(key []byte) bool) error {
@@ -105,19 +84,18 @@ func (s *Store) ScanKeys(start, end []byte, fn func(key []byte) bool) error {
 	})
 }
 
-// Reader reads one consistent snapshot of the store (see Read). Keys and values handed to
-// its callbacks are valid only during the call.
-type Reader struct{ txn *badger.Txn }
+// reader is the store's kv.Reader: one Badger read transaction.
+type reader struct{ txn *badger.Txn }
 
 // Read runs fn on one snapshot of everything committed before it started, for reads that
 // must agree with each other (an export joining several tables). Like View, it holds
 // Close until fn returns.
-func (s *Store) Read(fn func(r *Reader) error) error {
-	return s.View(func(txn *badger.Txn) error { return fn(&Reader{txn: txn}) })
+func (s *Store) Read(fn func(r kv.Reader) error) error {
+	return s.View(func(txn *badger.Txn) error { return fn(&reader{txn: txn}) })
 }
 
 // Get calls fn with the value of key when it is present, and reports whether it was.
-func (r *Reader) Get(key []byte, fn func(value []byte) error) (found bool, err error) {
+func (r *reader) Get(key []byte, fn func(value []byte) error) (found bool, err error) {
 	item, err := r.txn.Get(key)
 	if err == badger.ErrKeyNotFound {
 		return false, nil
@@ -130,17 +108,17 @@ func (r *Reader) Get(key []byte, fn func(value []byte) error) (found bool, err e
 
 // ScanRange calls fn for every key k with start <= k < end, in ascending order, until fn
 // returns more=false or an error.
-func (r *Reader) ScanRange(start, end []byte, fn func(key, value []byte) (more bool, err error)) error {
+func (r *reader) ScanRange(start, end []byte, fn func(key, value []byte) (more bool, err error)) error {
 	return r.scanKeys(start, end, func(item *badger.Item) (bool, error) { return visit(item, fn) })
 }
 
 // ScanKeys calls fn for every key k with start <= k < end, in ascending order, until fn
 // returns more=false or an error, without reading values.
-func (r *Reader) ScanKeys(start, end []byte, fn func(key []byte) (more bool, err error)) error {
+func (r *reader) ScanKeys(start, end []byte, fn func(key []byte) (more bool, err error)) error {
 	return r.scanKeys(start, end, func(item *badger.Item) (bool, error) { return fn(item.Key()) })
 }
 
-func (r *Reader) scanKeys(start, end []byte, fn func(item *badger.Item) (bool, error)) error {
+func (r *reader) scanKeys(start, end []byte, fn func(item *badger.Item) (bool, error)) error {
 	it := r.txn.NewIterator(badger.IteratorOptions{Prefix: commonPrefix(start, end)})
 	defer it.Close()
 	for it.Seek(start); it.Valid() && bytes.Compare(it.Item().Key(), end) < 0; it.Next() {
@@ -149,25 +127,4 @@ func (r *Reader) scanKeys(start, end []byte, fn func(item *badger.Item) (bool, e
 		}
 	}
 	return nil
-}
-
-// LeadSessions calls fn for every entry of the lead→sessions index, across apps, in key
-// order: by lead (in byte order), then by start, app and session id; until fn returns
-// more=false or an error. All of a lead's entries come together. The slices are valid
-// only during the call.
-func (r *Reader) LeadSessions(fn func(lead []byte, start int64, app, id []byte) (more bool, err error)) error {
-	prefix := []byte(tLses)
-	return r.ScanKeys(prefix, prefixEnd(prefix), func(key []byte) (bool, error) {
-		rest := key[len(tLses):]
-		i := bytes.IndexByte(rest, 0)
-		if i < 0 || len(rest) < i+1+8 {
-			return false, errCorrupt
-		}
-		lead, start, tail := rest[:i], int64(binary.BigEndian.Uint64(rest[i+1:])), rest[i+1+8:]
-		j := bytes.IndexByte(tail, 0)
-		if j < 0 {
-			return false, errCorrupt
-		}
-		return fn(lead, start, tail[:j], tail[j+1:])
-	})
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // View runs fn in a read-only Badger transaction: a consistent snapshot of
@@ -13,7 +15,7 @@ func (s *Store) View(fn func(txn *badger.Txn) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return ErrClosed
+		return kv.ErrClosed
 	}
 	return s.db.View(fn)
 }
@@ -62,7 +64,7 @@ func seekPrefix(it *badger.Iterator, prefix []byte, reverse bool) {
 		it.Seek(prefix)
 		return
 	}
-	end := prefixEnd(prefix)
+	end := kv.PrefixEnd(prefix)
 	if end == nil {
 		it.Rewind()
 		return
@@ -71,17 +73,4 @@ func seekPrefix(it *badger.Iterator, prefix []byte, reverse bool) {
 	for it.Valid() && bytes.Compare(it.Item().Key(), end) >= 0 {
 		it.Next()
 	}
-}
-
-// prefixEnd returns the smallest key greater than every key with the prefix,
-// or nil when there is none (empty or all-0xFF prefix).
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xFF {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/skl"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // Sizes that keep Badger's heap near 80 MiB with 1 M events; see README.md.
@@ -32,8 +34,6 @@ const (
 )
 
 var (
-	// ErrClosed is returned by every operation on a closed Store.
-	ErrClosed = errors.New("store is closed")
 	// ErrLocked means another process (or another Open in this process) holds the data directory.
 	ErrLocked = errors.New("locked by another process")
 )
@@ -59,7 +59,7 @@ type Options struct {
 	// MinFreeInodes is the same for inodes; 0 means 256, negative turns it off.
 	MinFreeInodes int64
 	// WaitForSpace lets Open succeed below the reserve: Badger is then not opened
-	// (Apply refuses with ErrUnavailable, reads fail with ErrClosed, Ready says why)
+	// (Apply refuses with ErrUnavailable, reads fail with kv.ErrClosed, Ready says why)
 	// until space returns, when the store opens it by itself and closes Opened().
 	// Without it Open fails with ErrDiskFull.
 	WaitForSpace bool
@@ -83,7 +83,7 @@ type Store struct {
 	// mu orders Close against Apply's enqueue and against readers: Close takes
 	// it exclusively, so it waits for running View/Scan/Backup calls and no
 	// request can be queued once the queue is closed. closed is also set while
-	// Badger is not open (see disk.go), so readers get ErrClosed instead of a
+	// Badger is not open (see disk.go), so readers get kv.ErrClosed instead of a
 	// Badger that is closing; shut is set by Close alone.
 	mu         sync.RWMutex
 	closed     bool
@@ -313,7 +313,7 @@ func (s *Store) Ready() error {
 	shut := s.shut
 	s.mu.RUnlock()
 	if shut {
-		return ErrClosed
+		return kv.ErrClosed
 	}
 	if r := s.refused(); r != nil {
 		return r

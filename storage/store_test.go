@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 func openTest(t *testing.T, dir string) *Store {
@@ -56,8 +58,8 @@ func mustMiss(t *testing.T, s *Store, key string) {
 	}
 }
 
-func set(key, value string) func(*Batch) error {
-	return func(b *Batch) error {
+func set(key, value string) func(kv.Batch) error {
+	return func(b kv.Batch) error {
 		b.Set([]byte(key), []byte(value))
 		return nil
 	}
@@ -66,12 +68,12 @@ func set(key, value string) func(*Batch) error {
 // holdWriter makes the writer run a request that blocks until release is
 // called, so that requests queued meanwhile end up in one group (the group
 // gathers whatever is queued). It returns once the writer is inside fn.
-func holdWriter(t *testing.T, s *Store, fn func(*Batch) error) (release func(), result <-chan error) {
+func holdWriter(t *testing.T, s *Store, fn func(kv.Batch) error) (release func(), result <-chan error) {
 	t.Helper()
 	inside, proceed := make(chan struct{}), make(chan struct{})
 	res := make(chan error, 1)
 	go func() {
-		res <- s.Apply(context.Background(), func(b *Batch) error {
+		res <- s.Apply(context.Background(), func(b kv.Batch) error {
 			close(inside)
 			<-proceed
 			return fn(b)
@@ -82,7 +84,7 @@ func holdWriter(t *testing.T, s *Store, fn func(*Batch) error) (release func(), 
 }
 
 // applyAsync starts Apply in a goroutine and waits until the request is queued.
-func applyAsync(t *testing.T, s *Store, ctx context.Context, fn func(*Batch) error) <-chan error {
+func applyAsync(t *testing.T, s *Store, ctx context.Context, fn func(kv.Batch) error) <-chan error {
 	t.Helper()
 	queued := len(s.views.reqs)
 	res := make(chan error, 1)
@@ -122,7 +124,7 @@ func TestApplyConcurrentAllLand(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range perWorker {
-				errs <- s.Apply(context.Background(), func(b *Batch) error {
+				errs <- s.Apply(context.Background(), func(b kv.Batch) error {
 					for k := range 3 {
 						key := fmt.Sprintf("c/%02d/%03d/%d", w, i, k)
 						b.Set([]byte(key), []byte("v"+key))
@@ -189,14 +191,14 @@ func TestBatchGetSeesEarlierRequestsOfGroup(t *testing.T) {
 	if err := s.Apply(context.Background(), set("p/old", "committed")); err != nil {
 		t.Fatal(err)
 	}
-	release, first := holdWriter(t, s, func(b *Batch) error {
+	release, first := holdWriter(t, s, func(b kv.Batch) error {
 		b.Set([]byte("p/a"), []byte("pending"))
 		b.Delete([]byte("p/old"))
 		return nil
 	})
 	var seenA, seenOld []byte
 	var oldFound, committedA bool
-	second := applyAsync(t, s, context.Background(), func(b *Batch) error {
+	second := applyAsync(t, s, context.Background(), func(b kv.Batch) error {
 		var err error
 		if seenA, _, err = b.Get([]byte("p/a")); err != nil {
 			return err
@@ -232,7 +234,7 @@ func TestBatchGetReadsDatabaseAndOwnWrites(t *testing.T) {
 	if err := s.Apply(context.Background(), set("d/k", "v1")); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Apply(context.Background(), func(b *Batch) error {
+	err := s.Apply(context.Background(), func(b kv.Batch) error {
 		got, ok, err := b.Get([]byte("d/k"))
 		if err != nil || !ok || string(got) != "v1" {
 			return fmt.Errorf("Get(d/k) = %q, %v, %v; want v1 from the database", got, ok, err)
@@ -256,7 +258,7 @@ func TestFailedRequestRollsBackOnlyItself(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	release, first := holdWriter(t, s, set("r/a", "from-a"))
 	errB := errors.New("request b is invalid")
-	failing := applyAsync(t, s, context.Background(), func(b *Batch) error {
+	failing := applyAsync(t, s, context.Background(), func(b kv.Batch) error {
 		b.Set([]byte("r/a"), []byte("from-b"))
 		b.Set([]byte("r/b"), []byte("from-b"))
 		if _, _, err := b.Get([]byte("r/missing")); err != nil {
@@ -264,13 +266,13 @@ func TestFailedRequestRollsBackOnlyItself(t *testing.T) {
 		}
 		return errB
 	})
-	panicking := applyAsync(t, s, context.Background(), func(b *Batch) error {
+	panicking := applyAsync(t, s, context.Background(), func(b kv.Batch) error {
 		b.Set([]byte("r/p"), []byte("from-p"))
 		panic("decoder bug")
 	})
 	var seenA string
 	var seenB bool
-	last := applyAsync(t, s, context.Background(), func(b *Batch) error {
+	last := applyAsync(t, s, context.Background(), func(b kv.Batch) error {
 		a, _, err := b.Get([]byte("r/a"))
 		seenA = string(a)
 		if err == nil {
@@ -304,7 +306,7 @@ func TestFailedRequestRollsBackOnlyItself(t *testing.T) {
 func TestInvalidKeyFailsOnlyItsRequest(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	for _, key := range []string{"", "!badger!x", strings.Repeat("k", maxKeySize+1)} {
-		err := s.Apply(context.Background(), func(b *Batch) error {
+		err := s.Apply(context.Background(), func(b kv.Batch) error {
 			b.Set([]byte("i/ok"), []byte("1"))
 			b.Set([]byte(key), []byte("1"))
 			return nil
@@ -319,14 +321,14 @@ func TestInvalidKeyFailsOnlyItsRequest(t *testing.T) {
 func TestTooBigRequestIsRefused(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	value := make([]byte, 1000)
-	err := s.Apply(context.Background(), func(b *Batch) error {
+	err := s.Apply(context.Background(), func(b kv.Batch) error {
 		for i := 0; int64(i)*1000 < s.limits.bytes; i++ {
 			b.Set(fmt.Appendf(nil, "big/%06d", i), value)
 		}
 		return nil
 	})
-	if !errors.Is(err, ErrTooBig) {
-		t.Fatalf("Apply = %v, want ErrTooBig", err)
+	if !errors.Is(err, kv.ErrTooBig) {
+		t.Fatalf("Apply = %v, want kv.ErrTooBig", err)
 	}
 	if err := s.Apply(context.Background(), set("big/small", "1")); err != nil {
 		t.Fatal(err)
@@ -342,7 +344,7 @@ func TestGroupLargerThanOneTransactionIsSplit(t *testing.T) {
 	perRequest := int(s.limits.bytes * 4 / 10 / 1020)
 	var results []<-chan error
 	for r := range 5 {
-		results = append(results, applyAsync(t, s, context.Background(), func(b *Batch) error {
+		results = append(results, applyAsync(t, s, context.Background(), func(b kv.Batch) error {
 			for i := range perRequest {
 				b.Set(fmt.Appendf(nil, "s/%d/%05d", r, i), value)
 			}
@@ -399,14 +401,14 @@ func TestApplyAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(context.Background(), set("k", "v")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Apply after Close = %v, want ErrClosed", err)
+	if err := s.Apply(context.Background(), set("k", "v")); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("Apply after Close = %v, want kv.ErrClosed", err)
 	}
-	if err := s.View(func(*badger.Txn) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Fatalf("View after Close = %v, want ErrClosed", err)
+	if err := s.View(func(*badger.Txn) error { return nil }); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("View after Close = %v, want kv.ErrClosed", err)
 	}
-	if err := s.Ready(); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Ready after Close = %v, want ErrClosed", err)
+	if err := s.Ready(); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("Ready after Close = %v, want kv.ErrClosed", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close = %v, want nil", err)
@@ -500,7 +502,7 @@ func TestCommitFailureMarksNotReadyUntilSuccess(t *testing.T) {
 
 func TestTTLKeysExpire(t *testing.T) {
 	s := openTest(t, t.TempDir())
-	err := s.Apply(context.Background(), func(b *Batch) error {
+	err := s.Apply(context.Background(), func(b kv.Batch) error {
 		b.SetWithTTL([]byte("t/short"), []byte("1"), time.Second)
 		b.SetWithTTL([]byte("t/dedupe"), []byte("1"), 8*24*time.Hour)
 		b.Set([]byte("t/forever"), []byte("1"))
@@ -537,7 +539,7 @@ func TestTTLKeysExpire(t *testing.T) {
 func TestScanPrefixBothDirections(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	keys := []string{"a", "b", "b\x00", "b/1", "b/2", "b\xff", "b\xff\xff", "c", "c/1"}
-	err := s.Apply(context.Background(), func(b *Batch) error {
+	err := s.Apply(context.Background(), func(b kv.Batch) error {
 		for _, k := range keys {
 			b.Set([]byte(k), []byte("v"+k))
 		}

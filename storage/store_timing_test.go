@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // BenchmarkApplyEvents measures ingest: each op is one webhook's event as the
@@ -42,7 +44,7 @@ func benchmarkApply(b *testing.B, parallelism int) {
 			event = binary.BigEndian.AppendUint64(append(event[:0], "ev/"...), n)
 			index = binary.BigEndian.AppendUint64(append(index[:0], "ix/app/ad/"...), n)
 			dedupe = binary.BigEndian.AppendUint64(append(dedupe[:0], "dd/wamid/"...), n)
-			err := s.Apply(context.Background(), func(bt *Batch) error {
+			err := s.Apply(context.Background(), func(bt kv.Batch) error {
 				if _, seen, err := bt.Get(dedupe); err != nil || seen {
 					return err
 				}

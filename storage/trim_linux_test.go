@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 func TestDataFileMapping(t *testing.T) {
@@ -31,7 +33,7 @@ func TestDataFileMapping(t *testing.T) {
 func TestPageOutLiveStore(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	for i := range 20 {
-		err := s.Apply(context.Background(), func(b *Batch) error {
+		err := s.Apply(context.Background(), func(b kv.Batch) error {
 			for k := range 500 {
 				b.Set(fmt.Appendf(nil, "po/%02d/%04d", i, k), make([]byte, 200))
 			}

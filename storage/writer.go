@@ -10,6 +10,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // maxGroupRequests caps one group so a commit's latency stays bounded under a flood.
@@ -50,7 +52,7 @@ const (
 
 type request struct {
 	ctx   context.Context
-	fn    func(*Batch) error
+	fn    func(kv.Batch) error
 	state atomic.Int32
 	done  chan error // buffered: the writer never blocks on a caller
 	// durable requests are fsynced before they are answered (unless SyncInterval).
@@ -76,21 +78,21 @@ var requestPool = sync.Pool{New: func() any { return &request{done: make(chan er
 // If fn returns an error (or panics), its writes are dropped, later requests do
 // not see them, and only this caller gets the error. A request's writes are
 // always committed atomically, in one Badger transaction; a request bigger than
-// a transaction fails with ErrTooBig. A group bigger than one transaction is
+// a transaction fails with kv.ErrTooBig. A group bigger than one transaction is
 // cut into several between requests, committed in order, and answered after
 // the last: if one fails, its requests and all later ones get the error and
 // none of their writes is visible (earlier transactions stay committed).
 //
 // If ctx ends before the writer picks the request up, Apply returns ctx.Err()
 // and fn never runs; once fn has run, Apply waits for the commit.
-func (s *Store) Apply(ctx context.Context, fn func(b *Batch) error) error {
+func (s *Store) Apply(ctx context.Context, fn func(b kv.Batch) error) error {
 	return s.apply(ctx, s.views, true, fn)
 }
 
 // Derive is Apply for writes that can be derived again from the log: their commit
 // is not fsynced of its own. A crash may lose them; it never tears a transaction, and
 // any later durable commit makes them durable too (Badger's write-ahead log is one file).
-func (s *Store) Derive(ctx context.Context, fn func(b *Batch) error) error {
+func (s *Store) Derive(ctx context.Context, fn func(b kv.Batch) error) error {
 	return s.apply(ctx, s.views, false, fn)
 }
 
@@ -98,11 +100,11 @@ func (s *Store) Derive(ctx context.Context, fn func(b *Batch) error) error {
 // the log appends an acknowledgement waits for. Its requests see each other's writes
 // through Batch.Get, not those of pending view-lane requests; keys written on one lane
 // must not be written on the other.
-func (s *Store) Append(ctx context.Context, fn func(b *Batch) error) error {
+func (s *Store) Append(ctx context.Context, fn func(b kv.Batch) error) error {
 	return s.apply(ctx, s.log, true, fn)
 }
 
-func (s *Store) apply(ctx context.Context, l *lane, durable bool, fn func(b *Batch) error) error {
+func (s *Store) apply(ctx context.Context, l *lane, durable bool, fn func(b kv.Batch) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -122,7 +124,7 @@ func (s *Store) enqueue(l *lane, r *request) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return ErrClosed
+		return kv.ErrClosed
 	}
 	select {
 	case l.reqs <- r:
@@ -244,7 +246,7 @@ func (s *Store) run(g *group, r *request) {
 
 // call turns a panic in fn into that request's error, so one bad payload
 // cannot take the writer, and every webhook waiting on it, down.
-func call(fn func(*Batch) error, b *Batch) (err error) {
+func call(fn func(kv.Batch) error, b *Batch) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store write panicked: %v", p)
@@ -259,7 +261,7 @@ func (s *Store) checkSize(b *Batch) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %d writes of %d bytes; the limit is %d writes and %d bytes",
-		ErrTooBig, count, bytes, s.limits.count-1, s.limits.bytes-1)
+		kv.ErrTooBig, count, bytes, s.limits.count-1, s.limits.bytes-1)
 }
 
 // commitGroup commits the group in as few transactions as fit, records the

@@ -1,4 +1,4 @@
-package storage
+package kv
 
 import "encoding/binary"
 
@@ -21,7 +21,7 @@ import "encoding/binary"
 //	seq\0<name>                            id counters for definitions
 //	alias\0<number>                        a lead's new number → the lead it continues (user_changed_number)
 //	clid\0<app>\0<ctwa_clid>               a click id → the session it opened (automatic_events)
-//	log\0<seq8>                            log entry: a webhook's items, until the views hold them
+//	log\0<seq8>                            log entry (storage.Log): a webhook's items or a command, kept for good
 //	pos\0views                             the log position the views reflect (their checkpoint)
 //	waba\0<app>                            the WhatsApp Business Account of an app (phone number), from its webhooks
 //	capi\0<event id>                       a conversion for Meta's Conversions API and its delivery (JSON)
