@@ -72,9 +72,13 @@ type Item struct {
 
 	// Reason names what an ignored, edit or number-change item is, for metrics
 	// (ctwa_sidecar_webhook_items_total{result="ignored",reason}).
-	Reason  string
-	EditOf  string // KindEdit: id of the edited or revoked message; Text is its new text
-	NewLead string // KindNumberChange: the lead's new number, digits only
+	Reason string
+	EditOf string // KindEdit: id of the edited or revoked message; Text is its new text
+	// EditTime (KindEdit) is the edited message's time, read from its dedupe claim when
+	// the edit is logged (0: the log has no such message): the views find the message's
+	// record by it without reading the log's claims.
+	EditTime int64
+	NewLead  string // KindNumberChange: the lead's new number, digits only
 
 	// Automatic events (KindAutoEvent); the click is Referral.CtwaClid.
 	EventName string  // LeadSubmitted or Purchase

@@ -135,6 +135,8 @@ func (a *appender) dedupe(tx kv.LogTx, it *Item) (fresh, logged bool, err error)
 	case KindAutoEvent:
 		a.key = kv.DedupeStatusKey(a.key[:0], it.ID, it.EventName)
 		val = seenMark[:]
+	case KindEdit:
+		return false, true, a.editTime(tx, it)
 	default:
 		return false, true, nil
 	}
@@ -155,6 +157,15 @@ func (a *appender) dedupe(tx kv.LogTx, it *Item) (fresh, logged bool, err error)
 		return true, false, nil
 	}
 	return true, true, nil
+}
+
+// editTime sets the time of the message an edit changes, from the message's dedupe claim.
+func (a *appender) editTime(tx kv.LogTx, it *Item) error {
+	v, ok, err := tx.Held(kv.DedupeMessageKey(a.key[:0], it.EditOf))
+	if err == nil && ok && len(v) == 8 {
+		it.EditTime = int64(binary.BigEndian.Uint64(v))
+	}
+	return err
 }
 
 // appendCommand appends a command of kind with payload as the next log entry and returns
@@ -202,6 +213,9 @@ func appendItem(dst []byte, it *Item) []byte {
 	if it.WABA != "" {
 		flags |= flagWABA
 	}
+	if it.EditTime != 0 {
+		flags |= flagEditTime
+	}
 	dst = append(dst, byte(it.Kind), byte(it.Format), flags)
 	dst = binary.AppendVarint(dst, it.Time)
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(it.Amount))
@@ -214,14 +228,19 @@ func appendItem(dst []byte, it *Item) []byte {
 	if it.WABA != "" {
 		dst = appendField(dst, it.WABA)
 	}
+	if it.EditTime != 0 {
+		dst = binary.AppendVarint(dst, it.EditTime)
+	}
 	it.Text = text
 	return dst
 }
 
-// Flags of a logged item. flagWABA was added later: entries before it have no WABA field.
+// Flags of a logged item. flagWABA and flagEditTime were added later: entries before
+// them have neither field.
 const (
-	flagBSUID = 1 << iota // Lead is a BSUID
-	flagWABA              // a WABA field follows the string fields
+	flagBSUID    = 1 << iota // Lead is a BSUID
+	flagWABA                 // a WABA field follows the string fields
+	flagEditTime             // the edited message's time follows (varint)
 )
 
 // entryTime is the append time of a log entry.
@@ -277,6 +296,13 @@ func decodeItem(it *Item, b []byte) ([]byte, error) {
 			return nil, err
 		}
 		it.WABA, b = unsafeString(field), rest
+	}
+	if flags&flagEditTime != 0 {
+		t, k := binary.Varint(b)
+		if k <= 0 {
+			return nil, errBadEntry
+		}
+		it.EditTime, b = t, b[k:]
 	}
 	return b, nil
 }

@@ -67,12 +67,17 @@ func (w *writer) applyNumberChange(b kv.Batch, it *Item) error {
 // lead's message says now. An edit of a message the store
 // does not have (older than the dedupe window, or never received) changes nothing.
 func (w *writer) applyEdit(b kv.Batch, it *Item) error {
-	v, ok, err := b.Get(kv.DedupeMessageKey(w.key[:0], it.EditOf))
-	if err != nil || !ok || len(v) != 8 {
-		return err
+	t := it.EditTime
+	if t == 0 {
+		// Logged before edits carried the time: the message's dedupe claim has it.
+		v, ok, err := b.Get(kv.DedupeMessageKey(w.key[:0], it.EditOf))
+		if err != nil || !ok || len(v) != 8 {
+			return err
+		}
+		t = int64(binary.BigEndian.Uint64(v))
 	}
-	key := kv.MessageKey(w.rkey[:0], it.AppID, int64(binary.BigEndian.Uint64(v)), it.EditOf)
-	v, ok, err = b.Get(key)
+	key := kv.MessageKey(w.rkey[:0], it.AppID, t, it.EditOf)
+	v, ok, err := b.Get(key)
 	if err != nil || !ok {
 		return err
 	}

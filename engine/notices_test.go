@@ -168,6 +168,13 @@ func TestEditIsNoNewMessage(t *testing.T) {
 	edit := strings.Replace(string(externalPayload(t, "cloud_pywa_edit_image")), "Updated image caption", "I want to buy it", 1)
 	e.record([]byte(edit))
 	wantCounts(t, e.events(app), map[string]int{TypeConversation: 1})
+	// The edit is logged with the edited message's time, from the message's dedupe claim:
+	// the views find the record by it without reading the log's claims.
+	entry, _, err := e.rec.log.Entry(e.rec.mat.appended.Load())
+	items, derr := decodeEntry(nil, entry)
+	if err != nil || derr != nil || len(items) != 1 || items[0].Kind != KindEdit || items[0].EditTime != 1749854500 {
+		t.Fatalf("logged edit %+v (%v, %v), want one edit with EditTime 1749854500", items, err, derr)
+	}
 
 	// ...and a keyword tracked later counts the edited text after a refresh.
 	g := e.addKeyword(app, "buy")

@@ -117,6 +117,8 @@ type LogTx interface {
 	// returns the value the key holds and fresh=false. The value is valid until the
 	// request's function returns.
 	Claim(key, value []byte, ttl time.Duration) (held []byte, fresh bool, err error)
+	// Held returns the value key was claimed with, if it is.
+	Held(key []byte) (value []byte, ok bool, err error)
 	// Add appends entry as the log's next entry and returns its sequence number.
 	Add(entry []byte) uint64
 	// Last is the sequence number of the last entry added so far, by any request.

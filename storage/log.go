@@ -79,6 +79,8 @@ func (t *logTx) Claim(key, value []byte, ttl time.Duration) ([]byte, bool, error
 	return nil, true, nil
 }
 
+func (t *logTx) Held(key []byte) ([]byte, bool, error) { return t.b.Get(key) }
+
 func (t *logTx) Add(entry []byte) uint64 {
 	seq := t.l.next
 	t.l.next++
