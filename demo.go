@@ -18,10 +18,12 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// demoFiles are the webhook fixtures and the spend sheet the demo replays, built into
-// the binary so that `ctwa-sidecar demo` works anywhere.
+// demoFiles are the webhooks (one of each format and message type, copies of the test
+// fixtures' bodies) and the spend sheet the demo replays, built into the binary so that
+// `ctwa-sidecar demo` works anywhere. They are the demo's own: the binary carries no
+// test data (goldens, fuzz corpora).
 //
-//go:embed testdata/webhooks testdata/demo
+//go:embed assets/demo
 var demoFiles embed.FS
 
 const (
@@ -125,7 +127,7 @@ func (d demoClient) define() (string, error) {
 // replayFixtures posts every fixture through the webhook listener, as WhatsApp would.
 func (d demoClient) replayFixtures() (string, error) {
 	n := 0
-	err := fs.WalkDir(demoFiles, "testdata/webhooks", func(path string, _ fs.DirEntry, err error) error {
+	err := fs.WalkDir(demoFiles, "assets/demo/webhooks", func(path string, _ fs.DirEntry, err error) error {
 		if err != nil || !strings.HasSuffix(path, ".json") {
 			return err
 		}
@@ -199,7 +201,7 @@ func demoWebhook(phone, id string, at time.Time, text, ad string) string {
 }
 
 func (d demoClient) importSpend() (string, error) {
-	sheet, err := demoFiles.ReadFile("testdata/demo/spend.csv")
+	sheet, err := demoFiles.ReadFile("assets/demo/spend.csv")
 	if err != nil {
 		return "", err
 	}

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
 )
 
 // demoOutput is exactly what `go run . demo` prints on stdout; README.md shows the same
-// text. The numbers follow from the inputs in demo.go and testdata/demo/spend.csv, e.g.:
+// text. The numbers follow from the inputs in demo.go and assets/demo/spend.csv, e.g.:
 //   - image ad: leads 1–14 click it (+1 lead from the fixtures) = 15 sessions; lead i
 //     replies replies[i%3], so i = 1,4,7,10,13 say "buy" (5 converted, "buy" converts
 //     the Spring sale) and i = 2,5,8,11 do not reply (15 − 4 = 11 engaged); the orders of
@@ -77,4 +78,24 @@ func firstDiffLine(a, b string) int {
 		}
 	}
 	return min(len(al), len(bl)) + 1
+}
+
+// The binary carries the demo's own assets and no test data: webhook bodies and the
+// spend sheet only (issue 14).
+func TestDemoEmbedsNoTestData(t *testing.T) {
+	n := 0
+	err := fs.WalkDir(demoFiles, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		json := strings.HasPrefix(path, "assets/demo/webhooks/") && strings.HasSuffix(path, ".json")
+		if !json && path != "assets/demo/spend.csv" {
+			t.Errorf("the binary embeds %s", path)
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("walking the demo's files: %d files, %v", n, err)
+	}
 }
