@@ -1,0 +1,29 @@
+// Package engine holds the product's rules: what a webhook means, who a lead is, which
+// ad or campaign a conversation comes from, and what counts as engaged, converted and
+// bought. It runs on the Log and Views interfaces of store.go and imports no store and
+// no HTTP stack (deps_test.go checks): proxy is the HTTP edge, storage the Badger store.
+//
+// The path of a webhook, with the file where each step lives:
+//
+//  1. Decode (decode.go and one decode_<format>.go per payload format: Cloud API,
+//     On-Premises, 360dialog's WhatsApp shape, Sinch, YCloud; automatic events in
+//     decode_autoevents.go): bytes to Items, each validated on its own; a bad item is
+//     rejected and counted, the rest go on. Pure functions of the body.
+//  2. Limits (recorder.go, decode and keep): too many items, ids too long or with
+//     control bytes, times out of range.
+//  3. Verify (signature.go): a format with a configured secret is recorded only when its
+//     signature header verifies.
+//  4. Log (log.go): the new items are deduplicated by claims and appended as one log
+//     entry; the webhook is answered once that is durable. Off-thread events
+//     (offthread.go), definition changes (definitions.go), spend rows (import.go,
+//     spendsync.go) and refreshes (refresh.go) are log entries too.
+//  5. Views (materialize.go): one goroutine reads the log in order and, per entry,
+//     classifies each message (classify.go: keywords, replies, sources) and places it
+//     (session.go, rollup.go, notices.go): sessions, events, daily rollups, lead
+//     indexes, the conversions outbox (conversions.go). The views' checkpoint commits
+//     with them, so a crash resumes exactly.
+//
+// Reads (query.go, insights.go, contacts.go, metrics_calc.go) wait until the views hold
+// the writes before them. The conversions sender (conversions_send.go) and the spend
+// sync (spendsync.go) run on their own goroutines and talk to Meta through metaapi.
+package engine
