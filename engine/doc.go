@@ -6,11 +6,12 @@
 // The path of a webhook, with the file where each step lives:
 //
 //  1. Decode (decode.go and one decode_<format>.go per payload format: Cloud API,
-//     On-Premises, 360dialog's WhatsApp shape, Sinch, YCloud; automatic events in
-//     decode_autoevents.go): bytes to Items, each validated on its own; a bad item is
-//     rejected and counted, the rest go on. Pure functions of the body.
-//  2. Limits (recorder.go, decode and keep): too many items, ids too long or with
-//     control bytes, times out of range.
+//     On-Premises, Sinch, YCloud; decode_whatsapp.go holds the message objects they
+//     share, decode_autoevents.go Meta's automatic events): bytes to Items, each
+//     validated on its own (a time out of range, a missing id), so a bad item is
+//     rejected and counted and the rest go on. Pure functions of the body.
+//  2. Limits (recorder.go, decode and keep): too many items in a webhook, ids too long
+//     or with control bytes.
 //  3. Verify (signature.go): a format with a configured secret is recorded only when its
 //     signature header verifies.
 //  4. Log (log.go): the new items are deduplicated by claims and appended as one log
