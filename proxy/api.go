@@ -65,7 +65,7 @@ func NewAPI(token string, ready func() error) *API {
 	a.Handle("GET", "/readyz", AuthNone, a.serveReady)
 	a.Handle("GET", "/metrics", AuthNone, func(ctx *fasthttp.RequestCtx, _ Params) {
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-		metrics.WritePrometheus(ctx, true)
+		writeMetrics(ctx)
 	})
 	return a
 }

@@ -1,6 +1,10 @@
 package proxy
 
-import "github.com/VictoriaMetrics/metrics"
+import (
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/buckets"
+)
 
 // Forwarding metrics, declared once next to the code that bumps them.
 var (
@@ -14,7 +18,7 @@ var (
 	requestsTimeout    = metrics.NewCounter(`ctwa_sidecar_requests_total{result="gateway_timeout"}`)
 	requestsTooLarge   = metrics.NewCounter(`ctwa_sidecar_requests_total{result="too_large"}`)
 	requestsBadRequest = metrics.NewCounter(`ctwa_sidecar_requests_total{result="bad_request"}`)
-	forwardDuration    = metrics.NewPrometheusHistogram(`ctwa_sidecar_forward_duration_seconds`)
+	forwardDuration    = metrics.NewPrometheusHistogramExt(`ctwa_sidecar_forward_duration_seconds`, buckets.Latency)
 	upstreamTimeout    = metrics.NewCounter(`ctwa_sidecar_upstream_errors_total{reason="timeout"}`)
 	upstreamRefused    = metrics.NewCounter(`ctwa_sidecar_upstream_errors_total{reason="refused"}`)
 	upstreamClosed     = metrics.NewCounter(`ctwa_sidecar_upstream_errors_total{reason="closed"}`)

@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/buckets"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
@@ -26,7 +27,7 @@ type lane struct {
 	name           string
 	reqs           chan *request
 	done           chan struct{}
-	batchRequests  *metrics.Histogram
+	batchRequests  *metrics.PrometheusHistogram
 	commitDuration *metrics.PrometheusHistogram
 }
 
@@ -35,10 +36,10 @@ func newLane(name string) *lane {
 		name: name,
 		reqs: make(chan *request, 2*maxGroupRequests),
 		done: make(chan struct{}),
-		batchRequests: metrics.GetOrCreateHistogram(
-			fmt.Sprintf(`ctwa_sidecar_store_batch_requests{lane=%q}`, name)),
-		commitDuration: metrics.GetOrCreatePrometheusHistogram(
-			fmt.Sprintf(`ctwa_sidecar_store_commit_duration_seconds{lane=%q}`, name)),
+		batchRequests: metrics.GetOrCreatePrometheusHistogramExt(
+			fmt.Sprintf(`ctwa_sidecar_store_batch_requests{lane=%q}`, name), buckets.Count),
+		commitDuration: metrics.GetOrCreatePrometheusHistogramExt(
+			fmt.Sprintf(`ctwa_sidecar_store_commit_duration_seconds{lane=%q}`, name), buckets.Latency),
 	}
 }
 
