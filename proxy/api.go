@@ -58,6 +58,7 @@ type API struct {
 // every AuthToken route; ready reports whether the store can take writes.
 func NewAPI(token string, ready func() error) *API {
 	a := &API{token: []byte(token), ready: ready}
+	readyCheck.Store(&ready)
 	a.Handle("GET", "/healthz", AuthNone, func(ctx *fasthttp.RequestCtx, _ Params) {
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -13,7 +14,15 @@ import (
 // Prometheus expect. VictoriaMetrics writes the TYPE and an empty HELP; writeMetrics
 // fills in the help of the sidecar's own families from metricHelp (README's Metrics
 // table says more about each). The Go runtime and process families keep an empty HELP.
-func init() { metrics.ExposeMetadata(true) }
+func init() {
+	metrics.ExposeMetadata(true)
+	metrics.NewGauge("ctwa_sidecar_ready", func() float64 {
+		if f := readyCheck.Load(); f != nil && (*f)() == nil {
+			return 1
+		}
+		return 0
+	})
+}
 
 // metricHelp is the help text of every ctwa_sidecar_ family, by family name.
 var metricHelp = map[string]string{
@@ -52,8 +61,13 @@ var metricHelp = map[string]string{
 	"ctwa_sidecar_capi_oldest_pending_seconds":      "Age of the source event of the oldest conversion in the outbox.",
 	"ctwa_sidecar_spend_sync_runs_total":            "Spend syncs from the Marketing API by result (ok, failed, throttled, stopped).",
 	"ctwa_sidecar_spend_sync_rows_total":            "Daily per-ad delivery rows stored by spend syncs.",
+	"ctwa_sidecar_ready":                            "1 when /readyz answers ready (the store takes writes), 0 otherwise; forwarding goes on either way.",
 	"ctwa_sidecar_backup_failures_total":            "Online backups that failed after the answer started.",
 }
+
+// readyCheck is what /readyz of the newest API asks (a process serves one API; tests
+// make several). The ready gauge lets Prometheus alert on what /readyz says.
+var readyCheck atomic.Pointer[func() error]
 
 var metricsBuf = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 

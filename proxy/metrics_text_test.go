@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -101,5 +104,77 @@ func TestMetricsPassPromtool(t *testing.T) {
 	}
 	if !bytes.Contains(body, []byte("ctwa_sidecar_requests_total")) {
 		t.Fatal("the scrape has no ctwa_sidecar_ families")
+	}
+}
+
+// ctwa_sidecar_ready says what /readyz says.
+func TestReadyGauge(t *testing.T) {
+	var notReady error = errors.New("disk full")
+	NewAPI("", func() error { return notReady })
+	if v := counterValue(t, "ctwa_sidecar_ready"); v != 0 {
+		t.Fatalf("ready %v while /readyz answers 503, want 0", v)
+	}
+	notReady = nil
+	if v := counterValue(t, "ctwa_sidecar_ready"); v != 1 {
+		t.Fatalf("ready %v once the store takes writes, want 1", v)
+	}
+}
+
+// The alerts and the Grafana dashboard in deploy/ chart metrics that exist, with queries
+// that parse: each ctwa_sidecar_ name they use has help (so the code defines it), and
+// promtool compiles every dashboard query as a rule.
+func TestDeployFilesUseRealMetrics(t *testing.T) {
+	alerts, err := os.ReadFile(filepath.Join("..", "deploy", "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "ctwa-sidecar.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("deploy/grafana/ctwa-sidecar.json: %v", err)
+	}
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range dash.Panels {
+		for _, q := range p.Targets {
+			n++
+			expr := strings.ReplaceAll(q.Expr, "$instance", ".*")
+			fmt.Fprintf(&rules, "      - record: dashboard:query%d\n        expr: %q\n", n, expr)
+		}
+	}
+	if n < 10 {
+		t.Fatalf("the dashboard has %d queries", n)
+	}
+	name := regexp.MustCompile(`ctwa_sidecar_[a-z_]+`)
+	for file, text := range map[string][]byte{"alerts.yml": alerts, "ctwa-sidecar.json": raw} {
+		for _, m := range name.FindAll(text, -1) {
+			fam := strings.TrimSuffix(string(m), "_bucket")
+			if metricHelp[fam] == "" {
+				t.Errorf("%s uses %s, which the sidecar does not expose", file, fam)
+			}
+		}
+	}
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CTWA_PROMTOOL_TEST") != "" {
+			t.Fatal("promtool not found (apt-get install prometheus)")
+		}
+		t.Skip("promtool not installed; CTWA_PROMTOOL_TEST=1 makes this a failure")
+	}
+	f := filepath.Join(t.TempDir(), "dashboard-queries.yml")
+	if err := os.WriteFile(f, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", f).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules on the dashboard's queries: %v\n%s", err, out)
 	}
 }
