@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -95,11 +94,7 @@ func TestChunkedUpstreamResponseIsRelayedWhole(t *testing.T) {
 func TestAppsListsAppsWithTraffic(t *testing.T) {
 	up := startUpstream(t, echoUpstream)
 	sc := startSidecar(t, "http://"+up.addr)
-	for _, f := range []string{"../testdata/webhooks/cloud/text_ctwa_referral.json", "../testdata/webhooks/onprem/text.json"} {
-		body, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, body := range [][]byte{cloudFixture(t, "text_ctwa_referral"), fixture(t, "onprem", "text")} {
 		mustDo(t, newRequest(t, "POST", sc.webhook+"/", body))
 	}
 	_, got := mustDo(t, newRequest(t, "GET", sc.api+"/v1/clients/default/apps", nil))

@@ -57,10 +57,7 @@ func recordedStore(t *testing.T, quiet *slog.Logger) *storage.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := os.ReadFile("../testdata/webhooks/cloud/text_ctwa_referral.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := cloudFixture(t, "text_ctwa_referral")
 	if err := rec.RecordSigned(context.Background(), body, &engine.Signature{}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,41 +1,23 @@
 package e2e
 
 import (
-	"bufio"
 	"net/http"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// TestBinaryServesAndExitsZeroOnSIGTERM builds the real binary, runs it as a user would,
-// forwards one webhook through it and stops it with SIGTERM.
+// TestBinaryServesAndExitsZeroOnSIGTERM builds the real binary, runs it as a user would
+// (the default command, no "serve"), forwards one webhook through it and stops it with
+// SIGTERM.
 func TestBinaryServesAndExitsZeroOnSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "ctwa-sidecar")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := sidecarBinary(t)
 	up := startUpstream(t, echoUpstream)
-	cmd := exec.Command(bin, "-upstream", "http://"+up.addr, "-listen", "127.0.0.1:0",
+	sc := runBinary(t, bin, "-upstream", "http://"+up.addr, "-listen", "127.0.0.1:0",
 		"-api-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-format", "json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
 
-	webhook := waitForListenAddr(t, bufio.NewScanner(stderr))
-	resp, err := http.Post("http://"+webhook+"/hook?x=1", "application/json", strings.NewReader(`{"a":1}`))
+	resp, err := http.Post(sc.webhook+"/hook?x=1", "application/json", strings.NewReader(`{"a":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,35 +26,10 @@ func TestBinaryServesAndExitsZeroOnSIGTERM(t *testing.T) {
 		t.Fatalf("forward through the binary: status %d, upstream saw %+v", resp.StatusCode, up.requests())
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := sc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v, want status 0", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("binary did not stop within 30s of SIGTERM")
+	if err := sc.waitExit(t, 30*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v, want status 0", err)
 	}
-}
-
-var listenAttr = regexp.MustCompile(`"listen":"([^"]+)"`)
-
-// waitForListenAddr reads the JSON log until the start-up line names the webhook address.
-func waitForListenAddr(t *testing.T, sc *bufio.Scanner) string {
-	t.Helper()
-	for sc.Scan() {
-		if m := listenAttr.FindStringSubmatch(sc.Text()); m != nil {
-			go func() { // keep draining so the child never blocks on a full pipe
-				for sc.Scan() {
-				}
-			}()
-			return m[1]
-		}
-	}
-	t.Fatalf("binary exited before logging its listen address: %v", sc.Err())
-	return ""
 }

@@ -55,22 +55,13 @@ func conversionCount(t *testing.T, sc *binSidecar, status string) int {
 	return page.Total
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestConversionsSurviveKill9: 20 leads' conversions wait while Meta answers 500; the
 // sidecar is killed (-9) and started against a Meta that works: each of the 20 reaches
 // it once, with the ids it had, and the activity log and /metrics say sent.
 func TestConversionsSurviveKill9(t *testing.T) {
 	bin := sidecarBinary(t)
 	data := t.TempDir()
-	upstream := diskUpstream(t)
+	upstream := "http://" + acceptingUpstream(t).addr
 	down := startGraph(t)
 	faults := make([]graphstub.Fault, 100)
 	for i := range faults {
@@ -118,7 +109,7 @@ func TestConversionsSurviveKill9(t *testing.T) {
 // and their conversions wait in the outbox.
 func TestWebhookFloodWhileMetaHangs(t *testing.T) {
 	bin := sidecarBinary(t)
-	upstream := diskUpstream(t)
+	upstream := "http://" + acceptingUpstream(t).addr
 	graph := startGraph(t)
 	faults := make([]graphstub.Fault, 100)
 	for i := range faults {

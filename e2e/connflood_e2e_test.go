@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // Connection floods and idle connections (issue 12, items 5 and 6): real sockets on
@@ -104,13 +102,6 @@ func postFresh(t *testing.T, url, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func acceptingUpstream(t *testing.T) *stubUpstream {
-	return startUpstream(t, func(ctx *fasthttp.RequestCtx) {
-		ctx.SetStatusCode(fasthttp.StatusAccepted)
-		ctx.SetBodyString("upstream accepted")
-	})
-}
-
 const rejectedSeries = `ctwa_sidecar_connections_rejected_total{listener="webhook",reason="`
 
 // TestConnectionFloodLeavesWebhooksAndHealthAnswered floods the webhook listener with idle
@@ -142,7 +133,7 @@ func TestConnectionFloodLeavesWebhooksAndHealthAnswered(t *testing.T) {
 	if got := scrape(t, sc.api, `ctwa_sidecar_connections_open{listener="webhook"}`); got < perIP {
 		t.Errorf("connections_open{listener=webhook} = %v, want at least the %d held", got, perIP)
 	}
-	if code, body := postFresh(t, sc.webhook+"/webhook", `{"object":"whatsapp_business_account","entry":[]}`); code != 202 || body != "upstream accepted" {
+	if code, body := postFresh(t, sc.webhook+"/webhook", `{"object":"whatsapp_business_account","entry":[]}`); code != 202 || body != upstreamAnswer {
 		t.Fatalf("webhook during the flood: %d %q, want the upstream's 202", code, body)
 	}
 	if code, _ := get(t, sc.api+"/healthz"); code != 200 {
@@ -250,7 +241,7 @@ func TestIdleConnectionsClosedAfterHeaderTimeout(t *testing.T) {
 		t.Fatalf("slow body: no answer: %v", err)
 	}
 	got, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 202 || string(got) != "upstream accepted" {
+	if resp.StatusCode != 202 || string(got) != upstreamAnswer {
 		t.Fatalf("slow body: %d %q, want the upstream's 202", resp.StatusCode, got)
 	}
 	reqs := up.requests()

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
-	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/diskfault"
 )
@@ -38,24 +37,6 @@ func diskWebhook(first, n int) []byte {
 	return messagesWebhook(msgs...)
 }
 
-const upstreamAnswer = "upstream-got-it"
-
-func diskUpstream(t *testing.T) string {
-	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
-		ctx.SetStatusCode(fasthttp.StatusAccepted)
-		ctx.SetBodyString(upstreamAnswer)
-	})
-	return "http://" + up.addr
-}
-
-// forwarded posts body and fails unless the sender got the upstream's own answer.
-func forwarded(t *testing.T, sc *binSidecar, body []byte) {
-	t.Helper()
-	if err := forward(sc, body); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // forwardLeads forwards n webhooks of per leads' first messages each, for the leads from
 // lead on, and returns the lead after them.
 func forwardLeads(t *testing.T, sc *binSidecar, lead, n, per int) int {
@@ -65,34 +46,6 @@ func forwardLeads(t *testing.T, sc *binSidecar, lead, n, per int) int {
 		lead += per
 	}
 	return lead
-}
-
-func forward(sc *binSidecar, body []byte) error {
-	status, _, got, err := do("POST", sc.webhook+"/webhook", "application/json", body)
-	if err == nil && status == fasthttp.StatusAccepted && string(got) == upstreamAnswer {
-		return nil
-	}
-	select {
-	case <-sc.exited:
-		return fmt.Errorf("the sidecar died (%v); its log ends:\n%s", sc.waitErr, logTail(sc))
-	case <-time.After(2 * time.Second): // a transport error may be the process dying
-		return fmt.Errorf("sender got %d %q %v, want the upstream's %d %q", status, got, err, fasthttp.StatusAccepted, upstreamAnswer)
-	}
-}
-
-// logTail is the end of the sidecar's log, or the start of a crash dump in it.
-func logTail(sc *binSidecar) string {
-	s := sc.log.String()
-	for _, crash := range []string{"unexpected fault address", "fatal error:", "panic:"} {
-		if i := strings.Index(s, crash); i >= 0 {
-			s = s[i:]
-			break
-		}
-	}
-	if len(s) > 3000 {
-		s = s[:3000] + "…"
-	}
-	return s
 }
 
 // readiness returns /readyz's status and body.
@@ -164,7 +117,7 @@ func TestDiskFullForwardsAndResumes(t *testing.T) {
 	bin := sidecarBinary(t)
 	mnt := diskfault.Tmpfs(t, "size=256m")
 	data := filepath.Join(mnt, "data")
-	upstream := diskUpstream(t)
+	upstream := "http://" + acceptingUpstream(t).addr
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
 
 	lead := 0
@@ -245,7 +198,7 @@ func TestInodesExhaustedForwardsAndResumes(t *testing.T) {
 	bin := sidecarBinary(t)
 	mnt := diskfault.Tmpfs(t, "size=256m,nr_inodes=2000")
 	data := filepath.Join(mnt, "data")
-	upstream := diskUpstream(t)
+	upstream := "http://" + acceptingUpstream(t).addr
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
 
 	lead := 0
@@ -300,7 +253,7 @@ func TestFullDiskAtShutdownAndStartUp(t *testing.T) {
 	bin := sidecarBinary(t)
 	mnt := diskfault.Tmpfs(t, "size=256m")
 	data := filepath.Join(mnt, "data")
-	upstream := diskUpstream(t)
+	upstream := "http://" + acceptingUpstream(t).addr
 	sc := startBinary(t, bin, upstream, data, "-min-free-disk", "32MiB")
 	lead := 0
 	lead = forwardLeads(t, sc, lead, 20, 10)
@@ -344,7 +297,7 @@ func TestStartUpWithoutDataDirOnFullDisk(t *testing.T) {
 	bin := sidecarBinary(t)
 	mnt := diskfault.Tmpfs(t, "size=256m,nr_inodes=500")
 	data := filepath.Join(mnt, "new", "data")
-	upstream := diskUpstream(t)
+	upstream := "http://" + acceptingUpstream(t).addr
 	faultsInjected.Add(1)
 	hog := diskfault.UseAllInodes(t, mnt)
 

@@ -1,240 +1,20 @@
 package e2e
 
 // End-to-end tests of the events API (SPEC §6.1, seed 002 "events" to "event_groups"):
-// a real sidecar started through sidecar.Run, real webhooks posted to its listener, the API
-// called over HTTP on loopback.
+// a real sidecar started through sidecar.Run, real webhooks posted to its listener, the
+// API called over HTTP on loopback.
 
 import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
-	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	json "github.com/goccy/go-json"
 )
-
-const (
-	fixtureApp = "106540352242922" // metadata.phone_number_id of the Cloud API fixtures
-	appPath    = "/v1/clients/default/apps/" + fixtureApp
-
-	// Leads and sources of the Cloud API fixtures, all on 2026-03-16 (UTC).
-	leadLena  = "491701234567"        // text_ctwa_referral 09:15:07, button 09:21:07
-	leadJonas = "491761234568"        // button_reply 09:22:07, list_reply 09:23:07 (organic)
-	leadEmile = "4915112345678"       // post_referral 09:17:07
-	leadMara  = "DE.1502576394655843" // bsuid_only_lead 09:26:07 (organic, no phone)
-	adSpring  = "120214567890123456"
-	postID    = "318276543219876"
-)
-
-// ---- webhooks ----
-
-// postWebhook posts body to the webhook listener and requires the upstream's 2xx: the
-// answer comes only after the webhook's events are committed (SPEC §3.2).
-func postWebhook(t *testing.T, sc *runSidecar, body []byte) {
-	t.Helper()
-	req := newRequest(t, "POST", sc.webhook+"/webhook", body)
-	req.Header.Set("Content-Type", "application/json")
-	if resp, got := mustDo(t, req); resp.StatusCode/100 != 2 {
-		t.Fatalf("webhook answered %d %q", resp.StatusCode, got)
-	}
-}
-
-func cloudFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "webhooks", "cloud", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// postFixtures posts Cloud API fixtures by name.
-func postFixtures(t *testing.T, sc *runSidecar, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		postWebhook(t, sc, cloudFixture(t, n))
-	}
-}
-
-// waItem is one element of a Cloud API messages[] or statuses[] array.
-type waItem map[string]any
-
-var wamidSeq atomic.Int64
-
-func newWamid() string { return fmt.Sprintf("wamid.e2e.%06d", wamidSeq.Add(1)) }
-
-func unixString(at time.Time) string { return strconv.FormatInt(at.Unix(), 10) }
-
-func textMsg(from string, at time.Time, body string) waItem {
-	return waItem{"from": from, "id": newWamid(), "timestamp": unixString(at), "type": "text",
-		"text": map[string]string{"body": body}}
-}
-
-// replyMsg is an interactive reply; kind is button_reply or list_reply.
-func replyMsg(from string, at time.Time, kind, id, title string) waItem {
-	return waItem{"from": from, "id": newWamid(), "timestamp": unixString(at), "type": "interactive",
-		"interactive": map[string]any{"type": kind, kind: map[string]string{"id": id, "title": title}}}
-}
-
-// buttonMsg is a tap on a template quick-reply button.
-func buttonMsg(from string, at time.Time, payload, text string) waItem {
-	return waItem{"from": from, "id": newWamid(), "timestamp": unixString(at), "type": "button",
-		"button": map[string]string{"payload": payload, "text": text}}
-}
-
-// fromAd adds the CTWA referral of a click on ad adID.
-func (m waItem) fromAd(adID string) waItem {
-	m["referral"] = map[string]string{"source_type": "ad", "source_id": adID,
-		"source_url": "https://fb.me/e2e", "headline": "Chat with us", "ctwa_clid": "clid-" + adID}
-	return m
-}
-
-// sentStatus is the "sent" status of a business message tagged with a campaign.
-func sentStatus(to string, at time.Time, tag string) waItem {
-	return waItem{"id": newWamid(), "status": "sent", "timestamp": unixString(at),
-		"recipient_id": to, "biz_opaque_callback_data": tag}
-}
-
-// cloudWebhook wraps messages and statuses in a Cloud API webhook of fixtureApp.
-func cloudWebhook(key string, items []waItem) []byte {
-	value := map[string]any{
-		"messaging_product": "whatsapp",
-		"metadata":          map[string]string{"display_phone_number": "4930609859535", "phone_number_id": fixtureApp},
-		key:                 items,
-	}
-	body, err := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{
-		map[string]any{"id": "102290129340398", "changes": []any{map[string]any{"field": "messages", "value": value}}},
-	}})
-	if err != nil {
-		panic(err)
-	}
-	return body
-}
-
-func messagesWebhook(msgs ...waItem) []byte    { return cloudWebhook("messages", msgs) }
-func statusesWebhook(sts ...waItem) []byte     { return cloudWebhook("statuses", sts) }
-func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
-
-// ---- API ----
-
-// apiClient calls the sidecar's local API, with a bearer token when token is set.
-type apiClient struct {
-	t     *testing.T
-	base  string
-	token string
-}
-
-func newAPIClient(t *testing.T, sc *runSidecar, token string) *apiClient {
-	return &apiClient{t: t, base: sc.api, token: token}
-}
-
-func (c *apiClient) call(method, path, contentType string, body []byte) (*http.Response, []byte) {
-	c.t.Helper()
-	req := newRequest(c.t, method, c.base+path, body)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	return mustDo(c.t, req)
-}
-
-// getJSON GETs path, requires 200 with a JSON body and decodes it into v; it returns
-// the raw body.
-func (c *apiClient) getJSON(path string, v any) []byte {
-	c.t.Helper()
-	resp, body := c.call("GET", path, "", nil)
-	if resp.StatusCode != 200 {
-		c.t.Fatalf("GET %s answered %d %s", path, resp.StatusCode, body)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		c.t.Fatalf("GET %s: content type %q", path, ct)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		c.t.Fatalf("GET %s: %v in %s", path, err, body)
-	}
-	return body
-}
-
-// sendJSON sends in as a JSON body, requires status want and decodes the answer into out.
-func (c *apiClient) sendJSON(method, path string, in any, want int, out any) {
-	c.t.Helper()
-	body, err := json.Marshal(in)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	resp, got := c.call(method, path, "application/json", body)
-	if resp.StatusCode != want {
-		c.t.Fatalf("%s %s %s answered %d %s, want %d", method, path, body, resp.StatusCode, got, want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(got, out); err != nil {
-			c.t.Fatalf("%s %s: %v in %s", method, path, err, got)
-		}
-	}
-}
-
-// wantError requires the JSON error form of SPEC §5 with status and field; a 400 must
-// also name the field in its message.
-func wantError(t *testing.T, resp *http.Response, body []byte, status int, field string) {
-	t.Helper()
-	var e struct {
-		Error struct{ Code, Message, Field string } `json:"error"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
-		t.Fatalf("answer %d %q is not the JSON error form (%v)", resp.StatusCode, body, err)
-	}
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		t.Errorf("error content type %q", resp.Header.Get("Content-Type"))
-	}
-	if resp.StatusCode != status || e.Error.Field != field {
-		t.Fatalf("got %d field %q (%s), want %d field %q", resp.StatusCode, e.Error.Field, body, status, field)
-	}
-	if status == 400 && field != "" && !strings.Contains(e.Error.Message, field) {
-		t.Errorf("message %q does not name %s", e.Error.Message, field)
-	}
-}
-
-// eventJSON is one row of GET .../events.
-type eventJSON struct {
-	ID                     string `json:"id"`
-	AppID                  string `json:"app_id"`
-	AdID                   string `json:"ad_id"`
-	CampaignID             string `json:"campaign_id"`
-	Phone                  string `json:"phone"`
-	UserID                 string `json:"user_id"`
-	Type                   string `json:"type"`
-	TypeID                 string `json:"type_id"`
-	TypeValue              string `json:"type_value"`
-	Date                   string `json:"date"`
-	ConversationID         string `json:"conversation_id"`
-	ConversationExpireTime string `json:"conversation_expire_time"`
-	SourceType             string `json:"source_type"`
-	SourceID               string `json:"source_id"`
-}
-
-type eventsPage struct {
-	Data       []eventJSON `json:"data"`
-	TotalCount int         `json:"total_count"`
-	Offset     int         `json:"offset"`
-	Limit      int         `json:"limit"`
-}
-
-func (c *apiClient) events(query string) eventsPage {
-	c.t.Helper()
-	var p eventsPage
-	c.getJSON(appPath+"/events?"+query, &p)
-	return p
-}
 
 // summary is the sorted "type=type_value" of rows: what a filter selected.
 func summary(rows []eventJSON) []string {
@@ -243,14 +23,6 @@ func summary(rows []eventJSON) []string {
 		out = append(out, r.Type+"="+r.TypeValue)
 	}
 	slices.Sort(out)
-	return out
-}
-
-func ids(rows []eventJSON) []string {
-	out := []string{}
-	for _, r := range rows {
-		out = append(out, r.ID)
-	}
 	return out
 }
 
@@ -724,28 +496,6 @@ func TestStandaloneEventsStatsCountsNonAdSessions(t *testing.T) {
 }
 
 // ---- event groups ----
-
-// groupJSON is an event group as POST, PATCH and GET event_groups show it.
-type groupJSON struct {
-	ID         string `json:"id"`
-	AppID      string `json:"app_id"`
-	AdID       string `json:"ad_id"`
-	CampaignID string `json:"campaign_id"`
-	Type       string `json:"type"`
-	TypeID     string `json:"type_id"`
-	TypeValue  string `json:"type_value"`
-	Status     string `json:"status"`
-	FirstEvent string `json:"first_event"`
-	LastEvent  string `json:"last_event"`
-	Events     int    `json:"events_count"`
-}
-
-type groupsPage struct {
-	Data       []groupJSON `json:"data"`
-	TotalCount int         `json:"total_count"`
-	Offset     int         `json:"offset"`
-	Limit      int         `json:"limit"`
-}
 
 func TestEventGroups(t *testing.T) {
 	up := startUpstream(t, echoUpstream)

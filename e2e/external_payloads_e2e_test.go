@@ -109,7 +109,7 @@ var externalCases = []externalCase{
 }
 
 func TestExternalPayloads(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "testdata", "external-payloads", "*.json"))
+	files, err := filepath.Glob(testdata("external-payloads", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestExternalPayloads(t *testing.T) {
 }
 
 func checkExternal(t *testing.T, up *stubUpstream, c externalCase) {
-	body, err := os.ReadFile(filepath.Join("..", "testdata", "external-payloads", c.file+".json"))
+	body, err := os.ReadFile(testdata("external-payloads", c.file+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}

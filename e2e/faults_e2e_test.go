@@ -10,7 +10,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,9 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,8 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
@@ -38,197 +33,6 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
-
-// Counters the hostile and fault suites add to; TestMain prints them (go test -v shows
-// them, and `go test -run 'Fault|Hostile|Kill9|SIGTERM|StoreClosed' -v ./e2e` is the proof).
-var (
-	hostileInputs  atomic.Int64
-	faultsInjected atomic.Int64
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if built.dir != "" {
-		os.RemoveAll(built.dir)
-	}
-	if n, f := hostileInputs.Load(), faultsInjected.Load(); n+f > 0 {
-		fmt.Printf("hostile inputs tried: %d; faults injected: %d\n", n, f)
-	}
-	os.Exit(code)
-}
-
-// built is the sidecar binary, built once for every test that runs it.
-var built struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
-
-// sidecarBinary builds the module's binary once; the tests that run it skip under -short.
-func sidecarBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the real binary")
-	}
-	built.once.Do(func() {
-		if built.dir, built.err = os.MkdirTemp("", "ctwa-faults-"); built.err != nil {
-			return
-		}
-		built.path = filepath.Join(built.dir, "ctwa-sidecar")
-		if out, err := exec.Command("go", "build", "-o", built.path, "..").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.path
-}
-
-// binSidecar is the real binary, running as a child process.
-type binSidecar struct {
-	cmd          *exec.Cmd
-	webhook, api string // base URLs
-	log          *lineLog
-	exited       chan struct{}
-	waitErr      error
-}
-
-// lineLog keeps the child's log and reports the listen addresses of its start-up line.
-type lineLog struct {
-	syncBuffer
-	mu      sync.Mutex
-	partial []byte
-	started chan [2]string
-}
-
-var startedLine = regexp.MustCompile(`"msg":"ctwa-sidecar started".*"listen":"([^"]+)","api_listen":"([^"]+)"`)
-
-func (l *lineLog) Write(p []byte) (int, error) {
-	l.syncBuffer.Write(p)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		if m := startedLine.FindSubmatch(l.partial[:i]); m != nil {
-			select {
-			case l.started <- [2]string{string(m[1]), string(m[2])}:
-			default:
-			}
-		}
-		l.partial = l.partial[i+1:]
-	}
-}
-
-// startBinary runs bin in front of upstream on the store in data, on free loopback ports.
-func startBinary(t *testing.T, bin, upstream, data string, args ...string) *binSidecar {
-	t.Helper()
-	all := append([]string{"serve", "-upstream", upstream, "-listen", "127.0.0.1:0",
-		"-api-listen", "127.0.0.1:0", "-data", data, "-log-format", "json"}, args...)
-	s := &binSidecar{cmd: exec.Command(bin, all...), log: &lineLog{started: make(chan [2]string, 1)},
-		exited: make(chan struct{})}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CTWA_") {
-			s.cmd.Env = append(s.cmd.Env, kv)
-		}
-	}
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.waitErr = s.cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
-	select {
-	case a := <-s.log.started:
-		s.webhook, s.api = "http://"+a[0], "http://"+a[1]
-	case <-s.exited:
-		t.Fatalf("sidecar exited at start-up (%v):\n%s", s.waitErr, s.log)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("sidecar did not start within 20s:\n%s", s.log)
-	}
-	return s
-}
-
-// kill9 sends SIGKILL and waits until the process is gone.
-func (s *binSidecar) kill9(t *testing.T) {
-	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Error(err)
-	}
-	<-s.exited
-}
-
-// waitExit waits up to d for the process to exit and returns its Wait error.
-func (s *binSidecar) waitExit(t *testing.T, d time.Duration) error {
-	t.Helper()
-	select {
-	case <-s.exited:
-		return s.waitErr
-	case <-time.After(d):
-		t.Fatalf("sidecar did not exit within %s:\n%s", d, s.log)
-		return nil
-	}
-}
-
-// testClient opens a connection per request (no keep-alive, so the sidecar's connection
-// count returns to its baseline) and never follows redirects.
-var testClient = &http.Client{
-	Transport:     &http.Transport{DisableKeepAlives: true},
-	Timeout:       30 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-// do sends one request and returns the status, headers and body; a transport error
-// comes back as err.
-func do(method, url, contentType string, body []byte, header ...string) (int, http.Header, []byte, error) {
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := testClient.Do(req)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b, err
-}
-
-// scrape reads one sample of the Prometheus text at base+/metrics (0 when absent).
-func scrape(t *testing.T, base, series string) float64 {
-	t.Helper()
-	status, _, body, err := do("GET", base+"/metrics", "", nil)
-	if err != nil || status != 200 {
-		t.Fatalf("GET /metrics: %d %v", status, err)
-	}
-	return sampleOf(body, series)
-}
-
-func sampleOf(body []byte, series string) float64 {
-	for line := range bytes.Lines(body) {
-		if rest, ok := bytes.CutPrefix(line, []byte(series+" ")); ok {
-			v, _ := strconv.ParseFloat(string(bytes.TrimSpace(rest)), 64)
-			return v
-		}
-	}
-	return 0
-}
 
 // openFDs counts the open file descriptors of pid (-1 where /proc is not available).
 func openFDs(pid int) int {
@@ -466,7 +270,7 @@ func TestFaultsUpstreamMisbehaving(t *testing.T) {
 					switch {
 					case err != nil:
 						t.Errorf("sender got a transport error instead of an answer: %v", err)
-					case !containsInt(f.status, status) || !strings.Contains(string(body), f.cause):
+					case !slices.Contains(f.status, status) || !strings.Contains(string(body), f.cause):
 						t.Errorf("sender got %d %q, want one of %v naming %q", status, body, f.status, f.cause)
 					}
 				})
@@ -540,18 +344,7 @@ func TestFaultsUpstreamMisbehaving(t *testing.T) {
 	t.Logf("after %d faults: %.0f goroutines, %d fds", faultsInjected.Load(), g, fds)
 }
 
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // ---- kill -9 under load ----
-
-const killApp = fixtureApp
 
 // killWebhook is lead i's first message, from a click on one of five ads: a distinct
 // lead, message id and click per webhook.
@@ -561,32 +354,6 @@ func killWebhook(i int) (lead string, body []byte) {
 	msg := waItem{"from": lead, "id": fmt.Sprintf("wamid.kill9.%05d", i), "timestamp": unixString(at),
 		"type": "text", "text": map[string]string{"body": "Hi, is the offer still on?"}}
 	return lead, messagesWebhook(msg.fromAd(killAd(i)))
-}
-
-func killAd(i int) string { return fmt.Sprintf("12020000000000%04d", i%5) }
-
-// conversations lists the conversation events of the kill test's app: source by lead,
-// and how many each lead has.
-func conversations(t *testing.T, api string) (count map[string]int, source map[string]string) {
-	t.Helper()
-	count, source = map[string]int{}, map[string]string{}
-	for offset, total := 0, 1; offset < total; {
-		status, _, body, err := do("GET", fmt.Sprintf("%s/v1/clients/default/apps/%s/events?event_type=conversation"+
-			"&date_from=2026-03-16&date_to=2026-03-16&limit=1000&offset=%d", api, killApp, offset), "", nil)
-		var p eventsPage
-		if err != nil || status != 200 || json.Unmarshal(body, &p) != nil {
-			t.Fatalf("events: %d %v %.300s", status, err, body)
-		}
-		for _, ev := range p.Data {
-			count[ev.Phone]++
-			source[ev.Phone] = ev.SourceType + ":" + ev.SourceID
-		}
-		total, offset = p.TotalCount, offset+len(p.Data)
-		if len(p.Data) == 0 {
-			break
-		}
-	}
-	return count, source
 }
 
 // TestKill9UnderLoadLosesNoAcknowledgedWebhook posts distinct CTWA webhooks from many
@@ -878,23 +645,4 @@ func TestStoreClosedStillForwards(t *testing.T) {
 	if events, sessions := leadsOf(); events["4917822222222 conversation"] != 1 || sessions["4917822222222"] != 1 {
 		t.Errorf("the retry of the failed webhook was not recorded as new (a dedupe key was half-written?): events %v", events)
 	}
-}
-
-// serveLoopback serves srv on a free loopback port until the test ends.
-func serveLoopback(t *testing.T, srv *fasthttp.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
-	return "http://" + ln.Addr().String()
-}
-
-// processSample reads a metric of this test process.
-func processSample(series string) float64 {
-	var b bytes.Buffer
-	metrics.WritePrometheus(&b, false)
-	return sampleOf(b.Bytes(), series)
 }

@@ -12,18 +12,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// echoUpstream answers 201 with a custom header, a cookie and a body derived from the
-// request, so the test can tell the upstream's answer reached the sender unchanged.
-func echoUpstream(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.DisableNormalizing()
-	ctx.SetStatusCode(201)
-	ctx.Response.Header.Set("X-Upstream_Custom", "Kept As Is")
-	ctx.Response.Header.Set("Content-Type", "application/octet-stream")
-	ctx.Response.Header.Set("Keep-Alive", "timeout=5")
-	ctx.Response.Header.Set("Proxy-Hint", "drop me")
-	ctx.SetBody(append([]byte("echo:"), ctx.PostBody()...))
-}
-
 func TestForwardsBodiesPathsAndAnswersUnchanged(t *testing.T) {
 	up := startUpstream(t, echoUpstream)
 	sc := startSidecar(t, "http://"+up.addr+"/base/")

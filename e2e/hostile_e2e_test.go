@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,7 +30,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	json "github.com/goccy/go-json"
-	"github.com/valyala/fasthttp"
 )
 
 const (
@@ -38,45 +38,19 @@ const (
 	hostileSecret = "app-secret-0c4d"
 )
 
-// hostileSidecar runs the sidecar with every credential set and a 1 MiB body limit.
 // refusedByClose reports whether err is the server closing on a request it refused.
 func refusedByClose(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) ||
 		strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
 }
 
+// hostileSidecar runs the sidecar with every credential set and a 1 MiB body limit.
 func hostileSidecar(t *testing.T) (*runSidecar, *stubUpstream) {
 	t.Helper()
-	up := startEchoUpstream(t)
+	up := startUpstream(t, echoUpstream)
 	sc := startSidecar(t, "http://"+up.addr, "-api-token", hostileToken, "-api-key", hostileKey,
 		"-app-secret", hostileSecret, "-max-body", "1MiB")
 	return sc, up
-}
-
-// startEchoUpstream is startUpstream with echoUpstream, but a server that takes any body
-// as bytes: fasthttp's default would refuse a multipart content type over a body that is
-// not multipart, and the test would see the stub's 400, not the sidecar's behaviour.
-func startEchoUpstream(t *testing.T) *stubUpstream {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &stubUpstream{addr: ln.Addr().String()}
-	srv := &fasthttp.Server{
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			u.mu.Lock()
-			u.got = append(u.got, received{method: string(ctx.Method()), uri: string(ctx.RequestURI()),
-				rawHeaders: string(ctx.Request.Header.RawHeaders()), body: append([]byte(nil), ctx.PostBody()...)})
-			u.mu.Unlock()
-			echoUpstream(ctx)
-		},
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown() })
-	return u
 }
 
 // rawExchange writes req on a new connection while reading the answer, so that a server
@@ -585,7 +559,7 @@ func TestHostileAPIBodies(t *testing.T) {
 				want = []int{400}
 			}
 			status, h, body, err := hostileSend(w.method, sc.api+w.path, b.contentType, []byte(b.body), "Authorization", "Bearer "+hostileToken)
-			if err != nil || !containsInt(want, status) {
+			if err != nil || !slices.Contains(want, status) {
 				t.Errorf("%s %s %s: %d %v %.200s, want one of %v", w.method, w.path, b.name, status, err, body, want)
 				continue
 			}

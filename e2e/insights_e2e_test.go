@@ -27,7 +27,7 @@ import (
 	json "github.com/goccy/go-json"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden files under ../testdata/insights")
+var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/insights")
 
 // The scenario's catalogue: one EUR ad account with two campaigns and three ads, and
 // an ad that only referrals reveal.
@@ -369,7 +369,7 @@ func normalize(t *testing.T, body []byte) []byte {
 func checkGolden(t *testing.T, name string, body []byte) {
 	t.Helper()
 	got := normalize(t, body)
-	path := filepath.Join("..", "testdata", "insights", name+".json")
+	path := testdata("insights", name+".json")
 	if *updateGolden {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)

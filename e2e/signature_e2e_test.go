@@ -20,10 +20,7 @@ func TestSignedWebhooksOnlyAreRecorded(t *testing.T) {
 	}
 	up := startUpstream(t, echoUpstream)
 	sc := startSidecar(t, "http://"+up.addr, "-app-secret-file", secretFile)
-	body, err := os.ReadFile("../testdata/webhooks/cloud/text_ctwa_referral.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := cloudFixture(t, "text_ctwa_referral")
 	mac := hmac.New(sha256.New, []byte("s3cret-app"))
 	mac.Write(body)
 	good := "sha256=" + hex.EncodeToString(mac.Sum(nil))

@@ -32,7 +32,7 @@ func TestSpendSyncThroughTheBinary(t *testing.T) {
 				{AdID: "601", Date: day(0), Spend: "3.10", Impressions: "100", Clicks: "2"},
 			}}}})
 	bin := sidecarBinary(t)
-	sc := startBinary(t, bin, diskUpstream(t), t.TempDir(), "-meta-token", token, "-graph-url", stub.URL,
+	sc := startBinary(t, bin, "http://"+acceptingUpstream(t).addr, t.TempDir(), "-meta-token", token, "-graph-url", stub.URL,
 		"-spend-sync", "act_"+act+"="+app, "-spend-sync-days", "3", "-spend-backfill-days", "10")
 	path := "/v1/clients/default/apps/" + app
 	syncState := func() (last string, rows int, lastErr string) {

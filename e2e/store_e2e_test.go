@@ -39,10 +39,7 @@ func TestBackupRestoreKeepsEvents(t *testing.T) {
 	up := startUpstream(t, echoUpstream)
 	dir := t.TempDir()
 	sc := startSidecar(t, "http://"+up.addr, "-data", dir)
-	body, err := os.ReadFile("../testdata/webhooks/cloud/text_ctwa_referral.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := cloudFixture(t, "text_ctwa_referral")
 	mustDo(t, newRequest(t, "POST", sc.webhook+"/", body))
 	sc.stop(t)
 
@@ -75,15 +72,12 @@ func TestOnlineBackupThroughTheAPI(t *testing.T) {
 	up := startUpstream(t, echoUpstream)
 	dir := t.TempDir()
 	sc := startSidecar(t, "http://"+up.addr, "-data", dir, "-api-token", "tok")
-	body, err := os.ReadFile("../testdata/webhooks/cloud/text_ctwa_referral.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := cloudFixture(t, "text_ctwa_referral")
 	mustDo(t, newRequest(t, "POST", sc.webhook+"/", body))
 
 	e := sidecar.Env{}
 	out := filepath.Join(t.TempDir(), "online.bak")
-	err = sidecar.Run(context.Background(), []string{"backup", "-data", dir, "-out", out}, e)
+	err := sidecar.Run(context.Background(), []string{"backup", "-data", dir, "-out", out}, e)
 	if err == nil || !strings.Contains(err.Error(), "-api") {
 		t.Fatalf("offline backup of a running store: %v, want a hint to use -api", err)
 	}
