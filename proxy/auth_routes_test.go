@@ -23,7 +23,7 @@ var openRoutes = map[string]bool{
 	"POST /clients/{client_id}/external-events": true, "POST /v1/clients/{client_id}/external-events": true,
 }
 
-// fullAPI registers every route the way main.go does.
+// fullAPI registers every route the way sidecar/recording.go does.
 func fullAPI(t testing.TB, token, key string) *API {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -113,7 +113,7 @@ func TestEveryRouteNeedsTheToken(t *testing.T) {
 		}
 	}
 	if guarded < 20 {
-		t.Fatalf("only %d token routes registered: the router table is not what main.go builds", guarded)
+		t.Fatalf("only %d token routes registered: the router table is not what sidecar/recording.go builds", guarded)
 	}
 	for name := range openRoutes {
 		method, pattern, _ := strings.Cut(name, " ")

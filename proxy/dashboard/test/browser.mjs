@@ -1,5 +1,5 @@
 // Drives the Insights dashboard in headless Debian Chromium against a sidecar seeded with
-// the demo scenario (see dashboard_browser_test.go, which starts it):
+// the demo scenario (see e2e/dashboard_browser_test.go, which starts it):
 //
 //   node browser.mjs <api base url> <artifact dir>
 //
@@ -360,7 +360,7 @@ try {
   check(spentOnly.sessions === '0' && spentOnly.spend === '€92.15' && spentOnly.roas === '0.00',
     `an ad with spend and no session that day is listed with its spend: ${JSON.stringify(spentOnly)}`);
 
-  // Conversions sent to the Graph API stub in the last hour (dashboard_browser_test.go,
+  // Conversions sent to the Graph API stub in the last hour (e2e/dashboard_browser_test.go,
   // seedConversions): 3 leads sent, 2 purchases refused for their click id, a lead
   // without a click id skipped, a lead waiting while Meta answers 503.
   await page.fill('#app', capiApp);
