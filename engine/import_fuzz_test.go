@@ -15,11 +15,11 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
-// spendCSVSeeds are Meta Ads Manager exports: the demo sheet under testdata/ and
-// hand-made variants around every rule of the parser.
+// spendCSVSeeds are Meta Ads Manager exports: a daily-breakdown sheet under testdata/
+// (the demo's, copied) and hand-made variants around every rule of the parser.
 func spendCSVSeeds(tb testing.TB) [][]byte {
 	tb.Helper()
-	demo, err := os.ReadFile(filepath.Join("..", "testdata", "demo", "spend.csv"))
+	demo, err := os.ReadFile(filepath.Join("..", "testdata", "ads-manager", "daily_breakdown.csv"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -85,8 +85,8 @@ func FuzzParseSpendCSV(f *testing.F) {
 	})
 }
 
-// FuzzParseSpendJSON does the same for the JSON import, seeded with the demo sheet under
-// testdata/ in its JSON form and with hand-made bodies.
+// FuzzParseSpendJSON does the same for the JSON import, seeded with that sheet in its
+// JSON form and with hand-made bodies.
 //
 //	go test -run='^$' -fuzz='^FuzzParseSpendJSON$' -fuzztime=10m ./engine
 func FuzzParseSpendJSON(f *testing.F) {
