@@ -13,7 +13,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
@@ -59,14 +58,9 @@ func SourceLabel(typ, id string) string {
 	return typ + ":" + id
 }
 
-// offThreadRevenue reads the revenue of an off-thread event row ("49.9 EUR").
+// offThreadRevenue returns the revenue of an off-thread event row, as decodeEvent read it.
 func offThreadRevenue(ev *kv.Event) (float64, string, bool) {
-	if IsEventType(ev.Type) {
-		return 0, "", false
-	}
-	amount, currency, ok := strings.Cut(ev.TypeValue, " ")
-	f, err := strconv.ParseFloat(amount, 64)
-	return f, currency, ok && err == nil && IsCurrency(currency)
+	return ev.Amount, ev.Currency, !IsEventType(ev.Type) && ev.Currency != ""
 }
 
 // contactsSortBudget is the memory each of the export's two sorts may hold; beyond it they
@@ -161,7 +155,7 @@ func (x *contactsExport) collectFacts() error {
 	app := x.f.AppID
 	var n int
 	visit := func(v []byte) error {
-		ev, err := kv.DecodeEvent(v)
+		ev, err := decodeEvent(v)
 		if err != nil {
 			return err
 		}

@@ -153,7 +153,8 @@ func writeOffThread(b kv.Batch, rec *OffThreadRecord) error {
 	}
 	ev := kv.Event{ID: rec.ID, AppID: rec.AppID, Type: rec.Action, TypeID: rec.ObjectID,
 		TypeValue: revenueText(rec.Amount, rec.Currency), Time: rec.Time, Lead: rec.Lead, LeadIsBSUID: rec.LeadIsUser,
-		ConversationID: rec.ConversationID, SourceType: rec.SourceType, SourceID: rec.SourceID}
+		ConversationID: rec.ConversationID, SourceType: rec.SourceType, SourceID: rec.SourceID,
+		Amount: rec.Amount, Currency: rec.Currency}
 	b.Set(kv.EventKey(nil, rec.AppID, rec.Time, rec.ID), kv.AppendEvent(nil, &ev))
 	return nil
 }
@@ -224,6 +225,7 @@ func rollupEmpty(r *kv.Rollup) bool {
 		r.AutoEvents == 0 && len(r.Keywords) == 0 && len(r.Revenue) == 0
 }
 
+// revenueText shows revenue as an event's type_value: "49.9 EUR" (parseRevenueText reads it).
 func revenueText(amount float64, currency string) string {
 	return strconv.FormatFloat(amount, 'f', -1, 64) + " " + currency
 }

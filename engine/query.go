@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,7 +51,7 @@ func (r *Recorder) Events(f EventFilter, fn func(e *kv.Event) bool) error {
 	r.settle()
 	start, end := kv.EventTimeKey(f.AppID, f.From), kv.EventTimeKey(f.AppID, f.To)
 	err := r.views.ScanRange(start, end, func(_, v []byte) (bool, error) {
-		e, err := kv.DecodeEvent(v)
+		e, err := decodeEvent(v)
 		if err != nil {
 			return false, err
 		}
@@ -63,6 +64,27 @@ func (r *Recorder) Events(f EventFilter, fn func(e *kv.Event) bool) error {
 		return nil
 	}
 	return err
+}
+
+// decodeEvent decodes a stored event. An off-thread event row written before rows kept
+// their revenue typed has it only as text in TypeValue ("49.9 EUR"): it is read from
+// there, here and nowhere else, so every reader sees Amount and Currency.
+func decodeEvent(v []byte) (kv.Event, error) {
+	e, err := kv.DecodeEvent(v)
+	if err == nil && e.Currency == "" && !IsEventType(e.Type) {
+		e.Amount, e.Currency = parseRevenueText(e.TypeValue)
+	}
+	return e, err
+}
+
+// parseRevenueText reads revenueText's "49.9 EUR"; "" currency when s is not that.
+func parseRevenueText(s string) (float64, string) {
+	amount, currency, ok := strings.Cut(s, " ")
+	f, err := strconv.ParseFloat(amount, 64)
+	if !ok || err != nil || !IsCurrency(currency) {
+		return 0, ""
+	}
+	return f, currency
 }
 
 // Session returns a session of app by id.
