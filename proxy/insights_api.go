@@ -188,21 +188,21 @@ func (in insightsAPI) adInsights(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	if ad, ok := in.adOr404(ctx, p); ok {
-		rows, err := in.daily(ad.AppID, []string{ad.ID}, days, in.rec.Catalog().Currency(ad.AdAccountID), func(i *insight) { i.AdID = ad.ID })
+		rows, err := in.daily(ad.AppID, []string{ad.ID}, days, in.rec.Catalog().Currency(ad.AdAccountID), func(i *engine.Insight) { i.AdID = ad.ID })
 		answerJSON(ctx, rows, err)
 	}
 }
 
 // daily computes one insight per active day of ads, in day order.
-func (in insightsAPI) daily(app string, ads []string, days engine.Days, currency string, tag func(*insight)) ([]insight, error) {
+func (in insightsAPI) daily(app string, ads []string, days engine.Days, currency string, tag func(*engine.Insight)) ([]engine.Insight, error) {
 	byDay, err := in.rec.DailyTotals(app, ads, days)
 	if err != nil {
 		return nil, err
 	}
 	defs := in.rec.Definitions()
-	out := []insight{}
+	out := []engine.Insight{}
 	for _, day := range sortedDays(byDay) {
-		i := newInsight(byDay[day], currency, engine.DayDate(day), defs)
+		i := engine.NewInsight(byDay[day], currency, engine.DayDate(day), defs)
 		tag(&i)
 		out = append(out, i)
 	}

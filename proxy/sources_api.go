@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -15,29 +14,8 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
-// sourceStats is one row of the "compare sources" view (SPEC §6.3).
-type sourceStats struct {
-	Type            string         `json:"type"`
-	ID              string         `json:"id"`
-	Name            string         `json:"name"`
-	Phrase          string         `json:"phrase,omitempty"`
-	Direction       string         `json:"direction"`
-	Sessions        int64          `json:"sessions"`
-	UniqueUsers     int64          `json:"unique_users"`
-	Engaged         int64          `json:"engaged"`
-	Converted       int64          `json:"converted"`
-	OffThreadCount  int64          `json:"offthread_count"`
-	Revenue         float64        `json:"revenue"`
-	Currency        string         `json:"currency"`
-	OtherCurrencies []engine.Money `json:"other_currencies,omitempty"`
-	Spend           float64        `json:"spend"`
-	ROAS            float64        `json:"roas"`
-	CostPerLead     float64        `json:"cost_per_lead"`
-}
-
-// listSources answers every source seen in the range — ad, post, custom, campaign,
-// organic, unattributed — plus the custom sources defined for the app, with the funnel
-// and money columns; most sessions first.
+// listSources answers every source seen in the range, with the funnel and money
+// columns (engine.Recorder.SourceStats).
 func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	from, to := q.dateRange(false)
@@ -45,108 +23,12 @@ func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	app, days := p.Get("app_id"), e.rec.DaysOf(from, to)
-	totals, err := e.rec.SourceTotals(app, days)
-	if err == nil {
-		err = e.addSpend(totals, app, days)
-	}
-	var headlines map[engine.SourceRef]string
-	if err == nil {
-		headlines, err = e.rec.ReferralNames(app)
-	}
+	rows, err := e.rec.SourceStats(p.Get("app_id"), from, to)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
-	for _, s := range e.rec.Definitions().Sources {
-		if ref := (engine.SourceRef{Type: engine.SourceCustom, ID: s.ID}); s.AppID == app && totals[ref] == nil {
-			totals[ref] = engine.NewTotals()
-		}
-	}
-	rows := make([]sourceStats, 0, len(totals))
-	for ref, t := range totals {
-		rows = append(rows, e.sourceStatsRow(ref, t, headlines))
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Sessions != rows[j].Sessions {
-			return rows[i].Sessions > rows[j].Sessions
-		}
-		return rows[i].Type+rows[i].ID < rows[j].Type+rows[j].ID
-	})
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
-}
-
-// addSpend adds the imported spend of each ad source, and lists the imported ads of app
-// that had delivery in the range but brought no session: what they cost shows too.
-func (e *eventsAPI) addSpend(totals map[engine.SourceRef]*engine.Totals, app string, days engine.Days) error {
-	for ref, t := range totals {
-		if ref.Type == engine.SourceAd {
-			if err := e.rec.AddDelivery(t, ref.ID, days); err != nil {
-				return err
-			}
-		}
-	}
-	for id, ad := range e.rec.Catalog().Ads {
-		ref := engine.SourceRef{Type: engine.SourceAd, ID: id}
-		if ad.AppID != app || totals[ref] != nil {
-			continue
-		}
-		t := engine.NewTotals()
-		if err := e.rec.AddDelivery(t, id, days); err != nil {
-			return err
-		}
-		if t.Impressions > 0 || t.Clicks > 0 || t.Spend > 0 {
-			totals[ref] = t
-		}
-	}
-	return nil
-}
-
-func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals, headlines map[engine.SourceRef]string) sourceStats {
-	cat := e.rec.Catalog()
-	currency := ""
-	if ad, ok := cat.Ads[ref.ID]; ok && ref.Type == engine.SourceAd {
-		currency = cat.Currency(ad.AdAccountID)
-	}
-	cur, revenue, others := t.SplitRevenue(currency)
-	row := sourceStats{Type: ref.Type, ID: ref.ID, Direction: "incoming", Sessions: t.Sessions,
-		UniqueUsers: t.UniqueUsers(), Engaged: t.Engaged, Converted: t.Converted, OffThreadCount: t.OffCount,
-		Revenue: engine.Round2(revenue), Currency: cur, OtherCurrencies: others, Spend: engine.Round2(t.Spend),
-		ROAS: engine.Ratio(revenue, t.Spend), CostPerLead: engine.Ratio(t.Spend, float64(t.UniqueUsers()))}
-	row.Name, row.Phrase = e.sourceName(ref, headlines)
-	if ref.Type == engine.SourceCampaign {
-		row.Direction = "outgoing"
-	}
-	return row
-}
-
-// sourceName names a source for people: the ad's name or, for an ad no import placed
-// yet and for a post, its referral headline (headlines); the custom source's name; the
-// campaign tag.
-func (e *eventsAPI) sourceName(ref engine.SourceRef, headlines map[engine.SourceRef]string) (name, phrase string) {
-	switch ref.Type {
-	case engine.SourceAd, engine.SourcePost:
-		if ad, ok := e.rec.Catalog().Ads[ref.ID]; ok && ref.Type == engine.SourceAd {
-			return ad.Name, ""
-		}
-		if h, ok := headlines[ref]; ok {
-			return h, ""
-		}
-		return ref.Type + " " + ref.ID, ""
-	case engine.SourceCustom:
-		for _, s := range e.rec.Definitions().Sources {
-			if s.ID == ref.ID {
-				return s.Name, s.Phrase
-			}
-		}
-	case engine.SourceCampaign:
-		return ref.ID, ""
-	case engine.SourceOrganic:
-		return "Organic", ""
-	case engine.SourceUnattributed:
-		return "Unattributed off-thread events", ""
-	}
-	return ref.ID, ""
 }
 
 // contactColumns is the header row of the contacts export.
