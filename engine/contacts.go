@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
@@ -35,6 +36,34 @@ func (c *Contact) ExportID() string {
 		return c.Lead
 	}
 	return "+" + c.Lead
+}
+
+// ContactColumns is the header row of the contacts export; Contact.Row fills its cells.
+var ContactColumns = []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
+
+// Row writes c into cells, one per ContactColumns, and returns them: the phone in E.164
+// with '+' or else the user id of a BSUID lead, the first and last seen times as format
+// writes them, the sources in the order the lead met them, the sessions and the revenue
+// (RevenueText).
+func (c *Contact) Row(cells []string, format func(unix int64) string) []string {
+	cells = append(cells[:0], "", "", format(c.First), format(c.Last), strings.Join(c.Sources, " "),
+		strconv.Itoa(c.Sessions), RevenueText(c.Revenue))
+	if c.LeadIsBSUID {
+		cells[1] = c.Lead
+	} else {
+		cells[0] = c.ExportID()
+	}
+	return cells
+}
+
+// RevenueText writes revenue by currency, rounded to cents, in the order given (Contact
+// keeps it by currency code): "49.90 EUR; 30.00 USD".
+func RevenueText(revenue []Money) string {
+	parts := make([]string, 0, len(revenue))
+	for _, m := range revenue {
+		parts = append(parts, strconv.FormatFloat(Round2(m.Amount), 'f', 2, 64)+" "+m.Currency)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // ContactFilter selects the leads of a contacts export.

@@ -123,12 +123,6 @@ func (r *Recorder) SessionWindow() int64 { return int64(r.cfg.SessionWindow / ti
 // CampaignOf returns the campaign of an ad, known from spend imports, or "".
 func (r *Recorder) CampaignOf(adID string) string { return r.defs.Load().AdCampaign[adID] }
 
-// GroupMatches reports whether event ev counts for group g.
-func (r *Recorder) GroupMatches(g *Group, ev *kv.Event) bool {
-	return g.AppID == ev.AppID && g.matches(ev.Type, ev.TypeID, ev.TypeValue) &&
-		r.defs.Load().inScope(g, ev.SourceType, ev.SourceID)
-}
-
 // Apps lists the app ids with recorded sessions or off-thread events.
 func (r *Recorder) Apps() ([]string, error) {
 	r.settle()

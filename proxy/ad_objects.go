@@ -115,7 +115,7 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 	obj := adObject{ID: ad.ID, AppID: ad.AppID, AdAccountID: ad.AdAccountID, AdAccount: acct, Name: ad.Name,
 		Status: ad.Status, CreatedTime: in.format(ad.Created), UpdatedTime: in.format(ad.Updated),
 		Insight: engine.NewInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: engine.NewSaleInsight(t, acct.Currency, now),
-		ActiveGroups: in.activeGroups(ad), ReferralOnly: ad.Referral}
+		ActiveGroups: in.rec.Definitions().ActiveGroupsOf(&ad), ReferralOnly: ad.Referral}
 	obj.Insight.AdID, obj.SaleInsight.AdID = ad.ID, ad.ID
 	if as, ok := cat.AdSets[ad.AdSetID]; ok {
 		obj.AdSet = adSetRef{ID: as.ID, Name: as.Name, Status: as.Status}
@@ -132,18 +132,6 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 		obj.Campaign.Insight.Keywords = []engine.KeywordRow{} // a list, as everywhere, not null
 	}
 	return obj, nil
-}
-
-// activeGroups counts the active event groups that apply to an ad. Converted-event
-// definitions are not event groups: GET event_groups does not list them either.
-func (in insightsAPI) activeGroups(ad engine.Ad) int {
-	n := 0
-	for _, g := range in.rec.Definitions().Groups {
-		if g.AppID == ad.AppID && g.Active() && !g.Converted && (g.AdID == ad.ID || (g.CampaignID != "" && g.CampaignID == ad.CampaignID) || (g.AdID == "" && g.CampaignID == "")) {
-			n++
-		}
-	}
-	return n
 }
 
 // campaignObject builds a campaign with its insight over its ads.

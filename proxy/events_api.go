@@ -11,7 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
-	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // eventsAPI serves the events endpoints of SPEC §6.1 from the recorder's store.
@@ -102,51 +101,11 @@ type eventRow struct {
 	SourceID               string `json:"source_id"`
 }
 
-// rowMaker turns events into rows, looking each session up once.
-type rowMaker struct {
-	e        *eventsAPI
-	expires  map[string]int64
-	window   int64
-	firstErr error
-}
-
-func (e *eventsAPI) rows() *rowMaker {
-	return &rowMaker{e: e, expires: map[string]int64{}, window: e.rec.SessionWindow()}
-}
-
-func (m *rowMaker) row(ev *kv.Event) eventRow {
-	r := eventRow{
-		ID: ev.ID, AppID: ev.AppID, Type: ev.Type, TypeID: ev.TypeID, TypeValue: ev.TypeValue,
-		Date: m.e.format(ev.Time), ConversationID: ev.ConversationID, SourceType: ev.SourceType, SourceID: ev.SourceID,
-	}
-	if ev.LeadIsBSUID {
-		r.UserID = ev.Lead
-	} else {
-		r.Phone = ev.Lead
-	}
-	if ev.SourceType == engine.SourceAd { // a post is no ad (SPEC §4.1): its id is only source_id
-		r.AdID = ev.SourceID
-		r.CampaignID = m.e.rec.CampaignOf(ev.SourceID)
-	}
-	r.ConversationExpireTime = m.e.format(m.expire(ev))
-	return r
-}
-
-// expire returns the session's current expiry: its last message plus the window.
-func (m *rowMaker) expire(ev *kv.Event) int64 {
-	if t, ok := m.expires[ev.ConversationID]; ok {
-		return t
-	}
-	s, ok, err := m.e.rec.Session(ev.AppID, ev.ConversationID)
-	t := ev.Time + m.window
-	if ok {
-		t = s.Last + m.window
-	}
-	if err != nil && m.firstErr == nil {
-		m.firstErr = err
-	}
-	m.expires[ev.ConversationID] = t
-	return t
+// eventRow encodes an event row of the engine.
+func (e *eventsAPI) eventRow(r *engine.EventRow) eventRow {
+	return eventRow{ID: r.ID, AppID: r.AppID, AdID: r.AdID, CampaignID: r.CampaignID, Phone: r.Phone, UserID: r.UserID,
+		Type: r.Type, TypeID: r.TypeID, TypeValue: r.TypeValue, Date: e.format(r.Time), ConversationID: r.ConversationID,
+		ConversationExpireTime: e.format(r.ExpireTime), SourceType: r.SourceType, SourceID: r.SourceID}
 }
 
 func (e *eventsAPI) format(unix int64) string {
@@ -161,17 +120,14 @@ func (e *eventsAPI) listEvents(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	m, rows, total := e.rows(), []eventRow{}, 0
-	err := e.rec.Events(f, func(ev *kv.Event) bool {
-		if total >= offset && len(rows) < limit {
-			rows = append(rows, m.row(ev))
-		}
-		total++
-		return true
-	})
-	if err = errors.Join(err, m.firstErr); err != nil {
+	events, total, err := e.rec.EventPage(f, offset, limit)
+	if err != nil {
 		writeStoreError(ctx, err)
 		return
+	}
+	rows := make([]eventRow, 0, len(events))
+	for i := range events {
+		rows = append(rows, e.eventRow(&events[i]))
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: total, Offset: offset, Limit: limit})
 }
@@ -196,23 +152,17 @@ func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	m, n := e.rows(), 0
 	streamCSV(ctx, "events.csv", csvColumns, func(write func([]string) bool) error {
-		return e.rec.Events(f, func(ev *kv.Event) bool {
-			if n >= offset {
-				row := m.row(ev)
-				if !write(row.csv()) {
-					return false
-				}
-			}
-			n++
-			return n < offset+limit
+		return e.rec.ExportEvents(f, offset, limit, func(r *engine.EventRow) bool {
+			row := e.eventRow(r)
+			return write(row.csv())
 		})
 	})
 }
 
 // streamCSV answers a CSV download (RFC 4180, CRLF) whose rows rows writes through
-// write, which defuses formula cells and reports false once the client is gone. The
+// write, which defuses formula cells (engine.EscapeCSV) and reports false once the
+// client is gone. The
 // body is streamed, so a long export never sits in memory; a failure after the first
 // bytes can only end the file with a comment line. rows runs on fasthttp's stream
 // goroutine, out of the handler's guard: streamBody recovers a panic there, logs and
@@ -232,7 +182,7 @@ func streamCSV(ctx *fasthttp.RequestCtx, filename string, header []string, rows 
 		}()
 		_ = w.Write(header)
 		err := rows(func(cells []string) bool {
-			_ = w.Write(escapeCSV(cells))
+			_ = w.Write(engine.EscapeCSV(cells))
 			return w.Error() == nil
 		})
 		if err != nil {
@@ -245,36 +195,6 @@ func streamCSV(ctx *fasthttp.RequestCtx, filename string, header []string, rows 
 // csvPanicLine ends an export whose rows panicked, so that the file does not pass for a
 // whole one; the log has the details.
 const csvPanicLine = "# export failed: internal error; the sidecar log has the details"
-
-// escapeCSV defuses cells a spreadsheet would run as a formula (CSV injection): a cell
-// starting with = + - @ or a tab/CR gets a leading apostrophe. A signed plain number
-// (a phone in E.164, "+491701234567", as Meta's audience upload wants it) stays as is:
-// digits alone cannot call a function.
-func escapeCSV(cells []string) []string {
-	for i, c := range cells {
-		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) && !isSignedNumber(c) {
-			cells[i] = "'" + c
-		}
-	}
-	return cells
-}
-
-// isSignedNumber reports whether s is + or - followed by digits with at most one dot.
-func isSignedNumber(s string) bool {
-	if len(s) < 2 || (s[0] != '+' && s[0] != '-') {
-		return false
-	}
-	dots := 0
-	for _, c := range s[1:] {
-		switch {
-		case c == '.':
-			dots++
-		case c < '0' || c > '9':
-			return false
-		}
-	}
-	return dots <= 1 && s[1] != '.' && s[len(s)-1] != '.'
-}
 
 // eventTypeNames are the display names of the event types.
 var eventTypeNames = map[string]string{
@@ -297,20 +217,14 @@ func (e *eventsAPI) eventTypes(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	seen := map[string]bool{}
-	err := e.rec.Events(f, func(ev *kv.Event) bool {
-		seen[ev.Type] = true
-		return len(seen) < len(engine.EventTypes)
-	})
+	types, err := e.rec.EventTypesOf(f)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
 	out := []nameValue{}
-	for _, t := range engine.EventTypes {
-		if seen[t] && len(out) < limit {
-			out = append(out, nameValue{eventTypeNames[t], t})
-		}
+	for _, t := range types[:min(limit, len(types))] {
+		out = append(out, nameValue{eventTypeNames[t], t})
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, out)
 }
@@ -324,30 +238,13 @@ func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	app := p.Get("app_id")
-	var out struct {
-		Sessions int `json:"sessions_num"`
-		Events   int `json:"events_num"`
-	}
-	err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *kv.Event) bool {
-		if !isReferralSource(ev.SourceType) {
-			out.Events++
-			if ev.Type == engine.TypeConversation {
-				out.Sessions++
-			}
-		}
-		return true
-	})
+	out, err := e.rec.StandaloneStats(p.Get("app_id"), from, to)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, &out)
 }
-
-// isReferralSource reports whether a session of source type t was started by a referral
-// click, on an ad or on a post: such sessions are not standalone.
-func isReferralSource(t string) bool { return t == engine.SourceAd || t == engine.SourcePost }
 
 // writeStoreError answers a failed read of the store.
 func writeStoreError(ctx *fasthttp.RequestCtx, err error) {

@@ -6,7 +6,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
-	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
 // groupRow is an event group as the Signals API lists it, with its first and last
@@ -37,53 +36,27 @@ func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	var selected []engine.Group
-	for _, g := range e.rec.Definitions().Groups {
-		if g.AppID == f.AppID && !g.Converted && (status == "" || g.Status == status) &&
-			(f.Type == "" || g.Type == f.Type) && (f.TypeID == "" || g.TypeID == f.TypeID) && (f.AdID == "" || g.AdID == f.AdID) {
-			selected = append(selected, g)
-		}
-	}
-	total := len(selected)
-	selected = pageOf(selected, offset, limit)
-	rows, err := e.groupRows(f.AppID, selected, f.From, f.To)
+	stats, total, err := e.rec.EventGroups(engine.GroupFilter{AppID: f.AppID, Status: status, Type: f.Type,
+		TypeID: f.TypeID, AdID: f.AdID, From: f.From, To: f.To}, offset, limit)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: total, Offset: offset, Limit: limit})
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: e.groupRows(stats), TotalCount: total, Offset: offset, Limit: limit})
 }
 
-// groupRows adds to each group its event count and first and last matching event in
-// [from, to), in one pass over the app's events.
-func (e *eventsAPI) groupRows(app string, groups []engine.Group, from, to int64) ([]groupRow, error) {
-	rows := make([]groupRow, len(groups))
-	first, last := make([]int64, len(groups)), make([]int64, len(groups))
-	if len(groups) > 0 {
-		err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *kv.Event) bool {
-			for i := range groups {
-				if e.rec.GroupMatches(&groups[i], ev) {
-					if rows[i].Events == 0 {
-						first[i] = ev.Time
-					}
-					last[i] = ev.Time
-					rows[i].Events++
-				}
-			}
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	for i, g := range groups {
+// groupRows encodes groups with their event counts and first and last matching events.
+func (e *eventsAPI) groupRows(stats []engine.GroupStats) []groupRow {
+	rows := make([]groupRow, len(stats))
+	for i := range stats {
+		g := &stats[i]
 		rows[i] = groupRow{ID: g.ID, AppID: g.AppID, AdID: g.AdID, CampaignID: g.CampaignID, Type: g.Type,
-			TypeID: g.TypeID, TypeValue: g.TypeValue, Status: g.Status, Events: rows[i].Events}
-		if rows[i].Events > 0 {
-			rows[i].FirstEvent, rows[i].LastEvent = e.format(first[i]), e.format(last[i])
+			TypeID: g.TypeID, TypeValue: g.TypeValue, Status: g.Status, Events: g.Events}
+		if g.Events > 0 {
+			rows[i].FirstEvent, rows[i].LastEvent = e.format(g.First), e.format(g.Last)
 		}
 	}
-	return rows, nil
+	return rows
 }
 
 // groupRequest is the body of POST event_groups.
@@ -122,12 +95,12 @@ func (e *eventsAPI) patchGroup(ctx *fasthttp.RequestCtx, p Params) {
 		writeDefError(ctx, err)
 		return
 	}
-	rows, err := e.groupRows(g.AppID, []engine.Group{g}, 0, 1<<62)
+	stats, err := e.rec.GroupEvents(g.AppID, []engine.Group{g}, 0, 1<<62)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, rows[0])
+	WriteJSON(ctx, fasthttp.StatusOK, e.groupRows(stats)[0])
 }
 
 // sourceRow is a custom source definition.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -31,9 +29,6 @@ func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
 }
 
-// contactColumns is the header row of the contacts export.
-var contactColumns = []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
-
 // exportContacts streams a CSV of leads for a Meta custom audience (SPEC §6.4): phone in
 // E.164 with '+' (or the user id of a BSUID lead), first and last session, sources,
 // sessions and revenue; by first session. The rows come from one bounded-memory pass over
@@ -48,7 +43,7 @@ func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	client := watchClient(ctx)
-	streamCSV(ctx, "contacts.csv", contactColumns, func(write func([]string) bool) error {
+	streamCSV(ctx, "contacts.csv", engine.ContactColumns, func(write func([]string) bool) error {
 		return e.contactRows(client, f, write)
 	})
 }
@@ -57,17 +52,9 @@ func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 func (e *eventsAPI) contactRows(client clientWatch, f engine.ContactFilter, write func([]string) bool) error {
 	wctx, stop := client.start()
 	defer stop()
-	cells, gone := make([]string, len(contactColumns)), false
+	cells, gone := make([]string, len(engine.ContactColumns)), false
 	err := e.rec.Contacts(wctx, f, func(c *engine.Contact) bool {
-		cells[0], cells[1] = "", ""
-		if c.LeadIsBSUID {
-			cells[1] = c.Lead
-		} else {
-			cells[0] = "+" + c.Lead
-		}
-		cells[2], cells[3] = e.format(c.First), e.format(c.Last)
-		cells[4], cells[5], cells[6] = strings.Join(c.Sources, " "), strconv.Itoa(c.Sessions), revenueCell(c.Revenue)
-		gone = !write(cells)
+		gone = !write(c.Row(cells, e.format))
 		return !gone
 	})
 	switch {
@@ -160,13 +147,4 @@ func clearReadDeadline(c net.Conn) (ok bool) {
 		}
 	}()
 	return c.SetReadDeadline(time.Time{}) == nil
-}
-
-// revenueCell writes revenue by currency, in currency order: "49.90 EUR; 30.00 USD".
-func revenueCell(revenue []engine.Money) string {
-	parts := make([]string, 0, len(revenue))
-	for _, m := range revenue {
-		parts = append(parts, strconv.FormatFloat(engine.Round2(m.Amount), 'f', 2, 64)+" "+m.Currency)
-	}
-	return strings.Join(parts, "; ")
 }
