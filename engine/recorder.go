@@ -48,8 +48,10 @@ type Recorder struct {
 	appender appender // touched only inside Log.Append functions, on the log lane
 	w        writer   // touched only inside Apply functions, on the view lane
 	mat      *materializer
-	// defsMu serializes definition changes (API calls), not the hot path.
-	defsMu sync.Mutex
+	// defsMu serializes definition changes (definitions.go), importMu catalogue changes
+	// (spend imports, ImportSpend: the API's and the spend sync's); neither is on the
+	// hot path.
+	defsMu, importMu sync.Mutex
 	// rejectLog rate-limits the log of rejected webhook items.
 	rejectLog lograte.Limiter
 	aliases   aliasTable
