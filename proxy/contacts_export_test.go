@@ -386,7 +386,7 @@ func TestContactsExportStopsWhenClientHangsUp(t *testing.T) {
 	env := newExportEnv(t)
 	// exportContacts with its rows counted: what the engine produced for the client.
 	var rows atomic.Int64
-	e := &eventsAPI{clientID: "default", rec: env.rec, loc: time.UTC}
+	e := sourcesAPI{dataAPI{clientID: "default", loc: time.UTC}, env.rec}
 	f := engine.ContactFilter{AppID: exportApp, To: 1 << 62}
 	env.api.Handle("GET", "/v1/test/contacts", AuthNone, func(ctx *fasthttp.RequestCtx, _ Params) {
 		client := watchClient(ctx)

@@ -3,84 +3,25 @@ package proxy
 import (
 	"bufio"
 	"encoding/csv"
-	"errors"
-	"strings"
-	"time"
 
-	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
-// eventsAPI serves the events endpoints of SPEC §6.1 from the recorder's store.
+// EventReader is what the events routes read: pages and exports of event rows, the
+// event types that occur and the standalone sessions.
+type EventReader interface {
+	EventPage(f engine.EventFilter, offset, limit int) ([]engine.EventRow, int, error)
+	ExportEvents(f engine.EventFilter, offset, limit int, fn func(*engine.EventRow) bool) error
+	EventTypesOf(f engine.EventFilter) ([]string, error)
+	StandaloneStats(app string, from, to int64) (engine.Standalone, error)
+}
+
+// eventsAPI serves the events endpoints of SPEC §6.1.
 type eventsAPI struct {
-	clientID string
-	rec      *engine.Recorder
-	loc      *time.Location
-}
-
-// appPrefix is the path prefix of every per-app route.
-const appPrefix = "/v1/clients/{client_id}/apps/{app_id}"
-
-// RegisterDataRoutes adds every route that reads or defines recorded data: events,
-// event groups and sources (§6.1), insights (§6.1–6.3), spend import and contacts
-// export (§6.4–6.5), conversions (§9) and the spend sync (§10; sync may be nil). They
-// share one view of the recorder.
-func RegisterDataRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location, sync *engine.SpendSync) {
-	e := &eventsAPI{clientID: clientID, rec: rec, loc: loc}
-	e.registerSpendSync(a, sync)
-	e.registerEvents(a)
-	insightsAPI{e}.register(a)
-	e.registerImport(a)
-	e.registerConversions(a)
-}
-
-// registerEvents adds the events, event types, event groups and sources routes.
-func (e *eventsAPI) registerEvents(a *API) {
-	a.Handle("GET", appPrefix+"/events", AuthToken, e.client(e.listEvents))
-	a.Handle("GET", appPrefix+"/events/export", AuthToken, e.client(e.exportEvents))
-	a.Handle("GET", appPrefix+"/event_types", AuthToken, e.client(e.eventTypes))
-	a.Handle("GET", appPrefix+"/standalone-events-stats", AuthToken, e.client(e.standaloneStats))
-	a.Handle("GET", appPrefix+"/event_groups", AuthToken, e.client(e.listGroups))
-	a.Handle("POST", appPrefix+"/event_groups", AuthToken, e.client(e.addGroup))
-	a.Handle("PATCH", appPrefix+"/event_groups/{id}", AuthToken, e.client(e.patchGroup))
-	a.Handle("GET", appPrefix+"/sources", AuthToken, e.client(e.listSources))
-	a.Handle("POST", appPrefix+"/sources", AuthToken, e.client(e.addSource))
-}
-
-// client rejects paths whose {client_id} is not the one this sidecar records for.
-func (e *eventsAPI) client(h HandlerFunc) HandlerFunc {
-	return func(ctx *fasthttp.RequestCtx, p Params) {
-		if p.Get("client_id") != e.clientID {
-			WriteError(ctx, fasthttp.StatusNotFound, "unknown_client",
-				"client "+quote(p.Get("client_id"))+" is not recorded here; this sidecar records client "+quote(e.clientID), "client_id")
-			return
-		}
-		h(ctx, p)
-	}
-}
-
-func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
-
-// eventFilter reads the filters shared by the events endpoints.
-func (e *eventsAPI) eventFilter(q *query, app string, datesRequired bool) engine.EventFilter {
-	f := engine.EventFilter{AppID: app, AdID: q.str("ad_id"), Type: q.str("event_type")}
-	f.From, f.To = q.dateRange(datesRequired)
-	if f.Type != "" && !engine.IsEventType(f.Type) && q.err == nil {
-		q.err = badParam("event_type", "%q is not one of %s", f.Type, strings.Join(engine.EventTypes, ", "))
-	}
-	if v := q.str("event_type_id"); v != "" && q.err == nil {
-		typ, id, err := engine.ParseEventTypeID(v)
-		switch {
-		case err != nil:
-			q.err = badParam("event_type_id", "%s", err.Error())
-		case f.Type != "" && f.Type != typ:
-			q.err = badParam("event_type_id", "%q names type %s but event_type is %s", v, typ, f.Type)
-		}
-		f.Type, f.TypeID = typ, id
-	}
-	return f
+	dataAPI
+	rec EventReader
 }
 
 // eventRow is one event as the Signals events list shows it.
@@ -102,17 +43,13 @@ type eventRow struct {
 }
 
 // eventRow encodes an event row of the engine.
-func (e *eventsAPI) eventRow(r *engine.EventRow) eventRow {
+func (e eventsAPI) eventRow(r *engine.EventRow) eventRow {
 	return eventRow{ID: r.ID, AppID: r.AppID, AdID: r.AdID, CampaignID: r.CampaignID, Phone: r.Phone, UserID: r.UserID,
 		Type: r.Type, TypeID: r.TypeID, TypeValue: r.TypeValue, Date: e.format(r.Time), ConversationID: r.ConversationID,
 		ConversationExpireTime: e.format(r.ExpireTime), SourceType: r.SourceType, SourceID: r.SourceID}
 }
 
-func (e *eventsAPI) format(unix int64) string {
-	return time.Unix(unix, 0).In(e.loc).Format(time.RFC3339)
-}
-
-func (e *eventsAPI) listEvents(ctx *fasthttp.RequestCtx, p Params) {
+func (e eventsAPI) listEvents(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), true)
 	limit, offset := q.intRange("limit", 100, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
@@ -144,7 +81,7 @@ func (r *eventRow) csv() []string {
 // exportEvents streams the selected events as CSV (RFC 4180), so a long range never
 // sits in memory. limit and offset are optional here: without them, every event; a
 // given limit has the documented range 1–1000 of the seed, as on the JSON list.
-func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
+func (e eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), true)
 	limit, offset := q.intRange("limit", 1<<31-1, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
@@ -162,11 +99,10 @@ func (e *eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 
 // streamCSV answers a CSV download (RFC 4180, CRLF) whose rows rows writes through
 // write, which defuses formula cells (engine.EscapeCSV) and reports false once the
-// client is gone. The
-// body is streamed, so a long export never sits in memory; a failure after the first
-// bytes can only end the file with a comment line. rows runs on fasthttp's stream
-// goroutine, out of the handler's guard: streamBody recovers a panic there, logs and
-// counts it, after the file got its comment line.
+// client is gone. The body is streamed, so a long export never sits in memory; a
+// failure after the first bytes can only end the file with a comment line. rows runs on
+// fasthttp's stream goroutine, out of the handler's guard: streamBody recovers a panic
+// there, logs and counts it, after the file got its comment line.
 func streamCSV(ctx *fasthttp.RequestCtx, filename string, header []string, rows func(write func([]string) bool) error) {
 	ctx.SetContentType("text/csv; charset=utf-8")
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
@@ -209,7 +145,7 @@ type nameValue struct {
 }
 
 // eventTypes lists the event types that occur among the selected events.
-func (e *eventsAPI) eventTypes(ctx *fasthttp.RequestCtx, p Params) {
+func (e eventsAPI) eventTypes(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), true)
 	limit := q.intRange("limit", 1000, 1, 1000)
@@ -231,7 +167,7 @@ func (e *eventsAPI) eventTypes(ctx *fasthttp.RequestCtx, p Params) {
 
 // standaloneStats counts sessions that no referral click (ad or post) started (QR codes,
 // links, campaigns, organic) and their events, over an optional date range.
-func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
+func (e eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	from, to := q.dateRange(false)
 	if q.err != nil {
@@ -245,29 +181,3 @@ func (e *eventsAPI) standaloneStats(ctx *fasthttp.RequestCtx, p Params) {
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, &out)
 }
-
-// writeStoreError answers a failed read of the store.
-func writeStoreError(ctx *fasthttp.RequestCtx, err error) {
-	WriteError(ctx, fasthttp.StatusServiceUnavailable, "store_unavailable", "cannot read the store: "+err.Error(), "")
-}
-
-// decodeBody decodes a JSON request body into v, refusing what is not JSON.
-func decodeBody(ctx *fasthttp.RequestCtx, v any) error {
-	if !isJSON(ctx) {
-		return errNotJSON
-	}
-	if err := json.Unmarshal(ctx.PostBody(), v); err != nil {
-		return &paramError{"body", "is not valid JSON for this endpoint: " + err.Error()}
-	}
-	return nil
-}
-
-// isJSON reports whether the request body is declared JSON, or not declared at all.
-func isJSON(ctx *fasthttp.RequestCtx) bool {
-	// Media types are case-insensitive (RFC 9110 §8.3.1); parameters such as charset may follow.
-	ct, _, _ := strings.Cut(string(ctx.Request.Header.ContentType()), ";")
-	ct = strings.TrimSpace(ct)
-	return ct == "" || strings.EqualFold(ct, "application/json")
-}
-
-var errNotJSON = errors.New("body must be JSON (Content-Type: application/json)")

@@ -1,12 +1,31 @@
 package proxy
 
 import (
-	"errors"
+	"context"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
+
+// Definer is what the definitions routes use: the event groups with their event counts,
+// and the changes of event groups, custom sources and converted events. The engine
+// serializes the changes (definitions.go, under its definitions lock).
+type Definer interface {
+	EventGroups(f engine.GroupFilter, offset, limit int) ([]engine.GroupStats, int, error)
+	GroupEvents(app string, groups []engine.Group, from, to int64) ([]engine.GroupStats, error)
+	AddGroup(ctx context.Context, g engine.Group) (engine.Group, error)
+	SetGroupStatus(ctx context.Context, app, id, status string) (engine.Group, error)
+	AddSource(ctx context.Context, s engine.Source) (engine.Source, error)
+	SetConverted(ctx context.Context, g engine.Group) (engine.Group, error)
+}
+
+// definitionsAPI serves the event groups, the custom source definitions and the
+// converted events (SPEC §6.1–6.3).
+type definitionsAPI struct {
+	dataAPI
+	rec Definer
+}
 
 // groupRow is an event group as the Signals API lists it, with its first and last
 // matching event.
@@ -24,7 +43,7 @@ type groupRow struct {
 	Events     int    `json:"events_count"`
 }
 
-func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), false)
 	status := q.str("status")
@@ -46,7 +65,7 @@ func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 }
 
 // groupRows encodes groups with their event counts and first and last matching events.
-func (e *eventsAPI) groupRows(stats []engine.GroupStats) []groupRow {
+func (e definitionsAPI) groupRows(stats []engine.GroupStats) []groupRow {
 	rows := make([]groupRow, len(stats))
 	for i := range stats {
 		g := &stats[i]
@@ -68,7 +87,7 @@ type groupRequest struct {
 	CampaignID string `json:"campaign_id"`
 }
 
-func (e *eventsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
 	var req groupRequest
 	if !e.readBody(ctx, &req) {
 		return
@@ -83,7 +102,7 @@ func (e *eventsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
 		Type: g.Type, TypeID: g.TypeID, TypeValue: g.TypeValue, Status: g.Status})
 }
 
-func (e *eventsAPI) patchGroup(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) patchGroup(ctx *fasthttp.RequestCtx, p Params) {
 	var req struct {
 		Status string `json:"status"`
 	}
@@ -112,11 +131,11 @@ type sourceRow struct {
 	Created string `json:"created_time"`
 }
 
-func (e *eventsAPI) sourceRow(s *engine.Source) sourceRow {
+func (e definitionsAPI) sourceRow(s *engine.Source) sourceRow {
 	return sourceRow{ID: s.ID, Type: engine.SourceCustom, Name: s.Name, Phrase: s.Phrase, Created: e.format(s.Created)}
 }
 
-func (e *eventsAPI) addSource(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) addSource(ctx *fasthttp.RequestCtx, p Params) {
 	var req struct {
 		Name   string `json:"name"`
 		Phrase string `json:"phrase"`
@@ -132,27 +151,18 @@ func (e *eventsAPI) addSource(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, fasthttp.StatusCreated, e.sourceRow(&s))
 }
 
-// readBody decodes a JSON body, answering 415 or 400 itself when it cannot.
-func (e *eventsAPI) readBody(ctx *fasthttp.RequestCtx, v any) bool {
-	err := decodeBody(ctx, v)
-	switch {
-	case errors.Is(err, errNotJSON):
-		WriteError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type", err.Error(), "")
-	case err != nil:
-		writeBadRequest(ctx, err)
+// convertedEvent sets the event that counts a campaign's (or an ad's) sessions as
+// converted; it applies to new messages at once and to history after a refresh.
+func (e definitionsAPI) convertedEvent(ctx *fasthttp.RequestCtx, p Params) {
+	var req groupRequest
+	if !e.readBody(ctx, &req) {
+		return
 	}
-	return err == nil
-}
-
-// writeDefError answers a refused definition change.
-func writeDefError(ctx *fasthttp.RequestCtx, err error) {
-	var fe *engine.FieldError
-	switch {
-	case errors.As(err, &fe):
-		WriteError(ctx, fasthttp.StatusBadRequest, "invalid_field", fe.Error(), fe.Field)
-	case errors.Is(err, engine.ErrNotFound):
-		WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no event group with this id in this app", "id")
-	default:
-		writeStoreError(ctx, err)
+	g, err := e.rec.SetConverted(ctx, engine.Group{AppID: p.Get("app_id"), CampaignID: req.CampaignID, AdID: req.AdID,
+		Type: req.Type, TypeID: req.TypeID, TypeValue: req.TypeValue})
+	if err != nil {
+		writeDefError(ctx, err)
+		return
 	}
+	WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "id": g.ID})
 }

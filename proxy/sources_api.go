@@ -12,9 +12,22 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
+// SourceReader is what the sources and contacts routes read: the compare-sources rows
+// and the contacts export.
+type SourceReader interface {
+	SourceStats(app string, from, to int64) ([]engine.SourceStats, error)
+	Contacts(ctx context.Context, f engine.ContactFilter, fn func(c *engine.Contact) bool) error
+}
+
+// sourcesAPI serves the compare-sources view (SPEC §6.3) and the contacts export (§6.4).
+type sourcesAPI struct {
+	dataAPI
+	rec SourceReader
+}
+
 // listSources answers every source seen in the range, with the funnel and money
 // columns (engine.Recorder.SourceStats).
-func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
+func (e sourcesAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	from, to := q.dateRange(false)
 	if q.err != nil {
@@ -34,7 +47,7 @@ func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 // sessions and revenue; by first session. The rows come from one bounded-memory pass over
 // the store (engine.Recorder.Contacts), on the stream goroutine; it stops when the client
 // hangs up or the server shuts down.
-func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
+func (e sourcesAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := engine.ContactFilter{AppID: p.Get("app_id"), SourceID: q.str("source_id"), EventType: q.str("event_type")}
 	f.From, f.To = q.dateRange(false)
@@ -49,7 +62,7 @@ func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 }
 
 // contactRows writes the rows of f through write, until it reports the client gone.
-func (e *eventsAPI) contactRows(client clientWatch, f engine.ContactFilter, write func([]string) bool) error {
+func (e sourcesAPI) contactRows(client clientWatch, f engine.ContactFilter, write func([]string) bool) error {
 	wctx, stop := client.start()
 	defer stop()
 	cells, gone := make([]string, len(engine.ContactColumns)), false
