@@ -180,7 +180,7 @@ func DecodeEvent(b []byte) (Event, error) {
 	return e, rd.err
 }
 
-// Lead is the per-lead state the writer needs to place the next message: the latest
+// Lead is the per-lead state engine needs to place the next message: the latest
 // session and the latest outgoing campaign touch.
 type Lead struct {
 	SessionID string
