@@ -64,7 +64,7 @@ type eventRowMaker struct {
 }
 
 func (r *Recorder) rowMaker() *eventRowMaker {
-	return &eventRowMaker{r: r, defs: r.defs.Load(), expires: map[string]int64{}, window: r.SessionWindow()}
+	return &eventRowMaker{r: r, defs: r.defs.Load(), expires: map[string]int64{}, window: r.sessionWindow()}
 }
 
 func (m *eventRowMaker) row(ev *kv.Event) EventRow {

@@ -69,8 +69,7 @@ func (r *Recorder) GroupEvents(app string, groups []Group, from, to int64) ([]Gr
 // scope (an ad's or a campaign's sessions, for a group of an ad or a campaign).
 func (d *Definitions) countEvent(rows []GroupStats, ev *kv.Event) {
 	for i := range rows {
-		g := &rows[i].Group
-		if g.AppID != ev.AppID || !g.matches(ev.Type, ev.TypeID, ev.TypeValue) || !d.inScope(g, ev.SourceType, ev.SourceID) {
+		if !d.countsFor(&rows[i].Group, ev) {
 			continue
 		}
 		if rows[i].Events == 0 {
@@ -81,11 +80,13 @@ func (d *Definitions) countEvent(rows []GroupStats, ev *kv.Event) {
 	}
 }
 
-// GroupMatches reports whether event ev counts for group g.
-func (r *Recorder) GroupMatches(g *Group, ev *kv.Event) bool {
-	return g.AppID == ev.AppID && g.matches(ev.Type, ev.TypeID, ev.TypeValue) &&
-		r.defs.Load().inScope(g, ev.SourceType, ev.SourceID)
+// countsFor reports whether event ev counts for group g.
+func (d *Definitions) countsFor(g *Group, ev *kv.Event) bool {
+	return g.AppID == ev.AppID && g.matches(ev.Type, ev.TypeID, ev.TypeValue) && d.inScope(g, ev.SourceType, ev.SourceID)
 }
+
+// groupMatches reports whether event ev counts for group g under the current definitions.
+func (r *Recorder) groupMatches(g *Group, ev *kv.Event) bool { return r.defs.Load().countsFor(g, ev) }
 
 // ActiveGroupsOf counts the active event groups that apply to ad: the ad's own, its
 // campaign's and the app-wide ones. Converted-event definitions are no event groups.

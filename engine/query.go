@@ -117,11 +117,8 @@ func (r *Recorder) Sessions(app string, fn func(s *kv.Session) bool) error {
 	return err
 }
 
-// SessionWindow is the configured session window in seconds.
-func (r *Recorder) SessionWindow() int64 { return int64(r.cfg.SessionWindow / time.Second) }
-
-// CampaignOf returns the campaign of an ad, known from spend imports, or "".
-func (r *Recorder) CampaignOf(adID string) string { return r.defs.Load().AdCampaign[adID] }
+// sessionWindow is the configured session window in seconds.
+func (r *Recorder) sessionWindow() int64 { return int64(r.cfg.SessionWindow / time.Second) }
 
 // Apps lists the app ids with recorded sessions or off-thread events.
 func (r *Recorder) Apps() ([]string, error) {

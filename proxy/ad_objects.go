@@ -164,7 +164,3 @@ func sortedDays[V any](m map[int32]V) []int32 {
 	sort.Slice(days, func(i, j int) bool { return days[i] < days[j] })
 	return days
 }
-
-func sortBy[T any](s []T, key func(T) string) {
-	sort.Slice(s, func(i, j int) bool { return key(s[i]) < key(s[j]) })
-}
