@@ -557,3 +557,15 @@ func TestOffThreadBSUIDLead(t *testing.T) {
 	rec, _ = e.post(`{"lead_user_id":"` + bsuid + `","action":"purchase","event_time":"` + early + `"}`)
 	e.wantAttribution("BSUID lead before its session", rec, unattributed(""))
 }
+
+// Apps lists the apps with traffic; the off-thread events that named no app and found no
+// session are filed under "", which is no app.
+func TestAppsLeaveOutTheUnnamedApp(t *testing.T) {
+	e := newOTEnv(t)
+	e.post(otEvent(otLead2, otT0, "")) // no session yet, no app_id: filed under ""
+	e.message(otMsg{App: otApp1, Lead: otLead, At: otT0, Ad: otAdA})
+	apps, err := e.rec.Apps()
+	if err != nil || len(apps) != 1 || apps[0] != otApp1 {
+		t.Errorf("Apps() = %q, %v; want [%s]", apps, err, otApp1)
+	}
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -120,7 +121,8 @@ func (r *Recorder) Sessions(app string, fn func(s *kv.Session) bool) error {
 // sessionWindow is the configured session window in seconds.
 func (r *Recorder) sessionWindow() int64 { return int64(r.cfg.SessionWindow / time.Second) }
 
-// Apps lists the app ids with recorded sessions or off-thread events.
+// Apps lists the app ids with recorded sessions or off-thread events. The unattributed
+// off-thread events that named no app are filed under "", which is no app: not listed.
 func (r *Recorder) Apps() ([]string, error) {
 	r.settle()
 	var apps []string
@@ -128,5 +130,5 @@ func (r *Recorder) Apps() ([]string, error) {
 		apps, err = kv.Apps(rd)
 		return err
 	})
-	return apps, err
+	return slices.DeleteFunc(apps, func(id string) bool { return id == "" }), err
 }

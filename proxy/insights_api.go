@@ -41,9 +41,7 @@ func (in insightsAPI) apps(ctx *fasthttp.RequestCtx, _ Params) {
 	}
 	rows := make([]map[string]string, 0, len(ids))
 	for _, id := range ids {
-		if id != "" { // unattributed off-thread events that named no app
-			rows = append(rows, map[string]string{"id": id})
-		}
+		rows = append(rows, map[string]string{"id": id})
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
 }
