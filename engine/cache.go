@@ -6,9 +6,9 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
-// writeCache keeps what the writer last wrote for hot keys — the rollups of the day and
+// writeCache keeps what the placer last wrote for hot keys — the rollups of the day and
 // the latest session of recent leads — so that a message usually needs no store read
-// for them. It holds only values this writer wrote or read itself, and is dropped
+// for them. It holds only values the placer wrote or read itself, and is dropped
 // whenever the store reports a lost request (a rollback or a failed commit), when a
 // refresh rewrites history, and when it grows past its bounds.
 type writeCache struct {
@@ -55,7 +55,7 @@ func (c *writeCache) putLead(app, lead string, l *kv.Lead, s *kv.Session, hasSes
 	if len(c.leads) >= maxCachedLeads {
 		c.leads = make(map[string]*leadState)
 	}
-	// The writer's records may alias the request body: keep copies.
+	// The placer's records may alias the log entry being applied: keep copies.
 	st := &leadState{lead: *l, hasSess: hasSess}
 	st.lead.SessionID, st.lead.OutTag = strings.Clone(l.SessionID), strings.Clone(l.OutTag)
 	if hasSess {

@@ -158,6 +158,62 @@ func (c *Catalog) CampaignAds(app, campaign string) []string {
 // Currency returns the currency of an ad account, or "" when unknown.
 func (c *Catalog) Currency(acct string) string { return c.AdAccounts[acct].Currency }
 
+// FacebookAccountList returns the Facebook accounts, by id.
+func (c *Catalog) FacebookAccountList() []FacebookAccount {
+	out := []FacebookAccount{}
+	for _, fb := range c.Facebook {
+		out = append(out, fb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// AdAccountsOf returns the ad accounts of Facebook account fb, by id.
+func (c *Catalog) AdAccountsOf(fb string) []AdAccount {
+	out := []AdAccount{}
+	for _, a := range c.AdAccounts {
+		if a.FacebookAccountID == fb {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// KnowsAdAccount reports whether acct is an imported ad account or Unassigned, the
+// account of the ads only referrals revealed.
+func (c *Catalog) KnowsAdAccount(acct string) bool {
+	_, ok := c.AdAccounts[acct]
+	return ok || acct == Unassigned
+}
+
+// AccountAds lists the ads of app in ad account acct, optionally of one campaign, by id:
+// the imported ones or, for acct Unassigned, those only referrals revealed (which belong
+// to no campaign).
+func (r *Recorder) AccountAds(app, acct, campaign string) ([]Ad, error) {
+	if acct == Unassigned {
+		if campaign != "" {
+			return nil, nil
+		}
+		return r.ReferralAds(app)
+	}
+	return r.Catalog().AdsOf(app, acct, campaign), nil
+}
+
+// FindAd returns ad id of app: an imported one, or else one only a referral revealed.
+func (r *Recorder) FindAd(app, id string) (Ad, bool, error) {
+	if ad, ok := r.Catalog().Ads[id]; ok && ad.AppID == app {
+		return ad, true, nil
+	}
+	refs, err := r.ReferralAds(app)
+	for _, ad := range refs {
+		if ad.ID == id {
+			return ad, true, err
+		}
+	}
+	return Ad{}, false, err
+}
+
 // Catalog returns the current catalogue snapshot.
 func (r *Recorder) Catalog() *Catalog {
 	r.settle() // referrals add ads to it

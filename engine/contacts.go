@@ -38,6 +38,34 @@ func (c *Contact) ExportID() string {
 	return "+" + c.Lead
 }
 
+// ContactColumns is the header row of the contacts export; Contact.Row fills its cells.
+var ContactColumns = []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
+
+// Row writes c into cells, one per ContactColumns, and returns them: the phone in E.164
+// with '+' or else the user id of a BSUID lead, the first and last seen times as format
+// writes them, the sources in the order the lead met them, the sessions and the revenue
+// (RevenueText).
+func (c *Contact) Row(cells []string, format func(unix int64) string) []string {
+	cells = append(cells[:0], "", "", format(c.First), format(c.Last), strings.Join(c.Sources, " "),
+		strconv.Itoa(c.Sessions), RevenueText(c.Revenue))
+	if c.LeadIsBSUID {
+		cells[1] = c.Lead
+	} else {
+		cells[0] = c.ExportID()
+	}
+	return cells
+}
+
+// RevenueText writes revenue by currency, rounded to cents, in the order given (Contact
+// keeps it by currency code): "49.90 EUR; 30.00 USD".
+func RevenueText(revenue []Money) string {
+	parts := make([]string, 0, len(revenue))
+	for _, m := range revenue {
+		parts = append(parts, strconv.FormatFloat(Round2(m.Amount), 'f', 2, 64)+" "+m.Currency)
+	}
+	return strings.Join(parts, "; ")
+}
+
 // ContactFilter selects the leads of a contacts export.
 type ContactFilter struct {
 	AppID     string
@@ -59,14 +87,9 @@ func SourceLabel(typ, id string) string {
 	return typ + ":" + id
 }
 
-// offThreadRevenue reads the revenue of an off-thread event row ("49.9 EUR").
+// offThreadRevenue returns the revenue of an off-thread event row, as decodeEvent read it.
 func offThreadRevenue(ev *kv.Event) (float64, string, bool) {
-	if IsEventType(ev.Type) {
-		return 0, "", false
-	}
-	amount, currency, ok := strings.Cut(ev.TypeValue, " ")
-	f, err := strconv.ParseFloat(amount, 64)
-	return f, currency, ok && err == nil && IsCurrency(currency)
+	return ev.Amount, ev.Currency, !IsEventType(ev.Type) && ev.Currency != ""
 }
 
 // contactsSortBudget is the memory each of the export's two sorts may hold; beyond it they
@@ -161,7 +184,7 @@ func (x *contactsExport) collectFacts() error {
 	app := x.f.AppID
 	var n int
 	visit := func(v []byte) error {
-		ev, err := kv.DecodeEvent(v)
+		ev, err := decodeEvent(v)
 		if err != nil {
 			return err
 		}

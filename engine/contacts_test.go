@@ -269,3 +269,69 @@ func TestContactsStopsWhenAsked(t *testing.T) {
 		t.Errorf("fn said stop at row 10: %d rows, %v", rows, err)
 	}
 }
+
+// TestRevenueOfRowsWrittenBeforeTypedRevenue: an off-thread event row written before
+// rows kept their revenue typed (only the text "49.9 EUR" in its type_value) counts in
+// the contacts export and reads with Amount and Currency, as the rows written since do.
+func TestRevenueOfRowsWrittenBeforeTypedRevenue(t *testing.T) {
+	e := newTestEnv(t)
+	const app, lead, start = "A", "4917012345", int64(1773619200)
+	ses := kv.Session{ID: "s1", AppID: app, Lead: lead, Start: start, Last: start + 60, Messages: 1, SourceType: SourceOrganic}
+	old := kv.Event{ID: "x-old", AppID: app, Type: "purchase", TypeValue: "49.9 EUR", Time: start + 100, Lead: lead,
+		ConversationID: ses.ID, SourceType: SourceOrganic} // no Currency: the old encoding
+	typed := kv.Event{ID: "x-new", AppID: app, Type: "purchase", TypeValue: "12.5 EUR", Time: start + 200, Lead: lead,
+		ConversationID: ses.ID, SourceType: SourceOrganic, Amount: 12.5, Currency: "EUR"}
+	usd := kv.Event{ID: "x-usd", AppID: app, Type: "purchase", TypeValue: "30 USD", Time: start + 300, Lead: lead,
+		ConversationID: ses.ID, SourceType: SourceOrganic, Amount: 30, Currency: "USD"}
+	if err := e.store.Apply(context.Background(), func(b kv.Batch) error {
+		b.Set(kv.SessionKey(nil, app, ses.ID), kv.AppendSession(nil, &ses))
+		b.Set(kv.LeadSessionKey(nil, lead, start, app, ses.ID), nil)
+		for _, ev := range []*kv.Event{&old, &typed, &usd} {
+			b.Set(kv.OffThreadAppKey(app, ev.Time, ev.ID), nil)
+			writeEvent(b, ev)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []Contact
+	if err := e.rec.Contacts(context.Background(), ContactFilter{AppID: app, To: 1 << 62}, func(c *Contact) bool {
+		got = append(got, Contact{Lead: c.Lead, Revenue: slices.Clone(c.Revenue)})
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// 49.9 + 12.5 EUR, 30 USD, by currency code.
+	if len(got) != 1 || !slices.Equal(got[0].Revenue, []Money{{"EUR", 62.4}, {"USD", 30}}) {
+		t.Errorf("contacts = %+v, want one lead with 62.40 EUR and 30 USD", got)
+	}
+	var amounts []string
+	if err := e.rec.Events(EventFilter{AppID: app, To: 1 << 62}, func(ev *kv.Event) bool {
+		amounts = append(amounts, fmt.Sprintf("%s %v %s", ev.ID, ev.Amount, ev.Currency))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"x-old 49.9 EUR", "x-new 12.5 EUR", "x-usd 30 USD"}; !slices.Equal(amounts, want) {
+		t.Errorf("events = %q, want %q", amounts, want)
+	}
+}
+
+// A contacts export row: phone with '+' or the user id of a BSUID lead, times as the
+// caller formats them, sources in order, revenue by currency rounded to cents.
+func TestContactRow(t *testing.T) {
+	format := func(unix int64) string { return "t" + strconv.FormatInt(unix, 10) }
+	c := Contact{Lead: "491701234567", First: 10, Last: 20, Sources: []string{"ad:1", "organic"}, Sessions: 3,
+		Revenue: []Money{{"EUR", 49.9 + 12.345}, {"USD", 30}}}
+	if got, want := c.Row(nil, format), []string{"+491701234567", "", "t10", "t20", "ad:1 organic", "3", "62.25 EUR; 30.00 USD"}; !slices.Equal(got, want) {
+		t.Errorf("phone lead row = %q\nwant %q", got, want)
+	}
+	b := Contact{Lead: "DE.1502576394655843", LeadIsBSUID: true, First: 5, Last: 5, Sources: []string{"campaign:spring"}, Sessions: 1}
+	cells := make([]string, len(ContactColumns))
+	if got, want := b.Row(cells, format), []string{"", "DE.1502576394655843", "t5", "t5", "campaign:spring", "1", ""}; !slices.Equal(got, want) || &got[0] != &cells[0] {
+		t.Errorf("BSUID lead row = %q\nwant %q, in the cells given", got, want)
+	}
+	if got := RevenueText([]Money{{"JPY", 0.005}, {"EUR", 1.005}}); got != "0.01 JPY; 1.01 EUR" {
+		t.Errorf("RevenueText = %q: half a cent rounds away from zero", got)
+	}
+}

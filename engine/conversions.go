@@ -129,12 +129,12 @@ func (c *Conversion) pendingKey() []byte { return kv.PendingConversionKey(c.Time
 // queueConversion puts c in the outbox unless a conversion of its id is there already
 // (a replay, a refresh). One without a click id is stored as skipped: Meta keys
 // business-messaging conversions by click, and an ad id is no click id.
-func (w *writer) queueConversion(b kv.Batch, c *Conversion) error {
+func (p *placer) queueConversion(b kv.Batch, c *Conversion) error {
 	key := kv.ConversionKey(c.ID)
 	if _, ok, err := b.Get(key); err != nil || ok {
 		return err
 	}
-	if err := w.resolveWABA(b, c); err != nil {
+	if err := p.resolveWABA(b, c); err != nil {
 		return err
 	}
 	c.Queued, c.Status = time.Now().Unix(), ConversionPending
@@ -163,38 +163,38 @@ func (w *writer) queueConversion(b kv.Batch, c *Conversion) error {
 // resolveWABA fills in the WABA of c's app from its webhooks, or remembers it there when
 // c has it: an off-thread event names no WABA. The stored one is read once per app into
 // the write cache, and written only when it changes.
-func (w *writer) resolveWABA(b kv.Batch, c *Conversion) error {
-	w.cache.check(b)
-	known, cached := w.cache.wabas[c.AppID]
+func (p *placer) resolveWABA(b kv.Batch, c *Conversion) error {
+	p.cache.check(b)
+	known, cached := p.cache.wabas[c.AppID]
 	if !cached {
 		v, _, err := b.Get(kv.WABAKey(c.AppID))
 		if err != nil {
 			return err
 		}
 		known = string(v)
-		w.cache.wabas[strings.Clone(c.AppID)] = known // the app id aliases the log entry
+		p.cache.wabas[strings.Clone(c.AppID)] = known // the app id aliases the log entry
 	}
 	switch {
 	case c.WABA == "":
 		c.WABA = known
 	case c.WABA != known:
 		b.Set(kv.WABAKey(c.AppID), []byte(c.WABA))
-		w.cache.wabas[strings.Clone(c.AppID)] = strings.Clone(c.WABA)
+		p.cache.wabas[strings.Clone(c.AppID)] = strings.Clone(c.WABA)
 	}
 	return nil
 }
 
 // queueSessionConversion queues the lead or converted conversion of the session in
-// w.sess, caused by item it, when source is sent.
-func (w *writer) queueSessionConversion(b kv.Batch, source, cause string, it *Item) error {
-	name, ok := w.capi[source]
+// p.sess, caused by item it, when source is sent.
+func (p *placer) queueSessionConversion(b kv.Batch, source, cause string, it *Item) error {
+	name, ok := p.capi[source]
 	if !ok {
 		return nil
 	}
-	c := Conversion{ID: w.id("capi", source, w.sess.ID), Name: name, Time: it.Time, AppID: it.AppID,
-		WABA: it.WABA, Lead: it.Lead, Source: source, SourceEventID: cause, ConversationID: w.sess.ID,
-		AdID: adOf(&w.sess), ClickID: w.sess.Referral.CtwaClid}
-	return w.queueConversion(b, &c)
+	c := Conversion{ID: p.id("capi", source, p.sess.ID), Name: name, Time: it.Time, AppID: it.AppID,
+		WABA: it.WABA, Lead: it.Lead, Source: source, SourceEventID: cause, ConversationID: p.sess.ID,
+		AdID: adOf(&p.sess), ClickID: p.sess.Referral.CtwaClid}
+	return p.queueConversion(b, &c)
 }
 
 // adOf is the ad a session came from, or "" for other sources (a QR code's id is no ad).
@@ -207,12 +207,12 @@ func adOf(s *kv.Session) string {
 
 // queueOffThreadConversion queues the conversion of an attributed off-thread event whose
 // action is mapped: its value, and the click of the session it is credited to.
-func (w *writer) queueOffThreadConversion(b kv.Batch, rec *OffThreadRecord) error {
-	name, ok := w.capi[rec.Action]
+func (p *placer) queueOffThreadConversion(b kv.Batch, rec *OffThreadRecord) error {
+	name, ok := p.capi[rec.Action]
 	if !ok {
 		return nil
 	}
-	c := Conversion{ID: w.id("capi", "offthread", rec.ID), Name: name, Time: rec.Time, AppID: rec.AppID,
+	c := Conversion{ID: p.id("capi", "offthread", rec.ID), Name: name, Time: rec.Time, AppID: rec.AppID,
 		Lead: rec.Lead, Source: rec.Action, SourceEventID: rec.ID, Value: rec.Amount, Currency: rec.Currency}
 	if rec.Attributed {
 		v, found, err := b.Get(kv.SessionKey(nil, rec.AppID, rec.ConversationID))
@@ -227,7 +227,7 @@ func (w *writer) queueOffThreadConversion(b kv.Batch, rec *OffThreadRecord) erro
 			c.ConversationID, c.AdID, c.ClickID = s.ID, adOf(&s), s.Referral.CtwaClid
 		}
 	}
-	return w.queueConversion(b, &c)
+	return p.queueConversion(b, &c)
 }
 
 // ConversionFilter selects conversions of an app for the activity log.

@@ -19,12 +19,16 @@
 //     (offthread.go), definition changes (definitions.go), spend rows (import.go,
 //     spendsync.go) and refreshes (refresh.go) are log entries too.
 //  5. Views (materialize.go): one goroutine reads the log in order and, per entry,
-//     classifies each message (classify.go: keywords, replies, sources) and places it
-//     (session.go, rollup.go, notices.go): sessions, events, daily rollups, lead
-//     indexes, the conversions outbox (conversions.go). The views' checkpoint commits
+//     classifies each message (classify.go: keywords, replies, sources) and the placer
+//     places it (session.go, rollup.go, notices.go): sessions, events, daily rollups,
+//     lead indexes, the conversions outbox (conversions.go). A placement returns what it
+//     decided (a session opened, the events written). The views' checkpoint commits
 //     with them, so a crash resumes exactly.
 //
-// Reads (query.go, insights.go, contacts.go, metrics_calc.go) wait until the views hold
-// the writes before them. The conversions sender (conversions_send.go) and the spend
+// Reads wait until the views hold the writes before them, and return what the API shows:
+// event rows and event-group counts (query.go, event_rows.go, groups.go), totals and the
+// insight formulas (insights.go, metrics_calc.go), the compare-sources rows (sources.go),
+// the catalogue (catalog.go), the contacts export (contacts.go, csv_cells.go). proxy
+// parses a request, calls one of them and encodes the answer. The conversions sender (conversions_send.go) and the spend
 // sync (spendsync.go) run on their own goroutines and talk to Meta through metaapi.
 package engine

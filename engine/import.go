@@ -285,8 +285,8 @@ type ImportResult struct {
 // its spend: a store failure part way leaves some rows stored, and importing the same
 // file again replaces them.
 func (r *Recorder) ImportSpend(ctx context.Context, app string, imp SpendImport) (ImportResult, error) {
-	r.defsMu.Lock() // one catalogue change at a time
-	defer r.defsMu.Unlock()
+	r.importMu.Lock() // one catalogue change at a time
+	defer r.importMu.Unlock()
 	if err := r.Sync(ctx); err != nil { // the catalogue holds every change logged before
 		return ImportResult{}, err
 	}

@@ -163,12 +163,6 @@ func (r *Recorder) addSource(to sink, app string, src SourceRef, days Days) erro
 	})
 }
 
-// AddDelivery adds an ad's imported delivery over days into t.
-func (r *Recorder) AddDelivery(t *Totals, adID string, days Days) error {
-	r.settle()
-	return r.addDelivery(into(t), adID, days)
-}
-
 func (r *Recorder) addDelivery(to sink, adID string, days Days) error {
 	start, end := rangeKeys(kv.SpendPrefix(adID), days, func(d int32) []byte { return kv.SpendKey(adID, d) })
 	return r.views.ScanRange(start, end, func(k, v []byte) (bool, error) {

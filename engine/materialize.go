@@ -67,9 +67,9 @@ type materializer struct {
 	buf     []byte
 	items   []Item
 	class   Classification
-	rec     recording // collects the types of the events a step wrote, for metrics
-	reload  byte      // reload flags of the puts a step wrote
-	limit   int       // items per step; shrinks to 1 to find an item that cannot be applied
+	events  []string // the types of the events a step wrote, for metrics
+	reload  byte     // reload flags of the puts a step wrote
+	limit   int      // items per step; shrinks to 1 to find an item that cannot be applied
 	errLog  lograte.Limiter
 
 	refreshing atomic.Bool // a refresh is being applied
@@ -307,9 +307,9 @@ func (m *materializer) step() error {
 // apply places the items after the checkpoint, at most m.limit and until the batch is
 // full, and writes the new checkpoint; a command ends the step (or is its only entry).
 func (m *materializer) apply(b kv.Batch) (done int, partial uint32, err error) {
-	m.rec.events, m.reload = m.rec.events[:0], 0
-	w := &m.r.w
-	w.cache.check(b)
+	m.events, m.reload = m.events[:0], 0
+	p := &m.r.placer
+	p.cache.check(b)
 	defs := m.r.defs.Load()
 	applied, skip := 0, int(m.partial)
 	for i, v := range m.entries {
@@ -330,9 +330,9 @@ func (m *materializer) apply(b kv.Batch) (done int, partial uint32, err error) {
 		}
 		k := skip
 		for ; k < len(m.items) && applied < m.limit && !b.Full(); k++ {
-			w.pos = logPos{seq: m.seqs[i], item: k}
+			p.pos = logPos{seq: m.seqs[i], item: k}
 			if err := m.place(b, &m.items[k], defs); err != nil {
-				w.cache.reset() // the step's writes are dropped: so is what it cached
+				p.cache.reset() // the step's writes are dropped: so is what it cached
 				return 0, 0, fmt.Errorf("log entry %d, item %d: %w", m.seqs[i], k, err)
 			}
 			applied++
@@ -439,23 +439,27 @@ func (m *materializer) reloadState() {
 	m.reload = 0
 }
 
-// place applies one logged item to the views.
+// place applies one logged item to the views, and notes the types of the events its
+// placement wrote.
 func (m *materializer) place(b kv.Batch, it *Item, defs *Definitions) error {
-	w := &m.r.w
+	p := &m.r.placer
+	var placed placement
+	var err error
 	switch it.Kind {
 	case KindStatus:
-		return w.applyStatus(b, it)
+		return p.applyStatus(b, it)
 	case KindMessage:
 		Classify(&m.class, it, defs)
-		return w.applyMessage(b, it, &m.class, defs, &m.rec)
+		placed, err = p.applyMessage(b, it, &m.class, defs)
 	case KindEdit:
-		return w.applyEdit(b, it)
+		return p.applyEdit(b, it)
 	case KindNumberChange:
-		return w.applyNumberChange(b, it)
+		return p.applyNumberChange(b, it)
 	case KindAutoEvent:
-		return w.applyAutoEvent(b, it, defs, &m.rec)
+		placed, err = p.applyAutoEvent(b, it, defs)
 	}
-	return nil
+	m.events = append(m.events, placed.events...)
+	return err
 }
 
 func (m *materializer) setPosition(b kv.Batch, applied uint64, partial uint32) {
@@ -468,7 +472,7 @@ func (m *materializer) setPosition(b kv.Batch, applied uint64, partial uint32) {
 // finish publishes what a committed step applied: done entries in full, then partial
 // items of the next one.
 func (m *materializer) finish(done int, partial uint32) {
-	for _, typ := range m.rec.events {
+	for _, typ := range m.events {
 		eventsByType[typ].Inc()
 	}
 	m.reloadState()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -319,5 +321,59 @@ func TestDefinitionChangeIsLoggedAndAppliedInLogOrder(t *testing.T) {
 	next, _, err := e.rec.nextID(defGroup)
 	if err != nil || next != "2" {
 		t.Fatalf("next group id %q (%v), want 2: the logged counter is applied", next, err)
+	}
+}
+
+// Placement returns what it decided — whether the message opened a session, the types of
+// the events it wrote — and the materializer counts events_total from that, once the
+// step is committed.
+func TestPlacementReturnsWhatItDecided(t *testing.T) {
+	e := newTestEnv(t)
+	defs := testDefinitions(t, []Group{{ID: "k1", AppID: scApp, Type: TypeKeyword, TypeID: "k1", TypeValue: "price",
+		Status: StatusActive}}, nil, nil)
+	e.rec.defs.Store(defs)
+	const lead = "491700000091"
+	msg := func(id string, at int64, text string, ref *Referral) Item {
+		it := Item{Kind: KindMessage, AppID: scApp, ID: id, Time: at, Lead: lead, Type: "text", Text: text}
+		if ref != nil {
+			it.Referral = *ref
+		}
+		return it
+	}
+	var got []placement
+	err := e.rec.views.Derive(context.Background(), func(b kv.Batch) error {
+		p := &e.rec.placer
+		p.cache.check(b)
+		for _, it := range []Item{msg("p1", t0, "the price?", adReferral("120", "clid-p")), msg("p2", t0+60, "hello", nil),
+			msg("p3", t0+120, "price again", nil)} {
+			var c Classification
+			Classify(&c, &it, defs)
+			placed, err := p.place(b, &it, &c, defs)
+			if err != nil {
+				return err
+			}
+			got = append(got, placement{opened: placed.opened, events: slices.Clone(placed.events)})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []placement{{true, []string{TypeConversation, TypeKeyword}}, {false, []string{TypeEngagement}}, {false, []string{TypeKeyword}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("placements = %+v, want %+v", got, want)
+	}
+
+	before := map[string]uint64{}
+	for _, typ := range EventTypes {
+		before[typ] = eventsByType[typ].Get()
+	}
+	m := leadMsgs("491700000092")
+	e.record(cloudWebhook(withReferral(m("w1", t0, "price please"), adReferral("120", "clid-w")), m("w2", t0+60, "hi")))
+	for _, typ := range EventTypes {
+		want := map[string]uint64{TypeConversation: 1, TypeKeyword: 1, TypeEngagement: 1}[typ]
+		if d := eventsByType[typ].Get() - before[typ]; d != want {
+			t.Errorf("events_total{type=%q} went up by %d, want %d", typ, d, want)
+		}
 	}
 }

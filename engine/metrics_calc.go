@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -61,4 +62,116 @@ func (t *Totals) SplitRevenue(want string) (currency string, amount float64, oth
 	}
 	slices.SortFunc(others, func(a, b Money) int { return strings.Compare(a.Currency, b.Currency) })
 	return currency, amount, others
+}
+
+// Insight is the "insight" object of the Signals API (seed 002): the metrics of SPEC
+// §6.2 over a Totals.
+type Insight struct {
+	AdID                      string       `json:"ad_id,omitempty"`
+	CampaignID                string       `json:"campaign_id,omitempty"`
+	Date                      string       `json:"date"`
+	Clicks                    int64        `json:"clicks"`
+	CPC                       float64      `json:"cpc"`
+	CPM                       float64      `json:"cpm"`
+	CTR                       float64      `json:"ctr"`
+	Impressions               int64        `json:"impressions"`
+	Spend                     float64      `json:"spend"`
+	Currency                  string       `json:"currency"`
+	Sessions                  int64        `json:"sessions"`
+	CostPerSession            float64      `json:"cost_per_session"`
+	CVRClicksToSessions       float64      `json:"cvr_clicks_to_sessions"`
+	UniqueUsers               int64        `json:"unique_users"`
+	CostPerUniqueUser         float64      `json:"cost_per_unique_user"`
+	CVRClicksToUniqueUsers    float64      `json:"cvr_clicks_to_unique_users"`
+	Engaged                   int64        `json:"engaged"`
+	CostPerEngagement         float64      `json:"cost_per_engagement"`
+	CVRUniqueUsersToEngaged   float64      `json:"cvr_unique_users_to_engaged"`
+	Converted                 int64        `json:"converted"`
+	CostPerConversions        float64      `json:"cost_per_conversions"`
+	CVRUniqueUsersToConverted float64      `json:"cvr_unique_users_to_converted"`
+	Events                    EventCounts  `json:"events"`
+	Keywords                  []KeywordRow `json:"keywords"`
+	KeywordsCount             int          `json:"keywords_count"`
+}
+
+// EventCounts are the event counts of an insight.
+type EventCounts struct {
+	Conversation int64 `json:"conversation"`
+	Keyword      int64 `json:"keyword"`
+	// AutomaticEvent counts the leads and purchases Meta detected in the ad's threads.
+	AutomaticEvent int64 `json:"automatic_event"`
+}
+
+// KeywordRow is the keyword events of one keyword group, and their share of sessions.
+type KeywordRow struct {
+	Keyword string  `json:"keyword"`
+	Events  int64   `json:"events"`
+	CVR     float64 `json:"cvr"`
+}
+
+// NewInsight computes the insight of t: costs are spend per click, per thousand
+// impressions, per session, per unique user, per engaged and per converted session;
+// rates are percentages (CTR clicks of impressions, then each funnel step of the one
+// before). currency is the ad account's; date labels the insight; defs names keywords.
+func NewInsight(t *Totals, currency, date string, defs *Definitions) Insight {
+	spend, clicks, users := t.Spend, float64(t.Clicks), float64(t.UniqueUsers())
+	sessions := float64(t.Sessions)
+	in := Insight{
+		Date: date, Clicks: t.Clicks, Impressions: t.Impressions, Spend: Round2(spend), Currency: currency,
+		CPC: Ratio(spend, clicks), CPM: Ratio(spend*1000, float64(t.Impressions)),
+		CTR:      Percent(clicks, float64(t.Impressions)),
+		Sessions: t.Sessions, CostPerSession: Ratio(spend, sessions), CVRClicksToSessions: Percent(sessions, clicks),
+		UniqueUsers: t.UniqueUsers(), CostPerUniqueUser: Ratio(spend, users), CVRClicksToUniqueUsers: Percent(users, clicks),
+		Engaged: t.Engaged, CostPerEngagement: Ratio(spend, float64(t.Engaged)),
+		CVRUniqueUsersToEngaged: Percent(float64(t.Engaged), users),
+		Converted:               t.Converted, CostPerConversions: Ratio(spend, float64(t.Converted)),
+		CVRUniqueUsersToConverted: Percent(float64(t.Converted), users),
+		Events:                    EventCounts{Conversation: t.Sessions, Keyword: t.KeywordEvents, AutomaticEvent: t.AutoEvents},
+		Keywords:                  keywordRows(t, defs),
+	}
+	in.KeywordsCount = len(in.Keywords)
+	return in
+}
+
+// keywordRows lists keyword events by keyword, most events first, then by keyword; each
+// keyword's CVR is its events per session, in percent.
+func keywordRows(t *Totals, defs *Definitions) []KeywordRow {
+	rows := []KeywordRow{}
+	for id, n := range t.Keywords {
+		rows = append(rows, KeywordRow{Keyword: defs.KeywordText(id), Events: n, CVR: Percent(float64(n), float64(t.Sessions))})
+	}
+	slices.SortFunc(rows, func(a, b KeywordRow) int {
+		if a.Events != b.Events {
+			return cmp.Compare(b.Events, a.Events)
+		}
+		return strings.Compare(a.Keyword, b.Keyword)
+	})
+	return rows
+}
+
+// SaleInsight is the "sale_insight" object: attributed off-thread events and revenue.
+type SaleInsight struct {
+	AdID            string  `json:"ad_id,omitempty"`
+	CampaignID      string  `json:"campaign_id,omitempty"`
+	Date            string  `json:"date"`
+	Revenue         float64 `json:"revenue"`
+	Currency        string  `json:"currency"`
+	Count           int64   `json:"count"`
+	ROAS            float64 `json:"roas"`
+	CVR             float64 `json:"cvr"`
+	CVRCost         float64 `json:"cvr_cost"`
+	OtherCurrencies []Money `json:"other_currencies,omitempty"`
+}
+
+// NewSaleInsight computes the sale insight of t in currency (the ad account's; the first
+// seen when unknown): ROAS is revenue per spend, CVR off-thread events per unique user
+// in percent, CVRCost spend per off-thread event. Revenue in other currencies is listed
+// apart, never summed.
+func NewSaleInsight(t *Totals, currency, date string) SaleInsight {
+	cur, revenue, others := t.SplitRevenue(currency)
+	return SaleInsight{
+		Date: date, Revenue: Round2(revenue), Currency: cur, Count: t.OffCount,
+		ROAS: Ratio(revenue, t.Spend), CVR: Percent(float64(t.OffCount), float64(t.UniqueUsers())),
+		CVRCost: Ratio(t.Spend, float64(t.OffCount)), OtherCurrencies: others,
+	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
@@ -80,5 +81,82 @@ func TestSplitRevenue(t *testing.T) {
 	cur, amount, others = NewTotals().SplitRevenue("")
 	if cur != "" || amount != 0 || others != nil {
 		t.Errorf("nothing: %q %v %v", cur, amount, others)
+	}
+}
+
+// totalsOf builds totals with n unique users and revenue rolled up in the order given.
+func totalsOf(users int, revenue ...kv.Money) *Totals {
+	t := newTotals()
+	for i := range users {
+		t.leads[uint64(i)] = struct{}{}
+	}
+	for _, m := range revenue {
+		t.addRollup(&kv.Rollup{Revenue: []kv.Money{m}})
+	}
+	return t
+}
+
+// The insight formulas of SPEC §6.2, on numbers computed by hand.
+func TestNewInsight(t *testing.T) {
+	tot := totalsOf(4)
+	tot.Impressions, tot.Clicks, tot.Spend = 2000, 50, 300.02
+	tot.Sessions, tot.Engaged, tot.Converted = 40, 3, 2
+	tot.KeywordEvents, tot.AutoEvents = 5, 1
+	tot.Keywords = map[string]int64{"1": 3, "2": 2, "7": 2}
+	defs := &Definitions{Groups: []Group{{ID: "1", Type: TypeKeyword, TypeValue: "price"}, {ID: "2", Type: TypeKeyword, TypeValue: "menu"}}}
+
+	got := NewInsight(tot, "EUR", "2026-03-16", defs)
+	want := Insight{
+		Date: "2026-03-16", Clicks: 50, Impressions: 2000, Spend: 300.02, Currency: "EUR",
+		CPC:                       6,      // 300.02 / 50 = 6.0004
+		CPM:                       150.01, // 300.02 * 1000 / 2000
+		CTR:                       2.5,    // 50 / 2000 * 100
+		Sessions:                  40,
+		CostPerSession:            7.5, // 300.02 / 40 = 7.5005
+		CVRClicksToSessions:       80,  // 40 / 50 * 100
+		UniqueUsers:               4,
+		CostPerUniqueUser:         75.01, // 300.02 / 4 = 75.005, half away from zero
+		CVRClicksToUniqueUsers:    8,     // 4 / 50 * 100
+		Engaged:                   3,
+		CostPerEngagement:         100.01, // 300.02 / 3 = 100.00666…
+		CVRUniqueUsersToEngaged:   75,     // 3 / 4 * 100
+		Converted:                 2,
+		CostPerConversions:        150.01, // 300.02 / 2
+		CVRUniqueUsersToConverted: 50,     // 2 / 4 * 100
+		Events:                    EventCounts{Conversation: 40, Keyword: 5, AutomaticEvent: 1},
+		// Most events first, then by keyword; an unknown group shows its id. CVR: events per session.
+		Keywords:      []KeywordRow{{"price", 3, 7.5}, {"7", 2, 5}, {"menu", 2, 5}},
+		KeywordsCount: 3,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("NewInsight:\n got %+v\nwant %+v", got, want)
+	}
+
+	// Nothing recorded: zeros, never NaN or Inf, and an empty keyword list, not null.
+	got = NewInsight(newTotals(), "", "d", defs)
+	if want := (Insight{Date: "d", Keywords: []KeywordRow{}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("NewInsight(empty) = %+v", got)
+	}
+}
+
+func TestNewSaleInsight(t *testing.T) {
+	tot := totalsOf(4, kv.Money{Currency: "USD", Amount: 30}, kv.Money{Currency: "EUR", Amount: 49.9}, kv.Money{Currency: "EUR", Amount: 120})
+	tot.Spend, tot.OffCount = 300.02, 3
+	got := NewSaleInsight(tot, "EUR", "2026-03-16")
+	want := SaleInsight{Date: "2026-03-16", Revenue: 169.9, Currency: "EUR", Count: 3,
+		ROAS:            0.57,   // 169.9 / 300.02 = 0.5663
+		CVR:             75,     // 3 events / 4 users * 100
+		CVRCost:         100.01, // 300.02 / 3
+		OtherCurrencies: []Money{{"USD", 30}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("NewSaleInsight:\n got %+v\nwant %+v", got, want)
+	}
+	// No account currency: the first seen (USD) is the reporting one.
+	got = NewSaleInsight(tot, "", "d")
+	if got.Currency != "USD" || got.Revenue != 30 || got.ROAS != 0.1 || len(got.OtherCurrencies) != 1 || got.OtherCurrencies[0] != (Money{"EUR", 169.9}) {
+		t.Errorf("NewSaleInsight without account currency = %+v", got)
+	}
+	if got := NewSaleInsight(newTotals(), "EUR", "d"); !reflect.DeepEqual(got, SaleInsight{Date: "d", Currency: "EUR"}) {
+		t.Errorf("NewSaleInsight(empty) = %+v", got)
 	}
 }

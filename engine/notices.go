@@ -14,7 +14,7 @@ import (
 // detected in a CTWA thread (automatic_events). None of them opens a session.
 
 // aliasTable maps a lead's new number to the lead it continues. It changes only on a
-// user_changed_number notice, so readers get an immutable snapshot and the writer copies.
+// user_changed_number notice, so readers get an immutable snapshot and a change copies it.
 type aliasTable struct {
 	m atomic.Pointer[map[string]string]
 }
@@ -44,20 +44,20 @@ func (t *aliasTable) load(store Views) error {
 // applyNumberChange links the lead's new number to the lead's history: later messages,
 // statuses and off-thread events of the new number continue the same lead. The link goes
 // to the lead's first number, so chains (A→B, then B→C) all lead back to A.
-func (w *writer) applyNumberChange(b kv.Batch, it *Item) error {
-	lead, number := w.aliases.lead(it.Lead), it.NewLead
+func (p *placer) applyNumberChange(b kv.Batch, it *Item) error {
+	lead, number := p.aliases.lead(it.Lead), it.NewLead
 	if number == lead {
 		return nil
 	}
 	// Written even when known: a request whose commit failed may have published it.
 	b.Set(kv.AliasKey(number), []byte(lead))
-	if w.aliases.lead(number) != lead {
+	if p.aliases.lead(number) != lead {
 		// Published before the commit: a request that fails to commit is retried (by the
 		// sender, or in halves when too big) and writes the same alias again.
 		// The item's strings alias the request body, which is reused after the request.
-		next := maps.Clone(*w.aliases.m.Load())
+		next := maps.Clone(*p.aliases.m.Load())
 		next[strings.Clone(number)] = strings.Clone(lead)
-		w.aliases.m.Store(&next)
+		p.aliases.m.Store(&next)
 	}
 	return nil
 }
@@ -66,38 +66,38 @@ func (w *writer) applyNumberChange(b kv.Batch, it *Item) error {
 // full, in place of the pointer to the log), so that a refresh classifies what the
 // lead's message says now. An edit of a message the store
 // does not have (older than the dedupe window, or never received) changes nothing.
-func (w *writer) applyEdit(b kv.Batch, it *Item) error {
+func (p *placer) applyEdit(b kv.Batch, it *Item) error {
 	t := it.EditTime
 	if t == 0 {
 		// Logged before edits carried the time: the message's dedupe claim has it.
-		v, ok, err := b.Get(kv.DedupeMessageKey(w.key[:0], it.EditOf))
+		v, ok, err := b.Get(kv.DedupeMessageKey(p.key[:0], it.EditOf))
 		if err != nil || !ok || len(v) != 8 {
 			return err
 		}
 		t = int64(binary.BigEndian.Uint64(v))
 	}
-	key := kv.MessageKey(w.rkey[:0], it.AppID, t, it.EditOf)
+	key := kv.MessageKey(p.rkey[:0], it.AppID, t, it.EditOf)
 	v, ok, err := b.Get(key)
 	if err != nil || !ok {
 		return err
 	}
-	m, err := storedMessage(w.logEntry, v)
+	m, err := storedMessage(p.logEntry, v)
 	if err != nil {
 		return err
 	}
 	m.Text = truncateUTF8(it.Text, kv.MaxText)
-	w.val = kv.AppendMessage(w.val[:0], &m)
-	b.Set(key, w.val)
+	p.val = kv.AppendMessage(p.val[:0], &m)
+	b.Set(key, p.val)
 	return nil
 }
 
 // applyAutoEvent records an automatic event: its record (so that a refresh places it again)
 // and, where the click's session is known, the automatic_event event on that session.
-func (w *writer) applyAutoEvent(b kv.Batch, it *Item, defs *Definitions, rec *recording) error {
-	w.val = kv.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
-	key := kv.MessageKey(w.key[:0], it.AppID, it.Time, autoEventID(it))
-	b.Set(key, w.val)
-	return w.placeAutoEvent(b, it, defs, rec)
+func (p *placer) applyAutoEvent(b kv.Batch, it *Item, defs *Definitions) (placement, error) {
+	p.val = kv.AppendMessagePointer(p.val[:0], p.pos.seq, p.pos.item)
+	key := kv.MessageKey(p.key[:0], it.AppID, it.Time, autoEventID(it))
+	b.Set(key, p.val)
+	return p.placeAutoEvent(b, it, defs)
 }
 
 // autoEventRecord is the stored record of an automatic event, kept with the messages so
@@ -129,47 +129,53 @@ func autoEventValue(it *Item) string {
 
 // placeAutoEvent writes the automatic_event event on the session whose click is the
 // event's ctwa_clid. An event whose click is not known yet is counted and placed by the
-// next refresh, once the click's message is in.
-func (w *writer) placeAutoEvent(b kv.Batch, it *Item, defs *Definitions, rec *recording) error {
-	sid, ok, err := b.Get(kv.ClidKey(w.key[:0], it.AppID, it.Referral.CtwaClid))
+// next refresh, once the click's message is in. It returns what it decided.
+func (p *placer) placeAutoEvent(b kv.Batch, it *Item, defs *Definitions) (placement, error) {
+	p.start()
+	err := p.placeOnClick(b, it, defs)
+	return p.placed, err
+}
+
+func (p *placer) placeOnClick(b kv.Batch, it *Item, defs *Definitions) error {
+	sid, ok, err := b.Get(kv.ClidKey(p.key[:0], it.AppID, it.Referral.CtwaClid))
 	if err != nil || !ok {
 		if err == nil {
 			autoEventsUnmatched.Inc()
 		}
 		return err
 	}
-	if err := w.loadClickSession(b, it.AppID, string(sid)); err != nil {
+	if err := p.loadClickSession(b, it.AppID, string(sid)); err != nil {
 		return err
 	}
 	ev := *it
-	ev.Lead, ev.LeadIsBSUID = w.sess.Lead, w.sess.LeadIsBSUID
-	w.delta.reset()
-	e := emitter{w: w, b: b, it: &ev, defs: defs, rec: rec}
+	ev.Lead, ev.LeadIsBSUID = p.sess.Lead, p.sess.LeadIsBSUID
+	p.delta.reset()
+	e := emitter{p: p, b: b, it: &ev, defs: defs}
 	e.emit(TypeAutomaticEvent, it.EventName, autoEventValue(it))
-	w.val = kv.AppendSession(w.val[:0], &w.sess)
-	b.Set(kv.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
-	if w.lead.SessionID == w.sess.ID {
-		w.cache.putLead(it.AppID, w.sess.Lead, &w.lead, &w.sess, true)
+	p.val = kv.AppendSession(p.val[:0], &p.sess)
+	b.Set(kv.SessionKey(p.key[:0], it.AppID, p.sess.ID), p.val)
+	if p.lead.SessionID == p.sess.ID {
+		p.cache.putLead(it.AppID, p.sess.Lead, &p.lead, &p.sess, true)
 	}
-	return w.applyRollup(b, &w.sess, &w.delta)
+	return p.applyRollup(b, &p.sess, &p.delta)
 }
 
-// loadClickSession loads session id of app into w.sess and its lead into w.lead, through
+// loadClickSession loads session id of app into p.sess and its lead into p.lead, through
 // the cache when it is the lead's latest session.
-func (w *writer) loadClickSession(b kv.Batch, app, id string) error {
-	v, ok, err := b.Get(kv.SessionKey(w.key[:0], app, id))
+func (p *placer) loadClickSession(b kv.Batch, app, id string) error {
+	v, ok, err := b.Get(kv.SessionKey(p.key[:0], app, id))
 	if err != nil || !ok {
 		return err
 	}
-	if w.sess, err = kv.DecodeSession(v); err != nil {
+	if p.sess, err = kv.DecodeSession(v); err != nil {
 		return err
 	}
-	lead := w.sess.Lead
-	if err := w.loadLead(b, app, lead); err != nil {
+	lead := p.sess.Lead
+	if err := p.loadLead(b, app, lead); err != nil {
 		return err
 	}
-	if w.lead.SessionID == id {
-		_, err = w.loadSession(b, app, lead)
+	if p.lead.SessionID == id {
+		_, err = p.loadSession(b, app, lead)
 	}
 	return err
 }

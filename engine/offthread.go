@@ -123,20 +123,20 @@ func (r *Recorder) applyOffThread(b kv.Batch, body []byte) error {
 	if err := r.attribute(&rec, e); err != nil && !errors.Is(err, ErrPreviousNotFound) {
 		return err
 	}
-	return r.w.storeOffThread(b, &rec)
+	return r.placer.storeOffThread(b, &rec)
 }
 
 // storeOffThread writes an off-thread event and credits it to its source's rollup. It
 // runs on the view lane (inside Derive or Apply), which owns the rollup cache.
-func (w *writer) storeOffThread(b kv.Batch, rec *OffThreadRecord) error {
-	w.cache.check(b)
+func (p *placer) storeOffThread(b kv.Batch, rec *OffThreadRecord) error {
+	p.cache.check(b)
 	if err := writeOffThread(b, rec); err != nil {
 		return err
 	}
-	if err := w.queueOffThreadConversion(b, rec); err != nil {
+	if err := p.queueOffThreadConversion(b, rec); err != nil {
 		return err
 	}
-	return w.applyOffThreadRollup(b, rec)
+	return p.applyOffThreadRollup(b, rec)
 }
 
 // writeOffThread writes the record, its app index and, when it has an app, the event row
@@ -153,7 +153,8 @@ func writeOffThread(b kv.Batch, rec *OffThreadRecord) error {
 	}
 	ev := kv.Event{ID: rec.ID, AppID: rec.AppID, Type: rec.Action, TypeID: rec.ObjectID,
 		TypeValue: revenueText(rec.Amount, rec.Currency), Time: rec.Time, Lead: rec.Lead, LeadIsBSUID: rec.LeadIsUser,
-		ConversationID: rec.ConversationID, SourceType: rec.SourceType, SourceID: rec.SourceID}
+		ConversationID: rec.ConversationID, SourceType: rec.SourceType, SourceID: rec.SourceID,
+		Amount: rec.Amount, Currency: rec.Currency}
 	b.Set(kv.EventKey(nil, rec.AppID, rec.Time, rec.ID), kv.AppendEvent(nil, &ev))
 	return nil
 }
@@ -176,19 +177,19 @@ func sameCredit(a, b *OffThreadRecord) bool {
 
 // withdrawOffThread takes back everything an event's current attribution wrote besides
 // its record: its index entry, its event row and its rollup credit.
-func (w *writer) withdrawOffThread(b kv.Batch, rec *OffThreadRecord) error {
+func (p *placer) withdrawOffThread(b kv.Batch, rec *OffThreadRecord) error {
 	b.Delete(kv.OffThreadAppKey(rec.AppID, rec.Time, rec.ID))
 	if rec.AppID != "" {
 		b.Delete(kv.EventKey(nil, rec.AppID, rec.Time, rec.ID))
 	}
-	return w.withdrawOffThreadRollup(b, rec)
+	return p.withdrawOffThreadRollup(b, rec)
 }
 
 // withdrawOffThreadRollup undoes applyOffThreadRollup. A rollup left with nothing is
 // deleted, so that its source stops listing (an empty "unattributed" row).
-func (w *writer) withdrawOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error {
-	w.rkey = kv.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
-	roll, err := w.loadRollup(b, w.rkey)
+func (p *placer) withdrawOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error {
+	p.rkey = kv.RollupKey(p.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, p.day(rec.Time))
+	roll, err := p.loadRollup(b, p.rkey)
 	if err != nil || roll.OffCount == 0 {
 		return err // nothing credited there: nothing to take back
 	}
@@ -197,11 +198,11 @@ func (w *writer) withdrawOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error
 		withdrawRevenue(roll, rec.Currency, rec.Amount)
 	}
 	if rollupEmpty(roll) {
-		delete(w.cache.rolls, string(w.rkey))
-		b.Delete(w.rkey)
+		delete(p.cache.rolls, string(p.rkey))
+		b.Delete(p.rkey)
 		return nil
 	}
-	w.saveRollup(b, w.rkey, roll)
+	p.saveRollup(b, p.rkey, roll)
 	return nil
 }
 
@@ -224,6 +225,7 @@ func rollupEmpty(r *kv.Rollup) bool {
 		r.AutoEvents == 0 && len(r.Keywords) == 0 && len(r.Revenue) == 0
 }
 
+// revenueText shows revenue as an event's type_value: "49.9 EUR" (parseRevenueText reads it).
 func revenueText(amount float64, currency string) string {
 	return strconv.FormatFloat(amount, 'f', -1, 64) + " " + currency
 }

@@ -302,7 +302,7 @@ func TestOffThreadUnattributedRows(t *testing.T) {
 	e.wantAttribution("other lead's session only, app given", rec, unattributed(otApp1))
 	rows := e.ofType(otApp1, "purchase")
 	want := kv.Event{ID: rec.ID, AppID: otApp1, Type: "purchase", TypeValue: "49.9 EUR",
-		Time: otT0.Add(time.Hour).Unix(), Lead: otLead, SourceType: engine.SourceUnattributed}
+		Time: otT0.Add(time.Hour).Unix(), Lead: otLead, SourceType: engine.SourceUnattributed, Amount: 49.9, Currency: "EUR"}
 	if len(rows) != 1 || rows[0] != want {
 		t.Errorf("purchase rows = %+v, want [%+v]", rows, want)
 	}
@@ -508,7 +508,7 @@ func TestOffThreadEventRowsJoinTheSession(t *testing.T) {
 	rec, _ := e.post(`{"lead_phone":"+49 (0)170 123-4567","action":"sign_up","revenue":{"amount":0.5,"currency":"JPY"},` +
 		`"event_time":"` + at.Format(time.RFC3339) + `","object_id":"signup-7","attributes":{"plan":"pro"}}`)
 	want := kv.Event{ID: rec.ID, AppID: otApp1, Type: "sign_up", TypeID: "signup-7", TypeValue: "0.5 JPY",
-		Time: at.Unix(), Lead: otLead, ConversationID: s, SourceType: engine.SourceAd, SourceID: otAdA}
+		Time: at.Unix(), Lead: otLead, ConversationID: s, SourceType: engine.SourceAd, SourceID: otAdA, Amount: 0.5, Currency: "JPY"}
 	rows := e.ofType(otApp1, "sign_up")
 	if len(rows) != 1 || rows[0] != want {
 		t.Fatalf("sign_up rows = %+v\nwant [%+v]", rows, want)
@@ -547,7 +547,8 @@ func TestOffThreadBSUIDLead(t *testing.T) {
 	e.wantAttribution("BSUID lead", rec, attribution{true, otApp1, conv[0].ConversationID, engine.SourceOrganic, ""})
 	rows := e.ofType(otApp1, "purchase")
 	want := kv.Event{ID: rec.ID, AppID: otApp1, Type: "purchase", TypeValue: "12 EUR", Time: at + 3600,
-		Lead: bsuid, LeadIsBSUID: true, ConversationID: conv[0].ConversationID, SourceType: engine.SourceOrganic}
+		Lead: bsuid, LeadIsBSUID: true, ConversationID: conv[0].ConversationID, SourceType: engine.SourceOrganic,
+		Amount: 12, Currency: "EUR"}
 	if len(rows) != 1 || rows[0] != want {
 		t.Errorf("purchase rows = %+v\nwant [%+v]", rows, want)
 	}
@@ -555,4 +556,16 @@ func TestOffThreadBSUIDLead(t *testing.T) {
 	early := time.Unix(at-1, 0).UTC().Format(time.RFC3339)
 	rec, _ = e.post(`{"lead_user_id":"` + bsuid + `","action":"purchase","event_time":"` + early + `"}`)
 	e.wantAttribution("BSUID lead before its session", rec, unattributed(""))
+}
+
+// Apps lists the apps with traffic; the off-thread events that named no app and found no
+// session are filed under "", which is no app.
+func TestAppsLeaveOutTheUnnamedApp(t *testing.T) {
+	e := newOTEnv(t)
+	e.post(otEvent(otLead2, otT0, "")) // no session yet, no app_id: filed under ""
+	e.message(otMsg{App: otApp1, Lead: otLead, At: otT0, Ad: otAdA})
+	apps, err := e.rec.Apps()
+	if err != nil || len(apps) != 1 || apps[0] != otApp1 {
+		t.Errorf("Apps() = %q, %v; want [%s]", apps, err, otApp1)
+	}
 }

@@ -53,10 +53,10 @@ func TestAdAndCampaignScopesSkipPostSessions(t *testing.T) {
 		t.Fatalf("events by lead:\n got %v\nwant %v\n%s", got, want, dumpEvents(evs))
 	}
 
-	// Event-group counts (GroupMatches) of groups scoped to an ad and to a campaign.
+	// Event-group counts (groupMatches) of groups scoped to an ad and to a campaign.
 	count := func(g Group) (n int) {
 		for i := range evs {
-			if e.rec.GroupMatches(&g, &evs[i]) {
+			if e.rec.groupMatches(&g, &evs[i]) {
 				n++
 			}
 		}

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,7 +52,7 @@ func (r *Recorder) Events(f EventFilter, fn func(e *kv.Event) bool) error {
 	r.settle()
 	start, end := kv.EventTimeKey(f.AppID, f.From), kv.EventTimeKey(f.AppID, f.To)
 	err := r.views.ScanRange(start, end, func(_, v []byte) (bool, error) {
-		e, err := kv.DecodeEvent(v)
+		e, err := decodeEvent(v)
 		if err != nil {
 			return false, err
 		}
@@ -63,6 +65,27 @@ func (r *Recorder) Events(f EventFilter, fn func(e *kv.Event) bool) error {
 		return nil
 	}
 	return err
+}
+
+// decodeEvent decodes a stored event. An off-thread event row written before rows kept
+// their revenue typed has it only as text in TypeValue ("49.9 EUR"): it is read from
+// there, here and nowhere else, so every reader sees Amount and Currency.
+func decodeEvent(v []byte) (kv.Event, error) {
+	e, err := kv.DecodeEvent(v)
+	if err == nil && e.Currency == "" && !IsEventType(e.Type) {
+		e.Amount, e.Currency = parseRevenueText(e.TypeValue)
+	}
+	return e, err
+}
+
+// parseRevenueText reads revenueText's "49.9 EUR"; "" currency when s is not that.
+func parseRevenueText(s string) (float64, string) {
+	amount, currency, ok := strings.Cut(s, " ")
+	f, err := strconv.ParseFloat(amount, 64)
+	if !ok || err != nil || !IsCurrency(currency) {
+		return 0, ""
+	}
+	return f, currency
 }
 
 // Session returns a session of app by id.
@@ -95,19 +118,11 @@ func (r *Recorder) Sessions(app string, fn func(s *kv.Session) bool) error {
 	return err
 }
 
-// SessionWindow is the configured session window in seconds.
-func (r *Recorder) SessionWindow() int64 { return int64(r.cfg.SessionWindow / time.Second) }
+// sessionWindow is the configured session window in seconds.
+func (r *Recorder) sessionWindow() int64 { return int64(r.cfg.SessionWindow / time.Second) }
 
-// CampaignOf returns the campaign of an ad, known from spend imports, or "".
-func (r *Recorder) CampaignOf(adID string) string { return r.defs.Load().AdCampaign[adID] }
-
-// GroupMatches reports whether event ev counts for group g.
-func (r *Recorder) GroupMatches(g *Group, ev *kv.Event) bool {
-	return g.AppID == ev.AppID && g.matches(ev.Type, ev.TypeID, ev.TypeValue) &&
-		r.defs.Load().inScope(g, ev.SourceType, ev.SourceID)
-}
-
-// Apps lists the app ids with recorded sessions or off-thread events.
+// Apps lists the app ids with recorded sessions or off-thread events. The unattributed
+// off-thread events that named no app are filed under "", which is no app: not listed.
 func (r *Recorder) Apps() ([]string, error) {
 	r.settle()
 	var apps []string
@@ -115,5 +130,5 @@ func (r *Recorder) Apps() ([]string, error) {
 		apps, err = kv.Apps(rd)
 		return err
 	})
-	return apps, err
+	return slices.DeleteFunc(apps, func(id string) bool { return id == "" }), err
 }

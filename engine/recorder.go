@@ -35,7 +35,7 @@ type Config struct {
 // Recorder turns webhook bodies into committed events. Decoding runs on the caller's
 // goroutine, deduplication and the log append on the store's log lane (log.go); the
 // materializer derives sessions, events and rollups from the log on the view lane
-// (materialize.go), where all writer state lives, so it needs no locks.
+// (materialize.go), where all the placer's state lives, so it needs no locks.
 type Recorder struct {
 	log     Log
 	views   Views
@@ -46,10 +46,12 @@ type Recorder struct {
 	catalog  atomic.Pointer[Catalog]
 	pool     sync.Pool
 	appender appender // touched only inside Log.Append functions, on the log lane
-	w        writer   // touched only inside Apply functions, on the view lane
+	placer   placer   // touched only inside Apply functions, on the view lane
 	mat      *materializer
-	// defsMu serializes definition changes (API calls), not the hot path.
-	defsMu sync.Mutex
+	// defsMu serializes definition changes (definitions.go), importMu catalogue changes
+	// (spend imports, ImportSpend: the API's and the spend sync's); neither is on the
+	// hot path.
+	defsMu, importMu sync.Mutex
 	// rejectLog rate-limits the log of rejected webhook items.
 	rejectLog lograte.Limiter
 	aliases   aliasTable
@@ -64,7 +66,7 @@ func NewRecorder(log Log, views Views, cfg Config) (*Recorder, error) {
 		cfg.Location = time.UTC
 	}
 	r := &Recorder{log: log, views: views, cfg: cfg, signers: newSigners(cfg.Secrets), appender: appender{wabas: cfg.Conversions != nil}}
-	r.w = writer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
+	r.placer = placer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
 		seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions, logEntry: log.Entry}
 	r.pool.New = func() any {
 		rec := &recording{r: r}
@@ -107,12 +109,11 @@ type recording struct {
 	dec    Decoder
 	items  []Item
 	apply  func(kv.LogTx) error
-	lo, hi int      // the items the next Append logs
-	fresh  int      // items of items[lo:hi] not seen before
-	writes int      // messages, statuses and automatic events among items
-	entry  []byte   // the log entry being built
-	seq    uint64   // sequence number of the entry the last Append wrote; 0 if none
-	events []string // types of the events a placement wrote (materializer, refresh)
+	lo, hi int    // the items the next Append logs
+	fresh  int    // items of items[lo:hi] not seen before
+	writes int    // messages, statuses and automatic events among items
+	entry  []byte // the log entry being built
+	seq    uint64 // sequence number of the entry the last Append wrote; 0 if none
 }
 
 // Record decodes body and appends its new items to the log. It returns only after the

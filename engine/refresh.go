@@ -56,9 +56,9 @@ func (r *Recorder) Refresh(ctx context.Context, app string) (RefreshResult, erro
 
 // applyRefresh runs a logged refresh on the materializer.
 func (r *Recorder) applyRefresh(app string) (RefreshResult, error) {
-	r.w.cache.reset() // history is about to be rewritten
+	r.placer.cache.reset() // history is about to be rewritten
 	res, err := r.rebuild(context.Background(), app)
-	r.w.cache.reset()
+	r.placer.cache.reset()
 	return res, err
 }
 
@@ -123,7 +123,7 @@ func (d *deleter) flush() error {
 		return nil
 	}
 	err := d.r.views.Derive(d.ctx, func(b kv.Batch) error {
-		d.r.w.cache.reset()
+		d.r.placer.cache.reset()
 		for _, k := range d.keys {
 			b.Delete(k)
 		}
@@ -189,26 +189,26 @@ func (r *Recorder) replay(ctx context.Context, app string, touches []touchRecord
 	}
 	// Touches after the last message still set the leads' campaign state.
 	return r.views.Derive(ctx, func(b kv.Batch) error {
-		r.w.cache.check(b)
+		r.placer.cache.check(b)
 		return r.applyTouches(b, app, &touches, 1<<62)
 	})
 }
 
 // placeReplayed runs on the view lane: it places logged messages of the app in time order.
 func (r *Recorder) placeReplayed(b kv.Batch, msgs []kv.Message, touches *[]touchRecord, res *RefreshResult) error {
-	r.w.cache.check(b)
+	r.placer.cache.check(b)
 	defs := r.defs.Load()
-	var rec recording
 	for i := range msgs {
 		m := &msgs[i]
 		if err := r.applyTouches(b, m.AppID, touches, m.Time); err != nil {
 			return err
 		}
-		if err := r.placeMessage(b, m, defs, &rec); err != nil {
+		placed, err := r.placeMessage(b, m, defs)
+		if err != nil {
 			return err
 		}
 		res.Messages++
-		if rec.opened() {
+		if placed.opened {
 			res.Sessions++
 		}
 	}
@@ -219,7 +219,7 @@ func (r *Recorder) placeReplayed(b kv.Batch, msgs []kv.Message, touches *[]touch
 func (r *Recorder) applyTouches(b kv.Batch, app string, touches *[]touchRecord, t int64) error {
 	for len(*touches) > 0 && (*touches)[0].time <= t {
 		tr := (*touches)[0]
-		if err := r.w.touch(b, app, tr.lead, tr.time, tr.tag); err != nil {
+		if err := r.placer.touch(b, app, tr.lead, tr.time, tr.tag); err != nil {
 			return err
 		}
 		*touches = (*touches)[1:]
@@ -229,25 +229,19 @@ func (r *Recorder) applyTouches(b kv.Batch, app string, touches *[]touchRecord, 
 
 // placeMessage classifies a stored message with today's definitions and places it; a
 // stored automatic event goes on its click's session.
-func (r *Recorder) placeMessage(b kv.Batch, m *kv.Message, defs *Definitions, rec *recording) error {
-	rec.events = rec.events[:0]
+func (r *Recorder) placeMessage(b kv.Batch, m *kv.Message, defs *Definitions) (placement, error) {
 	if m.Type == TypeAutomaticEvent {
 		it := autoEventFromRecord(m)
-		return r.w.placeAutoEvent(b, &it, defs, rec)
+		return r.placer.placeAutoEvent(b, &it, defs)
 	}
 	// The log keeps the number the message came from; a lead who changed number since
 	// goes on as the same lead.
-	it := Item{Kind: KindMessage, AppID: m.AppID, ID: m.ID, Time: m.Time, Lead: r.w.aliases.lead(m.Lead), LeadIsBSUID: m.LeadIsBSUID,
+	it := Item{Kind: KindMessage, AppID: m.AppID, ID: m.ID, Time: m.Time, Lead: r.placer.aliases.lead(m.Lead), LeadIsBSUID: m.LeadIsBSUID,
 		Type: m.Type, Text: m.Text, ButtonPayload: m.ButtonPayload, ReplyKind: m.ReplyKind, ReplyID: m.ReplyID,
 		ReplyTitle: m.ReplyTitle, ContextID: m.ContextID, Referral: Referral(m.Referral)}
 	var c Classification
 	Classify(&c, &it, defs)
-	return r.w.place(b, &it, &c, defs, rec)
-}
-
-// opened reports whether the last placed message opened a session.
-func (rec *recording) opened() bool {
-	return len(rec.events) > 0 && rec.events[0] == TypeConversation
+	return r.placer.place(b, &it, &c, defs)
 }
 
 // reattribute credits off-thread events again against the rebuilt sessions, in time
@@ -314,24 +308,24 @@ func (r *Recorder) reattributeOne(ctx context.Context, app string, old *OffThrea
 		return nil // its credit, outside app, was not cleared and stays where it is
 	}
 	return r.views.Derive(ctx, func(b kv.Batch) error {
-		return r.w.recreditOffThread(b, app, old, &rec)
+		return r.placer.recreditOffThread(b, app, old, &rec)
 	})
 }
 
 // recreditOffThread moves an event's credit from its old attribution to rec. The
 // rebuild of app cleared the rows and rollups of app's events but not their index
 // entries; an event filed under another app (or none) still holds all of its credit.
-func (w *writer) recreditOffThread(b kv.Batch, app string, old, rec *OffThreadRecord) error {
-	w.cache.check(b)
+func (p *placer) recreditOffThread(b kv.Batch, app string, old, rec *OffThreadRecord) error {
+	p.cache.check(b)
 	switch {
 	case old.AppID != app:
-		if err := w.withdrawOffThread(b, old); err != nil {
+		if err := p.withdrawOffThread(b, old); err != nil {
 			return err
 		}
 	case rec.AppID != app:
 		b.Delete(kv.OffThreadAppKey(old.AppID, old.Time, old.ID))
 	}
-	return w.storeOffThread(b, rec)
+	return p.storeOffThread(b, rec)
 }
 
 // reportMissing counts, and logs once, the index entries whose record is gone: their

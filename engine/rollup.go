@@ -40,7 +40,7 @@ func (d *rollupDelta) empty() bool {
 }
 
 // day returns the day number of a unix time in the configured zone (-timezone).
-func (w *writer) day(unix int64) int32 { return dayIn(unix, w.loc) }
+func (p *placer) day(unix int64) int32 { return dayIn(unix, p.loc) }
 
 func dayIn(unix int64, loc *time.Location) int32 {
 	y, m, d := time.Unix(unix, 0).In(loc).Date()
@@ -49,8 +49,8 @@ func dayIn(unix int64, loc *time.Location) int32 {
 
 // loadRollup returns the rollup under key, from the cache or the store (empty when
 // absent); the caller changes it in place and saves it with saveRollup.
-func (w *writer) loadRollup(b kv.Batch, key []byte) (*kv.Rollup, error) {
-	if r := w.cache.rolls[string(key)]; r != nil {
+func (p *placer) loadRollup(b kv.Batch, key []byte) (*kv.Rollup, error) {
+	if r := p.cache.rolls[string(key)]; r != nil {
 		return r, nil
 	}
 	r := new(kv.Rollup)
@@ -61,27 +61,27 @@ func (w *writer) loadRollup(b kv.Batch, key []byte) (*kv.Rollup, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.cache.putRollup(key, r)
+	p.cache.putRollup(key, r)
 	return r, nil
 }
 
-func (w *writer) saveRollup(b kv.Batch, key []byte, r *kv.Rollup) {
-	w.rval = kv.AppendRollup(w.rval[:0], r)
-	b.Set(key, w.rval)
+func (p *placer) saveRollup(b kv.Batch, key []byte, r *kv.Rollup) {
+	p.rval = kv.AppendRollup(p.rval[:0], r)
+	b.Set(key, p.rval)
 }
 
 // applyRollup credits a message's delta to the daily rollup of its session's source on
 // the day the session started, so engaged and converted never exceed sessions in a range.
-func (w *writer) applyRollup(b kv.Batch, s *kv.Session, d *rollupDelta) error {
+func (p *placer) applyRollup(b kv.Batch, s *kv.Session, d *rollupDelta) error {
 	if d.empty() {
 		return nil
 	}
-	day := w.day(s.Start)
+	day := p.day(s.Start)
 	if d.session {
-		b.Set(kv.RollupLeadKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day, kv.LeadHash(s.Lead)), nil)
+		b.Set(kv.RollupLeadKey(p.rkey[:0], s.AppID, s.SourceType, s.SourceID, day, kv.LeadHash(s.Lead)), nil)
 	}
-	w.rkey = kv.RollupKey(w.rkey[:0], s.AppID, s.SourceType, s.SourceID, day)
-	roll, err := w.loadRollup(b, w.rkey)
+	p.rkey = kv.RollupKey(p.rkey[:0], s.AppID, s.SourceType, s.SourceID, day)
+	roll, err := p.loadRollup(b, p.rkey)
 	if err != nil {
 		return err
 	}
@@ -98,14 +98,14 @@ func (w *writer) applyRollup(b kv.Batch, s *kv.Session, d *rollupDelta) error {
 		roll.AddKeyword(id)
 	}
 	roll.AutoEvents += d.autoEvents
-	w.saveRollup(b, w.rkey, roll)
+	p.saveRollup(b, p.rkey, roll)
 	return nil
 }
 
 // applyOffThreadRollup credits an off-thread event to its source on the event's day.
-func (w *writer) applyOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error {
-	w.rkey = kv.RollupKey(w.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, w.day(rec.Time))
-	roll, err := w.loadRollup(b, w.rkey)
+func (p *placer) applyOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error {
+	p.rkey = kv.RollupKey(p.rkey[:0], rec.AppID, rec.SourceType, rec.SourceID, p.day(rec.Time))
+	roll, err := p.loadRollup(b, p.rkey)
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func (w *writer) applyOffThreadRollup(b kv.Batch, rec *OffThreadRecord) error {
 		// reporting currency of an ad without account.
 		roll.AddRevenue(rec.Currency, rec.Amount)
 	}
-	w.saveRollup(b, w.rkey, roll)
+	p.saveRollup(b, p.rkey, roll)
 	return nil
 }
 
@@ -135,12 +135,12 @@ type referralAd struct {
 }
 
 // noteReferralAd stores the first referral of an ad or post, once per id and app.
-func (w *writer) noteReferralAd(b kv.Batch, s *kv.Session) error {
+func (p *placer) noteReferralAd(b kv.Batch, s *kv.Session) error {
 	if s.SourceType != SourceAd && s.SourceType != SourcePost {
 		return nil
 	}
 	k := s.AppID + "\x00" + s.SourceID
-	if w.seenAds[k] {
+	if p.seenAds[k] {
 		return nil
 	}
 	key := kv.ReferralAdKey(s.AppID, s.SourceID)
@@ -154,7 +154,7 @@ func (w *writer) noteReferralAd(b kv.Batch, s *kv.Session) error {
 		var old referralAd
 		if json.Unmarshal(v, &old) == nil {
 			if old.Type != "" {
-				w.seenAds[k] = true
+				p.seenAds[k] = true
 				return nil
 			}
 			old.Type = s.SourceType // keep what the first referral told

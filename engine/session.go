@@ -11,10 +11,13 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
-// writer places logged items into sessions and writes their records: the views. It
-// runs only on the store's view lane (inside Apply), one request after another, so its
-// buffers and the sessions it reads through the Batch are never shared.
-type writer struct {
+// placer places logged items: it puts each message into its lead's session, writes the
+// session, its events and the rollup of its source — the views — and so for statuses,
+// edits, number changes, automatic events and off-thread events. It runs only on the
+// store's view lane (inside Derive or Apply), one step after another, so its buffers and
+// the sessions it reads through the Batch are never shared. (The store's writer is
+// another thing: the goroutine of a lane that commits groups of requests, storage/lane.go.)
+type placer struct {
 	window     int64          // session window in seconds
 	loc        *time.Location // cuts rollup days
 	key, val   []byte
@@ -29,7 +32,19 @@ type writer struct {
 	capi       ConversionMap                          // conversions sent to Meta; nil when off
 	logEntry   func(seq uint64) ([]byte, bool, error) // Log.Entry: message keys point into the log
 	pos        logPos                                 // of the item being applied: message keys point to it
+	placed     placement                              // what the current placement decided
 }
+
+// placement is what placing one message or automatic event decided: whether it opened
+// a session, and the types of the events it wrote, in order (for the events metrics). Its
+// events alias the placer's buffer: valid until the next placement.
+type placement struct {
+	opened bool
+	events []string
+}
+
+// start begins a placement.
+func (p *placer) start() { p.placed = placement{events: p.placed.events[:0]} }
 
 // logPos is an item's place in the log: its entry's sequence number and its index there.
 type logPos struct {
@@ -41,71 +56,79 @@ type logPos struct {
 // (biz_opaque_callback_data): an outgoing touch. The lead's next session, if it opens
 // within the session window, is credited to that campaign (SPEC §4.1). Only such
 // statuses reach the log (appender.dedupe).
-func (w *writer) applyStatus(b kv.Batch, it *Item) error {
-	it.Lead = w.aliases.lead(it.Lead)
-	b.Set(kv.OutKey(w.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
-	return w.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
+func (p *placer) applyStatus(b kv.Batch, it *Item) error {
+	it.Lead = p.aliases.lead(it.Lead)
+	b.Set(kv.OutKey(p.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
+	return p.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
 }
 
 // touch remembers the lead's latest outgoing campaign touch.
-func (w *writer) touch(b kv.Batch, app, lead string, t int64, tag string) error {
-	if err := w.loadLead(b, app, lead); err != nil {
+func (p *placer) touch(b kv.Batch, app, lead string, t int64, tag string) error {
+	if err := p.loadLead(b, app, lead); err != nil {
 		return err
 	}
-	if t >= w.lead.OutTime {
-		w.lead.OutTime, w.lead.OutTag = t, tag
-		w.saveLead(b, app, lead)
+	if t >= p.lead.OutTime {
+		p.lead.OutTime, p.lead.OutTag = t, tag
+		p.saveLead(b, app, lead)
 	}
 	return nil
 }
 
 // applyMessage records an inbound lead message, deduplicated when it was logged: its
 // compact record, its session and its events.
-func (w *writer) applyMessage(b kv.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
-	it.Lead = w.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
-	w.saveMessage(b, it)
-	return w.place(b, it, c, defs, rec)
+func (p *placer) applyMessage(b kv.Batch, it *Item, c *Classification, defs *Definitions) (placement, error) {
+	it.Lead = p.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
+	p.saveMessage(b, it)
+	return p.place(b, it, c, defs)
 }
 
 // place puts a message into its session, writes its events and updates the rollup of
-// the session's source. Live messages and refresh replays both come through here.
-func (w *writer) place(b kv.Batch, it *Item, c *Classification, defs *Definitions, rec *recording) error {
-	if err := w.loadLead(b, it.AppID, it.Lead); err != nil {
+// the session's source, and returns what it decided. Live messages and refresh replays
+// both come through here.
+func (p *placer) place(b kv.Batch, it *Item, c *Classification, defs *Definitions) (placement, error) {
+	p.start()
+	err := p.placeMessage(b, it, c, defs)
+	return p.placed, err
+}
+
+func (p *placer) placeMessage(b kv.Batch, it *Item, c *Classification, defs *Definitions) error {
+	if err := p.loadLead(b, it.AppID, it.Lead); err != nil {
 		return err
 	}
-	open, err := w.loadSession(b, it.AppID, it.Lead)
+	open, err := p.loadSession(b, it.AppID, it.Lead)
 	if err != nil {
 		return err
 	}
-	w.delta.reset()
-	e := emitter{w: w, b: b, it: it, defs: defs, rec: rec}
-	if !open || it.HasReferral() || it.Time > w.sess.Last+w.window {
-		w.openSession(it, c, defs)
-		w.lead.SessionID = w.sess.ID
-		w.saveLead(b, it.AppID, it.Lead)
+	p.delta.reset()
+	e := emitter{p: p, b: b, it: it, defs: defs}
+	if !open || it.HasReferral() || it.Time > p.sess.Last+p.window {
+		p.placed.opened = true
+		p.openSession(it, c, defs)
+		p.lead.SessionID = p.sess.ID
+		p.saveLead(b, it.AppID, it.Lead)
 		// Off-thread events find the lead's sessions, across apps, by start time.
-		b.Set(kv.LeadSessionKey(w.key[:0], it.Lead, it.Time, it.AppID, w.sess.ID), nil)
-		if err := w.noteReferralAd(b, &w.sess); err != nil {
+		b.Set(kv.LeadSessionKey(p.key[:0], it.Lead, it.Time, it.AppID, p.sess.ID), nil)
+		if err := p.noteReferralAd(b, &p.sess); err != nil {
 			return err
 		}
-		if clid := w.sess.Referral.CtwaClid; clid != "" { // automatic_events name the click
-			w.val = append(w.val[:0], w.sess.ID...) // Set copies: the buffer is free again after
-			b.Set(kv.ClidKey(w.key[:0], it.AppID, clid), w.val)
+		if clid := p.sess.Referral.CtwaClid; clid != "" { // automatic_events name the click
+			p.val = append(p.val[:0], p.sess.ID...) // Set copies: the buffer is free again after
+			b.Set(kv.ClidKey(p.key[:0], it.AppID, clid), p.val)
 		}
-		e.emit(TypeConversation, "", conversationValue(&w.sess))
+		e.emit(TypeConversation, "", conversationValue(&p.sess))
 		if it.HasReferral() {
-			e.fail(w.queueSessionConversion(b, ConversionSourceLead, it.ID, it))
+			e.fail(p.queueSessionConversion(b, ConversionSourceLead, it.ID, it))
 		}
 	} else {
-		w.sess.Messages++
-		w.sess.Last = max(w.sess.Last, it.Time)
-		if !w.sess.Engaged {
-			w.sess.Engaged = true
+		p.sess.Messages++
+		p.sess.Last = max(p.sess.Last, it.Time)
+		if !p.sess.Engaged {
+			p.sess.Engaged = true
 			e.emit(TypeEngagement, "", "")
 		}
 	}
 	for _, cand := range c.Events {
-		if cand.group >= 0 && !defs.inScope(&defs.Groups[cand.group], w.sess.SourceType, w.sess.SourceID) {
+		if cand.group >= 0 && !defs.inScope(&defs.Groups[cand.group], p.sess.SourceType, p.sess.SourceID) {
 			continue
 		}
 		e.emit(cand.Type, cand.TypeID, cand.TypeValue)
@@ -113,10 +136,10 @@ func (w *writer) place(b kv.Batch, it *Item, c *Classification, defs *Definition
 	if e.err != nil {
 		return e.err
 	}
-	w.val = kv.AppendSession(w.val[:0], &w.sess)
-	b.Set(kv.SessionKey(w.key[:0], it.AppID, w.sess.ID), w.val)
-	w.cache.putLead(it.AppID, it.Lead, &w.lead, &w.sess, true)
-	return w.applyRollup(b, &w.sess, &w.delta)
+	p.val = kv.AppendSession(p.val[:0], &p.sess)
+	b.Set(kv.SessionKey(p.key[:0], it.AppID, p.sess.ID), p.val)
+	p.cache.putLead(it.AppID, it.Lead, &p.lead, &p.sess, true)
+	return p.applyRollup(b, &p.sess, &p.delta)
 }
 
 func conversationValue(s *kv.Session) string {
@@ -126,37 +149,36 @@ func conversationValue(s *kv.Session) string {
 	return s.SourceID
 }
 
-// openSession starts a new session in w.sess for message it. Its source is, in order:
+// openSession starts a new session in p.sess for message it. Its source is, in order:
 // the ad referral, a custom-source phrase in the text, a campaign that reached the lead
 // within the session window before, else organic (SPEC §4.1).
-func (w *writer) openSession(it *Item, c *Classification, defs *Definitions) {
-	w.sess = kv.Session{
-		ID: w.id("session", it.AppID, it.Lead, it.ID), AppID: it.AppID, Lead: it.Lead,
+func (p *placer) openSession(it *Item, c *Classification, defs *Definitions) {
+	p.sess = kv.Session{
+		ID: p.id("session", it.AppID, it.Lead, it.ID), AppID: it.AppID, Lead: it.Lead,
 		LeadIsBSUID: it.LeadIsBSUID, Start: it.Time, Last: it.Time, Messages: 1,
 	}
 	switch {
 	case it.HasReferral():
-		w.sess.SourceType, w.sess.SourceID = SourceAd, it.Referral.SourceID
+		p.sess.SourceType, p.sess.SourceID = SourceAd, it.Referral.SourceID
 		if it.Referral.SourceType == SourcePost {
-			w.sess.SourceType = SourcePost
+			p.sess.SourceType = SourcePost
 		}
-		w.sess.Referral = kv.Referral(it.Referral)
+		p.sess.Referral = kv.Referral(it.Referral)
 	case c.Source >= 0:
-		w.sess.SourceType, w.sess.SourceID = SourceCustom, defs.Sources[c.Source].ID
-	case w.lead.OutTag != "" && w.lead.OutTime <= it.Time && it.Time-w.lead.OutTime <= w.window:
-		w.sess.SourceType, w.sess.SourceID = SourceCampaign, w.lead.OutTag
+		p.sess.SourceType, p.sess.SourceID = SourceCustom, defs.Sources[c.Source].ID
+	case p.lead.OutTag != "" && p.lead.OutTime <= it.Time && it.Time-p.lead.OutTime <= p.window:
+		p.sess.SourceType, p.sess.SourceID = SourceCampaign, p.lead.OutTag
 	default:
-		w.sess.SourceType = SourceOrganic
+		p.sess.SourceType = SourceOrganic
 	}
 }
 
 // emitter writes the events of one message.
 type emitter struct {
-	w    *writer
+	p    *placer
 	b    kv.Batch
 	it   *Item
 	defs *Definitions
-	rec  *recording
 	err  error // the first failure to queue a conversion
 }
 
@@ -167,28 +189,29 @@ func (e *emitter) fail(err error) {
 }
 
 // emit writes one event and, when it is the converted event of the session's ad or
-// campaign, the session's converted event (once per session).
+// campaign, the session's converted event (once per session); the placement notes their
+// types.
 func (e *emitter) emit(typ, typeID, typeValue string) {
-	w, it := e.w, e.it
+	p, it := e.p, e.it
 	ev := kv.Event{
-		ID: w.id("event", it.ID, typ, typeID, typeValue), AppID: it.AppID, Type: typ, TypeID: typeID,
+		ID: p.id("event", it.ID, typ, typeID, typeValue), AppID: it.AppID, Type: typ, TypeID: typeID,
 		TypeValue: typeValue, Time: it.Time, Lead: it.Lead, LeadIsBSUID: it.LeadIsBSUID,
-		ConversationID: w.sess.ID, SourceType: w.sess.SourceType, SourceID: w.sess.SourceID, MessageID: it.ID,
+		ConversationID: p.sess.ID, SourceType: p.sess.SourceType, SourceID: p.sess.SourceID, MessageID: it.ID,
 	}
-	w.val = kv.AppendEvent(w.val[:0], &ev)
-	e.b.Set(kv.EventKey(w.key[:0], it.AppID, it.Time, ev.ID), w.val)
-	e.rec.events = append(e.rec.events, typ)
-	w.delta.add(typ, typeID)
-	if typ == TypeConverted || w.sess.Converted {
+	p.val = kv.AppendEvent(p.val[:0], &ev)
+	e.b.Set(kv.EventKey(p.key[:0], it.AppID, it.Time, ev.ID), p.val)
+	p.placed.events = append(p.placed.events, typ)
+	p.delta.add(typ, typeID)
+	if typ == TypeConverted || p.sess.Converted {
 		return
 	}
 	for i := range e.defs.Groups {
 		g := &e.defs.Groups[i]
 		if g.Converted && g.Active() && g.matches(typ, typeID, typeValue) &&
-			e.defs.inScope(g, w.sess.SourceType, w.sess.SourceID) {
-			w.sess.Converted = true
+			e.defs.inScope(g, p.sess.SourceType, p.sess.SourceID) {
+			p.sess.Converted = true
 			e.emit(TypeConverted, g.ID, convertedValue(typ, typeValue))
-			e.fail(w.queueSessionConversion(e.b, ConversionSourceConverted, g.ID, it))
+			e.fail(p.queueSessionConversion(e.b, ConversionSourceConverted, g.ID, it))
 			return
 		}
 	}
@@ -205,9 +228,9 @@ func convertedValue(typ, typeValue string) string {
 
 // saveMessage indexes a logged message by app and time, for refresh: the index points to
 // the message's item in the log, which is its record.
-func (w *writer) saveMessage(b kv.Batch, it *Item) {
-	w.val = kv.AppendMessagePointer(w.val[:0], w.pos.seq, w.pos.item)
-	b.Set(kv.MessageKey(w.key[:0], it.AppID, it.Time, it.ID), w.val)
+func (p *placer) saveMessage(b kv.Batch, it *Item) {
+	p.val = kv.AppendMessagePointer(p.val[:0], p.pos.seq, p.pos.item)
+	b.Set(kv.MessageKey(p.key[:0], it.AppID, it.Time, it.ID), p.val)
 }
 
 // messageRecord is the stored record of a lead message item.
@@ -255,44 +278,44 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-func (w *writer) loadLead(b kv.Batch, app, lead string) error {
-	w.lead = kv.Lead{}
-	if st := w.cache.lead(app, lead); st != nil {
-		w.lead = st.lead
+func (p *placer) loadLead(b kv.Batch, app, lead string) error {
+	p.lead = kv.Lead{}
+	if st := p.cache.lead(app, lead); st != nil {
+		p.lead = st.lead
 		return nil
 	}
-	v, ok, err := b.Get(kv.LeadKey(w.key[:0], app, lead))
+	v, ok, err := b.Get(kv.LeadKey(p.key[:0], app, lead))
 	if err != nil || !ok {
 		return err
 	}
-	w.lead, err = kv.DecodeLead(v)
+	p.lead, err = kv.DecodeLead(v)
 	return err
 }
 
-func (w *writer) saveLead(b kv.Batch, app, lead string) {
-	w.val = kv.AppendLead(w.val[:0], &w.lead)
-	b.Set(kv.LeadKey(w.key[:0], app, lead), w.val)
-	if st := w.cache.lead(app, lead); st != nil {
-		st.lead = w.lead
-		st.lead.SessionID, st.lead.OutTag = strings.Clone(w.lead.SessionID), strings.Clone(w.lead.OutTag)
-		st.hasSess = st.hasSess && st.sess.ID == w.lead.SessionID
+func (p *placer) saveLead(b kv.Batch, app, lead string) {
+	p.val = kv.AppendLead(p.val[:0], &p.lead)
+	b.Set(kv.LeadKey(p.key[:0], app, lead), p.val)
+	if st := p.cache.lead(app, lead); st != nil {
+		st.lead = p.lead
+		st.lead.SessionID, st.lead.OutTag = strings.Clone(p.lead.SessionID), strings.Clone(p.lead.OutTag)
+		st.hasSess = st.hasSess && st.sess.ID == p.lead.SessionID
 	}
 }
 
-// loadSession loads the lead's latest session into w.sess; false when there is none.
-func (w *writer) loadSession(b kv.Batch, app, lead string) (bool, error) {
-	if w.lead.SessionID == "" {
+// loadSession loads the lead's latest session into p.sess; false when there is none.
+func (p *placer) loadSession(b kv.Batch, app, lead string) (bool, error) {
+	if p.lead.SessionID == "" {
 		return false, nil
 	}
-	if st := w.cache.lead(app, lead); st != nil && st.hasSess && st.sess.ID == w.lead.SessionID {
-		w.sess = st.sess
+	if st := p.cache.lead(app, lead); st != nil && st.hasSess && st.sess.ID == p.lead.SessionID {
+		p.sess = st.sess
 		return true, nil
 	}
-	v, ok, err := b.Get(kv.SessionKey(w.key[:0], app, w.lead.SessionID))
+	v, ok, err := b.Get(kv.SessionKey(p.key[:0], app, p.lead.SessionID))
 	if err != nil || !ok {
 		return false, err
 	}
-	w.sess, err = kv.DecodeSession(v)
+	p.sess, err = kv.DecodeSession(v)
 	return err == nil, err
 }
 
@@ -302,11 +325,11 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 
 // id returns a stable 26-character id for parts. Ids derived from message ids make a
 // re-classification (refresh) rebuild the same keys instead of adding new ones.
-func (w *writer) id(parts ...string) string {
-	w.hbuf = w.hbuf[:0]
-	for _, p := range parts {
-		w.hbuf = append(append(w.hbuf, p...), 0)
+func (p *placer) id(parts ...string) string {
+	p.hbuf = p.hbuf[:0]
+	for _, part := range parts {
+		p.hbuf = append(append(p.hbuf, part...), 0)
 	}
-	sum := sha256.Sum256(w.hbuf)
+	sum := sha256.Sum256(p.hbuf)
 	return idEncoding.EncodeToString(sum[:16])
 }

@@ -1,6 +1,9 @@
 package kv
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // MaxText is the longest text or caption kept per message record (SPEC §4.4).
 const MaxText = 4 << 10
@@ -138,9 +141,16 @@ type Event struct {
 	SourceType     string
 	SourceID       string
 	MessageID      string
+	// Amount and Currency are the revenue of an off-thread event row (its TypeValue
+	// shows it as text, "49.9 EUR"). Currency is "" on every other event, and on the
+	// off-thread rows written before these fields: engine reads their revenue from
+	// TypeValue.
+	Amount   float64
+	Currency string
 }
 
-// AppendEvent appends the encoding of e to dst.
+// AppendEvent appends the encoding of e to dst. The revenue fields follow only when
+// Currency is set, so an event without revenue is encoded as before they existed.
 func AppendEvent(dst []byte, e *Event) []byte {
 	dst = append(dst, recordVersion)
 	for _, s := range [...]string{e.ID, e.AppID, e.Type, e.TypeID, e.TypeValue} {
@@ -150,6 +160,9 @@ func AppendEvent(dst []byte, e *Event) []byte {
 	dst = appendBool(dst, e.LeadIsBSUID)
 	for _, s := range [...]string{e.ConversationID, e.SourceType, e.SourceID, e.MessageID} {
 		dst = appendStr(dst, s)
+	}
+	if e.Currency != "" {
+		dst = binary.BigEndian.AppendUint64(appendStr(dst, e.Currency), math.Float64bits(e.Amount))
 	}
 	return dst
 }
@@ -161,10 +174,13 @@ func DecodeEvent(b []byte) (Event, error) {
 	e.ID, e.AppID, e.Type, e.TypeID, e.TypeValue = rd.str(), rd.str(), rd.str(), rd.str(), rd.str()
 	e.Time, e.Lead, e.LeadIsBSUID = rd.int(), rd.str(), rd.bool()
 	e.ConversationID, e.SourceType, e.SourceID, e.MessageID = rd.str(), rd.str(), rd.str(), rd.str()
+	if rd.more() { // events without revenue, and those written before it was kept, end here
+		e.Currency, e.Amount = rd.str(), math.Float64frombits(rd.uint64())
+	}
 	return e, rd.err
 }
 
-// Lead is the per-lead state the writer needs to place the next message: the latest
+// Lead is the per-lead state engine needs to place the next message: the latest
 // session and the latest outgoing campaign touch.
 type Lead struct {
 	SessionID string

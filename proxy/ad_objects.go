@@ -10,21 +10,21 @@ import (
 
 // adObject is an ad as the Signals API shows it.
 type adObject struct {
-	ID           string         `json:"id"`
-	AppID        string         `json:"app_id"`
-	AdAccountID  string         `json:"ad_account_id"`
-	AdAccount    accountRef     `json:"ad_account"`
-	AdSet        adSetRef       `json:"ad_set"`
-	Name         string         `json:"name"`
-	Status       string         `json:"status"`
-	CreatedTime  string         `json:"created_time"`
-	UpdatedTime  string         `json:"updated_time"`
-	Campaign     campaignObject `json:"campaign"`
-	Page         struct{}       `json:"page"`
-	Insight      insight        `json:"insight"`
-	SaleInsight  saleInsight    `json:"sale_insight"`
-	ActiveGroups int            `json:"active_event_groups_count"`
-	ReferralOnly bool           `json:"referral_only,omitempty"`
+	ID           string             `json:"id"`
+	AppID        string             `json:"app_id"`
+	AdAccountID  string             `json:"ad_account_id"`
+	AdAccount    accountRef         `json:"ad_account"`
+	AdSet        adSetRef           `json:"ad_set"`
+	Name         string             `json:"name"`
+	Status       string             `json:"status"`
+	CreatedTime  string             `json:"created_time"`
+	UpdatedTime  string             `json:"updated_time"`
+	Campaign     campaignObject     `json:"campaign"`
+	Page         struct{}           `json:"page"`
+	Insight      engine.Insight     `json:"insight"`
+	SaleInsight  engine.SaleInsight `json:"sale_insight"`
+	ActiveGroups int                `json:"active_event_groups_count"`
+	ReferralOnly bool               `json:"referral_only,omitempty"`
 }
 
 type accountRef struct {
@@ -41,16 +41,16 @@ type adSetRef struct {
 
 // campaignObject is a campaign as the Signals API shows it.
 type campaignObject struct {
-	ID          string      `json:"id"`
-	AdAccountID string      `json:"ad_account_id"`
-	AdAccount   accountRef  `json:"ad_account"`
-	Name        string      `json:"name"`
-	Status      string      `json:"status"`
-	StartTime   string      `json:"start_time"`
-	StopTime    string      `json:"stop_time"`
-	Page        struct{}    `json:"page"`
-	Insight     insight     `json:"insight"`
-	SaleInsight saleInsight `json:"sale_insight"`
+	ID          string             `json:"id"`
+	AdAccountID string             `json:"ad_account_id"`
+	AdAccount   accountRef         `json:"ad_account"`
+	Name        string             `json:"name"`
+	Status      string             `json:"status"`
+	StartTime   string             `json:"start_time"`
+	StopTime    string             `json:"stop_time"`
+	Page        struct{}           `json:"page"`
+	Insight     engine.Insight     `json:"insight"`
+	SaleInsight engine.SaleInsight `json:"sale_insight"`
 }
 
 func (in insightsAPI) account(id string) accountRef {
@@ -114,8 +114,8 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 	now := in.format(time.Now().Unix())
 	obj := adObject{ID: ad.ID, AppID: ad.AppID, AdAccountID: ad.AdAccountID, AdAccount: acct, Name: ad.Name,
 		Status: ad.Status, CreatedTime: in.format(ad.Created), UpdatedTime: in.format(ad.Updated),
-		Insight: newInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: newSaleInsight(t, acct.Currency, now),
-		ActiveGroups: in.activeGroups(ad), ReferralOnly: ad.Referral}
+		Insight: engine.NewInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: engine.NewSaleInsight(t, acct.Currency, now),
+		ActiveGroups: in.rec.Definitions().ActiveGroupsOf(&ad), ReferralOnly: ad.Referral}
 	obj.Insight.AdID, obj.SaleInsight.AdID = ad.ID, ad.ID
 	if as, ok := cat.AdSets[ad.AdSetID]; ok {
 		obj.AdSet = adSetRef{ID: as.ID, Name: as.Name, Status: as.Status}
@@ -129,21 +129,9 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 			a.campaigns[cp.ID] = obj.Campaign
 		}
 	} else {
-		obj.Campaign.Insight.Keywords = []keywordRow{} // a list, as everywhere, not null
+		obj.Campaign.Insight.Keywords = []engine.KeywordRow{} // a list, as everywhere, not null
 	}
 	return obj, nil
-}
-
-// activeGroups counts the active event groups that apply to an ad. Converted-event
-// definitions are not event groups: GET event_groups does not list them either.
-func (in insightsAPI) activeGroups(ad engine.Ad) int {
-	n := 0
-	for _, g := range in.rec.Definitions().Groups {
-		if g.AppID == ad.AppID && g.Active() && !g.Converted && (g.AdID == ad.ID || (g.CampaignID != "" && g.CampaignID == ad.CampaignID) || (g.AdID == "" && g.CampaignID == "")) {
-			n++
-		}
-	}
-	return n
 }
 
 // campaignObject builds a campaign with its insight over its ads.
@@ -157,7 +145,7 @@ func (in insightsAPI) campaignObject(cp engine.Campaign, a *answer) (campaignObj
 	now := in.format(time.Now().Unix())
 	obj := campaignObject{ID: cp.ID, AdAccountID: cp.AdAccountID, AdAccount: accountRef{Name: acct.Name, Currency: acct.Currency},
 		Name: cp.Name, Status: cp.Status, StartTime: in.dayTime(cp.FirstDay), StopTime: in.dayTime(cp.LastDay + 1),
-		Insight: newInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: newSaleInsight(t, acct.Currency, now)}
+		Insight: engine.NewInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: engine.NewSaleInsight(t, acct.Currency, now)}
 	obj.Insight.CampaignID, obj.SaleInsight.CampaignID = cp.ID, cp.ID
 	return obj, nil
 }
@@ -175,8 +163,4 @@ func sortedDays[V any](m map[int32]V) []int32 {
 	}
 	sort.Slice(days, func(i, j int) bool { return days[i] < days[j] })
 	return days
-}
-
-func sortBy[T any](s []T, key func(T) string) {
-	sort.Slice(s, func(i, j int) bool { return key(s[i]) < key(s[j]) })
 }

@@ -333,14 +333,14 @@ func TestContactsExportBoundedMemory(t *testing.T) {
 			t.Fatalf("row %d: %v", rows, err)
 		}
 		if rows == 0 {
-			if got := strings.Join(rec, ","); got != strings.Join(contactColumns, ",") {
+			if got := strings.Join(rec, ","); got != strings.Join(engine.ContactColumns, ",") {
 				t.Fatalf("header %q", got)
 			}
 			rows++
 			continue
 		}
 		rows++
-		if len(rec) != len(contactColumns) {
+		if len(rec) != len(engine.ContactColumns) {
 			t.Fatalf("row %d: %q", rows, rec)
 		}
 		if rec[2] < prevFirst {
@@ -386,11 +386,11 @@ func TestContactsExportStopsWhenClientHangsUp(t *testing.T) {
 	env := newExportEnv(t)
 	// exportContacts with its rows counted: what the engine produced for the client.
 	var rows atomic.Int64
-	e := &eventsAPI{clientID: "default", rec: env.rec, loc: time.UTC}
+	e := sourcesAPI{dataAPI{clientID: "default", loc: time.UTC}, env.rec}
 	f := engine.ContactFilter{AppID: exportApp, To: 1 << 62}
 	env.api.Handle("GET", "/v1/test/contacts", AuthNone, func(ctx *fasthttp.RequestCtx, _ Params) {
 		client := watchClient(ctx)
-		streamCSV(ctx, "contacts.csv", contactColumns, func(write func([]string) bool) error {
+		streamCSV(ctx, "contacts.csv", engine.ContactColumns, func(write func([]string) bool) error {
 			return e.contactRows(client, f, func(cells []string) bool {
 				rows.Add(1)
 				return write(cells)

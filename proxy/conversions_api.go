@@ -31,14 +31,20 @@ type conversionRow struct {
 	SentAt         string  `json:"sent_at,omitempty"`
 }
 
-// registerConversions adds the conversions activity log.
-func (e *eventsAPI) registerConversions(a *API) {
-	a.Handle("GET", appPrefix+"/conversions", AuthToken, e.client(e.listConversions))
+// ConversionLister is what the conversions route reads: an app's conversions.
+type ConversionLister interface {
+	Conversions(f engine.ConversionFilter, fn func(c *engine.Conversion) bool) error
+}
+
+// conversionsAPI serves the conversions activity log.
+type conversionsAPI struct {
+	dataAPI
+	rec ConversionLister
 }
 
 // listConversions pages through an app's conversions in source-event time order,
 // filtered by status and date (date_from/date_to, optional).
-func (e *eventsAPI) listConversions(ctx *fasthttp.RequestCtx, p Params) {
+func (e conversionsAPI) listConversions(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := engine.ConversionFilter{AppID: p.Get("app_id"), Status: q.str("status")}
 	f.From, f.To = q.dateRange(false)
@@ -65,18 +71,10 @@ func (e *eventsAPI) listConversions(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: total, Offset: offset, Limit: limit})
 }
 
-func (e *eventsAPI) conversionRow(c *engine.Conversion) conversionRow {
+func (e conversionsAPI) conversionRow(c *engine.Conversion) conversionRow {
 	return conversionRow{EventID: c.ID, EventName: c.Name, EventTime: e.format(c.Time), Source: c.Source,
 		SourceEventID: c.SourceEventID, ConversationID: c.ConversationID, AdID: c.AdID, Value: c.Value,
 		Currency: c.Currency, Status: c.Status, Reason: c.Reason, Attempts: c.Attempts, LastError: c.LastError,
 		ErrorCode: c.ErrorCode, ErrorSubcode: c.ErrorSubcode, QueuedAt: e.format(c.Queued),
 		UpdatedAt: e.formatIf(c.Updated), SentAt: e.formatIf(c.SentAt)}
-}
-
-// formatIf is format for an optional time: "" when unset.
-func (e *eventsAPI) formatIf(unix int64) string {
-	if unix == 0 {
-		return ""
-	}
-	return e.format(unix)
 }

@@ -1,13 +1,31 @@
 package proxy
 
 import (
-	"errors"
+	"context"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
-	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
+
+// Definer is what the definitions routes use: the event groups with their event counts,
+// and the changes of event groups, custom sources and converted events. The engine
+// serializes the changes (definitions.go, under its definitions lock).
+type Definer interface {
+	EventGroups(f engine.GroupFilter, offset, limit int) ([]engine.GroupStats, int, error)
+	GroupEvents(app string, groups []engine.Group, from, to int64) ([]engine.GroupStats, error)
+	AddGroup(ctx context.Context, g engine.Group) (engine.Group, error)
+	SetGroupStatus(ctx context.Context, app, id, status string) (engine.Group, error)
+	AddSource(ctx context.Context, s engine.Source) (engine.Source, error)
+	SetConverted(ctx context.Context, g engine.Group) (engine.Group, error)
+}
+
+// definitionsAPI serves the event groups, the custom source definitions and the
+// converted events (SPEC §6.1–6.3).
+type definitionsAPI struct {
+	dataAPI
+	rec Definer
+}
 
 // groupRow is an event group as the Signals API lists it, with its first and last
 // matching event.
@@ -25,7 +43,7 @@ type groupRow struct {
 	Events     int    `json:"events_count"`
 }
 
-func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), false)
 	status := q.str("status")
@@ -37,53 +55,27 @@ func (e *eventsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	var selected []engine.Group
-	for _, g := range e.rec.Definitions().Groups {
-		if g.AppID == f.AppID && !g.Converted && (status == "" || g.Status == status) &&
-			(f.Type == "" || g.Type == f.Type) && (f.TypeID == "" || g.TypeID == f.TypeID) && (f.AdID == "" || g.AdID == f.AdID) {
-			selected = append(selected, g)
-		}
-	}
-	total := len(selected)
-	selected = pageOf(selected, offset, limit)
-	rows, err := e.groupRows(f.AppID, selected, f.From, f.To)
+	stats, total, err := e.rec.EventGroups(engine.GroupFilter{AppID: f.AppID, Status: status, Type: f.Type,
+		TypeID: f.TypeID, AdID: f.AdID, From: f.From, To: f.To}, offset, limit)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: total, Offset: offset, Limit: limit})
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: e.groupRows(stats), TotalCount: total, Offset: offset, Limit: limit})
 }
 
-// groupRows adds to each group its event count and first and last matching event in
-// [from, to), in one pass over the app's events.
-func (e *eventsAPI) groupRows(app string, groups []engine.Group, from, to int64) ([]groupRow, error) {
-	rows := make([]groupRow, len(groups))
-	first, last := make([]int64, len(groups)), make([]int64, len(groups))
-	if len(groups) > 0 {
-		err := e.rec.Events(engine.EventFilter{AppID: app, From: from, To: to}, func(ev *kv.Event) bool {
-			for i := range groups {
-				if e.rec.GroupMatches(&groups[i], ev) {
-					if rows[i].Events == 0 {
-						first[i] = ev.Time
-					}
-					last[i] = ev.Time
-					rows[i].Events++
-				}
-			}
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	for i, g := range groups {
+// groupRows encodes groups with their event counts and first and last matching events.
+func (e definitionsAPI) groupRows(stats []engine.GroupStats) []groupRow {
+	rows := make([]groupRow, len(stats))
+	for i := range stats {
+		g := &stats[i]
 		rows[i] = groupRow{ID: g.ID, AppID: g.AppID, AdID: g.AdID, CampaignID: g.CampaignID, Type: g.Type,
-			TypeID: g.TypeID, TypeValue: g.TypeValue, Status: g.Status, Events: rows[i].Events}
-		if rows[i].Events > 0 {
-			rows[i].FirstEvent, rows[i].LastEvent = e.format(first[i]), e.format(last[i])
+			TypeID: g.TypeID, TypeValue: g.TypeValue, Status: g.Status, Events: g.Events}
+		if g.Events > 0 {
+			rows[i].FirstEvent, rows[i].LastEvent = e.format(g.First), e.format(g.Last)
 		}
 	}
-	return rows, nil
+	return rows
 }
 
 // groupRequest is the body of POST event_groups.
@@ -95,7 +87,7 @@ type groupRequest struct {
 	CampaignID string `json:"campaign_id"`
 }
 
-func (e *eventsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
 	var req groupRequest
 	if !e.readBody(ctx, &req) {
 		return
@@ -110,7 +102,7 @@ func (e *eventsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
 		Type: g.Type, TypeID: g.TypeID, TypeValue: g.TypeValue, Status: g.Status})
 }
 
-func (e *eventsAPI) patchGroup(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) patchGroup(ctx *fasthttp.RequestCtx, p Params) {
 	var req struct {
 		Status string `json:"status"`
 	}
@@ -122,12 +114,12 @@ func (e *eventsAPI) patchGroup(ctx *fasthttp.RequestCtx, p Params) {
 		writeDefError(ctx, err)
 		return
 	}
-	rows, err := e.groupRows(g.AppID, []engine.Group{g}, 0, 1<<62)
+	stats, err := e.rec.GroupEvents(g.AppID, []engine.Group{g}, 0, 1<<62)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, rows[0])
+	WriteJSON(ctx, fasthttp.StatusOK, e.groupRows(stats)[0])
 }
 
 // sourceRow is a custom source definition.
@@ -139,11 +131,11 @@ type sourceRow struct {
 	Created string `json:"created_time"`
 }
 
-func (e *eventsAPI) sourceRow(s *engine.Source) sourceRow {
+func (e definitionsAPI) sourceRow(s *engine.Source) sourceRow {
 	return sourceRow{ID: s.ID, Type: engine.SourceCustom, Name: s.Name, Phrase: s.Phrase, Created: e.format(s.Created)}
 }
 
-func (e *eventsAPI) addSource(ctx *fasthttp.RequestCtx, p Params) {
+func (e definitionsAPI) addSource(ctx *fasthttp.RequestCtx, p Params) {
 	var req struct {
 		Name   string `json:"name"`
 		Phrase string `json:"phrase"`
@@ -159,27 +151,18 @@ func (e *eventsAPI) addSource(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, fasthttp.StatusCreated, e.sourceRow(&s))
 }
 
-// readBody decodes a JSON body, answering 415 or 400 itself when it cannot.
-func (e *eventsAPI) readBody(ctx *fasthttp.RequestCtx, v any) bool {
-	err := decodeBody(ctx, v)
-	switch {
-	case errors.Is(err, errNotJSON):
-		WriteError(ctx, fasthttp.StatusUnsupportedMediaType, "unsupported_media_type", err.Error(), "")
-	case err != nil:
-		writeBadRequest(ctx, err)
+// convertedEvent sets the event that counts a campaign's (or an ad's) sessions as
+// converted; it applies to new messages at once and to history after a refresh.
+func (e definitionsAPI) convertedEvent(ctx *fasthttp.RequestCtx, p Params) {
+	var req groupRequest
+	if !e.readBody(ctx, &req) {
+		return
 	}
-	return err == nil
-}
-
-// writeDefError answers a refused definition change.
-func writeDefError(ctx *fasthttp.RequestCtx, err error) {
-	var fe *engine.FieldError
-	switch {
-	case errors.As(err, &fe):
-		WriteError(ctx, fasthttp.StatusBadRequest, "invalid_field", fe.Error(), fe.Field)
-	case errors.Is(err, engine.ErrNotFound):
-		WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no event group with this id in this app", "id")
-	default:
-		writeStoreError(ctx, err)
+	g, err := e.rec.SetConverted(ctx, engine.Group{AppID: p.Get("app_id"), CampaignID: req.CampaignID, AdID: req.AdID,
+		Type: req.Type, TypeID: req.TypeID, TypeValue: req.TypeValue})
+	if err != nil {
+		writeDefError(ctx, err)
+		return
 	}
+	WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "id": g.ID})
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -11,15 +12,20 @@ import (
 // maxImportBody bounds a spend import (a year of daily rows for a few hundred ads).
 const maxImportBody = 8 << 20
 
-// registerImport adds the spend import (SPEC §6.5) and the contacts export (§6.4).
-func (e *eventsAPI) registerImport(a *API) {
-	a.Handle("POST", appPrefix+"/ads/import", AuthToken, e.client(e.importSpend))
-	a.Handle("GET", appPrefix+"/contacts/export", AuthToken, e.client(e.exportContacts))
+// SpendImporter is what the spend import route changes: the catalogue and the spend.
+type SpendImporter interface {
+	ImportSpend(ctx context.Context, app string, imp engine.SpendImport) (engine.ImportResult, error)
+}
+
+// importAPI serves the spend import (SPEC §6.5).
+type importAPI struct {
+	dataAPI
+	rec SpendImporter
 }
 
 // importSpend takes a JSON import or a Meta Ads Manager CSV export (text/csv; the ad
 // account comes from its Account ID column or the ad_account_id parameter).
-func (e *eventsAPI) importSpend(ctx *fasthttp.RequestCtx, p Params) {
+func (e importAPI) importSpend(ctx *fasthttp.RequestCtx, p Params) {
 	if len(ctx.PostBody()) > maxImportBody {
 		WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "too_large", "an import is at most 8 MiB; split it by date range", "")
 		return

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 
 	"github.com/valyala/fasthttp"
@@ -8,26 +9,27 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
-// insightsAPI serves the ads, campaigns and accounts endpoints of SPEC §6.1 from rollups.
-type insightsAPI struct{ *eventsAPI }
+// Insights is what the insights routes use: the apps, the catalogue and the
+// definitions (which name keywords and count event groups), the ads of an account, the
+// totals behind each insight, and the refresh that rebuilds them.
+type Insights interface {
+	Apps() ([]string, error)
+	Catalog() *engine.Catalog
+	Definitions() *engine.Definitions
+	DaysOf(from, to int64) engine.Days
+	AccountAds(app, acct, campaign string) ([]engine.Ad, error)
+	FindAd(app, id string) (engine.Ad, bool, error)
+	AdTotals(app string, adIDs []string, days engine.Days) (*engine.Totals, error)
+	AdTotalsEach(app string, groups [][]string, days engine.Days) ([]*engine.Totals, error)
+	DailyTotals(app string, adIDs []string, days engine.Days) (map[int32]*engine.Totals, error)
+	Refresh(ctx context.Context, app string) (engine.RefreshResult, error)
+}
 
-// register adds the apps, accounts, ads, campaigns, refresh and converted-events routes.
-func (in insightsAPI) register(a *API) {
-	c := in.client
-	a.Handle("GET", "/v1/clients/{client_id}/apps", AuthToken, c(in.apps))
-	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts", AuthToken, c(in.facebookAccounts))
-	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts/{facebook_account}", AuthToken, c(in.adAccounts))
-	a.Handle("GET", appPrefix+"/ads/account/{ad_account_id}", AuthToken, c(in.listAds))
-	a.Handle("GET", appPrefix+"/ads/{ad_id}", AuthToken, c(in.getAd))
-	a.Handle("GET", appPrefix+"/ads/{ad_id}/insights", AuthToken, c(in.adInsights))
-	a.Handle("GET", appPrefix+"/campaigns/account/{ad_account_id}", AuthToken, c(in.listCampaigns))
-	a.Handle("GET", appPrefix+"/campaigns/{campaign_id}", AuthToken, c(in.getCampaign))
-	a.Handle("GET", appPrefix+"/campaigns/{campaign_id}/insights", AuthToken, c(in.campaignInsights))
-	for _, p := range []string{"/ads/account/{ad_account_id}/refresh", "/ads/{ad_id}/refresh",
-		"/campaigns/account/{ad_account_id}/refresh", "/campaigns/{campaign_id}/refresh"} {
-		a.Handle("POST", appPrefix+p, AuthToken, c(in.refresh))
-	}
-	a.Handle("POST", appPrefix+"/converted_events", AuthToken, c(in.convertedEvent))
+// insightsAPI serves the apps, accounts, ads and campaigns endpoints of SPEC §6.1 from
+// rollups, and their refresh.
+type insightsAPI struct {
+	dataAPI
+	rec Insights
 }
 
 // apps lists the apps (phone number ids) with recorded traffic: {"data": [{"id"}]}.
@@ -39,20 +41,13 @@ func (in insightsAPI) apps(ctx *fasthttp.RequestCtx, _ Params) {
 	}
 	rows := make([]map[string]string, 0, len(ids))
 	for _, id := range ids {
-		if id != "" { // unattributed off-thread events that named no app
-			rows = append(rows, map[string]string{"id": id})
-		}
+		rows = append(rows, map[string]string{"id": id})
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
 }
 
 func (in insightsAPI) facebookAccounts(ctx *fasthttp.RequestCtx, _ Params) {
-	out := []engine.FacebookAccount{}
-	for _, fb := range in.rec.Catalog().Facebook {
-		out = append(out, fb)
-	}
-	sortBy(out, func(f engine.FacebookAccount) string { return f.ID })
-	WriteJSON(ctx, fasthttp.StatusOK, out)
+	WriteJSON(ctx, fasthttp.StatusOK, in.rec.Catalog().FacebookAccountList())
 }
 
 type adAccountRow struct {
@@ -69,12 +64,9 @@ func (in insightsAPI) adAccounts(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	out := []adAccountRow{}
-	for _, a := range cat.AdAccounts {
-		if a.FacebookAccountID == fb {
-			out = append(out, adAccountRow{a.ID, a.Name, a.Currency})
-		}
+	for _, a := range cat.AdAccountsOf(fb) {
+		out = append(out, adAccountRow{a.ID, a.Name, a.Currency})
 	}
-	sortBy(out, func(a adAccountRow) string { return a.ID })
 	WriteJSON(ctx, fasthttp.StatusOK, out)
 }
 
@@ -92,7 +84,7 @@ func (in insightsAPI) listAds(ctx *fasthttp.RequestCtx, p Params) {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	ads, err := in.adsOf(p.Get("app_id"), p.Get("ad_account_id"), q.str("campaign_id"))
+	ads, err := in.rec.AccountAds(p.Get("app_id"), p.Get("ad_account_id"), q.str("campaign_id"))
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
@@ -112,31 +104,6 @@ func (in insightsAPI) listAds(ctx *fasthttp.RequestCtx, p Params) {
 		rows = append(rows, obj)
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(ads), Offset: offset, Limit: limit})
-}
-
-// adsOf lists the ads of an ad account in app; "unassigned" lists referral-only ads.
-func (in insightsAPI) adsOf(app, acct, campaign string) ([]engine.Ad, error) {
-	if acct == engine.Unassigned {
-		if campaign != "" {
-			return nil, nil
-		}
-		return in.rec.ReferralAds(app)
-	}
-	return in.rec.Catalog().AdsOf(app, acct, campaign), nil
-}
-
-// findAd returns an imported ad of app, or else a referral-only one.
-func (in insightsAPI) findAd(app, id string) (engine.Ad, bool, error) {
-	if ad, ok := in.rec.Catalog().Ads[id]; ok && ad.AppID == app {
-		return ad, true, nil
-	}
-	refs, err := in.rec.ReferralAds(app)
-	for _, ad := range refs {
-		if ad.ID == id {
-			return ad, true, err
-		}
-	}
-	return engine.Ad{}, false, err
 }
 
 func (in insightsAPI) getAd(ctx *fasthttp.RequestCtx, p Params) {
@@ -171,7 +138,7 @@ func answerJSON(ctx *fasthttp.RequestCtx, v any, err error) {
 }
 
 func (in insightsAPI) adOr404(ctx *fasthttp.RequestCtx, p Params) (engine.Ad, bool) {
-	ad, ok, err := in.findAd(p.Get("app_id"), p.Get("ad_id"))
+	ad, ok, err := in.rec.FindAd(p.Get("app_id"), p.Get("ad_id"))
 	switch {
 	case err != nil:
 		writeStoreError(ctx, err)
@@ -188,21 +155,21 @@ func (in insightsAPI) adInsights(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	if ad, ok := in.adOr404(ctx, p); ok {
-		rows, err := in.daily(ad.AppID, []string{ad.ID}, days, in.rec.Catalog().Currency(ad.AdAccountID), func(i *insight) { i.AdID = ad.ID })
+		rows, err := in.daily(ad.AppID, []string{ad.ID}, days, in.rec.Catalog().Currency(ad.AdAccountID), func(i *engine.Insight) { i.AdID = ad.ID })
 		answerJSON(ctx, rows, err)
 	}
 }
 
 // daily computes one insight per active day of ads, in day order.
-func (in insightsAPI) daily(app string, ads []string, days engine.Days, currency string, tag func(*insight)) ([]insight, error) {
+func (in insightsAPI) daily(app string, ads []string, days engine.Days, currency string, tag func(*engine.Insight)) ([]engine.Insight, error) {
 	byDay, err := in.rec.DailyTotals(app, ads, days)
 	if err != nil {
 		return nil, err
 	}
 	defs := in.rec.Definitions()
-	out := []insight{}
+	out := []engine.Insight{}
 	for _, day := range sortedDays(byDay) {
-		i := newInsight(byDay[day], currency, engine.DayDate(day), defs)
+		i := engine.NewInsight(byDay[day], currency, engine.DayDate(day), defs)
 		tag(&i)
 		out = append(out, i)
 	}
@@ -238,25 +205,9 @@ func (in insightsAPI) refreshTargetKnown(ctx *fasthttp.RequestCtx, p Params) boo
 		return ok
 	}
 	acct := p.Get("ad_account_id")
-	if _, ok := cat.AdAccounts[acct]; ok || acct == engine.Unassigned {
+	if cat.KnowsAdAccount(acct) {
 		return true
 	}
 	WriteError(ctx, fasthttp.StatusNotFound, "not_found", "ad account "+quote(acct)+" is not known; import its spend first", "ad_account_id")
 	return false
-}
-
-// convertedEvent sets the event that counts a campaign's (or an ad's) sessions as
-// converted; it applies to new messages at once and to history after a refresh.
-func (in insightsAPI) convertedEvent(ctx *fasthttp.RequestCtx, p Params) {
-	var req groupRequest
-	if !in.readBody(ctx, &req) {
-		return
-	}
-	g, err := in.rec.SetConverted(ctx, engine.Group{AppID: p.Get("app_id"), CampaignID: req.CampaignID, AdID: req.AdID,
-		Type: req.Type, TypeID: req.TypeID, TypeValue: req.TypeValue})
-	if err != nil {
-		writeDefError(ctx, err)
-		return
-	}
-	WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "id": g.ID})
 }

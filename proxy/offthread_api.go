@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"time"
@@ -22,17 +23,25 @@ func countRejected(code string) {
 	metrics.GetOrCreateCounter(`ctwa_sidecar_offthread_events_total{result="rejected",reason="` + code + `"}`).Inc()
 }
 
+// OffThreadRecorder records an off-thread event (a *engine.Recorder is one): it returns
+// the event as attributed, and created false when its object_id was recorded before
+// (then the first event), or engine.ErrPreviousNotFound for an unknown
+// previous_external_event_id.
+type OffThreadRecorder interface {
+	RecordOffThread(ctx context.Context, e engine.OffThread) (engine.OffThreadRecord, bool, error)
+}
+
 // offThreadAPI serves POST /clients/{client_id}/external-events (SPEC §5).
 type offThreadAPI struct {
 	clientID string
 	apiKey   []byte
-	rec      *engine.Recorder
+	rec      OffThreadRecorder
 	now      func() time.Time
 }
 
 // RegisterOffThreadRoutes adds the off-thread endpoint and its /v1 alias. They check the
 // api key themselves (body field or bearer token), not the API token.
-func RegisterOffThreadRoutes(a *API, clientID, apiKey string, rec *engine.Recorder) {
+func RegisterOffThreadRoutes(a *API, clientID, apiKey string, rec OffThreadRecorder) {
 	o := &offThreadAPI{clientID: clientID, apiKey: []byte(apiKey), rec: rec, now: time.Now}
 	a.Handle("POST", "/clients/{client_id}/external-events", AuthNone, o.post)
 	a.Handle("POST", "/v1/clients/{client_id}/external-events", AuthNone, o.post)

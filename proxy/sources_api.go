@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -15,149 +12,42 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
-// sourceStats is one row of the "compare sources" view (SPEC §6.3).
-type sourceStats struct {
-	Type            string         `json:"type"`
-	ID              string         `json:"id"`
-	Name            string         `json:"name"`
-	Phrase          string         `json:"phrase,omitempty"`
-	Direction       string         `json:"direction"`
-	Sessions        int64          `json:"sessions"`
-	UniqueUsers     int64          `json:"unique_users"`
-	Engaged         int64          `json:"engaged"`
-	Converted       int64          `json:"converted"`
-	OffThreadCount  int64          `json:"offthread_count"`
-	Revenue         float64        `json:"revenue"`
-	Currency        string         `json:"currency"`
-	OtherCurrencies []engine.Money `json:"other_currencies,omitempty"`
-	Spend           float64        `json:"spend"`
-	ROAS            float64        `json:"roas"`
-	CostPerLead     float64        `json:"cost_per_lead"`
+// SourceReader is what the sources and contacts routes read: the compare-sources rows
+// and the contacts export.
+type SourceReader interface {
+	SourceStats(app string, from, to int64) ([]engine.SourceStats, error)
+	Contacts(ctx context.Context, f engine.ContactFilter, fn func(c *engine.Contact) bool) error
 }
 
-// listSources answers every source seen in the range — ad, post, custom, campaign,
-// organic, unattributed — plus the custom sources defined for the app, with the funnel
-// and money columns; most sessions first.
-func (e *eventsAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
+// sourcesAPI serves the compare-sources view (SPEC §6.3) and the contacts export (§6.4).
+type sourcesAPI struct {
+	dataAPI
+	rec SourceReader
+}
+
+// listSources answers every source seen in the range, with the funnel and money
+// columns (engine.Recorder.SourceStats).
+func (e sourcesAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	from, to := q.dateRange(false)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return
 	}
-	app, days := p.Get("app_id"), e.rec.DaysOf(from, to)
-	totals, err := e.rec.SourceTotals(app, days)
-	if err == nil {
-		err = e.addSpend(totals, app, days)
-	}
-	var headlines map[engine.SourceRef]string
-	if err == nil {
-		headlines, err = e.rec.ReferralNames(app)
-	}
+	rows, err := e.rec.SourceStats(p.Get("app_id"), from, to)
 	if err != nil {
 		writeStoreError(ctx, err)
 		return
 	}
-	for _, s := range e.rec.Definitions().Sources {
-		if ref := (engine.SourceRef{Type: engine.SourceCustom, ID: s.ID}); s.AppID == app && totals[ref] == nil {
-			totals[ref] = engine.NewTotals()
-		}
-	}
-	rows := make([]sourceStats, 0, len(totals))
-	for ref, t := range totals {
-		rows = append(rows, e.sourceStatsRow(ref, t, headlines))
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].Sessions != rows[j].Sessions {
-			return rows[i].Sessions > rows[j].Sessions
-		}
-		return rows[i].Type+rows[i].ID < rows[j].Type+rows[j].ID
-	})
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
 }
-
-// addSpend adds the imported spend of each ad source, and lists the imported ads of app
-// that had delivery in the range but brought no session: what they cost shows too.
-func (e *eventsAPI) addSpend(totals map[engine.SourceRef]*engine.Totals, app string, days engine.Days) error {
-	for ref, t := range totals {
-		if ref.Type == engine.SourceAd {
-			if err := e.rec.AddDelivery(t, ref.ID, days); err != nil {
-				return err
-			}
-		}
-	}
-	for id, ad := range e.rec.Catalog().Ads {
-		ref := engine.SourceRef{Type: engine.SourceAd, ID: id}
-		if ad.AppID != app || totals[ref] != nil {
-			continue
-		}
-		t := engine.NewTotals()
-		if err := e.rec.AddDelivery(t, id, days); err != nil {
-			return err
-		}
-		if t.Impressions > 0 || t.Clicks > 0 || t.Spend > 0 {
-			totals[ref] = t
-		}
-	}
-	return nil
-}
-
-func (e *eventsAPI) sourceStatsRow(ref engine.SourceRef, t *engine.Totals, headlines map[engine.SourceRef]string) sourceStats {
-	cat := e.rec.Catalog()
-	currency := ""
-	if ad, ok := cat.Ads[ref.ID]; ok && ref.Type == engine.SourceAd {
-		currency = cat.Currency(ad.AdAccountID)
-	}
-	cur, revenue, others := t.SplitRevenue(currency)
-	row := sourceStats{Type: ref.Type, ID: ref.ID, Direction: "incoming", Sessions: t.Sessions,
-		UniqueUsers: t.UniqueUsers(), Engaged: t.Engaged, Converted: t.Converted, OffThreadCount: t.OffCount,
-		Revenue: engine.Round2(revenue), Currency: cur, OtherCurrencies: others, Spend: engine.Round2(t.Spend),
-		ROAS: engine.Ratio(revenue, t.Spend), CostPerLead: engine.Ratio(t.Spend, float64(t.UniqueUsers()))}
-	row.Name, row.Phrase = e.sourceName(ref, headlines)
-	if ref.Type == engine.SourceCampaign {
-		row.Direction = "outgoing"
-	}
-	return row
-}
-
-// sourceName names a source for people: the ad's name or, for an ad no import placed
-// yet and for a post, its referral headline (headlines); the custom source's name; the
-// campaign tag.
-func (e *eventsAPI) sourceName(ref engine.SourceRef, headlines map[engine.SourceRef]string) (name, phrase string) {
-	switch ref.Type {
-	case engine.SourceAd, engine.SourcePost:
-		if ad, ok := e.rec.Catalog().Ads[ref.ID]; ok && ref.Type == engine.SourceAd {
-			return ad.Name, ""
-		}
-		if h, ok := headlines[ref]; ok {
-			return h, ""
-		}
-		return ref.Type + " " + ref.ID, ""
-	case engine.SourceCustom:
-		for _, s := range e.rec.Definitions().Sources {
-			if s.ID == ref.ID {
-				return s.Name, s.Phrase
-			}
-		}
-	case engine.SourceCampaign:
-		return ref.ID, ""
-	case engine.SourceOrganic:
-		return "Organic", ""
-	case engine.SourceUnattributed:
-		return "Unattributed off-thread events", ""
-	}
-	return ref.ID, ""
-}
-
-// contactColumns is the header row of the contacts export.
-var contactColumns = []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
 
 // exportContacts streams a CSV of leads for a Meta custom audience (SPEC §6.4): phone in
 // E.164 with '+' (or the user id of a BSUID lead), first and last session, sources,
 // sessions and revenue; by first session. The rows come from one bounded-memory pass over
 // the store (engine.Recorder.Contacts), on the stream goroutine; it stops when the client
 // hangs up or the server shuts down.
-func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
+func (e sourcesAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := engine.ContactFilter{AppID: p.Get("app_id"), SourceID: q.str("source_id"), EventType: q.str("event_type")}
 	f.From, f.To = q.dateRange(false)
@@ -166,26 +56,18 @@ func (e *eventsAPI) exportContacts(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	client := watchClient(ctx)
-	streamCSV(ctx, "contacts.csv", contactColumns, func(write func([]string) bool) error {
+	streamCSV(ctx, "contacts.csv", engine.ContactColumns, func(write func([]string) bool) error {
 		return e.contactRows(client, f, write)
 	})
 }
 
 // contactRows writes the rows of f through write, until it reports the client gone.
-func (e *eventsAPI) contactRows(client clientWatch, f engine.ContactFilter, write func([]string) bool) error {
+func (e sourcesAPI) contactRows(client clientWatch, f engine.ContactFilter, write func([]string) bool) error {
 	wctx, stop := client.start()
 	defer stop()
-	cells, gone := make([]string, len(contactColumns)), false
+	cells, gone := make([]string, len(engine.ContactColumns)), false
 	err := e.rec.Contacts(wctx, f, func(c *engine.Contact) bool {
-		cells[0], cells[1] = "", ""
-		if c.LeadIsBSUID {
-			cells[1] = c.Lead
-		} else {
-			cells[0] = "+" + c.Lead
-		}
-		cells[2], cells[3] = e.format(c.First), e.format(c.Last)
-		cells[4], cells[5], cells[6] = strings.Join(c.Sources, " "), strconv.Itoa(c.Sessions), revenueCell(c.Revenue)
-		gone = !write(cells)
+		gone = !write(c.Row(cells, e.format))
 		return !gone
 	})
 	switch {
@@ -278,13 +160,4 @@ func clearReadDeadline(c net.Conn) (ok bool) {
 		}
 	}()
 	return c.SetReadDeadline(time.Time{}) == nil
-}
-
-// revenueCell writes revenue by currency, in currency order: "49.90 EUR; 30.00 USD".
-func revenueCell(revenue []engine.Money) string {
-	parts := make([]string, 0, len(revenue))
-	for _, m := range revenue {
-		parts = append(parts, strconv.FormatFloat(engine.Round2(m.Amount), 'f', 2, 64)+" "+m.Currency)
-	}
-	return strings.Join(parts, "; ")
 }

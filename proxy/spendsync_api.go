@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"time"
-
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
@@ -20,40 +18,43 @@ type spendSyncRow struct {
 	Stopped     bool   `json:"stopped"`
 }
 
-// registerSpendSync adds GET (state) and POST (run now) of the app's spend sync. It goes
-// before the /ads/{ad_id} routes, which would take "sync" for an ad id.
-func (e *eventsAPI) registerSpendSync(a *API, sync *engine.SpendSync) {
-	a.Handle("GET", appPrefix+"/ads/sync", AuthToken, e.client(func(ctx *fasthttp.RequestCtx, p Params) {
-		WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": e.spendSyncRows(sync, p.Get("app_id"))})
-	}))
-	a.Handle("POST", appPrefix+"/ads/sync", AuthToken, e.client(func(ctx *fasthttp.RequestCtx, p Params) {
-		app := p.Get("app_id")
-		if sync == nil || sync.RunNow(app) == 0 {
-			WriteError(ctx, fasthttp.StatusNotFound, "no_spend_sync",
-				"no ad account syncs its spend into app "+quote(app)+"; start the sidecar with -spend-sync act_<id>="+app, "app_id")
-			return
-		}
-		WriteJSON(ctx, fasthttp.StatusAccepted, map[string]any{"data": e.spendSyncRows(sync, app)})
-	}))
+// SpendSyncer is what the spend sync routes use: the state of an app's syncs, and a run
+// now.
+type SpendSyncer interface {
+	Status(app string) []engine.SpendSyncStatus
+	RunNow(app string) int
 }
 
-func (e *eventsAPI) spendSyncRows(sync *engine.SpendSync, app string) []spendSyncRow {
+// spendSyncAPI serves GET (state) and POST (run now) of an app's spend sync; sync is nil
+// when no ad account syncs.
+type spendSyncAPI struct {
+	dataAPI
+	sync SpendSyncer
+}
+
+func (s spendSyncAPI) state(ctx *fasthttp.RequestCtx, p Params) {
+	WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"data": s.rows(p.Get("app_id"))})
+}
+
+func (s spendSyncAPI) runNow(ctx *fasthttp.RequestCtx, p Params) {
+	app := p.Get("app_id")
+	if s.sync == nil || s.sync.RunNow(app) == 0 {
+		WriteError(ctx, fasthttp.StatusNotFound, "no_spend_sync",
+			"no ad account syncs its spend into app "+quote(app)+"; start the sidecar with -spend-sync act_<id>="+app, "app_id")
+		return
+	}
+	WriteJSON(ctx, fasthttp.StatusAccepted, map[string]any{"data": s.rows(app)})
+}
+
+func (s spendSyncAPI) rows(app string) []spendSyncRow {
 	rows := []spendSyncRow{}
-	if sync == nil {
+	if s.sync == nil {
 		return rows
 	}
-	for _, st := range sync.Status(app) {
-		rows = append(rows, spendSyncRow{AdAccountID: st.AdAccountID, AppID: st.AppID, LastRun: e.formatTime(st.LastRun),
-			LastSuccess: e.formatTime(st.LastSuccess), NextRun: e.formatTime(st.NextRun), Rows: st.Rows,
+	for _, st := range s.sync.Status(app) {
+		rows = append(rows, spendSyncRow{AdAccountID: st.AdAccountID, AppID: st.AppID, LastRun: s.formatTime(st.LastRun),
+			LastSuccess: s.formatTime(st.LastSuccess), NextRun: s.formatTime(st.NextRun), Rows: st.Rows,
 			LastError: st.LastError, Stopped: st.Stopped})
 	}
 	return rows
-}
-
-// formatTime is format for an optional time: "" when zero.
-func (e *eventsAPI) formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return e.format(t.Unix())
 }

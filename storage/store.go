@@ -114,7 +114,7 @@ type Store struct {
 	openOnce           sync.Once
 	diskDone           chan struct{}
 
-	log, views *lane         // writer goroutines (writer.go)
+	log, views *lane         // writer goroutines (lane.go)
 	stop       chan struct{} // closed by Close to stop the GC and trim loops
 	gcDone     chan struct{}
 	trimDone   chan struct{}
@@ -222,7 +222,7 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 	o := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
 		// Not every commit: the writer syncs the groups that hold a durable request
-		// (writer.go), not the materializer's derived ones, or the syncLoop does.
+		// (lane.go), not the materializer's derived ones, or the syncLoop does.
 		WithSyncWrites(false).
 		// One writer goroutine owns all writes, so there is nothing to conflict with.
 		WithDetectConflicts(false).
