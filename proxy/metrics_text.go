@@ -17,7 +17,7 @@ import (
 func init() {
 	metrics.ExposeMetadata(true)
 	metrics.NewGauge("ctwa_sidecar_ready", func() float64 {
-		if f := readyCheck.Load(); f != nil && (*f)() == nil {
+		if f := readyCheck.Load(); f != nil && *f != nil && (*f)() == nil {
 			return 1
 		}
 		return 0
