@@ -3,7 +3,10 @@ package sidecar
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"embed"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,15 +50,25 @@ func SeedDemo(webhook, api string) error {
 	return nil
 }
 
-// demo runs a self-contained tour: a temporary store, a stub upstream, the real
-// sidecar, the fixtures and a day of synthetic traffic through the forwarding path, a
-// spend import and off-thread purchases; then it prints the sources and ads tables.
-func demo(ctx context.Context, e Env) error {
-	dir, err := os.MkdirTemp("", "ctwa-demo-*")
+// demo runs a self-contained tour: a store (temporary, or -data), a stub upstream, the
+// real sidecar, the fixtures and two days of synthetic traffic through the forwarding
+// path, a spend import and off-thread purchases; then it prints the sources and ads
+// tables, and with -serve stays up on that data until ctx ends.
+func demo(ctx context.Context, args []string, e Env) error {
+	o, err := parseDemo(args, e.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	dir := o.data
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "ctwa-demo-*"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
 	upstream, stopUpstream, err := demoUpstream()
 	if err != nil {
 		return err
@@ -64,27 +77,103 @@ func demo(ctx context.Context, e Env) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	addrs, done := make(chan [2]net.Addr, 1), make(chan error, 1)
-	c, err := parseServe([]string{"-upstream", upstream, "-listen", "127.0.0.1:0", "-api-listen", "127.0.0.1:0",
-		"-data", dir}, func(string) string { return "" }, io.Discard)
+	flags := []string{"-upstream", upstream, "-listen", "127.0.0.1:0", "-api-listen", o.apiListen, "-data", dir}
+	var token string
+	if o.serve {
+		// The dashboard stays up: it gets a token, as any sidecar reachable by others should.
+		token = rand.Text()
+		flags = append(flags, "-api-token", token)
+	}
+	c, err := parseServe(flags, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		return err
 	}
+	addrs, done := make(chan [2]net.Addr, 1), make(chan error, 1)
 	quiet := Env{Getenv: e.Getenv, Stdout: io.Discard, Stderr: io.Discard, Version: e.Version,
 		Listening: func(w, a net.Addr) { addrs <- [2]net.Addr{w, a} }}
 	go func() { done <- serve(ctx, c, quiet) }()
 	var d demoClient
 	select {
 	case a := <-addrs:
-		d = demoClient{webhook: "http://" + a[0].String(), api: "http://" + a[1].String() + "/v1/clients/default"}
+		d = demoClient{webhook: "http://" + a[0].String(), api: "http://" + a[1].String() + "/v1/clients/default", token: token}
 	case err := <-done:
 		return fmt.Errorf("demo: the sidecar did not start: %w", err)
 	}
 	if err := d.run(e.Stdout); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	if o.serve {
+		d.printServing(e.Stdout, dir, o.data != "")
+		<-ctx.Done()
+	} else if o.data != "" {
+		fmt.Fprintf(e.Stdout, "\nThe store is kept in %s: ctwa-sidecar serve -data %s -upstream URL opens it.\n", dir, dir)
+	}
 	cancel()
 	return <-done
+}
+
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	serve     bool
+	data      string
+	apiListen string
+}
+
+func parseDemo(args []string, usage io.Writer) (demoOptions, error) {
+	var o demoOptions
+	set := flag.NewFlagSet("demo", flag.ContinueOnError)
+	set.SetOutput(usage)
+	set.BoolVar(&o.serve, "serve", false, "after the tour, stay up on its data: print the dashboard's URL and an API token, stop on Ctrl-C")
+	set.StringVar(&o.data, "data", "", "keep the demo's store in this directory (new or empty) instead of a temporary one; serve -data DIR opens it later")
+	set.StringVar(&o.apiListen, "api-listen", "127.0.0.1:0", "address of the API and dashboard (port 0: a free one)")
+	set.Usage = func() {
+		fmt.Fprint(usage, "Usage: ctwa-sidecar demo [-serve] [-data DIR] [-api-listen ADDR]\n\n"+
+			"A tour of the product on sample traffic: the real sidecar on a store of its own, a stub\n"+
+			"upstream, a spend sheet, webhooks and purchases; it prints the sources and ads tables.\n\n")
+		set.PrintDefaults()
+	}
+	if err := set.Parse(args); err != nil {
+		return o, err
+	}
+	if set.NArg() > 0 {
+		return o, fmt.Errorf("demo takes flags only, not %q; see demo -help", set.Arg(0))
+	}
+	if o.data != "" {
+		if err := emptyOrNew(o.data); err != nil {
+			return o, fmt.Errorf("-data: %w", err)
+		}
+	}
+	return o, nil
+}
+
+// emptyOrNew refuses a directory that holds anything: the demo seeds a new store, and
+// seeding a kept one again would define its sources and keywords twice.
+func emptyOrNew(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		return fmt.Errorf("%s is not empty: the demo seeds a new store; open a kept one with ctwa-sidecar serve -data %s", dir, dir)
+	}
+	return nil
+}
+
+// printServing tells where the running demo is.
+func (d demoClient) printServing(out io.Writer, dir string, kept bool) {
+	base := strings.TrimSuffix(d.api, "/v1/clients/default")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "The demo sidecar is up until Ctrl-C:")
+	fmt.Fprintf(out, "  dashboard  %s/  (API token %s)\n", base, d.token)
+	fmt.Fprintf(out, "  metrics    %s/metrics\n", base)
+	fmt.Fprintf(out, "  webhooks   %s/\n", d.webhook)
+	if kept {
+		fmt.Fprintf(out, "  store      %s (kept)\n", dir)
+	} else {
+		fmt.Fprintf(out, "  store      %s (removed at exit; demo -data DIR keeps it)\n", dir)
+	}
 }
 
 // demoUpstream starts the stand-in for the business's webhook: 200 OK to everything.
@@ -98,7 +187,7 @@ func demoUpstream() (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { srv.Shutdown() }, nil
 }
 
-type demoClient struct{ webhook, api string }
+type demoClient struct{ webhook, api, token string }
 
 // demoStep is one step of the scenario: what it does, and the doing, which says what it did.
 type demoStep struct {
@@ -269,8 +358,9 @@ func (d demoClient) printSources(out io.Writer) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "source\tname\tsessions\tusers\tengaged\tconverted\trevenue\tspend\tROAS\tcost/lead\t")
 	for _, r := range res.Data {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t\n", sourceLabel(r.Type, r.ID), r.Name,
-			r.Sessions, r.UniqueUsers, r.Engaged, r.Converted, r.Revenue, r.Spend, r.ROAS, r.CostPerLead)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%s\t%s\t\n", sourceLabel(r.Type, r.ID), r.Name,
+			r.Sessions, r.UniqueUsers, r.Engaged, r.Converted, r.Revenue, r.Spend,
+			perSpend(r.Spend, r.ROAS), costPerLead(r.Spend, r.UniqueUsers, r.CostPerLead))
 	}
 	return w.Flush()
 }
@@ -299,10 +389,28 @@ func (d demoClient) printAds(out io.Writer) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "ad\tname\tsessions\tengaged\tconverted\trevenue\tspend\tROAS\t")
 	for _, r := range res.Data {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%.2f\t%.2f %s\t%.2f\t\n", r.ID, r.Name, r.Insight.Sessions,
-			r.Insight.Engaged, r.Insight.Converted, r.Sale.Revenue, r.Insight.Spend, r.Insight.Currency, r.Sale.ROAS)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%.2f\t%.2f %s\t%s\t\n", r.ID, r.Name, r.Insight.Sessions,
+			r.Insight.Engaged, r.Insight.Converted, r.Sale.Revenue, r.Insight.Spend, r.Insight.Currency,
+			perSpend(r.Insight.Spend, r.Sale.ROAS))
 	}
 	return w.Flush()
+}
+
+// perSpend formats a ratio over spend (ROAS, cost per lead), or "—" where there is no
+// spend to divide by (organic, QR code and post rows), as the dashboard does.
+func perSpend(spend, v float64) string {
+	if spend <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// costPerLead is "—" without spend or without a lead to divide it by.
+func costPerLead(spend float64, leads int64, v float64) string {
+	if leads == 0 {
+		return "—"
+	}
+	return perSpend(spend, v)
 }
 
 // sourceLabel is "type:id", or the type alone for sources without id.
@@ -329,6 +437,9 @@ func (d demoClient) call(method, url, contentType, body string) ([]byte, error) 
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -52,7 +52,10 @@ func Run(ctx context.Context, args []string, e Env) error {
 		e.Stderr = io.Discard
 	}
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && (args[0] == "--version" || args[0] == "-version"):
+		cmd = "version" // what users of other tools type first
+	case len(args) > 0 && args[0] != "" && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -66,7 +69,7 @@ func Run(ctx context.Context, args []string, e Env) error {
 		}
 		return serve(ctx, c, e)
 	case "demo":
-		return demo(ctx, e)
+		return demo(ctx, args, e)
 	case "backup", "restore":
 		return backupRestore(cmd, args, e)
 	case "version":
@@ -145,13 +148,28 @@ func serve(ctx context.Context, c *config, e Env) error {
 		webhookLn.Close()
 		return fmt.Errorf("-api-listen %q: %w", c.apiListen, err)
 	}
+	api := localURL(apiLn.Addr())
 	log.Info("ctwa-sidecar started", "version", buildVersion(e.Version), "listen", webhookLn.Addr().String(),
-		"api_listen", apiLn.Addr().String(), "upstream", c.upstream.Redacted(), "data", c.dataDir)
+		"api_listen", apiLn.Addr().String(), "dashboard", api+"/", "metrics", api+"/metrics",
+		"upstream", c.upstream.Redacted(), "data", c.dataDir)
 	if e.Listening != nil {
 		e.Listening(webhookLn.Addr(), apiLn.Addr())
 	}
 	return serveUntilDone(ctx, log, []*fasthttp.Server{webhook, apiSrv}, []net.Listener{
 		proxy.GateListener(webhookLn, "webhook", webhookLimits, log), proxy.GateListener(apiLn, "api", apiLimits, log)})
+}
+
+// localURL is the http URL of a listener as a browser on this machine reaches it: a
+// listener on every interface (":9090") is reached on 127.0.0.1.
+func localURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // serveUntilDone serves each server on its listener until ctx is cancelled or one fails,
