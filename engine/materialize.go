@@ -43,7 +43,10 @@ const linger = 10 * time.Millisecond
 // stuck view lane must not hang the API (the lag metrics then say why answers are old).
 const settleWait = 5 * time.Second
 
-var viewItemsSkipped = metrics.NewCounter("ctwa_sidecar_view_items_skipped_total")
+var (
+	viewItemsSkipped = metrics.NewCounter("ctwa_sidecar_view_items_skipped_total")
+	viewReadTimeouts = metrics.NewCounter("ctwa_sidecar_view_read_timeouts_total")
+)
 
 type materializer struct {
 	r        *Recorder
@@ -124,14 +127,18 @@ func (m *materializer) published(seq uint64) {
 // settle waits until the views hold every entry committed before the call, for at
 // most settleWait or until ctx ends: a read then sees the writes acknowledged before it.
 // During a refresh it does not wait: the views are being rebuilt, and reads see them as
-// they are, as the webhooks logged meanwhile are placed after the refresh.
+// they are, as the webhooks logged meanwhile are placed after the refresh. Nor while the
+// store refuses writes (a full disk): the views cannot move then, and an API answer made
+// of several reads would wait settleWait for each.
 func (m *materializer) settle(ctx context.Context) {
-	if m.applied.Load() >= m.appended.Load() || m.refreshing.Load() {
+	if m.applied.Load() >= m.appended.Load() || m.refreshing.Load() || m.r.views.Ready() != nil {
 		return
 	}
 	timer := time.NewTimer(settleWait)
 	defer timer.Stop()
-	_ = m.wait(ctx, m.appended.Load(), timer.C)
+	if m.wait(ctx, m.appended.Load(), timer.C) != nil {
+		viewReadTimeouts.Inc()
+	}
 }
 
 // sync waits until the views hold every entry committed before the call, until ctx

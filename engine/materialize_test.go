@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -375,5 +377,76 @@ func TestPlacementReturnsWhatItDecided(t *testing.T) {
 		if d := eventsByType[typ].Get() - before[typ]; d != want {
 			t.Errorf("events_total{type=%q} went up by %d, want %d", typ, d, want)
 		}
+	}
+}
+
+// refusingViews is a view store that refuses writes while refuse is set, as a store on a
+// full disk does: the views cannot move.
+type refusingViews struct {
+	Views
+	refuse atomic.Bool
+}
+
+var errDiskFull = errors.New("disk full")
+
+func (v *refusingViews) Apply(ctx context.Context, fn func(kv.Batch) error) error {
+	if v.refuse.Load() {
+		return errDiskFull
+	}
+	return v.Views.Apply(ctx, fn)
+}
+
+func (v *refusingViews) Derive(ctx context.Context, fn func(kv.Batch) error) error {
+	if v.refuse.Load() {
+		return errDiskFull
+	}
+	return v.Views.Derive(ctx, fn)
+}
+
+func (v *refusingViews) Ready() error {
+	if v.refuse.Load() {
+		return errDiskFull
+	}
+	return v.Views.Ready()
+}
+
+// While the store refuses writes the views cannot reach the log, so reads answer from the
+// views as they are instead of waiting for each (an API answer is several reads: it took
+// over 30 s with inodes exhausted). Once writes return, the views catch up.
+func TestReadsDoNotWaitForViewsThatCannotMove(t *testing.T) {
+	s, err := storage.Open(t.TempDir(), storage.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := storage.OpenLog(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &refusingViews{Views: s}
+	rec, err := NewRecorder(l, v, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	v.refuse.Store(true)
+	if err := rec.Record(context.Background(), cloudWebhook(leadMsgs("491700000009")("wamid.full", t0, "hi"))); err != nil {
+		t.Fatal(err)
+	}
+	timeouts := delta("ctwa_sidecar_view_read_timeouts_total")
+	for range 3 {
+		if n := len(listEvents(t, rec, EventFilter{AppID: scApp})); n != 0 {
+			t.Fatalf("%d events while the views cannot apply, want 0", n)
+		}
+	}
+	if timeouts() != 0 {
+		t.Fatalf("%d reads waited for views that could not move", timeouts())
+	}
+	v.refuse.Store(false)
+	if err := rec.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ofType(listEvents(t, rec, EventFilter{AppID: scApp}), TypeConversation)); n != 1 {
+		t.Fatalf("%d conversations once writes return, want 1", n)
 	}
 }

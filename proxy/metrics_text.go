@@ -47,6 +47,7 @@ var metricHelp = map[string]string{
 	"ctwa_sidecar_view_lag_entries":                 "Log entries the views (sessions, events, rollups) have not applied yet.",
 	"ctwa_sidecar_view_lag_seconds":                 "Age of the oldest log entry the views have not applied yet.",
 	"ctwa_sidecar_view_items_skipped_total":         "Log items the views could not take (a corrupt entry), skipped and logged.",
+	"ctwa_sidecar_view_read_timeouts_total":         "Reads that waited the most (5 s) for the views to reach earlier writes and answered from older views.",
 	"ctwa_sidecar_store_sync_errors_total":          "Failed periodic fsyncs of the store.",
 	"ctwa_sidecar_store_refused_total":              "Writes the store refused without trying, by reason (disk_full, no_inodes, unavailable).",
 	"ctwa_sidecar_store_disk_free_bytes":            "Free space of the data directory's file system.",
