@@ -3,6 +3,8 @@ package engine
 import (
 	"reflect"
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 func adIDs(ads []Ad) []string {
@@ -23,7 +25,7 @@ func TestAccountAdsAndFindAd(t *testing.T) {
 	cat.Ads["W"] = Ad{ID: "W", AppID: scApp, AdAccountID: "act_2"}
 	cat.Ads["Z"] = Ad{ID: "Z", AppID: "other-app", AdAccountID: "act_1"}
 	e.rec.catalog.Store(cat)
-	for i, ref := range []*Referral{adReferral("X", "clid-x"), adReferral("Z", "clid-z"), adReferral("Y", "clid-y"),
+	for i, ref := range []*webhook.Referral{adReferral("X", "clid-x"), adReferral("Z", "clid-z"), adReferral("Y", "clid-y"),
 		{SourceType: SourcePost, SourceID: "P", Headline: "A post"}} {
 		m := leadMsgs("49170000007" + string(rune('0'+i)))
 		e.record(cloudWebhook(withReferral(m("m"+string(rune('0'+i)), t0, "hi"), ref)))

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/matcher"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Event types (SPEC §4.2), named as in the Signals API.
@@ -52,7 +53,7 @@ type Classification struct {
 // Classify finds the stateless events of message it: the reply it carries, tracked
 // keywords and links in its text, and a custom-source phrase. It reuses c's buffers
 // and allocates nothing once they have grown.
-func Classify(c *Classification, it *Item, defs *Definitions) {
+func Classify(c *Classification, it *webhook.Item, defs *Definitions) {
 	c.Events, c.Source = c.Events[:0], -1
 	switch {
 	case it.Type == "button":

@@ -2,7 +2,11 @@
 
 package engine
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
+)
 
 // TestDecodeClassifyAllocs guards the hot path of SPEC §8: a warm Decoder decodes a Cloud
 // API CTWA text webhook and classifies it against 20 tracked keywords and two custom
@@ -10,7 +14,7 @@ import "testing"
 func TestDecodeClassifyAllocs(t *testing.T) {
 	body := compactFixture(t, "cloud/text_ctwa_referral")
 	defs := benchDefinitions(t, appCloud, benchKeywords...)
-	var d Decoder
+	var d webhook.Decoder
 	var c Classification
 	allocs := testing.AllocsPerRun(1000, func() {
 		if n, err := decodeClassify(&d, &c, body, defs); err != nil || n != 0 {

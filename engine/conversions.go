@@ -17,6 +17,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Conversion statuses.
@@ -186,7 +187,7 @@ func (p *placer) resolveWABA(b kv.Batch, c *Conversion) error {
 
 // queueSessionConversion queues the lead or converted conversion of the session in
 // p.sess, caused by item it, when source is sent.
-func (p *placer) queueSessionConversion(b kv.Batch, source, cause string, it *Item) error {
+func (p *placer) queueSessionConversion(b kv.Batch, source, cause string, it *webhook.Item) error {
 	name, ok := p.capi[source]
 	if !ok {
 		return nil

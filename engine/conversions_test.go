@@ -13,6 +13,7 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphstub"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 const (
@@ -134,7 +135,7 @@ func (e *capiEnv) scenario(clid string) {
 		TypeValue: g.TypeValue}); err != nil {
 		e.t.Fatal(err)
 	}
-	ref := &Referral{SourceType: "ad", SourceID: capiAd, SourceURL: "https://fb.me/x", Headline: "Shoes", CtwaClid: clid}
+	ref := &webhook.Referral{SourceType: "ad", SourceID: capiAd, SourceURL: "https://fb.me/x", Headline: "Shoes", CtwaClid: clid}
 	e.record(cloudWebhook(
 		cloudMsg{App: testAppID, ID: "wamid.capi.1", From: "491700000001", Time: e.now, Text: "Hi", Referral: ref},
 		cloudMsg{App: testAppID, ID: "wamid.capi.2", From: "491700000001", Time: e.now + 60, Text: "I want to buy"},
@@ -396,7 +397,7 @@ func TestWABAFromWebhooks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var d Decoder
+		var d webhook.Decoder
 		_, items, err := d.Decode(body, testAppID)
 		if err != nil || len(items) == 0 {
 			t.Fatalf("%s: %d items, %v", name, len(items), err)
@@ -413,12 +414,12 @@ func TestWABAFromWebhooks(t *testing.T) {
 		}
 		it := items[0]
 		logged := appendItem(nil, &it)
-		var back Item
+		var back webhook.Item
 		if rest, err := decodeItem(&back, logged); err != nil || len(rest) != 0 || back.WABA != want || back.ID != it.ID {
 			t.Errorf("%s: logged item decodes to WABA %q id %q (%v, %d left)", name, back.WABA, back.ID, err, len(rest))
 		}
 		it.WABA = ""
-		var old Item
+		var old webhook.Item
 		if _, err := decodeItem(&old, appendItem(nil, &it)); err != nil || old.WABA != "" || old.ID != it.ID {
 			t.Errorf("%s: an item logged without a WABA decodes to %q, %v", name, old.WABA, err)
 		}

@@ -5,11 +5,11 @@
 //
 // The path of a webhook, with the file where each step lives:
 //
-//  1. Decode (decode.go and one decode_<format>.go per payload format: Cloud API,
-//     On-Premises, Sinch, YCloud; decode_whatsapp.go holds the message objects they
-//     share, decode_autoevents.go Meta's automatic events): bytes to Items, each
-//     validated on its own (a time out of range, a missing id), so a bad item is
-//     rejected and counted and the rest go on. Pure functions of the body.
+//  1. Decode (package webhook: decode.go and one decode_<format>.go per payload format,
+//     Cloud API, On-Premises, Sinch, YCloud; decode_whatsapp.go holds the message
+//     objects they share, decode_autoevents.go Meta's automatic events): bytes to
+//     webhook.Items, each validated on its own (a time out of range, a missing id), so a
+//     bad item is rejected and counted and the rest go on. Pure functions of the body.
 //  2. Limits (recorder.go, decode and keep): too many items in a webhook, ids too long
 //     or with control bytes.
 //  3. Verify (signature.go): a format with a configured secret is recorded only when its

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // The rows of the events list: the lead as phone, an ad's session with its ad and
@@ -14,7 +16,7 @@ func TestEventRows(t *testing.T) {
 	const adLead, postLead = "491700000061", "491700000062"
 	a, p := leadMsgs(adLead), leadMsgs(postLead)
 	e.record(cloudWebhook(withReferral(a("a1", t0, "hi"), adReferral(adX, "clid-x")), a("a2", t0+100, "more")))
-	e.record(cloudWebhook(withReferral(p("p1", t0+10, "hi"), &Referral{SourceType: SourcePost, SourceID: adX, Headline: "Post"})))
+	e.record(cloudWebhook(withReferral(p("p1", t0+10, "hi"), &webhook.Referral{SourceType: SourcePost, SourceID: adX, Headline: "Post"})))
 
 	window := int64(testWindow.Seconds())
 	rows, total, err := e.rec.EventPage(EventFilter{AppID: scApp, To: 1 << 62}, 0, 100)

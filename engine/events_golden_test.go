@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // App ids of the fixtures under testdata/webhooks.
@@ -25,6 +28,9 @@ const (
 // counters), the definitions every golden fixture is recorded with: keywords on every app
 // the fixtures use, keywords scoped to an ad, and custom source phrases, some of which
 // match fixture texts.
+
+var update = flag.Bool("update", false, "rewrite the .events golden files under testdata/webhooks")
+
 func goldenDefinitions(e *testEnv) {
 	e.t.Helper()
 	ctx := context.Background()
@@ -75,7 +81,7 @@ func goldenEventOf(ev *kv.Event) goldenEvent {
 // fixtureApps returns the app ids the items of body belong to, sorted.
 func fixtureApps(t *testing.T, body []byte) []string {
 	t.Helper()
-	var d Decoder
+	var d webhook.Decoder
 	_, items, err := d.Decode(body, testAppID)
 	if err != nil {
 		t.Fatalf("fixture does not decode: %v", err)
@@ -93,15 +99,15 @@ func fixtureApps(t *testing.T, body []byte) []string {
 // `go test ./engine -run GoldenEvents -update` to rewrite them, then check the diff by eye
 // against SPEC §4.
 func TestGoldenEvents(t *testing.T) {
-	for _, fx := range loadFixtures(t) {
-		t.Run(fx.name, func(t *testing.T) {
+	for _, fx := range fixtures.Webhooks(t) {
+		t.Run(fx.Name, func(t *testing.T) {
 			e := newTestEnv(t)
 			goldenDefinitions(e)
-			e.record(fx.body)
+			e.record(fx.Body)
 			// A retried delivery adds nothing.
-			e.record(fx.body)
+			e.record(fx.Body)
 			evs := []goldenEvent{}
-			for _, app := range fixtureApps(t, fx.body) {
+			for _, app := range fixtureApps(t, fx.Body) {
 				for _, ev := range e.events(app) {
 					evs = append(evs, goldenEventOf(&ev))
 				}
@@ -113,7 +119,7 @@ func TestGoldenEvents(t *testing.T) {
 			if err := enc.Encode(evs); err != nil {
 				t.Fatal(err)
 			}
-			path := strings.TrimSuffix(fx.path, ".json") + ".events"
+			path := strings.TrimSuffix(fx.Path, ".json") + ".events"
 			if *update {
 				if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
 					t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/currency"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
@@ -226,7 +227,7 @@ func (imp *SpendImport) validate() error {
 	switch {
 	case a.ID == "":
 		return &FieldError{"ad_account.id", "is required (in CSV: an Account ID column or the ad_account_id parameter)"}
-	case !IsCurrency(a.Currency):
+	case !currency.Valid(a.Currency):
 		return &FieldError{"ad_account.currency", fmt.Sprintf("%q is not an ISO 4217 code (in CSV: the \"Amount spent (EUR)\" header or the currency parameter)", a.Currency)}
 	case len(imp.Rows) == 0:
 		return &FieldError{"rows", "has no rows"}

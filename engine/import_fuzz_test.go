@@ -13,6 +13,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/currency"
 )
 
 // spendCSVSeeds are Meta Ads Manager exports: a daily-breakdown sheet under testdata/
@@ -143,7 +144,7 @@ func checkFieldError(t *testing.T, err error) {
 // checkSpendImport fails t unless imp satisfies the rules of SPEC §6.5.
 func checkSpendImport(t *testing.T, imp engine.SpendImport) {
 	t.Helper()
-	if imp.AdAccount.ID == "" || !engine.IsCurrency(imp.AdAccount.Currency) {
+	if imp.AdAccount.ID == "" || !currency.Valid(imp.AdAccount.Currency) {
 		t.Fatalf("account %+v without id or ISO 4217 currency", imp.AdAccount)
 	}
 	if len(imp.Rows) == 0 {

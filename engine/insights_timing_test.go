@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // insightsEvents sizes the store of BenchmarkAdsListInsights. SPEC §8 asks for an ads
@@ -68,7 +70,7 @@ func buildInsightsStore(b *testing.B, e *testEnv, events int) []string {
 	sessions := events / eventsPerSession
 	perDay := (sessions + benchDays - 1) / benchDays
 	spacing := int64(86400 / perDay)
-	batches := make(chan []Item, benchWorkers)
+	batches := make(chan []webhook.Item, benchWorkers)
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
@@ -85,22 +87,22 @@ func buildInsightsStore(b *testing.B, e *testEnv, events int) []string {
 			}
 		}()
 	}
-	items := make([]Item, 0, benchBatch)
+	items := make([]webhook.Item, 0, benchBatch)
 	for s := range sessions {
 		d, i := s/perDay, s%perDay
 		t0 := benchFirstDay.Unix() + int64(d)*86400 + int64(i)*spacing
 		lead := strconv.Itoa(491800000000 + (d*perDay+i)%benchLeads)
-		ref := Referral{SourceType: SourceAd, SourceID: ads[(s*37)%benchAds], SourceURL: "https://fb.me/bench",
+		ref := webhook.Referral{SourceType: SourceAd, SourceID: ads[(s*37)%benchAds], SourceURL: "https://fb.me/bench",
 			Headline: "Bench", CtwaClid: "clid" + strconv.Itoa(s)}
 		id := "wamid.bench." + strconv.Itoa(s)
 		items = append(items,
-			Item{Kind: KindMessage, AppID: testAppID, ID: id + ".1", Time: t0, Lead: lead, Type: "text",
+			webhook.Item{Kind: webhook.KindMessage, AppID: testAppID, ID: id + ".1", Time: t0, Lead: lead, Type: "text",
 				Text: "hi, what's the price?", Referral: ref},
-			Item{Kind: KindMessage, AppID: testAppID, ID: id + ".2", Time: t0 + spacing/2, Lead: lead, Type: "text",
+			webhook.Item{Kind: webhook.KindMessage, AppID: testAppID, ID: id + ".2", Time: t0 + spacing/2, Lead: lead, Type: "text",
 				Text: "price please"})
 		if len(items) >= benchBatch {
 			batches <- items
-			items = make([]Item, 0, benchBatch)
+			items = make([]webhook.Item, 0, benchBatch)
 		}
 	}
 	if len(items) > 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Log-first recording. A webhook is acknowledged once its new items are deduplicated
@@ -121,21 +122,21 @@ func (a *appender) appendItems(tx kv.LogTx, rec *recording) error {
 // dedupe marks a message, status or automatic event as seen and reports whether it is
 // new, and whether the item goes into the log: a status without a campaign tag changes
 // no view, edits and number changes are not deduplicated (applying one twice is harmless).
-func (a *appender) dedupe(tx kv.LogTx, it *Item) (fresh, logged bool, err error) {
+func (a *appender) dedupe(tx kv.LogTx, it *webhook.Item) (fresh, logged bool, err error) {
 	var val []byte
 	switch it.Kind {
-	case KindMessage:
+	case webhook.KindMessage:
 		a.key = kv.DedupeMessageKey(a.key[:0], it.ID)
 		// The dedupe mark holds the message's time: an edit finds the message's record by it.
 		binary.BigEndian.PutUint64(a.tbuf[:], uint64(it.Time))
 		val = a.tbuf[:]
-	case KindStatus:
+	case webhook.KindStatus:
 		a.key = kv.DedupeStatusKey(a.key[:0], it.ID, it.Status)
 		val = seenMark[:]
-	case KindAutoEvent:
+	case webhook.KindAutoEvent:
 		a.key = kv.DedupeStatusKey(a.key[:0], it.ID, it.EventName)
 		val = seenMark[:]
-	case KindEdit:
+	case webhook.KindEdit:
 		return false, true, a.editTime(tx, it)
 	default:
 		return false, true, nil
@@ -146,21 +147,21 @@ func (a *appender) dedupe(tx kv.LogTx, it *Item) (fresh, logged bool, err error)
 	}
 	if !fresh {
 		switch it.Kind {
-		case KindMessage:
+		case webhook.KindMessage:
 			dedupeMessages.Inc()
-		case KindStatus:
+		case webhook.KindStatus:
 			dedupeStatuses.Inc()
 		}
 		return false, false, nil
 	}
-	if it.Kind == KindStatus && (it.BizOpaque == "" || it.Lead == "" || it.Status == "failed") {
+	if it.Kind == webhook.KindStatus && (it.BizOpaque == "" || it.Lead == "" || it.Status == "failed") {
 		return true, false, nil
 	}
 	return true, true, nil
 }
 
 // editTime sets the time of the message an edit changes, from the message's dedupe claim.
-func (a *appender) editTime(tx kv.LogTx, it *Item) error {
+func (a *appender) editTime(tx kv.LogTx, it *webhook.Item) error {
 	v, ok, err := tx.Held(kv.DedupeMessageKey(a.key[:0], it.EditOf))
 	if err == nil && ok && len(v) == 8 {
 		it.EditTime = int64(binary.BigEndian.Uint64(v))
@@ -205,7 +206,7 @@ func appendEntryHeader(dst []byte, version byte, now time.Time) []byte {
 	return binary.BigEndian.AppendUint64(append(dst, version), uint64(now.UnixNano()))
 }
 
-func appendItem(dst []byte, it *Item) []byte {
+func appendItem(dst []byte, it *webhook.Item) []byte {
 	var flags byte
 	if it.LeadIsBSUID {
 		flags |= flagBSUID
@@ -221,8 +222,8 @@ func appendItem(dst []byte, it *Item) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(it.Amount))
 	text := it.Text
 	it.Text = truncateUTF8(text, kv.MaxText) // what is kept of a message (SPEC §4.4)
-	fields := it.stringFields()
-	for _, s := range fields[:loggedFields] {
+	fields := it.StringFields()
+	for _, s := range fields[:webhook.LoggedFields] {
 		dst = appendField(dst, *s)
 	}
 	if it.WABA != "" {
@@ -252,12 +253,12 @@ func entryTime(v []byte) (time.Time, error) {
 }
 
 // decodeEntry appends the items of log entry v to dst. Their strings alias v.
-func decodeEntry(dst []Item, v []byte) ([]Item, error) {
+func decodeEntry(dst []webhook.Item, v []byte) ([]webhook.Item, error) {
 	if len(v) < 9 || v[0] != logEntryVersion {
 		return dst, errBadEntry
 	}
 	for b := v[9:]; len(b) > 0; {
-		var it Item
+		var it webhook.Item
 		var err error
 		if b, err = decodeItem(&it, b); err != nil {
 			return dst, err
@@ -267,12 +268,12 @@ func decodeEntry(dst []Item, v []byte) ([]Item, error) {
 	return dst, nil
 }
 
-func decodeItem(it *Item, b []byte) ([]byte, error) {
+func decodeItem(it *webhook.Item, b []byte) ([]byte, error) {
 	if len(b) < 3 {
 		return nil, errBadEntry
 	}
 	flags := b[2]
-	it.Kind, it.Format, it.LeadIsBSUID = ItemKind(b[0]), Format(b[1]), flags&flagBSUID != 0
+	it.Kind, it.Format, it.LeadIsBSUID = webhook.ItemKind(b[0]), webhook.Format(b[1]), flags&flagBSUID != 0
 	t, k := binary.Varint(b[3:])
 	if k <= 0 || len(b) < 3+k+8 {
 		return nil, errBadEntry
@@ -281,8 +282,8 @@ func decodeItem(it *Item, b []byte) ([]byte, error) {
 	b = b[3+k:]
 	it.Amount = math.Float64frombits(binary.BigEndian.Uint64(b))
 	b = b[8:]
-	fields := it.stringFields()
-	for _, s := range fields[:loggedFields] {
+	fields := it.StringFields()
+	for _, s := range fields[:webhook.LoggedFields] {
 		var field []byte
 		var err error
 		if field, b, err = cutField(b); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // The materializer is the one goroutine that turns log entries into views, in log
@@ -68,7 +69,7 @@ type materializer struct {
 	lens    []int
 	entries [][]byte // into buf
 	buf     []byte
-	items   []Item
+	items   []webhook.Item
 	class   Classification
 	events  []string // the types of the events a step wrote, for metrics
 	reload  byte     // reload flags of the puts a step wrote
@@ -448,21 +449,21 @@ func (m *materializer) reloadState() {
 
 // place applies one logged item to the views, and notes the types of the events its
 // placement wrote.
-func (m *materializer) place(b kv.Batch, it *Item, defs *Definitions) error {
+func (m *materializer) place(b kv.Batch, it *webhook.Item, defs *Definitions) error {
 	p := &m.r.placer
 	var placed placement
 	var err error
 	switch it.Kind {
-	case KindStatus:
+	case webhook.KindStatus:
 		return p.applyStatus(b, it)
-	case KindMessage:
+	case webhook.KindMessage:
 		Classify(&m.class, it, defs)
 		placed, err = p.applyMessage(b, it, &m.class, defs)
-	case KindEdit:
+	case webhook.KindEdit:
 		return p.applyEdit(b, it)
-	case KindNumberChange:
+	case webhook.KindNumberChange:
 		return p.applyNumberChange(b, it)
-	case KindAutoEvent:
+	case webhook.KindAutoEvent:
 		placed, err = p.applyAutoEvent(b, it, defs)
 	}
 	m.events = append(m.events, placed.events...)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Log-first recording: a webhook is acknowledged once it is in the log; these tests
@@ -335,8 +336,8 @@ func TestPlacementReturnsWhatItDecided(t *testing.T) {
 		Status: StatusActive}}, nil, nil)
 	e.rec.defs.Store(defs)
 	const lead = "491700000091"
-	msg := func(id string, at int64, text string, ref *Referral) Item {
-		it := Item{Kind: KindMessage, AppID: scApp, ID: id, Time: at, Lead: lead, Type: "text", Text: text}
+	msg := func(id string, at int64, text string, ref *webhook.Referral) webhook.Item {
+		it := webhook.Item{Kind: webhook.KindMessage, AppID: scApp, ID: id, Time: at, Lead: lead, Type: "text", Text: text}
 		if ref != nil {
 			it.Referral = *ref
 		}
@@ -346,7 +347,7 @@ func TestPlacementReturnsWhatItDecided(t *testing.T) {
 	err := e.rec.views.Derive(context.Background(), func(b kv.Batch) error {
 		p := &e.rec.placer
 		p.cache.check(b)
-		for _, it := range []Item{msg("p1", t0, "the price?", adReferral("120", "clid-p")), msg("p2", t0+60, "hello", nil),
+		for _, it := range []webhook.Item{msg("p1", t0, "the price?", adReferral("120", "clid-p")), msg("p2", t0+60, "hello", nil),
 			msg("p3", t0+120, "price again", nil)} {
 			var c Classification
 			Classify(&c, &it, defs)

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/VictoriaMetrics/metrics"
+import (
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
+)
 
 // Webhook results, by format, as counted in ctwa_sidecar_webhooks_total.
 type result uint8
@@ -24,7 +28,7 @@ var resultNames = [numResults]string{"recorded", "duplicate", "empty", "undecoda
 	"unsigned", "bad_signature", "over_limit", "ignored", "rejected"}
 
 var (
-	webhooks       [FormatYCloud + 1][numResults]*metrics.Counter
+	webhooks       [webhook.FormatYCloud + 1][numResults]*metrics.Counter
 	eventsByType   = map[string]*metrics.Counter{}
 	dedupeMessages = metrics.NewCounter(`ctwa_sidecar_dedupe_hits_total{kind="message"}`)
 	dedupeStatuses = metrics.NewCounter(`ctwa_sidecar_dedupe_hits_total{kind="status"}`)
@@ -35,18 +39,18 @@ var (
 // Items of webhooks that were rejected or ignored, by format and reason
 // (ctwa_sidecar_webhook_items_total{format,result,reason}).
 var (
-	itemsRejected [FormatYCloud + 1]map[string]*metrics.Counter
-	itemsIgnored  [FormatYCloud + 1]map[string]*metrics.Counter
+	itemsRejected [webhook.FormatYCloud + 1]map[string]*metrics.Counter
+	itemsIgnored  [webhook.FormatYCloud + 1]map[string]*metrics.Counter
 )
 
 func init() {
 	for f := range itemsRejected {
-		itemsRejected[f] = itemCounters(Format(f), "rejected", rejectReasons)
-		itemsIgnored[f] = itemCounters(Format(f), "ignored", ignoreReasons)
+		itemsRejected[f] = itemCounters(webhook.Format(f), "rejected", webhook.RejectReasons)
+		itemsIgnored[f] = itemCounters(webhook.Format(f), "ignored", webhook.IgnoreReasons)
 	}
 	for f := range webhooks {
 		for r := range webhooks[f] {
-			webhooks[f][r] = metrics.NewCounter(`ctwa_sidecar_webhooks_total{format="` + Format(f).String() +
+			webhooks[f][r] = metrics.NewCounter(`ctwa_sidecar_webhooks_total{format="` + webhook.Format(f).String() +
 				`",result="` + resultNames[r] + `"}`)
 		}
 	}
@@ -55,9 +59,9 @@ func init() {
 	}
 }
 
-func countWebhook(f Format, r result) { webhooks[f][r].Inc() }
+func countWebhook(f webhook.Format, r result) { webhooks[f][r].Inc() }
 
-func itemCounters(f Format, result string, reasons []string) map[string]*metrics.Counter {
+func itemCounters(f webhook.Format, result string, reasons []string) map[string]*metrics.Counter {
 	m := make(map[string]*metrics.Counter, len(reasons))
 	for _, r := range reasons {
 		m[r] = metrics.NewCounter(`ctwa_sidecar_webhook_items_total{format="` + f.String() +

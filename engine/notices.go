@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // What WhatsApp reports about a lead's thread besides the lead's own messages (SPEC §3.4):
@@ -44,7 +45,7 @@ func (t *aliasTable) load(store Views) error {
 // applyNumberChange links the lead's new number to the lead's history: later messages,
 // statuses and off-thread events of the new number continue the same lead. The link goes
 // to the lead's first number, so chains (A→B, then B→C) all lead back to A.
-func (p *placer) applyNumberChange(b kv.Batch, it *Item) error {
+func (p *placer) applyNumberChange(b kv.Batch, it *webhook.Item) error {
 	lead, number := p.aliases.lead(it.Lead), it.NewLead
 	if number == lead {
 		return nil
@@ -66,7 +67,7 @@ func (p *placer) applyNumberChange(b kv.Batch, it *Item) error {
 // full, in place of the pointer to the log), so that a refresh classifies what the
 // lead's message says now. An edit of a message the store
 // does not have (older than the dedupe window, or never received) changes nothing.
-func (p *placer) applyEdit(b kv.Batch, it *Item) error {
+func (p *placer) applyEdit(b kv.Batch, it *webhook.Item) error {
 	t := it.EditTime
 	if t == 0 {
 		// Logged before edits carried the time: the message's dedupe claim has it.
@@ -93,7 +94,7 @@ func (p *placer) applyEdit(b kv.Batch, it *Item) error {
 
 // applyAutoEvent records an automatic event: its record (so that a refresh places it again)
 // and, where the click's session is known, the automatic_event event on that session.
-func (p *placer) applyAutoEvent(b kv.Batch, it *Item, defs *Definitions) (placement, error) {
+func (p *placer) applyAutoEvent(b kv.Batch, it *webhook.Item, defs *Definitions) (placement, error) {
 	p.val = kv.AppendMessagePointer(p.val[:0], p.pos.seq, p.pos.item)
 	key := kv.MessageKey(p.key[:0], it.AppID, it.Time, autoEventID(it))
 	b.Set(key, p.val)
@@ -103,7 +104,7 @@ func (p *placer) applyAutoEvent(b kv.Batch, it *Item, defs *Definitions) (placem
 // autoEventRecord is the stored record of an automatic event, kept with the messages so
 // that a refresh replays it in time order. Its id differs from the message's, in which
 // Meta detected the event, so that both records are kept.
-func autoEventRecord(it *Item) kv.Message {
+func autoEventRecord(it *webhook.Item) kv.Message {
 	return kv.Message{
 		ID: autoEventID(it), AppID: it.AppID, Time: it.Time, Type: TypeAutomaticEvent,
 		ReplyID: it.EventName, Text: autoEventValue(it), ContextID: it.ID,
@@ -111,16 +112,16 @@ func autoEventRecord(it *Item) kv.Message {
 	}
 }
 
-func autoEventID(it *Item) string { return it.ID + "#" + it.EventName }
+func autoEventID(it *webhook.Item) string { return it.ID + "#" + it.EventName }
 
 // autoEventFromRecord is the item of a stored automatic event (refresh).
-func autoEventFromRecord(m *kv.Message) Item {
-	return Item{Kind: KindAutoEvent, AppID: m.AppID, ID: m.ContextID, Time: m.Time, EventName: m.ReplyID,
-		Text: m.Text, Referral: Referral{CtwaClid: m.Referral.CtwaClid}}
+func autoEventFromRecord(m *kv.Message) webhook.Item {
+	return webhook.Item{Kind: webhook.KindAutoEvent, AppID: m.AppID, ID: m.ContextID, Time: m.Time, EventName: m.ReplyID,
+		Text: m.Text, Referral: webhook.Referral{CtwaClid: m.Referral.CtwaClid}}
 }
 
 // autoEventValue is the type_value of an automatic event: "25 USD" for a purchase.
-func autoEventValue(it *Item) string {
+func autoEventValue(it *webhook.Item) string {
 	if it.Text != "" || it.Currency == "" {
 		return it.Text
 	}
@@ -130,13 +131,13 @@ func autoEventValue(it *Item) string {
 // placeAutoEvent writes the automatic_event event on the session whose click is the
 // event's ctwa_clid. An event whose click is not known yet is counted and placed by the
 // next refresh, once the click's message is in. It returns what it decided.
-func (p *placer) placeAutoEvent(b kv.Batch, it *Item, defs *Definitions) (placement, error) {
+func (p *placer) placeAutoEvent(b kv.Batch, it *webhook.Item, defs *Definitions) (placement, error) {
 	p.start()
 	err := p.placeOnClick(b, it, defs)
 	return p.placed, err
 }
 
-func (p *placer) placeOnClick(b kv.Batch, it *Item, defs *Definitions) error {
+func (p *placer) placeOnClick(b kv.Batch, it *webhook.Item, defs *Definitions) error {
 	sid, ok, err := b.Get(kv.ClidKey(p.key[:0], it.AppID, it.Referral.CtwaClid))
 	if err != nil || !ok {
 		if err == nil {

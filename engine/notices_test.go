@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Tests of what webhooks carry besides a lead's own messages (SPEC §3.4), with the real
@@ -95,9 +98,9 @@ func TestNumberChangeContinuesTheLead(t *testing.T) {
 
 func TestOnPremNumberChange(t *testing.T) {
 	e := newTestEnv(t)
-	var d Decoder
+	var d webhook.Decoder
 	_, items, err := d.Decode(externalPayload(t, "onprem_metadocs_system_user_changed_number"), testAppID)
-	if err != nil || len(items) != 1 || items[0].Kind != KindNumberChange || items[0].Lead != "16315558889" ||
+	if err != nil || len(items) != 1 || items[0].Kind != webhook.KindNumberChange || items[0].Lead != "16315558889" ||
 		items[0].NewLead != "16315558890" {
 		t.Fatalf("decoded %+v, %v; want a number change 16315558889 → 16315558890", items, err)
 	}
@@ -172,7 +175,7 @@ func TestEditIsNoNewMessage(t *testing.T) {
 	// the views find the record by it without reading the log's claims.
 	entry, _, err := e.rec.log.Entry(e.rec.mat.appended.Load())
 	items, derr := decodeEntry(nil, entry)
-	if err != nil || derr != nil || len(items) != 1 || items[0].Kind != KindEdit || items[0].EditTime != 1749854500 {
+	if err != nil || derr != nil || len(items) != 1 || items[0].Kind != webhook.KindEdit || items[0].EditTime != 1749854500 {
 		t.Fatalf("logged edit %+v (%v, %v), want one edit with EditTime 1749854500", items, err, derr)
 	}
 
@@ -190,9 +193,9 @@ func TestEditIsNoNewMessage(t *testing.T) {
 func TestIgnoredCallbacksAreNotUndecodable(t *testing.T) {
 	e := newTestEnv(t)
 	for _, c := range []struct{ payload, format, reason string }{
-		{"sinch_docs_delivery_report_read", "sinch", IgnoreDeliveryReport},
-		{"onprem_metadocs_errors_only", "onprem", IgnoreErrors},
-		{"cloud_pywa_status_group_recipient", "cloud", IgnoreGroupStatus},
+		{"sinch_docs_delivery_report_read", "sinch", webhook.IgnoreDeliveryReport},
+		{"onprem_metadocs_errors_only", "onprem", webhook.IgnoreErrors},
+		{"cloud_pywa_status_group_recipient", "cloud", webhook.IgnoreGroupStatus},
 	} {
 		undecodable := delta(`ctwa_sidecar_webhooks_total{format="` + c.format + `",result="undecodable"}`)
 		ignored := delta(`ctwa_sidecar_webhooks_total{format="` + c.format + `",result="ignored"}`)
@@ -213,10 +216,10 @@ func TestAutomaticEvents(t *testing.T) {
 	e := newTestEnv(t)
 	const app, ad, lead = "106540352242922", "120214567890123456", "491701234567"
 	unmatched := delta(`ctwa_sidecar_automatic_events_unmatched_total`)
-	e.record(fixtureBody(t, "cloud/text_ctwa_referral")) // the click, at 1773652507
-	e.record(fixtureBody(t, "cloud/automatic_event_lead"))
-	e.record(fixtureBody(t, "cloud/automatic_event_purchase"))
-	e.record(fixtureBody(t, "cloud/automatic_event_purchase")) // Meta retries: counted once
+	e.record(fixtures.Body(t, "cloud/text_ctwa_referral")) // the click, at 1773652507
+	e.record(fixtures.Body(t, "cloud/automatic_event_lead"))
+	e.record(fixtures.Body(t, "cloud/automatic_event_purchase"))
+	e.record(fixtures.Body(t, "cloud/automatic_event_purchase")) // Meta retries: counted once
 
 	check := func(when string) {
 		t.Helper()
@@ -225,7 +228,7 @@ func TestAutomaticEvents(t *testing.T) {
 			t.Fatalf("%s: %d automatic events, want 2\n%s", when, len(evs), dumpEvents(e.events(app)))
 		}
 		conv := only(t, e.events(app), TypeConversation)
-		for i, want := range []struct{ name, value string }{{AutoEventLead, ""}, {AutoEventPurchase, "89.9 EUR"}} {
+		for i, want := range []struct{ name, value string }{{webhook.AutoEventLead, ""}, {webhook.AutoEventPurchase, "89.9 EUR"}} {
 			ev := evs[i]
 			if ev.TypeID != want.name || ev.TypeValue != want.value || ev.Lead != lead ||
 				ev.ConversationID != conv.ConversationID || ev.SourceType != SourceAd || ev.SourceID != ad {
@@ -257,11 +260,11 @@ func TestAutomaticEventBeforeItsClick(t *testing.T) {
 	e := newTestEnv(t)
 	const app = "106540352242922"
 	unmatched := delta(`ctwa_sidecar_automatic_events_unmatched_total`)
-	e.record(fixtureBody(t, "cloud/automatic_event_purchase"))
+	e.record(fixtures.Body(t, "cloud/automatic_event_purchase"))
 	if unmatched() != 1 || len(e.events(app)) != 0 {
 		t.Fatalf("unmatched +%d, %d events; want +1, none", unmatched(), len(e.events(app)))
 	}
-	e.record(fixtureBody(t, "cloud/text_ctwa_referral"))
+	e.record(fixtures.Body(t, "cloud/text_ctwa_referral"))
 	if _, err := e.rec.Refresh(context.Background(), app); err != nil {
 		t.Fatal(err)
 	}

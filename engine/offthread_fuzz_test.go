@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/currency"
 )
 
 // FuzzParseOffThread feeds the off-thread validator arbitrary bodies: it never panics, a
@@ -86,7 +87,7 @@ func checkOffThread(t *testing.T, e engine.OffThread, now time.Time) {
 	if strings.TrimSpace(e.Action) == "" || e.Action != strings.TrimSpace(e.Action) || !utf8.ValidString(e.Action) {
 		t.Fatalf("action %q is empty, untrimmed or not UTF-8", e.Action)
 	}
-	if !engine.IsCurrency(e.Currency) {
+	if !currency.Valid(e.Currency) {
 		t.Fatalf("currency %q is not ISO 4217", e.Currency)
 	}
 	if math.IsNaN(e.Amount) || math.IsInf(e.Amount, 0) || e.Amount < 0 || math.Signbit(e.Amount) {

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/currency"
 )
 
 // OffThread is a validated off-thread event: something a lead did on the business's
@@ -227,16 +229,16 @@ func (p *offThreadParser) revenue() (float64, string) {
 		p.err = &FieldError{"revenue", "must be an object {\"amount\": number, \"currency\": \"ISO 4217 code\"}: " + err.Error()}
 		return 0, ""
 	}
-	currency := "USD"
+	code := "USD"
 	if r.Currency != nil {
-		currency = *r.Currency
+		code = *r.Currency
 	}
-	if !IsCurrency(currency) {
-		p.err = &FieldError{"revenue.currency", fmt.Sprintf("%q is not an ISO 4217 code such as EUR or USD", currency)}
+	if !currency.Valid(code) {
+		p.err = &FieldError{"revenue.currency", fmt.Sprintf("%q is not an ISO 4217 code such as EUR or USD", code)}
 		return 0, ""
 	}
 	if len(r.Amount) == 0 || string(r.Amount) == "null" {
-		return 0, currency
+		return 0, code
 	}
 	amount, err := strconv.ParseFloat(string(r.Amount), 64)
 	switch {
@@ -249,7 +251,7 @@ func (p *offThreadParser) revenue() (float64, string) {
 	case amount == 0:
 		amount = 0 // -0 is ≥ 0 but would read "-0 USD"
 	}
-	return amount, currency
+	return amount, code
 }
 
 // attributes reads the typed attributes: each value is either plain (a string, number

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // A post is no ad (SPEC §4.1), even when a post's id equals an ad's: groups scoped to an
@@ -20,8 +22,8 @@ func TestAdAndCampaignScopesSkipPostSessions(t *testing.T) {
 		{ID: "c2", AppID: scApp, Type: TypeButtonReply, TypeID: "buy", Status: StatusActive, Converted: true, CampaignID: camp},
 	}, nil, map[string]string{adX: camp, adY: camp}))
 
-	post := func(id string) *Referral {
-		return &Referral{SourceType: SourcePost, SourceID: id, Headline: "Post " + id}
+	post := func(id string) *webhook.Referral {
+		return &webhook.Referral{SourceType: SourcePost, SourceID: id, Headline: "Post " + id}
 	}
 	buy := func(m cloudMsg) cloudMsg {
 		m.ButtonReply = &[2]string{"buy", "Buy now"}

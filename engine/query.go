@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/currency"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
@@ -80,12 +81,12 @@ func decodeEvent(v []byte) (kv.Event, error) {
 
 // parseRevenueText reads revenueText's "49.9 EUR"; "" currency when s is not that.
 func parseRevenueText(s string) (float64, string) {
-	amount, currency, ok := strings.Cut(s, " ")
+	amount, code, ok := strings.Cut(s, " ")
 	f, err := strconv.ParseFloat(amount, 64)
-	if !ok || err != nil || !IsCurrency(currency) {
+	if !ok || err != nil || !currency.Valid(code) {
 		return 0, ""
 	}
-	return f, currency
+	return f, code
 }
 
 // Session returns a session of app by id.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Helpers shared by the recorder tests: a recorder over a real store in a temporary
@@ -18,6 +19,9 @@ import (
 
 // testWindow is the session window of the recorder tests (the -session-window default).
 const testWindow = 24 * time.Hour
+
+// testAppID is the app of On-Premises payloads in the tests (-app-id).
+const testAppID = "onprem"
 
 func testConfig() Config {
 	return Config{DefaultAppID: testAppID, SessionWindow: testWindow, AttributionWindow: 672 * time.Hour,
@@ -201,7 +205,7 @@ type cloudMsg struct {
 	Button      *[2]string // template quick reply: payload, text
 	ButtonReply *[2]string // interactive button reply: id, title
 	ListReply   *[2]string // interactive list reply: id, title
-	Referral    *Referral
+	Referral    *webhook.Referral
 }
 
 type jsonObj = map[string]any

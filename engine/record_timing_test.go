@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // benchKeywords are 20 tracked keywords of the kind a shop tracks. None occurs in the
@@ -39,7 +41,7 @@ func benchDefinitions(tb testing.TB, app string, keywords ...string) *Definition
 func compactFixture(tb testing.TB, name string) []byte {
 	tb.Helper()
 	var body bytes.Buffer
-	if err := stdjson.Compact(&body, fixtureBody(tb, name)); err != nil {
+	if err := stdjson.Compact(&body, fixtures.Body(tb, name)); err != nil {
 		tb.Fatal(err)
 	}
 	return body.Bytes()
@@ -47,14 +49,14 @@ func compactFixture(tb testing.TB, name string) []byte {
 
 // decodeClassify is the per-request hot path before the store: decode, then classify
 // every message.
-func decodeClassify(d *Decoder, c *Classification, body []byte, defs *Definitions) (int, error) {
+func decodeClassify(d *webhook.Decoder, c *Classification, body []byte, defs *Definitions) (int, error) {
 	_, items, err := d.Decode(body, testAppID)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for i := range items {
-		if items[i].Kind == KindMessage {
+		if items[i].Kind == webhook.KindMessage {
 			Classify(c, &items[i], defs)
 			n += len(c.Events)
 		}
@@ -77,7 +79,7 @@ func BenchmarkDecodeClassify(b *testing.B) {
 		{"keyword_hit", benchDefinitions(b, appCloud, append(benchKeywords[:19:19], benchHitKeyword)...), 1},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			var d Decoder
+			var d webhook.Decoder
 			var c Classification
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

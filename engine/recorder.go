@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/lograte"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // DedupeTTL is how long a message or status id is remembered: Meta retries for 7 days,
@@ -106,8 +107,8 @@ func (r *Recorder) settle() { r.mat.settle(context.Background()) }
 // recording is the per-request state of Record, pooled.
 type recording struct {
 	r      *Recorder
-	dec    Decoder
-	items  []Item
+	dec    webhook.Decoder
+	items  []webhook.Item
 	apply  func(kv.LogTx) error
 	lo, hi int    // the items the next Append logs
 	fresh  int    // items of items[lo:hi] not seen before
@@ -187,7 +188,7 @@ const (
 )
 
 // withinLimits reports whether an item is small enough to record.
-func withinLimits(it *Item) bool {
+func withinLimits(it *webhook.Item) bool {
 	for _, s := range [...]string{it.ID, it.AppID, it.Lead, it.ReplyID, it.ContextID, it.Status, it.EditOf, it.NewLead, it.EventName, it.Currency} {
 		if len(s) > maxIDBytes {
 			return false
@@ -227,7 +228,7 @@ func signatureResult(err error) result {
 
 // decode decodes body into rec; false means there is nothing to commit.
 // A panic in a decoder is recovered and counted: recording must never break forwarding.
-func (rec *recording) decode(body []byte) (format Format, ok bool) {
+func (rec *recording) decode(body []byte) (format webhook.Format, ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			countWebhook(format, resultPanic)
@@ -256,20 +257,20 @@ func (rec *recording) decode(body []byte) (format Format, ok bool) {
 
 // keep puts into rec.items the items that write something, and counts the others:
 // recognized items that are not the lead talking, and items over the limits.
-func (rec *recording) keep(f Format, items []Item) (ignored, overLimit int) {
+func (rec *recording) keep(f webhook.Format, items []webhook.Item) (ignored, overLimit int) {
 	rec.items, rec.writes = items[:0], 0 // in place: item i moves to an index ≤ i
 	for i := range items {
 		it := &items[i]
 		switch {
 		case !withinLimits(it):
 			overLimit++
-			itemsRejected[f][rejectOverLimit].Inc()
+			itemsRejected[f][webhook.RejectOverLimit].Inc()
 			continue
-		case it.Kind == KindIgnored:
+		case it.Kind == webhook.KindIgnored:
 			ignored++
 			itemsIgnored[f][it.Reason].Inc()
 			continue
-		case it.Kind == KindEdit || it.Kind == KindNumberChange:
+		case it.Kind == webhook.KindEdit || it.Kind == webhook.KindNumberChange:
 			itemsIgnored[f][it.Reason].Inc() // they write, yet are not the lead talking
 		default:
 			rec.writes++
@@ -296,7 +297,7 @@ func emptyResult(ignored, rejected int) result {
 
 // countRejections counts and logs (at most once per lograte.Every) the rejected items of
 // a webhook; it returns their number.
-func (r *Recorder) countRejections(f Format, rejects []Rejection) int {
+func (r *Recorder) countRejections(f webhook.Format, rejects []webhook.Rejection) int {
 	for i := range rejects {
 		itemsRejected[f][rejects[i].Reason].Inc()
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // A source_type "post" referral is the source post:<id>, a click on a page post (SPEC
@@ -14,7 +15,7 @@ import (
 func TestPostReferralIsNoAd(t *testing.T) {
 	e := newTestEnv(t)
 	const post, ad = "318276543219876", "120219999999999999"
-	postRef := &Referral{SourceType: SourcePost, SourceID: post, SourceURL: "https://fb.me/p", Headline: "Nouveautés"}
+	postRef := &webhook.Referral{SourceType: SourcePost, SourceID: post, SourceURL: "https://fb.me/p", Headline: "Nouveautés"}
 	e.record(cloudWebhook(
 		withReferral(leadMsgs("491700000010")("p1", t0, "hi"), postRef),
 		withReferral(leadMsgs("491700000011")("a1", t0, "hi"), adReferral(ad, "clid-a1")),
@@ -60,7 +61,7 @@ func TestUntypedReferralRecordIsTypedByTheNextReferral(t *testing.T) {
 	if ads, err := e.rec.ReferralAds(scApp); err != nil || len(ads) != 1 {
 		t.Fatalf("ReferralAds before = %+v, %v; want the untyped record", ads, err)
 	}
-	postRef := &Referral{SourceType: SourcePost, SourceID: post, Headline: "Second headline"}
+	postRef := &webhook.Referral{SourceType: SourcePost, SourceID: post, Headline: "Second headline"}
 	e.record(cloudWebhook(withReferral(leadMsgs("491700000010")("p1", t0, "hi"), postRef)))
 	if ads, err := e.rec.ReferralAds(scApp); err != nil || len(ads) != 0 {
 		t.Errorf("ReferralAds after = %+v, %v; want none", ads, err)

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Refresh batch sizes: each chunk is one view-lane commit, well inside one Badger
@@ -236,9 +237,9 @@ func (r *Recorder) placeMessage(b kv.Batch, m *kv.Message, defs *Definitions) (p
 	}
 	// The log keeps the number the message came from; a lead who changed number since
 	// goes on as the same lead.
-	it := Item{Kind: KindMessage, AppID: m.AppID, ID: m.ID, Time: m.Time, Lead: r.placer.aliases.lead(m.Lead), LeadIsBSUID: m.LeadIsBSUID,
+	it := webhook.Item{Kind: webhook.KindMessage, AppID: m.AppID, ID: m.ID, Time: m.Time, Lead: r.placer.aliases.lead(m.Lead), LeadIsBSUID: m.LeadIsBSUID,
 		Type: m.Type, Text: m.Text, ButtonPayload: m.ButtonPayload, ReplyKind: m.ReplyKind, ReplyID: m.ReplyID,
-		ReplyTitle: m.ReplyTitle, ContextID: m.ContextID, Referral: Referral(m.Referral)}
+		ReplyTitle: m.ReplyTitle, ContextID: m.ContextID, Referral: webhook.Referral(m.Referral)}
 	var c Classification
 	Classify(&c, &it, defs)
 	return r.placer.place(b, &it, &c, defs)

@@ -10,7 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Scenario tests: webhooks built by cloudWebhook go through Recorder.Record into a real
@@ -29,12 +31,12 @@ func leadMsgs(phone string) func(id string, ts int64, text string) cloudMsg {
 	}
 }
 
-func adReferral(adID, clid string) *Referral {
-	return &Referral{SourceType: "ad", SourceID: adID, SourceURL: "https://fb.me/" + adID,
+func adReferral(adID, clid string) *webhook.Referral {
+	return &webhook.Referral{SourceType: "ad", SourceID: adID, SourceURL: "https://fb.me/" + adID,
 		Headline: "Headline of " + adID, Body: "Body of " + adID, MediaType: "image", CtwaClid: clid}
 }
 
-func withReferral(m cloudMsg, r *Referral) cloudMsg {
+func withReferral(m cloudMsg, r *webhook.Referral) cloudMsg {
 	m.Referral = r
 	return m
 }
@@ -411,7 +413,7 @@ func TestScenarioNothingToRecord(t *testing.T) {
 func TestScenarioBSUIDLead(t *testing.T) {
 	e := newTestEnv(t)
 	const bsuid = "DE.1502576394655843"
-	e.record(fixtureBody(t, "cloud/bsuid_only_lead"))
+	e.record(fixtures.Body(t, "cloud/bsuid_only_lead"))
 	e.record(cloudWebhook(cloudMsg{App: scApp, ID: "u2", UserID: bsuid, Time: 1773653167 + 30, Text: "me again"}))
 	evs := e.events(scApp)
 	wantCounts(t, evs, map[string]int{TypeConversation: 1, TypeEngagement: 1})

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // placer places logged items: it puts each message into its lead's session, writes the
@@ -56,7 +57,7 @@ type logPos struct {
 // (biz_opaque_callback_data): an outgoing touch. The lead's next session, if it opens
 // within the session window, is credited to that campaign (SPEC §4.1). Only such
 // statuses reach the log (appender.dedupe).
-func (p *placer) applyStatus(b kv.Batch, it *Item) error {
+func (p *placer) applyStatus(b kv.Batch, it *webhook.Item) error {
 	it.Lead = p.aliases.lead(it.Lead)
 	b.Set(kv.OutKey(p.key[:0], it.AppID, it.Lead, it.Time), []byte(it.BizOpaque))
 	return p.touch(b, it.AppID, it.Lead, it.Time, it.BizOpaque)
@@ -76,7 +77,7 @@ func (p *placer) touch(b kv.Batch, app, lead string, t int64, tag string) error 
 
 // applyMessage records an inbound lead message, deduplicated when it was logged: its
 // compact record, its session and its events.
-func (p *placer) applyMessage(b kv.Batch, it *Item, c *Classification, defs *Definitions) (placement, error) {
+func (p *placer) applyMessage(b kv.Batch, it *webhook.Item, c *Classification, defs *Definitions) (placement, error) {
 	it.Lead = p.aliases.lead(it.Lead) // a lead who changed number goes on as the same lead
 	p.saveMessage(b, it)
 	return p.place(b, it, c, defs)
@@ -85,13 +86,13 @@ func (p *placer) applyMessage(b kv.Batch, it *Item, c *Classification, defs *Def
 // place puts a message into its session, writes its events and updates the rollup of
 // the session's source, and returns what it decided. Live messages and refresh replays
 // both come through here.
-func (p *placer) place(b kv.Batch, it *Item, c *Classification, defs *Definitions) (placement, error) {
+func (p *placer) place(b kv.Batch, it *webhook.Item, c *Classification, defs *Definitions) (placement, error) {
 	p.start()
 	err := p.placeMessage(b, it, c, defs)
 	return p.placed, err
 }
 
-func (p *placer) placeMessage(b kv.Batch, it *Item, c *Classification, defs *Definitions) error {
+func (p *placer) placeMessage(b kv.Batch, it *webhook.Item, c *Classification, defs *Definitions) error {
 	if err := p.loadLead(b, it.AppID, it.Lead); err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func conversationValue(s *kv.Session) string {
 // openSession starts a new session in p.sess for message it. Its source is, in order:
 // the ad referral, a custom-source phrase in the text, a campaign that reached the lead
 // within the session window before, else organic (SPEC §4.1).
-func (p *placer) openSession(it *Item, c *Classification, defs *Definitions) {
+func (p *placer) openSession(it *webhook.Item, c *Classification, defs *Definitions) {
 	p.sess = kv.Session{
 		ID: p.id("session", it.AppID, it.Lead, it.ID), AppID: it.AppID, Lead: it.Lead,
 		LeadIsBSUID: it.LeadIsBSUID, Start: it.Time, Last: it.Time, Messages: 1,
@@ -177,7 +178,7 @@ func (p *placer) openSession(it *Item, c *Classification, defs *Definitions) {
 type emitter struct {
 	p    *placer
 	b    kv.Batch
-	it   *Item
+	it   *webhook.Item
 	defs *Definitions
 	err  error // the first failure to queue a conversion
 }
@@ -228,13 +229,13 @@ func convertedValue(typ, typeValue string) string {
 
 // saveMessage indexes a logged message by app and time, for refresh: the index points to
 // the message's item in the log, which is its record.
-func (p *placer) saveMessage(b kv.Batch, it *Item) {
+func (p *placer) saveMessage(b kv.Batch, it *webhook.Item) {
 	p.val = kv.AppendMessagePointer(p.val[:0], p.pos.seq, p.pos.item)
 	b.Set(kv.MessageKey(p.key[:0], it.AppID, it.Time, it.ID), p.val)
 }
 
 // messageRecord is the stored record of a lead message item.
-func messageRecord(it *Item) kv.Message {
+func messageRecord(it *webhook.Item) kv.Message {
 	return kv.Message{
 		ID: it.ID, AppID: it.AppID, Time: it.Time, Lead: it.Lead, LeadIsBSUID: it.LeadIsBSUID,
 		Type: it.Type, Text: truncateUTF8(it.Text, kv.MaxText), ButtonPayload: it.ButtonPayload,
@@ -261,7 +262,7 @@ func storedMessage(entry func(seq uint64) ([]byte, bool, error), v []byte) (kv.M
 	if err != nil || item >= len(items) {
 		return kv.Message{}, fmt.Errorf("message record: log entry %d has no item %d (%v)", seq, item, err)
 	}
-	if it := &items[item]; it.Kind == KindAutoEvent {
+	if it := &items[item]; it.Kind == webhook.KindAutoEvent {
 		return autoEventRecord(it), nil
 	}
 	return messageRecord(&items[item]), nil

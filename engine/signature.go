@@ -9,6 +9,8 @@ import (
 	"errors"
 	"hash"
 	"sync"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // Signature carries the signature headers of a webhook request, as the edge read them.
@@ -68,17 +70,17 @@ func newSigners(s Secrets) signers {
 var dot = []byte(".")
 
 // verify checks the signature of a body of format f when its secret is set.
-func (ss *signers) verify(f Format, body []byte, sig *Signature) error {
+func (ss *signers) verify(f webhook.Format, body []byte, sig *Signature) error {
 	if sig == nil {
 		sig = &Signature{}
 	}
 	switch {
-	case (f == FormatCloud || f == FormatOnPrem) && ss.meta != nil:
+	case (f == webhook.FormatCloud || f == webhook.FormatOnPrem) && ss.meta != nil:
 		return verifyHex(ss.meta, bytes.TrimPrefix(sig.HubSignature256, []byte("sha256=")), len(sig.HubSignature256), body)
-	case f == FormatYCloud && ss.ycloud != nil:
+	case f == webhook.FormatYCloud && ss.ycloud != nil:
 		t, s := ycloudParts(sig.YCloud)
 		return verifyHex(ss.ycloud, s, len(t), t, dot, body)
-	case f == FormatSinch && ss.sinch != nil:
+	case f == webhook.FormatSinch && ss.sinch != nil:
 		return verifySinch(ss.sinch, sig, body)
 	}
 	return nil

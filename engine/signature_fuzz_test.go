@@ -9,6 +9,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 const (
@@ -35,14 +38,14 @@ func fuzzMAC(secret string, parts ...string) []byte {
 //
 //	go test -run='^$' -fuzz='^FuzzVerifySignature$' -fuzztime=10m ./engine
 func FuzzVerifySignature(f *testing.F) {
-	for _, fx := range loadFixtures(f) {
-		b := string(fx.body)
+	for _, fx := range fixtures.Webhooks(f) {
+		b := string(fx.Body)
 		meta := "sha256=" + hex.EncodeToString(fuzzMAC(fuzzMetaSecret, b))
 		yc := "t=1654084800,s=" + hex.EncodeToString(fuzzMAC(fuzzYCloudSecret, "1654084800", ".", b))
 		sinch := base64.StdEncoding.EncodeToString(fuzzMAC(fuzzSinchSecret, b, ".", "nonce-1", ".", "1700000000"))
-		f.Add(sigInput(fx.body, meta, yc, sinch, "nonce-1", "1700000000"))
-		f.Add(sigInput(fx.body, strings.ToUpper(meta[7:]), " s="+yc[15:]+" , t=1654084800", " "+sinch+" ", "nonce-1", "1700000000"))
-		f.Add(sigInput(fx.body, meta[:len(meta)-1], "t=,s=", "", "", ""))
+		f.Add(sigInput(fx.Body, meta, yc, sinch, "nonce-1", "1700000000"))
+		f.Add(sigInput(fx.Body, strings.ToUpper(meta[7:]), " s="+yc[15:]+" , t=1654084800", " "+sinch+" ", "nonce-1", "1700000000"))
+		f.Add(sigInput(fx.Body, meta[:len(meta)-1], "t=,s=", "", "", ""))
 	}
 	f.Add(sigInput(nil, "sha256=", "t=1,s=1,s=2", "====", "\x00", "\xff"))
 	ss := newSigners(Secrets{Meta: fuzzMetaSecret, YCloud: fuzzYCloudSecret, Sinch: fuzzSinchSecret})
@@ -57,7 +60,7 @@ func FuzzVerifySignature(f *testing.F) {
 		if h, err := hex.DecodeString(strings.TrimPrefix(hub, "sha256=")); err == nil {
 			metaOK = hmac.Equal(h, fuzzMAC(fuzzMetaSecret, b))
 		}
-		for _, format := range []Format{FormatCloud, FormatOnPrem} {
+		for _, format := range []webhook.Format{webhook.FormatCloud, webhook.FormatOnPrem} {
 			checkVerdict(t, "meta", ss.verify(format, body, sig), metaOK, hub == "" || hub == "sha256=")
 		}
 
@@ -74,13 +77,13 @@ func FuzzVerifySignature(f *testing.F) {
 		if h, err := hex.DecodeString(ys); err == nil && yt != "" {
 			ycOK = hmac.Equal(h, fuzzMAC(fuzzYCloudSecret, yt, ".", b))
 		}
-		checkVerdict(t, "ycloud", ss.verify(FormatYCloud, body, sig), ycOK, yt == "" || ys == "")
+		checkVerdict(t, "ycloud", ss.verify(webhook.FormatYCloud, body, sig), ycOK, yt == "" || ys == "")
 
 		sinchOK := false
 		if nonce != "" && ts != "" {
 			sinchOK = string(bytes.TrimSpace([]byte(sinch))) == base64.StdEncoding.EncodeToString(fuzzMAC(fuzzSinchSecret, b, ".", nonce, ".", ts))
 		}
-		checkVerdict(t, "sinch", ss.verify(FormatSinch, body, sig), sinchOK, sinch == "" || nonce == "" || ts == "")
+		checkVerdict(t, "sinch", ss.verify(webhook.FormatSinch, body, sig), sinchOK, sinch == "" || nonce == "" || ts == "")
 
 		// The genuine signatures of this body verify; without secrets nothing is checked.
 		genuine := &Signature{
@@ -89,14 +92,14 @@ func FuzzVerifySignature(f *testing.F) {
 			Sinch:           []byte(base64.StdEncoding.EncodeToString(fuzzMAC(fuzzSinchSecret, b, ".", nonce+"n", ".", ts+"9"))),
 			SinchNonce:      []byte(nonce + "n"), SinchTimestamp: []byte(ts + "9"),
 		}
-		for _, format := range []Format{FormatCloud, FormatOnPrem, FormatYCloud, FormatSinch, FormatUnknown} {
+		for _, format := range []webhook.Format{webhook.FormatCloud, webhook.FormatOnPrem, webhook.FormatYCloud, webhook.FormatSinch, webhook.FormatUnknown} {
 			if err := ss.verify(format, body, genuine); err != nil && !strings.ContainsAny(ts, ",") {
 				t.Fatalf("%s: the genuine signature does not verify: %v", format, err)
 			}
 			if err := none.verify(format, body, sig); err != nil {
 				t.Fatalf("%s without a secret: %v", format, err)
 			}
-			if err := ss.verify(format, body, nil); (err == nil) != (format == FormatUnknown) {
+			if err := ss.verify(format, body, nil); (err == nil) != (format == webhook.FormatUnknown) {
 				t.Fatalf("%s without signature headers: %v", format, err)
 			}
 		}

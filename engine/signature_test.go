@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 func hmacHex(secret, msg string) string {
@@ -25,23 +27,23 @@ func TestSignatureVerification(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		format Format
+		format webhook.Format
 		sig    *Signature
 		want   error
 	}{
-		{"meta ok", FormatCloud, &Signature{HubSignature256: []byte("sha256=" + hmacHex("meta-secret", body))}, nil},
-		{"meta ok, upper-case hex", FormatOnPrem, &Signature{HubSignature256: []byte("sha256=" + upper(hmacHex("meta-secret", body)))}, nil},
-		{"meta wrong secret", FormatCloud, &Signature{HubSignature256: []byte("sha256=" + hmacHex("other", body))}, errBadSignature},
-		{"meta missing", FormatCloud, &Signature{}, errUnsigned},
-		{"meta nil headers", FormatCloud, nil, errUnsigned},
-		{"meta truncated", FormatCloud, &Signature{HubSignature256: []byte("sha256=abcd")}, errBadSignature},
-		{"ycloud ok", FormatYCloud, &Signature{YCloud: []byte("t=1654084800, s=" + hmacHex("yc-secret", "1654084800."+body))}, nil},
-		{"ycloud signed another time", FormatYCloud, &Signature{YCloud: []byte("t=1654084801,s=" + hmacHex("yc-secret", "1654084800."+body))}, errBadSignature},
-		{"ycloud no s", FormatYCloud, &Signature{YCloud: []byte("t=1654084800")}, errUnsigned},
-		{"sinch ok", FormatSinch, &Signature{Sinch: sinchSig("sinch-secret"), SinchNonce: []byte("nonce-1"), SinchTimestamp: []byte("1700000000")}, nil},
-		{"sinch wrong secret", FormatSinch, &Signature{Sinch: sinchSig("x"), SinchNonce: []byte("nonce-1"), SinchTimestamp: []byte("1700000000")}, errBadSignature},
-		{"sinch no nonce", FormatSinch, &Signature{Sinch: sinchSig("sinch-secret"), SinchTimestamp: []byte("1700000000")}, errUnsigned},
-		{"meta signature does not sign ycloud", FormatYCloud, &Signature{HubSignature256: []byte("sha256=" + hmacHex("meta-secret", body))}, errUnsigned},
+		{"meta ok", webhook.FormatCloud, &Signature{HubSignature256: []byte("sha256=" + hmacHex("meta-secret", body))}, nil},
+		{"meta ok, upper-case hex", webhook.FormatOnPrem, &Signature{HubSignature256: []byte("sha256=" + upper(hmacHex("meta-secret", body)))}, nil},
+		{"meta wrong secret", webhook.FormatCloud, &Signature{HubSignature256: []byte("sha256=" + hmacHex("other", body))}, errBadSignature},
+		{"meta missing", webhook.FormatCloud, &Signature{}, errUnsigned},
+		{"meta nil headers", webhook.FormatCloud, nil, errUnsigned},
+		{"meta truncated", webhook.FormatCloud, &Signature{HubSignature256: []byte("sha256=abcd")}, errBadSignature},
+		{"ycloud ok", webhook.FormatYCloud, &Signature{YCloud: []byte("t=1654084800, s=" + hmacHex("yc-secret", "1654084800."+body))}, nil},
+		{"ycloud signed another time", webhook.FormatYCloud, &Signature{YCloud: []byte("t=1654084801,s=" + hmacHex("yc-secret", "1654084800."+body))}, errBadSignature},
+		{"ycloud no s", webhook.FormatYCloud, &Signature{YCloud: []byte("t=1654084800")}, errUnsigned},
+		{"sinch ok", webhook.FormatSinch, &Signature{Sinch: sinchSig("sinch-secret"), SinchNonce: []byte("nonce-1"), SinchTimestamp: []byte("1700000000")}, nil},
+		{"sinch wrong secret", webhook.FormatSinch, &Signature{Sinch: sinchSig("x"), SinchNonce: []byte("nonce-1"), SinchTimestamp: []byte("1700000000")}, errBadSignature},
+		{"sinch no nonce", webhook.FormatSinch, &Signature{Sinch: sinchSig("sinch-secret"), SinchTimestamp: []byte("1700000000")}, errUnsigned},
+		{"meta signature does not sign ycloud", webhook.FormatYCloud, &Signature{HubSignature256: []byte("sha256=" + hmacHex("meta-secret", body))}, errUnsigned},
 	}
 	for _, c := range cases {
 		if err := ss.verify(c.format, []byte(body), c.sig); !errors.Is(err, c.want) {
@@ -49,7 +51,7 @@ func TestSignatureVerification(t *testing.T) {
 		}
 	}
 	none := newSigners(Secrets{})
-	if err := none.verify(FormatCloud, []byte(body), nil); err != nil {
+	if err := none.verify(webhook.FormatCloud, []byte(body), nil); err != nil {
 		t.Errorf("without secrets every payload is accepted, got %v", err)
 	}
 }

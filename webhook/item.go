@@ -1,4 +1,4 @@
-package engine
+package webhook
 
 import "strings"
 
@@ -104,7 +104,7 @@ func (it *Item) HasReferral() bool { return it.Referral.SourceID != "" || it.Ref
 // allocation, for an item that outlives the request.
 func (it *Item) Clone() Item {
 	c := *it
-	fields := c.stringFields()
+	fields := c.StringFields()
 	n := 0
 	for _, s := range fields {
 		n += len(*s)
@@ -126,9 +126,10 @@ func (it *Item) Clone() Item {
 	return c
 }
 
-// stringFields returns pointers to every string of it. The log writes the first
-// loggedFields of them always, in this order, and WABA (added later) only when set.
-func (it *Item) stringFields() [25]*string {
+// StringFields returns pointers to every string of it: for Clone, and for the engine's
+// log, which writes the first LoggedFields of them always, in this order, and WABA (added
+// later) only when set.
+func (it *Item) StringFields() [25]*string {
 	r := &it.Referral
 	return [25]*string{
 		&it.AppID, &it.ID, &it.Lead, &it.Type, &it.Text, &it.ButtonPayload, &it.ReplyKind,
@@ -139,5 +140,6 @@ func (it *Item) stringFields() [25]*string {
 	}
 }
 
-// loggedFields is how many of stringFields every logged item holds.
-const loggedFields = 24
+// LoggedFields is how many of StringFields every logged item holds; the order of
+// StringFields is part of the log's format and must not change.
+const LoggedFields = 24

@@ -1,4 +1,4 @@
-package engine
+package webhook
 
 // onpremBody is an On-Premises API webhook: messages and statuses at the top level, with no
 // app id (the sidecar's -app-id stands in). A webhook of errors alone reports a failure of

@@ -1,4 +1,4 @@
-package engine
+package webhook
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 )
 
 func TestDecodeFormat(t *testing.T) {
@@ -365,15 +367,15 @@ func TestDecodeRejects(t *testing.T) {
 // Decode must report an error, and must not panic.
 func TestDecodeTruncated(t *testing.T) {
 	var d Decoder
-	for _, fx := range loadFixtures(t) {
-		body := bytes.TrimSpace(fx.body)
+	for _, fx := range fixtures.Webhooks(t) {
+		body := bytes.TrimSpace(fx.Body)
 		for _, n := range []int{0, 1, len(body) / 3, len(body) / 2, len(body) - 2, len(body) - 1} {
 			format, items, err := d.Decode(body[:n], testAppID)
 			if err == nil {
-				t.Errorf("%s cut at %d: no error, %s with %d items", fx.name, n, format, len(items))
+				t.Errorf("%s cut at %d: no error, %s with %d items", fx.Name, n, format, len(items))
 			}
 			if items != nil {
-				t.Errorf("%s cut at %d: items returned with the error", fx.name, n)
+				t.Errorf("%s cut at %d: items returned with the error", fx.Name, n)
 			}
 		}
 	}
@@ -382,24 +384,24 @@ func TestDecodeTruncated(t *testing.T) {
 // TestDecoderReuse decodes every fixture with a Decoder that has decoded all the others
 // before: nothing of an earlier body may show up in a later result.
 func TestDecoderReuse(t *testing.T) {
-	fxs := loadFixtures(t)
+	fxs := fixtures.Webhooks(t)
 	var warm Decoder
 	for round := 0; round < 2; round++ {
 		for i := range fxs {
 			// The batch first, so that the reused slices are longer than most bodies need.
 			fx := fxs[(i+round*len(fxs)/2)%len(fxs)]
 			var fresh Decoder
-			wantF, want, wantErr := fresh.Decode(fx.body, testAppID)
-			gotF, got, gotErr := warm.Decode(fx.body, testAppID)
+			wantF, want, wantErr := fresh.Decode(fx.Body, testAppID)
+			gotF, got, gotErr := warm.Decode(fx.Body, testAppID)
 			if gotF != wantF || !sameItems(got, want) || !sameError(gotErr, wantErr) {
-				t.Fatalf("%s: a reused Decoder gives\n%+v\nwant\n%+v", fx.name, got, want)
+				t.Fatalf("%s: a reused Decoder gives\n%+v\nwant\n%+v", fx.Name, got, want)
 			}
 		}
 	}
 }
 
 func TestItemClone(t *testing.T) {
-	body := fixtureBody(t, "cloud/text_ctwa_referral")
+	body := fixtures.Body(t, "cloud/text_ctwa_referral")
 	var d Decoder
 	_, items, err := d.Decode(body, testAppID)
 	if err != nil {
@@ -421,17 +423,17 @@ func TestItemClone(t *testing.T) {
 	}
 }
 
-// TestItemStringFields guards Clone: every string of Item must be in stringFields.
+// TestItemStringFields guards Clone: every string of Item must be in StringFields.
 func TestItemStringFields(t *testing.T) {
 	var it Item
 	n := countStrings(reflect.TypeOf(it))
-	if got := len(it.stringFields()); got != n {
-		t.Fatalf("stringFields lists %d strings, Item has %d", got, n)
+	if got := len(it.StringFields()); got != n {
+		t.Fatalf("StringFields lists %d strings, Item has %d", got, n)
 	}
 	seen := map[*string]bool{}
-	for _, p := range it.stringFields() {
+	for _, p := range it.StringFields() {
 		if seen[p] {
-			t.Fatal("stringFields lists a field twice")
+			t.Fatal("StringFields lists a field twice")
 		}
 		seen[p] = true
 	}

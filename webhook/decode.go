@@ -1,4 +1,8 @@
-package engine
+// Package webhook decodes the webhook bodies of the four payload formats (Meta's Cloud
+// API, the On-Premises API, Sinch, YCloud; Meta's automatic events) into Items: pure
+// functions of the bytes, validated item by item, without allocating once warmed up. The
+// engine records the Items (engine/doc.go has the whole path of a webhook).
+package webhook
 
 import (
 	"errors"
@@ -36,11 +40,13 @@ const (
 	rejectBadLead       = "bad_lead"
 	rejectBadTime       = "bad_timestamp"
 	rejectBadMetadata   = "bad_metadata"
-	rejectOverLimit     = "over_limit"
+	RejectOverLimit     = "over_limit" // also the engine's, for an item too large for the log
 )
 
-var rejectReasons = []string{rejectMissingID, rejectMissingType, rejectMissingStatus, rejectBadApp,
-	rejectBadLead, rejectBadTime, rejectBadMetadata, rejectOverLimit}
+// RejectReasons are every reason an item is rejected for: metric labels, each counted
+// from start so that a rate query finds the series.
+var RejectReasons = []string{rejectMissingID, rejectMissingType, rejectMissingStatus, rejectBadApp,
+	rejectBadLead, rejectBadTime, rejectBadMetadata, RejectOverLimit}
 
 // itemError is why one item was rejected; wrapping it in the item's path keeps the reason.
 type itemError struct {
@@ -170,7 +176,8 @@ const (
 	IgnoreOtherChannel   = "other_channel"   // a Sinch message of another channel than WhatsApp
 )
 
-var ignoreReasons = []string{IgnoreSystem, IgnoreNumberChange, IgnoreEdit, IgnoreRevoke, IgnoreGroupStatus,
+// IgnoreReasons are every reason an item is recognized and ignored for (metric labels).
+var IgnoreReasons = []string{IgnoreSystem, IgnoreNumberChange, IgnoreEdit, IgnoreRevoke, IgnoreGroupStatus,
 	IgnoreErrors, IgnoreDeliveryReport, IgnoreEvent, IgnoreOutbound, IgnoreOtherChannel}
 
 // unmarshal decodes data into v. Every JSON call of the package goes through here, so the

@@ -1,8 +1,12 @@
 //go:build !race
 
-package engine
+package webhook
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
+)
 
 // The race detector makes sync.Pool drop items at random, and the JSON decoder pools its
 // contexts: allocations are only counted without it.
@@ -10,7 +14,7 @@ import "testing"
 // TestDecodeCloudCTWAAllocs guards the hot path: a warmed-up Decoder decodes a Cloud API
 // CTWA text webhook without allocating.
 func TestDecodeCloudCTWAAllocs(t *testing.T) {
-	body := fixtureBody(t, "cloud/text_ctwa_referral")
+	body := fixtures.Body(t, "cloud/text_ctwa_referral")
 	var d Decoder
 	allocs := testing.AllocsPerRun(1000, func() {
 		if _, items, err := d.Decode(body, testAppID); err != nil || len(items) != 1 {
@@ -23,7 +27,7 @@ func TestDecodeCloudCTWAAllocs(t *testing.T) {
 }
 
 func TestItemCloneAllocs(t *testing.T) {
-	body := fixtureBody(t, "cloud/text_ctwa_referral")
+	body := fixtures.Body(t, "cloud/text_ctwa_referral")
 	var d Decoder
 	_, items, err := d.Decode(body, testAppID)
 	if err != nil {

@@ -1,59 +1,21 @@
-package engine
+package webhook
 
 import (
 	"bytes"
 	"encoding/json"
 	"flag"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/webhooks")
 
 // testAppID is the -app-id given for payloads without an app id (On-Premises).
 const testAppID = "onprem"
-
-// fixture is a webhook body of testdata/webhooks/<format>/<name>.json.
-type fixture struct {
-	path   string // of the .json file
-	format string // its directory: the format it must be detected as
-	name   string // format/case
-	body   []byte
-}
-
-func loadFixtures(tb testing.TB) []fixture {
-	tb.Helper()
-	paths, err := filepath.Glob(filepath.Join("..", "testdata", "webhooks", "*", "*.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(paths) == 0 {
-		tb.Fatal("no fixtures under testdata/webhooks")
-	}
-	fs := make([]fixture, 0, len(paths))
-	for _, p := range paths {
-		body, err := os.ReadFile(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		format := filepath.Base(filepath.Dir(p))
-		name := format + "/" + strings.TrimSuffix(filepath.Base(p), ".json")
-		fs = append(fs, fixture{path: p, format: format, name: name, body: body})
-	}
-	return fs
-}
-
-func fixtureBody(tb testing.TB, name string) []byte {
-	tb.Helper()
-	body, err := os.ReadFile(filepath.Join("..", "testdata", "webhooks", name+".json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return body
-}
 
 // golden is the content of a .golden file: what a fixture decodes to.
 type golden struct {
@@ -149,17 +111,17 @@ func marshalGolden(tb testing.TB, g golden) []byte {
 // Run `go test ./engine -run Golden -update` to rewrite them, then check the diff by eye.
 func TestGolden(t *testing.T) {
 	var d Decoder
-	for _, fx := range loadFixtures(t) {
-		t.Run(fx.name, func(t *testing.T) {
-			f, items, err := d.Decode(fx.body, testAppID)
+	for _, fx := range fixtures.Webhooks(t) {
+		t.Run(fx.Name, func(t *testing.T) {
+			f, items, err := d.Decode(fx.Body, testAppID)
 			if err != nil {
 				t.Fatalf("fixture does not decode: %v", err)
 			}
-			if f.String() != fx.format {
-				t.Fatalf("detected as %s, want %s", f, fx.format)
+			if f.String() != fx.Format {
+				t.Fatalf("detected as %s, want %s", f, fx.Format)
 			}
 			got := marshalGolden(t, goldenOf(f, items, err))
-			goldenPath := strings.TrimSuffix(fx.path, ".json") + ".golden"
+			goldenPath := strings.TrimSuffix(fx.Path, ".json") + ".golden"
 			if *update {
 				if err := os.WriteFile(goldenPath, got, 0o644); err != nil {
 					t.Fatal(err)

@@ -1,16 +1,18 @@
-package engine
+package webhook
 
 import (
 	"bytes"
 	stdjson "encoding/json"
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 )
 
 // benchmarkDecode decodes the fixture name with a warmed-up Decoder. The fixtures are
 // indented for reading; webhooks arrive compact, so the body is compacted first.
 func benchmarkDecode(b *testing.B, name string) {
 	var body bytes.Buffer
-	if err := stdjson.Compact(&body, fixtureBody(b, name)); err != nil {
+	if err := stdjson.Compact(&body, fixtures.Body(b, name)); err != nil {
 		b.Fatal(err)
 	}
 	var d Decoder
@@ -39,7 +41,7 @@ func BenchmarkDecodeYCloudStatus(b *testing.B)   { benchmarkDecode(b, "ycloud/st
 
 func BenchmarkItemClone(b *testing.B) {
 	var d Decoder
-	_, items, err := d.Decode(fixtureBody(b, "cloud/text_ctwa_referral"), testAppID)
+	_, items, err := d.Decode(fixtures.Body(b, "cloud/text_ctwa_referral"), testAppID)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,6 @@
-package engine
+// Package currency knows the ISO 4217 codes, which every amount the sidecar stores
+// (revenue, spend, automatic events) must be in.
+package currency
 
 import "strings"
 
@@ -13,7 +15,7 @@ const iso4217 = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF
 	"UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA XXX YER ZAR " +
 	"ZMW ZWG ZWL"
 
-// IsCurrency reports whether code is an ISO 4217 code (upper case, as the standard writes it).
-func IsCurrency(code string) bool {
+// Valid reports whether code is an ISO 4217 code (upper case, as the standard writes it).
+func Valid(code string) bool {
 	return len(code) == 3 && strings.ToUpper(code) == code && strings.Contains(iso4217, code)
 }

@@ -1,4 +1,4 @@
-package engine
+package webhook
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 )
 
 // FuzzDecode feeds Decode arbitrary bodies, seeded with every fixture under testdata/webhooks
@@ -14,9 +16,9 @@ import (
 // and with one that decoded something else before, every item it returns must be
 // recordable and every rejection must name its reason.
 func FuzzDecode(f *testing.F) {
-	fxs := loadFixtures(f)
+	fxs := fixtures.Webhooks(f)
 	for _, fx := range fxs {
-		f.Add(fx.body)
+		f.Add(fx.Body)
 	}
 	external, _ := filepath.Glob(filepath.Join("..", "testdata", "external-payloads", "*.json"))
 	for _, p := range external {
@@ -42,7 +44,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("a reused Decoder rejects %v, a fresh one %v", warm.Rejections(), fresh.Rejections())
 		}
 		for _, r := range fresh.Rejections() {
-			if !slices.Contains(rejectReasons, r.Reason) || r.Err == nil {
+			if !slices.Contains(RejectReasons, r.Reason) || r.Err == nil {
 				t.Fatalf("rejection %+v", r)
 			}
 		}
@@ -61,13 +63,13 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func fixtureBodyBatch(fxs []fixture) []byte {
+func fixtureBodyBatch(fxs []fixtures.Webhook) []byte {
 	for _, fx := range fxs {
-		if fx.name == "cloud/batch" {
-			return fx.body
+		if fx.Name == "cloud/batch" {
+			return fx.Body
 		}
 	}
-	return fxs[0].body
+	return fxs[0].Body
 }
 
 // sameItems compares item by item: a fresh Decoder returns a nil slice where a reused one
@@ -91,7 +93,7 @@ func checkItem(t *testing.T, f Format, it *Item) {
 	}
 	switch it.Kind {
 	case KindIgnored:
-		if !slices.Contains(ignoreReasons, it.Reason) {
+		if !slices.Contains(IgnoreReasons, it.Reason) {
 			t.Fatalf("ignored item with reason %q", it.Reason)
 		}
 	case KindAutoEvent:

@@ -1,9 +1,11 @@
-package engine
+package webhook
 
 import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/currency"
 )
 
 // waAutoEvent is an element of automatic_events[] (Cloud API webhook field automatic_events):
@@ -48,7 +50,7 @@ func (d *Decoder) appendAutoEvent(appID string, e *waAutoEvent) error {
 		return err
 	}
 	cur := e.CustomData.Currency
-	if e.EventName == AutoEventPurchase && !IsCurrency(cur) {
+	if e.EventName == AutoEventPurchase && !currency.Valid(cur) {
 		return rejectf(rejectBadMetadata, "custom_data.currency %q is not an ISO 4217 code", cur)
 	}
 	d.items = append(d.items, Item{
