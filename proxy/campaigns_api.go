@@ -75,8 +75,8 @@ func (in insightsAPI) campaignInsights(ctx *fasthttp.RequestCtx, p Params) {
 	rows := []campaignObject{}
 	for _, day := range pageOf(all, offset, limit) {
 		obj := base
-		obj.Insight = engine.NewInsight(byDay[day], currency, engine.DayDate(day), defs)
-		obj.SaleInsight = engine.NewSaleInsight(byDay[day], currency, engine.DayDate(day))
+		obj.Insight = engine.NewInsight(byDay[day], currency, in.dayTime(day), defs)
+		obj.SaleInsight = engine.NewSaleInsight(byDay[day], currency, in.dayTime(day))
 		obj.Insight.CampaignID, obj.SaleInsight.CampaignID = cp.ID, cp.ID
 		rows = append(rows, obj)
 	}

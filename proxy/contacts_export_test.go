@@ -188,7 +188,7 @@ func writeLead(b kv.Batch, buf []byte, i, n int) []byte {
 // wantContact is lead i's row in an export of everything.
 func wantContact(i, n int) string {
 	start := leadStart(i, n)
-	at := func(t int64) string { return time.Unix(t, 0).UTC().Format(time.RFC3339) }
+	at := func(t int64) string { return time.Unix(t, 0).UTC().Format("2006-01-02T15:04:05+00:00") }
 	src, sessions, last := "organic", 1, start+300
 	switch i % 3 {
 	case 0:
