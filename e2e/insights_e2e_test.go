@@ -482,7 +482,7 @@ func TestInsightsScenario(t *testing.T) {
 		if ad.Name != "Spring sale - video" || ad.Status != "ACTIVE" || ad.AdAccountID != insAccount ||
 			ad.AdAccount != (accountJSON{insAccount, "Shop GmbH - Ad-Account", "EUR"}) ||
 			ad.AdSet.ID != insAS1 || ad.AdSet.Name != "Runners 25-45" || ad.Campaign.ID != insC1 ||
-			ad.Campaign.StartTime != "2026-03-16T00:00:00+00:00" || ad.Campaign.StopTime != "2026-03-19T00:00:00+00:00" ||
+			ad.Campaign.StartTime != "2026-03-16T00:00:00+00:00" || ad.Campaign.StopTime != "" ||
 			ad.ActiveGroups != 2 || ad.ReferralOnly {
 			t.Errorf("A1 object %+v", ad)
 		}
@@ -493,13 +493,28 @@ func TestInsightsScenario(t *testing.T) {
 		checkSale(t, "C1", cp.SaleInsight, wantC1Sale)
 		// The campaign of A3 is all zero denominators but spend.
 		var c2 campaignObjJSON
-		c.getJSON(appPath+"/campaigns/"+insC2, &c2)
+		rawC2 := c.getJSON(appPath+"/campaigns/"+insC2, &c2)
 		checkInsight(t, "C2", c2.Insight, wantA3(insightJSON{CampaignID: insC2}))
-		checkSale(t, "C2", c2.SaleInsight, saleJSON{CampaignID: insC2, Currency: "EUR"})
+		checkSale(t, "C2", c2.SaleInsight, saleJSON{AdID: insA3, CampaignID: insC2, Currency: "EUR"})
 
+		// Null, not absent and not "": the running C1's stop_time, and the ad_id of the sale
+		// insight of C1, which has two ads (C2's names its only ad, A3). C2 is PAUSED: it
+		// stopped at the end of its last day of delivery.
+		rawC1 := c.getJSON(appPath+"/campaigns/"+insC1, new(any))
+		for _, want := range []string{`"status":"ACTIVE","start_time":"2026-03-16T00:00:00+00:00","stop_time":null,`,
+			`"sale_insight":{"ad_id":null,"campaign_id":"` + insC1 + `","date":"`} {
+			if !strings.Contains(string(rawC1), want) {
+				t.Errorf("C1 lacks %s:\n%s", want, rawC1)
+			}
+		}
+		for _, want := range []string{`"stop_time":"2026-03-18T00:00:00+00:00"`, `"sale_insight":{"ad_id":"` + insA3 + `","campaign_id":"` + insC2 + `"`} {
+			if !strings.Contains(string(rawC2), want) {
+				t.Errorf("C2 lacks %s:\n%s", want, rawC2)
+			}
+		}
 		// An ad no import has placed has an empty campaign: its times are null, not "".
 		rawA4 := c.getJSON(appPath+"/ads/"+insA4, new(any))
-		for _, want := range []string{`"start_time":null,"stop_time":null,`, `"insight":{"date":null,`, `"sale_insight":{"date":null,`,
+		for _, want := range []string{`"start_time":null,"stop_time":null,`, `"insight":{"date":null,`, `"sale_insight":{"ad_id":null,"date":null,`,
 			`"created_time":"2026-03-18T15:00:00+00:00"`} {
 			if !strings.Contains(string(rawA4), want) {
 				t.Errorf("A4 lacks %s:\n%s", want, rawA4)
@@ -619,8 +634,9 @@ func TestInsightsScenario(t *testing.T) {
 }
 
 // Every datetime of the insights is RFC 3339 with the offset of -timezone: a daily
-// insight's date is the start of its day there, a campaign starts and stops at the start
-// of a day there, and the times of the answer and of the import are written there too.
+// insight's date is the start of its day there, a campaign starts and (once stopped)
+// stops at the start of a day there, and the times of the answer and of the import are
+// written there too.
 func TestInsightsTimesInTheConfiguredZone(t *testing.T) {
 	up := startUpstream(t, echoUpstream)
 	sc := startSidecar(t, "http://"+up.addr, "-timezone", "Europe/Berlin")
@@ -649,13 +665,13 @@ func TestInsightsTimesInTheConfiguredZone(t *testing.T) {
 	inBerlin("updated_time", ad.UpdatedTime)
 	inBerlin("insight.date", ad.Insight.Date)
 	inBerlin("sale_insight.date", ad.SaleInsight.Date)
-	if ad.Campaign.StartTime != "2026-03-16T00:00:00+01:00" || ad.Campaign.StopTime != "2026-03-18T00:00:00+01:00" {
-		t.Errorf("campaign: start %q stop %q, want the start of 03-16 and the end of 03-17 in Berlin", ad.Campaign.StartTime, ad.Campaign.StopTime)
+	if ad.Campaign.StartTime != "2026-03-16T00:00:00+01:00" || ad.Campaign.StopTime != "" {
+		t.Errorf("running campaign: start %q stop %q, want 2026-03-16T00:00:00+01:00 and null", ad.Campaign.StartTime, ad.Campaign.StopTime)
 	}
 	var c2 campaignObjJSON
 	c.getJSON(appPath+"/campaigns/"+insC2, &c2)
 	if c2.StartTime != "2026-03-16T00:00:00+01:00" || c2.StopTime != "2026-03-17T00:00:00+01:00" {
-		t.Errorf("campaign C2: start %q stop %q, want the start of 03-16 and of 03-17 in Berlin", c2.StartTime, c2.StopTime)
+		t.Errorf("paused campaign: start %q stop %q, want the start of 03-16 and of 03-17 in Berlin", c2.StartTime, c2.StopTime)
 	}
 	var days []insightJSON
 	c.getJSON(appPath+"/ads/"+insA1+"/insights", &days)
@@ -881,7 +897,7 @@ func checkAdLists(t *testing.T, c *apiClient) {
 		a2.AdAccountID != insAccount || a2.AdAccount != (accountJSON{insAccount, "Shop GmbH - Ad-Account", "EUR"}) ||
 		a2.AdSet.ID != insAS1 || a2.AdSet.Name != "Runners 25-45" || a2.AdSet.Status != "ACTIVE" ||
 		a2.Campaign.ID != insC1 || a2.Campaign.Name != "Spring sale" || a2.Campaign.Status != "ACTIVE" ||
-		a2.Campaign.StartTime != "2026-03-16T00:00:00+00:00" || a2.Campaign.StopTime != "2026-03-19T00:00:00+00:00" ||
+		a2.Campaign.StartTime != "2026-03-16T00:00:00+00:00" || a2.Campaign.StopTime != "" ||
 		a2.ActiveGroups != 2 || a2.ReferralOnly {
 		t.Errorf("A2 object %+v", a2)
 	}
@@ -918,14 +934,15 @@ func checkCampaignLists(t *testing.T, c *apiClient) {
 	checkInsight(t, "listed C1", c1.Insight, wantC1)
 	checkSale(t, "listed C1", c1.SaleInsight, wantC1Sale)
 	checkInsight(t, "listed C2", c2.Insight, wantA3(insightJSON{CampaignID: insC2}))
-	checkSale(t, "listed C2", c2.SaleInsight, saleJSON{CampaignID: insC2, Currency: "EUR"})
-	// A campaign runs from its first day of delivery to the end of its last: C1 03-16 to
-	// 03-18, C2 (A3) 03-16 to 03-17.
+	checkSale(t, "listed C2", c2.SaleInsight, saleJSON{AdID: insA3, CampaignID: insC2, Currency: "EUR"})
+	// A campaign starts on its first day of delivery; once its status says it stopped, it
+	// stops at the end of its last: C1 (ACTIVE) from 03-16 on, its stop_time null; C2 (A3,
+	// PAUSED) 03-16 to the end of 03-17.
 	for _, tc := range []struct {
 		got                           campaignObjJSON
 		id, name, status, start, stop string
 	}{
-		{c1, insC1, "Spring sale", "ACTIVE", "2026-03-16T00:00:00+00:00", "2026-03-19T00:00:00+00:00"},
+		{c1, insC1, "Spring sale", "ACTIVE", "2026-03-16T00:00:00+00:00", ""}, // runs: null
 		{c2, insC2, "Loyalty", "PAUSED", "2026-03-16T00:00:00+00:00", "2026-03-18T00:00:00+00:00"},
 	} {
 		if g := tc.got; g.ID != tc.id || g.Name != tc.name || g.Status != tc.status || g.StartTime != tc.start ||
@@ -945,7 +962,7 @@ func checkCampaignLists(t *testing.T, c *apiClient) {
 	for i, d := range days.Data {
 		checkInsight(t, "C1 "+want[i].Date, d.Insight, want[i])
 		checkSale(t, "C1 "+want[i].Date, d.SaleInsight, wantSales[i])
-		if d.ID != insC1 || d.Name != "Spring sale" || d.StartTime != "2026-03-16T00:00:00+00:00" || d.StopTime != "2026-03-19T00:00:00+00:00" {
+		if d.ID != insC1 || d.Name != "Spring sale" || d.StartTime != "2026-03-16T00:00:00+00:00" || d.StopTime != "" {
 			t.Errorf("C1 %s: %+v", want[i].Date, d)
 		}
 	}

@@ -168,7 +168,7 @@ func keywordRows(t *Totals, defs *Definitions) []KeywordRow {
 // SaleInsight is the "sale_insight" object: attributed off-thread events and revenue;
 // Date as in Insight.
 type SaleInsight struct {
-	AdID            string     `json:"ad_id,omitempty"`
+	AdID            NullString `json:"ad_id"` // a campaign's: its only ad, null when it has several
 	CampaignID      string     `json:"campaign_id,omitempty"`
 	Date            NullString `json:"date"`
 	Revenue         float64    `json:"revenue"`

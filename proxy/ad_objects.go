@@ -116,7 +116,7 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 		Status: ad.Status, CreatedTime: in.nullTime(ad.Created), UpdatedTime: in.nullTime(ad.Updated),
 		Insight: engine.NewInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: engine.NewSaleInsight(t, acct.Currency, now),
 		ActiveGroups: in.rec.Definitions().ActiveGroupsOf(&ad), ReferralOnly: ad.Referral}
-	obj.Insight.AdID, obj.SaleInsight.AdID = ad.ID, ad.ID
+	obj.Insight.AdID, obj.SaleInsight.AdID = ad.ID, engine.NullString(ad.ID)
 	if as, ok := cat.AdSets[ad.AdSetID]; ok {
 		obj.AdSet = adSetRef{ID: as.ID, Name: as.Name, Status: as.Status}
 	}
@@ -134,7 +134,9 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 	return obj, nil
 }
 
-// campaignObject builds a campaign with its insight over its ads.
+// campaignObject builds a campaign with its insight over its ads. It starts on its first
+// day of delivery; it stops, once its status says so, at the end of its last (while it
+// runs, stop_time is null). Its sale insight names its ad when it has only one.
 func (in insightsAPI) campaignObject(cp engine.Campaign, a *answer) (campaignObject, error) {
 	cat := in.rec.Catalog()
 	ads := cat.CampaignAds(cp.AppID, cp.ID)
@@ -145,10 +147,22 @@ func (in insightsAPI) campaignObject(cp engine.Campaign, a *answer) (campaignObj
 	acct := in.account(cp.AdAccountID)
 	now := in.format(time.Now().Unix())
 	obj := campaignObject{ID: cp.ID, AdAccountID: cp.AdAccountID, AdAccount: accountRef{Name: acct.Name, Currency: acct.Currency},
-		Name: cp.Name, Status: cp.Status, StartTime: engine.NullString(in.dayTime(cp.FirstDay)), StopTime: engine.NullString(in.dayTime(cp.LastDay + 1)),
+		Name: cp.Name, Status: cp.Status, StartTime: engine.NullString(in.dayTime(cp.FirstDay)),
 		Insight: engine.NewInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: engine.NewSaleInsight(t, acct.Currency, now)}
+	if stop, stopped := cp.StopDay(); stopped {
+		obj.StopTime = engine.NullString(in.dayTime(stop))
+	}
 	obj.Insight.CampaignID, obj.SaleInsight.CampaignID = cp.ID, cp.ID
+	obj.SaleInsight.AdID = onlyAd(ads)
 	return obj, nil
+}
+
+// onlyAd is the id of the only ad of ads, or "" (null) for none or several.
+func onlyAd(ads []string) engine.NullString {
+	if len(ads) != 1 {
+		return ""
+	}
+	return engine.NullString(ads[0])
 }
 
 func sortedDays[V any](m map[int32]V) []int32 {
