@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -326,7 +327,8 @@ func TestEventsExportCSV(t *testing.T) {
 		t.Fatalf("header %q, want %q", records[0], wantHeader)
 	}
 
-	// Every data row is the JSON row, column by column, with formula cells defused.
+	// Every data row is the JSON row, column by column, with formula cells defused; the
+	// phone in E.164 with '+' (the JSON list has the digits of the Signals examples).
 	var list struct{ Data []map[string]any }
 	c.getJSON(appPath+"/events?"+q+"&limit=1000", &list)
 	// referral: conversation; Mara: conversation; list reply: conversation, list_reply,
@@ -338,17 +340,45 @@ func TestEventsExportCSV(t *testing.T) {
 	for i, row := range list.Data {
 		for j, col := range wantHeader {
 			v, _ := row[col].(string)
-			if got := records[i+1][j]; got != defuse(v) {
+			if col == "phone" && v != "" {
+				v = "+" + v // a signed plain number: not defused
+			} else {
+				v = defuse(v)
+			}
+			if got := records[i+1][j]; got != v {
 				t.Errorf("row %d %s: CSV %q, JSON %q", i, col, got, v)
 			}
 		}
 	}
+	phones := map[string]bool{}
 	for _, rec := range records[1:] {
-		for _, cell := range rec {
+		for j, cell := range rec {
+			if wantHeader[j] == "phone" && cell != "" {
+				phones[cell] = true
+				if !regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`).MatchString(cell) {
+					t.Errorf("phone %q is not E.164 with '+'", cell)
+				}
+				continue
+			}
 			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
 				t.Errorf("cell %q would run as a formula", cell)
 			}
 		}
+	}
+	// The contacts export names the same leads in the same form.
+	_, contacts := c.call("GET", appPath+"/contacts/export?"+q, "", nil)
+	leads, err := csv.NewReader(bytes.NewReader(contacts)).ReadAll()
+	if err != nil || len(leads) < 2 || leads[0][0] != "phone" {
+		t.Fatalf("contacts export: %v\n%s", err, contacts)
+	}
+	for _, lead := range leads[1:] {
+		if lead[0] != "" && !phones[lead[0]] {
+			t.Errorf("contacts export phone %q is not one of the events export's %v", lead[0], phones)
+		}
+		delete(phones, lead[0])
+	}
+	if len(phones) != 0 || !strings.Contains(string(raw), ",+"+leadLena+",") {
+		t.Errorf("events export phones %v are not in the contacts export (or Lena's +%s is missing)", phones, leadLena)
 	}
 	// The exact bytes: quotes doubled, fields with , " or a newline quoted, a leading
 	// apostrophe before = + - @.

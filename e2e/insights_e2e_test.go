@@ -1144,15 +1144,15 @@ func wantSources() []sourceRowJSON {
 
 func checkContacts(t *testing.T, c *apiClient) {
 	const (
-		l1 = "+491710000001,,2026-03-16T10:00:00+00:00,2026-03-16T10:05:00+00:00,ad:" + insA1 + ",1,49.90 EUR; 30.00 USD"
-		l2 = "+491710000002,,2026-03-16T11:00:00+00:00,2026-03-17T12:00:00+00:00,ad:" + insA1 + ",2,120.00 EUR"
-		l3 = "+491710000003,,2026-03-16T12:00:00+00:00,2026-03-16T12:10:00+00:00,ad:" + insA1 + ",1,"
-		l7 = "+491710000007,,2026-03-16T13:00:00+00:00,2026-03-16T13:00:00+00:00,organic,1,"
-		l4 = "+491710000004,,2026-03-17T09:00:00+00:00,2026-03-17T09:35:00+00:00,ad:" + insA1 + " ad:" + insA2 + ",2,"
-		l9 = "+491710000009,,2026-03-17T09:00:00+00:00,2026-03-17T09:00:00+00:00,campaign:" + insTag + ",1,10.00 EUR"
-		l8 = "+491710000008,,2026-03-17T14:00:00+00:00,2026-03-17T14:02:00+00:00,custom:1,1,"
-		l5 = "+491710000005,,2026-03-18T10:00:00+00:00,2026-03-18T10:01:00+00:00,ad:" + insA2 + ",1,"
-		l6 = "+491710000006,,2026-03-18T15:00:00+00:00,2026-03-18T15:00:00+00:00,ad:" + insA4 + ",1,25.00 USD"
+		l1 = "+491710000001,,2026-03-16T10:00:00+00:00,2026-03-16T10:05:00+00:00,ad:" + insA1 + ",1,49.90,EUR,30.00 USD"
+		l2 = "+491710000002,,2026-03-16T11:00:00+00:00,2026-03-17T12:00:00+00:00,ad:" + insA1 + ",2,120.00,EUR,"
+		l3 = "+491710000003,,2026-03-16T12:00:00+00:00,2026-03-16T12:10:00+00:00,ad:" + insA1 + ",1,,,"
+		l7 = "+491710000007,,2026-03-16T13:00:00+00:00,2026-03-16T13:00:00+00:00,organic,1,,,"
+		l4 = "+491710000004,,2026-03-17T09:00:00+00:00,2026-03-17T09:35:00+00:00,ad:" + insA1 + " ad:" + insA2 + ",2,,,"
+		l9 = "+491710000009,,2026-03-17T09:00:00+00:00,2026-03-17T09:00:00+00:00,campaign:" + insTag + ",1,10.00,EUR,"
+		l8 = "+491710000008,,2026-03-17T14:00:00+00:00,2026-03-17T14:02:00+00:00,custom:1,1,,,"
+		l5 = "+491710000005,,2026-03-18T10:00:00+00:00,2026-03-18T10:01:00+00:00,ad:" + insA2 + ",1,,,"
+		l6 = "+491710000006,,2026-03-18T15:00:00+00:00,2026-03-18T15:00:00+00:00,ad:" + insA4 + ",1,25.00,USD,"
 	)
 	cases := []struct {
 		name, query string
@@ -1160,9 +1160,9 @@ func checkContacts(t *testing.T, c *apiClient) {
 	}{
 		{"everyone, by first session", "", []string{l1, l2, l3, l7, l4, l9, l8, l5, l6}},
 		{"an ad by id", "source_id=" + insA1, []string{l1, l2, l3,
-			"+491710000004,,2026-03-17T09:00:00+00:00,2026-03-17T09:00:00+00:00,ad:" + insA1 + ",1,"}},
+			"+491710000004,,2026-03-17T09:00:00+00:00,2026-03-17T09:00:00+00:00,ad:" + insA1 + ",1,,,"}},
 		{"an ad as type:id", "source_id=ad:" + insA2, []string{
-			"+491710000004,,2026-03-17T09:30:00+00:00,2026-03-17T09:35:00+00:00,ad:" + insA2 + ",1,", l5}},
+			"+491710000004,,2026-03-17T09:30:00+00:00,2026-03-17T09:35:00+00:00,ad:" + insA2 + ",1,,,", l5}},
 		{"organic, as the source column names it", "source_id=organic", []string{l7}},
 		{"a campaign", "source_id=campaign:" + insTag, []string{l9}},
 		{"a custom source", "source_id=custom:1", []string{l8}},
@@ -1173,7 +1173,7 @@ func checkContacts(t *testing.T, c *apiClient) {
 		{"keyword leads", "event_type=keyword", []string{l1, l2, l3, l7, l4, l8, l5}},
 		{"one day", "date_from=2026-03-18&date_to=2026-03-18", []string{l5, l6}},
 		{"until D1: sessions that started then", "date_to=2026-03-16", []string{l1,
-			"+491710000002,,2026-03-16T11:00:00+00:00,2026-03-16T11:00:00+00:00,ad:" + insA1 + ",1,120.00 EUR", l3, l7}},
+			"+491710000002,,2026-03-16T11:00:00+00:00,2026-03-16T11:00:00+00:00,ad:" + insA1 + ",1,120.00,EUR,", l3, l7}},
 		{"nobody", "source_id=" + insA3, []string{}},
 	}
 	for _, tc := range cases {
@@ -1186,7 +1186,7 @@ func checkContacts(t *testing.T, c *apiClient) {
 			if err != nil {
 				t.Fatalf("not CSV: %v\n%s", err, raw)
 			}
-			if want := []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}; !slices.Equal(records[0], want) {
+			if want := []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue", "currency", "other_revenue"}; !slices.Equal(records[0], want) {
 				t.Fatalf("header %q, want %q", records[0], want)
 			}
 			got := []string{}

@@ -199,11 +199,11 @@ func wantContact(i, n int) string {
 	if i%4 == 0 {
 		src, sessions, last = src+" ad:120210000000000002", 2, start+2*86400+60
 	}
-	revenue := ""
+	revenue := ","
 	if i%10 == 0 {
-		revenue = "49.90 EUR"
+		revenue = "49.90,EUR"
 	}
-	return fmt.Sprintf("+%s,,%s,%s,%s,%d,%s", exportLead(i), at(start), at(last), src, sessions, revenue)
+	return fmt.Sprintf("+%s,,%s,%s,%s,%d,%s,", exportLead(i), at(start), at(last), src, sessions, revenue)
 }
 
 // memorySampler records peaks while an export runs: of the live Go heap (what the last
