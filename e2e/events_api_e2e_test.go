@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -53,21 +54,21 @@ func TestEventsList(t *testing.T) {
 		}
 		ad := func(typ, typeID, value, date string) eventJSON {
 			return eventJSON{AppID: fixtureApp, AdID: adSpring, Phone: leadLena, Type: typ, TypeID: typeID,
-				TypeValue: value, Date: date, ConversationExpireTime: "2026-03-17T09:21:07Z", SourceType: "ad", SourceID: adSpring}
+				TypeValue: value, Date: date, ConversationExpireTime: "2026-03-17T09:21:07+00:00", SourceType: "ad", SourceID: adSpring}
 		}
 		want := []eventJSON{ // by date, then type; the expiry is the session's last message + 24h
-			ad("conversation", "", adSpring, "2026-03-16T09:15:07Z"),
+			ad("conversation", "", adSpring, "2026-03-16T09:15:07+00:00"),
 			// A post is no ad (SPEC §4.1): its id is the source id, never the ad_id.
 			{AppID: fixtureApp, Phone: leadEmile, Type: "conversation", TypeValue: postID,
-				Date: "2026-03-16T09:17:07Z", ConversationExpireTime: "2026-03-17T09:17:07Z", SourceType: "post", SourceID: postID},
-			ad("button", "SPRING_SALE_YES", "Yes, show me", "2026-03-16T09:21:07Z"),
-			ad("engagement", "", "", "2026-03-16T09:21:07Z"),
+				Date: "2026-03-16T09:17:07+00:00", ConversationExpireTime: "2026-03-17T09:17:07+00:00", SourceType: "post", SourceID: postID},
+			ad("button", "SPRING_SALE_YES", "Yes, show me", "2026-03-16T09:21:07+00:00"),
+			ad("engagement", "", "", "2026-03-16T09:21:07+00:00"),
 			{AppID: fixtureApp, Phone: leadJonas, Type: "conversation", TypeValue: "organic",
-				Date: "2026-03-16T09:23:07Z", ConversationExpireTime: "2026-03-17T09:23:07Z", SourceType: "organic"},
+				Date: "2026-03-16T09:23:07+00:00", ConversationExpireTime: "2026-03-17T09:23:07+00:00", SourceType: "organic"},
 			{AppID: fixtureApp, Phone: leadJonas, Type: "list_reply", TypeID: "store_berlin_mitte", TypeValue: "Berlin Mitte",
-				Date: "2026-03-16T09:23:07Z", ConversationExpireTime: "2026-03-17T09:23:07Z", SourceType: "organic"},
+				Date: "2026-03-16T09:23:07+00:00", ConversationExpireTime: "2026-03-17T09:23:07+00:00", SourceType: "organic"},
 			{AppID: fixtureApp, UserID: leadMara, Type: "conversation", TypeValue: "organic",
-				Date: "2026-03-16T09:26:07Z", ConversationExpireTime: "2026-03-17T09:26:07Z", SourceType: "organic"},
+				Date: "2026-03-16T09:26:07+00:00", ConversationExpireTime: "2026-03-17T09:26:07+00:00", SourceType: "organic"},
 		}
 		got := slices.Clone(p.Data)
 		for i := 1; i < len(got); i++ {
@@ -268,14 +269,14 @@ func TestEventsDaysFollowTimezone(t *testing.T) {
 		want  []string
 	}{
 		{"UTC 16th", utc, "date_from=2026-03-16&date_to=2026-03-16", []string{
-			"2026-03-16T22:59:00Z expires 2026-03-17T22:59:00Z", "2026-03-16T23:30:00Z expires 2026-03-17T23:30:00Z"}},
+			"2026-03-16T22:59:00+00:00 expires 2026-03-17T22:59:00+00:00", "2026-03-16T23:30:00+00:00 expires 2026-03-17T23:30:00+00:00"}},
 		{"UTC 17th", utc, "date_from=2026-03-17&date_to=2026-03-17", []string{}},
 		{"Berlin 16th", berlin, "date_from=2026-03-16&date_to=2026-03-16", []string{
 			"2026-03-16T23:59:00+01:00 expires 2026-03-17T23:59:00+01:00"}},
 		{"Berlin 17th", berlin, "date_from=2026-03-17&date_to=2026-03-17", []string{
 			"2026-03-17T00:30:00+01:00 expires 2026-03-18T00:30:00+01:00"}},
 		{"UTC instants", utc, "date_from=2026-03-16T23:00:00Z&date_to=2026-03-17T00:00:00Z", []string{
-			"2026-03-16T23:30:00Z expires 2026-03-17T23:30:00Z"}},
+			"2026-03-16T23:30:00+00:00 expires 2026-03-17T23:30:00+00:00"}},
 		{"instants ignore the zone", berlin, "date_from=2026-03-16T23:00:00Z&date_to=2026-03-17T00:00:00Z", []string{
 			"2026-03-17T00:30:00+01:00 expires 2026-03-18T00:30:00+01:00"}},
 	}
@@ -326,7 +327,8 @@ func TestEventsExportCSV(t *testing.T) {
 		t.Fatalf("header %q, want %q", records[0], wantHeader)
 	}
 
-	// Every data row is the JSON row, column by column, with formula cells defused.
+	// Every data row is the JSON row, column by column, with formula cells defused; the
+	// phone in E.164 with '+' (the JSON list has the digits of the Signals examples).
 	var list struct{ Data []map[string]any }
 	c.getJSON(appPath+"/events?"+q+"&limit=1000", &list)
 	// referral: conversation; Mara: conversation; list reply: conversation, list_reply,
@@ -338,17 +340,45 @@ func TestEventsExportCSV(t *testing.T) {
 	for i, row := range list.Data {
 		for j, col := range wantHeader {
 			v, _ := row[col].(string)
-			if got := records[i+1][j]; got != defuse(v) {
+			if col == "phone" && v != "" {
+				v = "+" + v // a signed plain number: not defused
+			} else {
+				v = defuse(v)
+			}
+			if got := records[i+1][j]; got != v {
 				t.Errorf("row %d %s: CSV %q, JSON %q", i, col, got, v)
 			}
 		}
 	}
+	phones := map[string]bool{}
 	for _, rec := range records[1:] {
-		for _, cell := range rec {
+		for j, cell := range rec {
+			if wantHeader[j] == "phone" && cell != "" {
+				phones[cell] = true
+				if !regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`).MatchString(cell) {
+					t.Errorf("phone %q is not E.164 with '+'", cell)
+				}
+				continue
+			}
 			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
 				t.Errorf("cell %q would run as a formula", cell)
 			}
 		}
+	}
+	// The contacts export names the same leads in the same form.
+	_, contacts := c.call("GET", appPath+"/contacts/export?"+q, "", nil)
+	leads, err := csv.NewReader(bytes.NewReader(contacts)).ReadAll()
+	if err != nil || len(leads) < 2 || leads[0][0] != "phone" {
+		t.Fatalf("contacts export: %v\n%s", err, contacts)
+	}
+	for _, lead := range leads[1:] {
+		if lead[0] != "" && !phones[lead[0]] {
+			t.Errorf("contacts export phone %q is not one of the events export's %v", lead[0], phones)
+		}
+		delete(phones, lead[0])
+	}
+	if len(phones) != 0 || !strings.Contains(string(raw), ",+"+leadLena+",") {
+		t.Errorf("events export phones %v are not in the contacts export (or Lena's +%s is missing)", phones, leadLena)
 	}
 	// The exact bytes: quotes doubled, fields with , " or a newline quoted, a leading
 	// apostrophe before = + - @.
@@ -539,9 +569,9 @@ func TestEventGroups(t *testing.T) {
 	var all groupsPage
 	c.getJSON(groupsPath, &all)
 	wantPrice := price
-	wantPrice.Events, wantPrice.FirstEvent, wantPrice.LastEvent = 2, "2026-03-16T10:00:00Z", "2026-03-16T12:00:00Z"
+	wantPrice.Events, wantPrice.FirstEvent, wantPrice.LastEvent = 2, "2026-03-16T10:00:00+00:00", "2026-03-16T12:00:00+00:00"
 	wantSize := size
-	wantSize.Events, wantSize.FirstEvent, wantSize.LastEvent = 1, "2026-03-16T13:01:00Z", "2026-03-16T13:01:00Z"
+	wantSize.Events, wantSize.FirstEvent, wantSize.LastEvent = 1, "2026-03-16T13:01:00+00:00", "2026-03-16T13:01:00+00:00"
 	if all.TotalCount != 2 || !slices.Equal(all.Data, []groupJSON{wantPrice, wantSize}) {
 		t.Fatalf("groups %+v\nwant %+v", all, []groupJSON{wantPrice, wantSize})
 	}

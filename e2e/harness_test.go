@@ -52,6 +52,9 @@ func TestMain(m *testing.M) {
 	if n, f := hostileInputs.Load(), faultsInjected.Load(); n+f > 0 {
 		fmt.Printf("hostile inputs tried: %d; faults injected: %d\n", n, f)
 	}
+	if n := openAPIChecked.Load(); n > 0 {
+		fmt.Printf("API answers checked against openapi.json: %d\n", n)
+	}
 	os.Exit(code)
 }
 
@@ -526,7 +529,8 @@ func newAPIClient(t *testing.T, sc *runSidecar, token string) *apiClient {
 	return &apiClient{t: t, base: sc.api, token: token}
 }
 
-// call sends one request to path (from /v1 or /metrics on) and returns its answer.
+// call sends one request to path (from /v1 or /metrics on) and returns its answer, which
+// must match the API's OpenAPI document when that describes the route (openapi_test.go).
 func (c *apiClient) call(method, path, contentType string, body []byte) (*http.Response, []byte) {
 	c.t.Helper()
 	req := newRequest(c.t, method, c.base+path, body)
@@ -536,7 +540,9 @@ func (c *apiClient) call(method, path, contentType string, body []byte) (*http.R
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	return mustDo(c.t, req)
+	resp, got := mustDo(c.t, req)
+	checkOpenAPI(c.t, method, path, resp, got)
+	return resp, got
 }
 
 // getJSON GETs path, requires 200 with a JSON body and decodes it into v; it returns

@@ -482,7 +482,7 @@ func TestInsightsScenario(t *testing.T) {
 		if ad.Name != "Spring sale - video" || ad.Status != "ACTIVE" || ad.AdAccountID != insAccount ||
 			ad.AdAccount != (accountJSON{insAccount, "Shop GmbH - Ad-Account", "EUR"}) ||
 			ad.AdSet.ID != insAS1 || ad.AdSet.Name != "Runners 25-45" || ad.Campaign.ID != insC1 ||
-			ad.Campaign.StartTime != "2026-03-16T00:00:00Z" || ad.Campaign.StopTime != "2026-03-19T00:00:00Z" ||
+			ad.Campaign.StartTime != "2026-03-16T00:00:00+00:00" || ad.Campaign.StopTime != "" ||
 			ad.ActiveGroups != 2 || ad.ReferralOnly {
 			t.Errorf("A1 object %+v", ad)
 		}
@@ -493,9 +493,33 @@ func TestInsightsScenario(t *testing.T) {
 		checkSale(t, "C1", cp.SaleInsight, wantC1Sale)
 		// The campaign of A3 is all zero denominators but spend.
 		var c2 campaignObjJSON
-		c.getJSON(appPath+"/campaigns/"+insC2, &c2)
+		rawC2 := c.getJSON(appPath+"/campaigns/"+insC2, &c2)
 		checkInsight(t, "C2", c2.Insight, wantA3(insightJSON{CampaignID: insC2}))
-		checkSale(t, "C2", c2.SaleInsight, saleJSON{CampaignID: insC2, Currency: "EUR"})
+		checkSale(t, "C2", c2.SaleInsight, saleJSON{AdID: insA3, CampaignID: insC2, Currency: "EUR"})
+
+		// Null, not absent and not "": the running C1's stop_time, and the ad_id of the sale
+		// insight of C1, which has two ads (C2's names its only ad, A3). C2 is PAUSED: it
+		// stopped at the end of its last day of delivery.
+		rawC1 := c.getJSON(appPath+"/campaigns/"+insC1, new(any))
+		for _, want := range []string{`"status":"ACTIVE","start_time":"2026-03-16T00:00:00+00:00","stop_time":null,`,
+			`"sale_insight":{"ad_id":null,"campaign_id":"` + insC1 + `","date":"`} {
+			if !strings.Contains(string(rawC1), want) {
+				t.Errorf("C1 lacks %s:\n%s", want, rawC1)
+			}
+		}
+		for _, want := range []string{`"stop_time":"2026-03-18T00:00:00+00:00"`, `"sale_insight":{"ad_id":"` + insA3 + `","campaign_id":"` + insC2 + `"`} {
+			if !strings.Contains(string(rawC2), want) {
+				t.Errorf("C2 lacks %s:\n%s", want, rawC2)
+			}
+		}
+		// An ad no import has placed has an empty campaign: its times are null, not "".
+		rawA4 := c.getJSON(appPath+"/ads/"+insA4, new(any))
+		for _, want := range []string{`"start_time":null,"stop_time":null,`, `"insight":{"date":null,`, `"sale_insight":{"ad_id":null,"date":null,`,
+			`"created_time":"2026-03-18T15:00:00+00:00"`} {
+			if !strings.Contains(string(rawA4), want) {
+				t.Errorf("A4 lacks %s:\n%s", want, rawA4)
+			}
+		}
 	})
 
 	t.Run("hand-checked zero denominators", func(t *testing.T) {
@@ -511,7 +535,7 @@ func TestInsightsScenario(t *testing.T) {
 		// No ad account: revenue in the first currency seen; roas over no spend is 0.
 		checkSale(t, "A4", a4.SaleInsight, saleJSON{AdID: insA4, Revenue: 25, Currency: "USD", Count: 1, CVR: 100})
 		if a4.Name != "Summer drop" || a4.AdAccountID != "unassigned" || !a4.ReferralOnly || a4.Status != "UNKNOWN" ||
-			a4.CreatedTime != "2026-03-18T15:00:00Z" || a4.Campaign.ID != "" {
+			a4.CreatedTime != "2026-03-18T15:00:00+00:00" || a4.Campaign.ID != "" {
 			t.Errorf("A4 object %+v", a4)
 		}
 	})
@@ -532,7 +556,7 @@ func TestInsightsScenario(t *testing.T) {
 		if len(a2) != 1 {
 			t.Fatalf("A2 on 03-17: %+v", a2)
 		}
-		checkInsight(t, "A2 2026-03-17", a2[0], insightJSON{AdID: insA2, Date: "2026-03-17", Impressions: 3000,
+		checkInsight(t, "A2 2026-03-17", a2[0], insightJSON{AdID: insA2, Date: "2026-03-17T00:00:00+00:00", Impressions: 3000,
 			Currency: "EUR", Sessions: 1, UniqueUsers: 1, Engaged: 1, CVRUniqueUsersToEngaged: 100,
 			Converted: 1, CVRUniqueUsersToConverted: 100, Events: eventsOf(1, 0), Keywords: []keywordJSON{}})
 
@@ -542,7 +566,7 @@ func TestInsightsScenario(t *testing.T) {
 		if days.TotalCount != 3 || len(days.Data) != 3 || days.Limit != 100 {
 			t.Fatalf("campaign days %+v", days)
 		}
-		checkSale(t, "C1 2026-03-17", days.Data[1].SaleInsight, saleJSON{CampaignID: insC1, Date: "2026-03-17",
+		checkSale(t, "C1 2026-03-17", days.Data[1].SaleInsight, saleJSON{CampaignID: insC1, Date: "2026-03-17T00:00:00+00:00",
 			Currency: "EUR", Count: 1, CVR: 50, CVRCost: 100.55, OtherCurrencies: []moneyJSON{{"USD", 30}}})
 		// 03-17: spend 100.55 + 0.00, clicks 160 + 0; sessions L4 and L2 on A1, L4 on A2: 3
 		// sessions, 2 users; cpc 100.55/160 = 0.628…, per session 100.55/3 = 33.516…,
@@ -607,6 +631,62 @@ func TestInsightsScenario(t *testing.T) {
 
 	t.Run("contacts export", func(t *testing.T) { checkContacts(t, c) })
 	t.Run("parameters", func(t *testing.T) { checkInsightParams(t, c) })
+}
+
+// Every datetime of the insights is RFC 3339 with the offset of -timezone: a daily
+// insight's date is the start of its day there, a campaign starts and (once stopped)
+// stops at the start of a day there, and the times of the answer and of the import are
+// written there too.
+func TestInsightsTimesInTheConfiguredZone(t *testing.T) {
+	up := startUpstream(t, echoUpstream)
+	sc := startSidecar(t, "http://"+up.addr, "-timezone", "Europe/Berlin")
+	c := newAPIClient(t, sc, "")
+	c.sendJSON("POST", appPath+"/ads/import", spendImport(rowA1("2026-03-16", 100, 10, 5), rowA1("2026-03-17", 100, 10, 5),
+		rowA3("2026-03-16", 100, 1, 1)), 200, nil)
+	postWebhook(t, sc, messagesWebhook(textMsg(insL1, day(2026, 3, 16).Add(10*time.Hour), "hi").fromAd(insA1)))
+
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// inBerlin requires an RFC 3339 time written with Berlin's offset at that instant.
+	inBerlin := func(what, v string) {
+		t.Helper()
+		at, err := time.Parse(time.RFC3339, v)
+		_, got := at.Zone()
+		_, want := at.In(berlin).Zone()
+		if err != nil || got != want || !strings.HasSuffix(v, at.In(berlin).Format("-07:00")) {
+			t.Errorf("%s %q is not RFC 3339 with Berlin's offset", what, v)
+		}
+	}
+	var ad adObjJSON
+	c.getJSON(appPath+"/ads/"+insA1, &ad)
+	inBerlin("created_time", ad.CreatedTime)
+	inBerlin("updated_time", ad.UpdatedTime)
+	inBerlin("insight.date", ad.Insight.Date)
+	inBerlin("sale_insight.date", ad.SaleInsight.Date)
+	if ad.Campaign.StartTime != "2026-03-16T00:00:00+01:00" || ad.Campaign.StopTime != "" {
+		t.Errorf("running campaign: start %q stop %q, want 2026-03-16T00:00:00+01:00 and null", ad.Campaign.StartTime, ad.Campaign.StopTime)
+	}
+	var c2 campaignObjJSON
+	c.getJSON(appPath+"/campaigns/"+insC2, &c2)
+	if c2.StartTime != "2026-03-16T00:00:00+01:00" || c2.StopTime != "2026-03-17T00:00:00+01:00" {
+		t.Errorf("paused campaign: start %q stop %q, want the start of 03-16 and of 03-17 in Berlin", c2.StartTime, c2.StopTime)
+	}
+	var days []insightJSON
+	c.getJSON(appPath+"/ads/"+insA1+"/insights", &days)
+	if len(days) != 2 || days[0].Date != "2026-03-16T00:00:00+01:00" || days[1].Date != "2026-03-17T00:00:00+01:00" {
+		t.Errorf("daily dates %+v, want the starts of 03-16 and 03-17 in Berlin", days)
+	}
+	var cdays pageOf[campaignObjJSON]
+	c.getJSON(appPath+"/campaigns/"+insC1+"/insights", &cdays)
+	if len(cdays.Data) != 2 || cdays.Data[1].Insight.Date != "2026-03-17T00:00:00+01:00" || cdays.Data[1].SaleInsight.Date != "2026-03-17T00:00:00+01:00" {
+		t.Errorf("campaign days %+v", cdays.Data)
+	}
+	if ev := c.events("date_from=2026-03-16&date_to=2026-03-16").Data; len(ev) != 1 || ev[0].Date != "2026-03-16T11:00:00+01:00" ||
+		ev[0].ConversationExpireTime != "2026-03-17T11:00:00+01:00" {
+		t.Errorf("events %+v, want the message at 11:00 Berlin time", ev)
+	}
 }
 
 func fmtRow(r sourceRowJSON) string {
@@ -817,7 +897,7 @@ func checkAdLists(t *testing.T, c *apiClient) {
 		a2.AdAccountID != insAccount || a2.AdAccount != (accountJSON{insAccount, "Shop GmbH - Ad-Account", "EUR"}) ||
 		a2.AdSet.ID != insAS1 || a2.AdSet.Name != "Runners 25-45" || a2.AdSet.Status != "ACTIVE" ||
 		a2.Campaign.ID != insC1 || a2.Campaign.Name != "Spring sale" || a2.Campaign.Status != "ACTIVE" ||
-		a2.Campaign.StartTime != "2026-03-16T00:00:00Z" || a2.Campaign.StopTime != "2026-03-19T00:00:00Z" ||
+		a2.Campaign.StartTime != "2026-03-16T00:00:00+00:00" || a2.Campaign.StopTime != "" ||
 		a2.ActiveGroups != 2 || a2.ReferralOnly {
 		t.Errorf("A2 object %+v", a2)
 	}
@@ -836,7 +916,7 @@ func checkAdLists(t *testing.T, c *apiClient) {
 		CVR: 100}) // 1/1*100; no account: the first currency seen
 	if a4.ID != insA4 || a4.AppID != fixtureApp || a4.Name != "Summer drop" || a4.Status != "UNKNOWN" ||
 		a4.AdAccountID != "unassigned" || a4.AdAccount.ID != "unassigned" || a4.AdAccount.Currency != "" ||
-		a4.CreatedTime != "2026-03-18T15:00:00Z" || a4.UpdatedTime != "2026-03-18T15:00:00Z" || a4.Campaign.ID != "" ||
+		a4.CreatedTime != "2026-03-18T15:00:00+00:00" || a4.UpdatedTime != "2026-03-18T15:00:00+00:00" || a4.Campaign.ID != "" ||
 		a4.ActiveGroups != 2 || !a4.ReferralOnly {
 		t.Errorf("A4 object %+v", a4)
 	}
@@ -854,15 +934,16 @@ func checkCampaignLists(t *testing.T, c *apiClient) {
 	checkInsight(t, "listed C1", c1.Insight, wantC1)
 	checkSale(t, "listed C1", c1.SaleInsight, wantC1Sale)
 	checkInsight(t, "listed C2", c2.Insight, wantA3(insightJSON{CampaignID: insC2}))
-	checkSale(t, "listed C2", c2.SaleInsight, saleJSON{CampaignID: insC2, Currency: "EUR"})
-	// A campaign runs from its first day of delivery to the end of its last: C1 03-16 to
-	// 03-18, C2 (A3) 03-16 to 03-17.
+	checkSale(t, "listed C2", c2.SaleInsight, saleJSON{AdID: insA3, CampaignID: insC2, Currency: "EUR"})
+	// A campaign starts on its first day of delivery; once its status says it stopped, it
+	// stops at the end of its last: C1 (ACTIVE) from 03-16 on, its stop_time null; C2 (A3,
+	// PAUSED) 03-16 to the end of 03-17.
 	for _, tc := range []struct {
 		got                           campaignObjJSON
 		id, name, status, start, stop string
 	}{
-		{c1, insC1, "Spring sale", "ACTIVE", "2026-03-16T00:00:00Z", "2026-03-19T00:00:00Z"},
-		{c2, insC2, "Loyalty", "PAUSED", "2026-03-16T00:00:00Z", "2026-03-18T00:00:00Z"},
+		{c1, insC1, "Spring sale", "ACTIVE", "2026-03-16T00:00:00+00:00", ""}, // runs: null
+		{c2, insC2, "Loyalty", "PAUSED", "2026-03-16T00:00:00+00:00", "2026-03-18T00:00:00+00:00"},
 	} {
 		if g := tc.got; g.ID != tc.id || g.Name != tc.name || g.Status != tc.status || g.StartTime != tc.start ||
 			g.StopTime != tc.stop || g.AdAccountID != insAccount || g.AdAccount.Name != "Shop GmbH - Ad-Account" ||
@@ -881,7 +962,7 @@ func checkCampaignLists(t *testing.T, c *apiClient) {
 	for i, d := range days.Data {
 		checkInsight(t, "C1 "+want[i].Date, d.Insight, want[i])
 		checkSale(t, "C1 "+want[i].Date, d.SaleInsight, wantSales[i])
-		if d.ID != insC1 || d.Name != "Spring sale" || d.StartTime != "2026-03-16T00:00:00Z" || d.StopTime != "2026-03-19T00:00:00Z" {
+		if d.ID != insC1 || d.Name != "Spring sale" || d.StartTime != "2026-03-16T00:00:00+00:00" || d.StopTime != "" {
 			t.Errorf("C1 %s: %+v", want[i].Date, d)
 		}
 	}
@@ -892,7 +973,7 @@ func wantC1Daily() ([]insightJSON, []saleJSON) {
 	insights := []insightJSON{{
 		// D1: delivery A1 10000/250/123.45 + A2 5000/120/45.00 = 15000/370/168.45;
 		// sessions L1 (engaged, converted, price), L2, L3 (engaged, delivery), all on A1.
-		CampaignID: insC1, Date: "2026-03-16", Impressions: 15000, Clicks: 370, Spend: 168.45, Currency: "EUR",
+		CampaignID: insC1, Date: "2026-03-16T00:00:00+00:00", Impressions: 15000, Clicks: 370, Spend: 168.45, Currency: "EUR",
 		CPC:                       0.46,   // 168.45/370 = 0.455270…
 		CPM:                       11.23,  // 168.45/15000*1000
 		CTR:                       2.47,   // 370/15000*100 = 2.4666…
@@ -915,7 +996,7 @@ func wantC1Daily() ([]insightJSON, []saleJSON) {
 		// D2: delivery A1 8000/160/100.55 + A2 3000/0/0.00 = 11000/160/100.55; sessions
 		// L4 (price) and L2 (price, delivery) on A1, L4 on A2 (engaged, converted): 3
 		// sessions of 2 users.
-		CampaignID: insC1, Date: "2026-03-17", Impressions: 11000, Clicks: 160, Spend: 100.55, Currency: "EUR",
+		CampaignID: insC1, Date: "2026-03-17T00:00:00+00:00", Impressions: 11000, Clicks: 160, Spend: 100.55, Currency: "EUR",
 		CPC:                       0.63,   // 100.55/160 = 0.6284375
 		CPM:                       9.14,   // 100.55/11000*1000 = 9.140909…
 		CTR:                       1.45,   // 160/11000*100 = 1.454545…
@@ -937,7 +1018,7 @@ func wantC1Daily() ([]insightJSON, []saleJSON) {
 	}, {
 		// D3: delivery A1 6000/90/76.02 + A2 2000/40/19.35 = 8000/130/95.37; session L5 on
 		// A2 (engaged, price).
-		CampaignID: insC1, Date: "2026-03-18", Impressions: 8000, Clicks: 130, Spend: 95.37, Currency: "EUR",
+		CampaignID: insC1, Date: "2026-03-18T00:00:00+00:00", Impressions: 8000, Clicks: 130, Spend: 95.37, Currency: "EUR",
 		CPC:                     0.73,  // 95.37/130 = 0.733615…
 		CPM:                     11.92, // 95.37/8000*1000 = 11.92125
 		CTR:                     1.63,  // 130/8000*100 = 1.625, half away from zero
@@ -956,19 +1037,19 @@ func wantC1Daily() ([]insightJSON, []saleJSON) {
 	}}
 	sales := []saleJSON{
 		// D1: L1's 49.90 EUR on A1.
-		{CampaignID: insC1, Date: "2026-03-16", Revenue: 49.9, Currency: "EUR", Count: 1,
+		{CampaignID: insC1, Date: "2026-03-16T00:00:00+00:00", Revenue: 49.9, Currency: "EUR", Count: 1,
 			ROAS:    0.3,    // 49.90/168.45 = 0.296230…
 			CVR:     33.33,  // 1/3*100
 			CVRCost: 168.45, // 168.45/1
 		},
 		// D2: L1's 30.00 USD on A1, apart from the EUR account's revenue.
-		{CampaignID: insC1, Date: "2026-03-17", Currency: "EUR", Count: 1,
+		{CampaignID: insC1, Date: "2026-03-17T00:00:00+00:00", Currency: "EUR", Count: 1,
 			CVR:             50,     // 1/2*100
 			CVRCost:         100.55, // 100.55/1
 			OtherCurrencies: []moneyJSON{{"USD", 30}},
 		},
 		// D3: L2's 120.00 EUR on A1 and L5's signup on A2, over D3's one user.
-		{CampaignID: insC1, Date: "2026-03-18", Revenue: 120, Currency: "EUR", Count: 2,
+		{CampaignID: insC1, Date: "2026-03-18T00:00:00+00:00", Revenue: 120, Currency: "EUR", Count: 2,
 			ROAS:    1.26,  // 120/95.37 = 1.258257…
 			CVR:     200,   // 2/1*100
 			CVRCost: 47.69, // 95.37/2 = 47.685, half away from zero
@@ -992,7 +1073,7 @@ func wantA3(id insightJSON) insightJSON {
 func wantA1Daily() []insightJSON {
 	return []insightJSON{{
 		// D1: L1 (engaged, converted, price), L2, L3 (engaged, delivery).
-		AdID: insA1, Date: "2026-03-16", Impressions: 10000, Clicks: 250, Spend: 123.45, Currency: "EUR",
+		AdID: insA1, Date: "2026-03-16T00:00:00+00:00", Impressions: 10000, Clicks: 250, Spend: 123.45, Currency: "EUR",
 		CPC:                       0.49,   // 123.45/250 = 0.4938
 		CPM:                       12.35,  // 123.45/10000*1000 = 12.345, half away from zero
 		CTR:                       2.5,    // 250/10000*100
@@ -1013,7 +1094,7 @@ func wantA1Daily() []insightJSON {
 		KeywordsCount:             2,
 	}, {
 		// D2: L4 (price), L2 (price, delivery); no engagement.
-		AdID: insA1, Date: "2026-03-17", Impressions: 8000, Clicks: 160, Spend: 100.55, Currency: "EUR",
+		AdID: insA1, Date: "2026-03-17T00:00:00+00:00", Impressions: 8000, Clicks: 160, Spend: 100.55, Currency: "EUR",
 		CPC:                    0.63,  // 100.55/160 = 0.6284375
 		CPM:                    12.57, // 100.55/8000*1000 = 12.56875
 		CTR:                    2,     // 160/8000*100
@@ -1028,7 +1109,7 @@ func wantA1Daily() []insightJSON {
 		KeywordsCount:          2,
 	}, {
 		// D3: delivery and no session (L2's purchase that day is not in the insight).
-		AdID: insA1, Date: "2026-03-18", Impressions: 6000, Clicks: 90, Spend: 76.02, Currency: "EUR",
+		AdID: insA1, Date: "2026-03-18T00:00:00+00:00", Impressions: 6000, Clicks: 90, Spend: 76.02, Currency: "EUR",
 		CPC:      0.84,  // 76.02/90 = 0.844666…
 		CPM:      12.67, // 76.02/6000*1000
 		CTR:      1.5,   // 90/6000*100
@@ -1063,15 +1144,15 @@ func wantSources() []sourceRowJSON {
 
 func checkContacts(t *testing.T, c *apiClient) {
 	const (
-		l1 = "+491710000001,,2026-03-16T10:00:00Z,2026-03-16T10:05:00Z,ad:" + insA1 + ",1,49.90 EUR; 30.00 USD"
-		l2 = "+491710000002,,2026-03-16T11:00:00Z,2026-03-17T12:00:00Z,ad:" + insA1 + ",2,120.00 EUR"
-		l3 = "+491710000003,,2026-03-16T12:00:00Z,2026-03-16T12:10:00Z,ad:" + insA1 + ",1,"
-		l7 = "+491710000007,,2026-03-16T13:00:00Z,2026-03-16T13:00:00Z,organic,1,"
-		l4 = "+491710000004,,2026-03-17T09:00:00Z,2026-03-17T09:35:00Z,ad:" + insA1 + " ad:" + insA2 + ",2,"
-		l9 = "+491710000009,,2026-03-17T09:00:00Z,2026-03-17T09:00:00Z,campaign:" + insTag + ",1,10.00 EUR"
-		l8 = "+491710000008,,2026-03-17T14:00:00Z,2026-03-17T14:02:00Z,custom:1,1,"
-		l5 = "+491710000005,,2026-03-18T10:00:00Z,2026-03-18T10:01:00Z,ad:" + insA2 + ",1,"
-		l6 = "+491710000006,,2026-03-18T15:00:00Z,2026-03-18T15:00:00Z,ad:" + insA4 + ",1,25.00 USD"
+		l1 = "+491710000001,,2026-03-16T10:00:00+00:00,2026-03-16T10:05:00+00:00,ad:" + insA1 + ",1,49.90,EUR,30.00 USD"
+		l2 = "+491710000002,,2026-03-16T11:00:00+00:00,2026-03-17T12:00:00+00:00,ad:" + insA1 + ",2,120.00,EUR,"
+		l3 = "+491710000003,,2026-03-16T12:00:00+00:00,2026-03-16T12:10:00+00:00,ad:" + insA1 + ",1,,,"
+		l7 = "+491710000007,,2026-03-16T13:00:00+00:00,2026-03-16T13:00:00+00:00,organic,1,,,"
+		l4 = "+491710000004,,2026-03-17T09:00:00+00:00,2026-03-17T09:35:00+00:00,ad:" + insA1 + " ad:" + insA2 + ",2,,,"
+		l9 = "+491710000009,,2026-03-17T09:00:00+00:00,2026-03-17T09:00:00+00:00,campaign:" + insTag + ",1,10.00,EUR,"
+		l8 = "+491710000008,,2026-03-17T14:00:00+00:00,2026-03-17T14:02:00+00:00,custom:1,1,,,"
+		l5 = "+491710000005,,2026-03-18T10:00:00+00:00,2026-03-18T10:01:00+00:00,ad:" + insA2 + ",1,,,"
+		l6 = "+491710000006,,2026-03-18T15:00:00+00:00,2026-03-18T15:00:00+00:00,ad:" + insA4 + ",1,25.00,USD,"
 	)
 	cases := []struct {
 		name, query string
@@ -1079,9 +1160,9 @@ func checkContacts(t *testing.T, c *apiClient) {
 	}{
 		{"everyone, by first session", "", []string{l1, l2, l3, l7, l4, l9, l8, l5, l6}},
 		{"an ad by id", "source_id=" + insA1, []string{l1, l2, l3,
-			"+491710000004,,2026-03-17T09:00:00Z,2026-03-17T09:00:00Z,ad:" + insA1 + ",1,"}},
+			"+491710000004,,2026-03-17T09:00:00+00:00,2026-03-17T09:00:00+00:00,ad:" + insA1 + ",1,,,"}},
 		{"an ad as type:id", "source_id=ad:" + insA2, []string{
-			"+491710000004,,2026-03-17T09:30:00Z,2026-03-17T09:35:00Z,ad:" + insA2 + ",1,", l5}},
+			"+491710000004,,2026-03-17T09:30:00+00:00,2026-03-17T09:35:00+00:00,ad:" + insA2 + ",1,,,", l5}},
 		{"organic, as the source column names it", "source_id=organic", []string{l7}},
 		{"a campaign", "source_id=campaign:" + insTag, []string{l9}},
 		{"a custom source", "source_id=custom:1", []string{l8}},
@@ -1092,7 +1173,7 @@ func checkContacts(t *testing.T, c *apiClient) {
 		{"keyword leads", "event_type=keyword", []string{l1, l2, l3, l7, l4, l8, l5}},
 		{"one day", "date_from=2026-03-18&date_to=2026-03-18", []string{l5, l6}},
 		{"until D1: sessions that started then", "date_to=2026-03-16", []string{l1,
-			"+491710000002,,2026-03-16T11:00:00Z,2026-03-16T11:00:00Z,ad:" + insA1 + ",1,120.00 EUR", l3, l7}},
+			"+491710000002,,2026-03-16T11:00:00+00:00,2026-03-16T11:00:00+00:00,ad:" + insA1 + ",1,120.00,EUR,", l3, l7}},
 		{"nobody", "source_id=" + insA3, []string{}},
 	}
 	for _, tc := range cases {
@@ -1105,7 +1186,7 @@ func checkContacts(t *testing.T, c *apiClient) {
 			if err != nil {
 				t.Fatalf("not CSV: %v\n%s", err, raw)
 			}
-			if want := []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}; !slices.Equal(records[0], want) {
+			if want := []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue", "currency", "other_revenue"}; !slices.Equal(records[0], want) {
 				t.Fatalf("header %q, want %q", records[0], want)
 			}
 			got := []string{}

@@ -90,8 +90,8 @@ func TestInsightsRefresh(t *testing.T) {
 	c.postPurchase(purchase(refLead2, "EUR", 20, "2026-03-17T15:00:00Z", "r-order-1"), "organic:")
 
 	// As delivered: the late message joined the lead's open (organic) session.
-	if got, want := c.leadEvents(refLead2), []string{"conversation@16T08:00:00Z ad", "engagement@16T23:00:00Z organic",
-		"conversation@17T14:00:00Z organic", "purchase@17T15:00:00Z organic"}; !slices.Equal(got, want) {
+	if got, want := c.leadEvents(refLead2), []string{"conversation@16T08:00:00+00:00 ad", "engagement@16T23:00:00+00:00 organic",
+		"conversation@17T14:00:00+00:00 organic", "purchase@17T15:00:00+00:00 organic"}; !slices.Equal(got, want) {
 		t.Errorf("lead 2 before refresh: %q, want %q", got, want)
 	}
 
@@ -137,12 +137,12 @@ func TestInsightsRefresh(t *testing.T) {
 
 	// Placed by timestamp: click 08:00, late message 23:00 (engagement), then 14:00 the
 	// next day, 15 h later, in the same session.
-	if got, want := c.leadEvents(refLead2), []string{"conversation@16T08:00:00Z ad", "engagement@16T23:00:00Z ad",
-		"purchase@17T15:00:00Z ad"}; !slices.Equal(got, want) {
+	if got, want := c.leadEvents(refLead2), []string{"conversation@16T08:00:00+00:00 ad", "engagement@16T23:00:00+00:00 ad",
+		"purchase@17T15:00:00+00:00 ad"}; !slices.Equal(got, want) {
 		t.Errorf("lead 2 after refresh: %q, want %q", got, want)
 	}
-	if got, want := c.leadEvents(refLead1), []string{"conversation@16T10:00:00Z ad", "keyword@16T10:00:00Z ad",
-		"button_reply@16T10:02:00Z ad", "converted@16T10:02:00Z ad", "engagement@16T10:02:00Z ad"}; !slices.Equal(sortedCopy(got), sortedCopy(want)) {
+	if got, want := c.leadEvents(refLead1), []string{"conversation@16T10:00:00+00:00 ad", "keyword@16T10:00:00+00:00 ad",
+		"button_reply@16T10:02:00+00:00 ad", "converted@16T10:02:00+00:00 ad", "engagement@16T10:02:00+00:00 ad"}; !slices.Equal(sortedCopy(got), sortedCopy(want)) {
 		t.Errorf("lead 1 after refresh: %q, want %q", got, want)
 	}
 	c.getJSON(appPath+"/ads/"+insA1, &ad)

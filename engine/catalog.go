@@ -41,6 +41,25 @@ type Campaign struct {
 	Updated     int64  `json:"updated"`
 }
 
+// StopDay is the day after the campaign's last day of delivery, and true, once its
+// status says it no longer delivers; while it runs (ACTIVE, or any status that does not
+// say it stopped) it has no stop day.
+func (c *Campaign) StopDay() (int32, bool) {
+	if !stoppedStatuses[c.Status] {
+		return 0, false
+	}
+	return c.LastDay + 1, true
+}
+
+// stoppedStatuses are the statuses of a campaign that was switched off, ended, archived,
+// deleted or rejected: Meta's effective_status values (the spend sync) and Ads Manager's
+// delivery column, upper-cased (an import).
+var stoppedStatuses = map[string]bool{
+	"PAUSED": true, "CAMPAIGN_PAUSED": true, "ADSET_PAUSED": true, "OFF": true, "CAMPAIGN_OFF": true, "ADSET_OFF": true,
+	"INACTIVE": true, "COMPLETED": true, "RECENTLY_COMPLETED": true, "ARCHIVED": true, "DELETED": true,
+	"DISAPPROVED": true, "REJECTED": true,
+}
+
 // AdSet is a Meta ad set.
 type AdSet struct {
 	ID         string `json:"id"`

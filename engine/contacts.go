@@ -35,19 +35,39 @@ func (c *Contact) ExportID() string {
 	if c.LeadIsBSUID {
 		return c.Lead
 	}
-	return "+" + c.Lead
+	return PhoneE164(c.Lead)
+}
+
+// PhoneE164 writes a lead's WhatsApp number (digits with the country code, as webhooks
+// carry it) in E.164 with '+', the form of both CSV exports (Meta's customer lists read
+// it); "" stays "".
+func PhoneE164(phone string) string {
+	if phone == "" || phone[0] == '+' {
+		return phone
+	}
+	return "+" + phone
 }
 
 // ContactColumns is the header row of the contacts export; Contact.Row fills its cells.
-var ContactColumns = []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions", "revenue"}
+var ContactColumns = []string{"phone", "user_id", "first_seen", "last_seen", "source", "sessions",
+	"revenue", "currency", "other_revenue"}
 
 // Row writes c into cells, one per ContactColumns, and returns them: the phone in E.164
 // with '+' or else the user id of a BSUID lead, the first and last seen times as format
-// writes them, the sources in the order the lead met them, the sessions and the revenue
-// (RevenueText).
+// writes them, the sources in the order the lead met them, the sessions, and the revenue
+// as a plain amount ("134.38", rounded to cents) beside its currency code, so that a
+// sheet can sum the column and a customer list can use it as the lead's value. A lead
+// who paid in several currencies has the first by code there and the others in
+// other_revenue (RevenueText: "30.00 USD"), never summed; a lead without revenue has
+// the three empty.
 func (c *Contact) Row(cells []string, format func(unix int64) string) []string {
+	amount, currency, others := "", "", ""
+	if len(c.Revenue) > 0 {
+		amount, currency = strconv.FormatFloat(Round2(c.Revenue[0].Amount), 'f', 2, 64), c.Revenue[0].Currency
+		others = RevenueText(c.Revenue[1:])
+	}
 	cells = append(cells[:0], "", "", format(c.First), format(c.Last), strings.Join(c.Sources, " "),
-		strconv.Itoa(c.Sessions), RevenueText(c.Revenue))
+		strconv.Itoa(c.Sessions), amount, currency, others)
 	if c.LeadIsBSUID {
 		cells[1] = c.Lead
 	} else {

@@ -318,18 +318,26 @@ func TestRevenueOfRowsWrittenBeforeTypedRevenue(t *testing.T) {
 }
 
 // A contacts export row: phone with '+' or the user id of a BSUID lead, times as the
-// caller formats them, sources in order, revenue by currency rounded to cents.
+// caller formats them, sources in order, the revenue as a plain amount rounded to cents
+// beside its currency (a sheet sums the column), further currencies apart.
 func TestContactRow(t *testing.T) {
 	format := func(unix int64) string { return "t" + strconv.FormatInt(unix, 10) }
 	c := Contact{Lead: "491701234567", First: 10, Last: 20, Sources: []string{"ad:1", "organic"}, Sessions: 3,
 		Revenue: []Money{{"EUR", 49.9 + 12.345}, {"USD", 30}}}
-	if got, want := c.Row(nil, format), []string{"+491701234567", "", "t10", "t20", "ad:1 organic", "3", "62.25 EUR; 30.00 USD"}; !slices.Equal(got, want) {
+	if got, want := c.Row(nil, format), []string{"+491701234567", "", "t10", "t20", "ad:1 organic", "3", "62.25", "EUR", "30.00 USD"}; !slices.Equal(got, want) {
 		t.Errorf("phone lead row = %q\nwant %q", got, want)
 	}
 	b := Contact{Lead: "DE.1502576394655843", LeadIsBSUID: true, First: 5, Last: 5, Sources: []string{"campaign:spring"}, Sessions: 1}
 	cells := make([]string, len(ContactColumns))
-	if got, want := b.Row(cells, format), []string{"", "DE.1502576394655843", "t5", "t5", "campaign:spring", "1", ""}; !slices.Equal(got, want) || &got[0] != &cells[0] {
+	if got, want := b.Row(cells, format), []string{"", "DE.1502576394655843", "t5", "t5", "campaign:spring", "1", "", "", ""}; !slices.Equal(got, want) || &got[0] != &cells[0] {
 		t.Errorf("BSUID lead row = %q\nwant %q, in the cells given", got, want)
+	}
+	one := Contact{Lead: "4915112345678", Revenue: []Money{{"EUR", 134.375}}}
+	if got := one.Row(nil, format)[6:]; !slices.Equal(got, []string{"134.38", "EUR", ""}) {
+		t.Errorf("one currency: revenue, currency, other_revenue = %q, want 134.38, EUR and nothing else", got)
+	}
+	if got := PhoneE164("491701234567") + " " + PhoneE164("+491701234567") + " " + PhoneE164(""); got != "+491701234567 +491701234567 " {
+		t.Errorf("PhoneE164: %q", got)
 	}
 	if got := RevenueText([]Money{{"JPY", 0.005}, {"EUR", 1.005}}); got != "0.01 JPY; 1.01 EUR" {
 		t.Errorf("RevenueText = %q: half a cent rounds away from zero", got)

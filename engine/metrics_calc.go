@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	json "github.com/goccy/go-json"
 )
 
 // Round2 rounds half away from zero to 2 decimals (SPEC §6.2), as on the decimal value:
@@ -39,6 +41,19 @@ func Percent(num, den float64) float64 {
 	return Round2(num / den * 100)
 }
 
+// NullString is a string that the API writes as null when it is empty: a datetime or an
+// id that an object does not have (the campaign of an ad no import has placed has no
+// start time; a campaign that still runs has no stop time).
+type NullString string
+
+// MarshalJSON writes s as a JSON string, or null when it is empty.
+func (s NullString) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(s))
+}
+
 // Money is revenue in one currency.
 type Money struct {
 	Currency string  `json:"currency"`
@@ -65,11 +80,12 @@ func (t *Totals) SplitRevenue(want string) (currency string, amount float64, oth
 }
 
 // Insight is the "insight" object of the Signals API (seed 002): the metrics of SPEC
-// §6.2 over a Totals.
+// §6.2 over a Totals. Date is when the numbers stand: the time of the answer for a
+// whole range, the start of the day for one day of a daily list.
 type Insight struct {
 	AdID                      string       `json:"ad_id,omitempty"`
 	CampaignID                string       `json:"campaign_id,omitempty"`
-	Date                      string       `json:"date"`
+	Date                      NullString   `json:"date"`
 	Clicks                    int64        `json:"clicks"`
 	CPC                       float64      `json:"cpc"`
 	CPM                       float64      `json:"cpm"`
@@ -117,7 +133,7 @@ func NewInsight(t *Totals, currency, date string, defs *Definitions) Insight {
 	spend, clicks, users := t.Spend, float64(t.Clicks), float64(t.UniqueUsers())
 	sessions := float64(t.Sessions)
 	in := Insight{
-		Date: date, Clicks: t.Clicks, Impressions: t.Impressions, Spend: Round2(spend), Currency: currency,
+		Date: NullString(date), Clicks: t.Clicks, Impressions: t.Impressions, Spend: Round2(spend), Currency: currency,
 		CPC: Ratio(spend, clicks), CPM: Ratio(spend*1000, float64(t.Impressions)),
 		CTR:      Percent(clicks, float64(t.Impressions)),
 		Sessions: t.Sessions, CostPerSession: Ratio(spend, sessions), CVRClicksToSessions: Percent(sessions, clicks),
@@ -149,18 +165,19 @@ func keywordRows(t *Totals, defs *Definitions) []KeywordRow {
 	return rows
 }
 
-// SaleInsight is the "sale_insight" object: attributed off-thread events and revenue.
+// SaleInsight is the "sale_insight" object: attributed off-thread events and revenue;
+// Date as in Insight.
 type SaleInsight struct {
-	AdID            string  `json:"ad_id,omitempty"`
-	CampaignID      string  `json:"campaign_id,omitempty"`
-	Date            string  `json:"date"`
-	Revenue         float64 `json:"revenue"`
-	Currency        string  `json:"currency"`
-	Count           int64   `json:"count"`
-	ROAS            float64 `json:"roas"`
-	CVR             float64 `json:"cvr"`
-	CVRCost         float64 `json:"cvr_cost"`
-	OtherCurrencies []Money `json:"other_currencies,omitempty"`
+	AdID            NullString `json:"ad_id"` // a campaign's: its only ad, null when it has several
+	CampaignID      string     `json:"campaign_id,omitempty"`
+	Date            NullString `json:"date"`
+	Revenue         float64    `json:"revenue"`
+	Currency        string     `json:"currency"`
+	Count           int64      `json:"count"`
+	ROAS            float64    `json:"roas"`
+	CVR             float64    `json:"cvr"`
+	CVRCost         float64    `json:"cvr_cost"`
+	OtherCurrencies []Money    `json:"other_currencies,omitempty"`
 }
 
 // NewSaleInsight computes the sale insight of t in currency (the ad account's; the first
@@ -170,7 +187,7 @@ type SaleInsight struct {
 func NewSaleInsight(t *Totals, currency, date string) SaleInsight {
 	cur, revenue, others := t.SplitRevenue(currency)
 	return SaleInsight{
-		Date: date, Revenue: Round2(revenue), Currency: cur, Count: t.OffCount,
+		Date: NullString(date), Revenue: Round2(revenue), Currency: cur, Count: t.OffCount,
 		ROAS: Ratio(revenue, t.Spend), CVR: Percent(float64(t.OffCount), float64(t.UniqueUsers())),
 		CVRCost: Ratio(t.Spend, float64(t.OffCount)), OtherCurrencies: others,
 	}

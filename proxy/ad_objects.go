@@ -17,8 +17,8 @@ type adObject struct {
 	AdSet        adSetRef           `json:"ad_set"`
 	Name         string             `json:"name"`
 	Status       string             `json:"status"`
-	CreatedTime  string             `json:"created_time"`
-	UpdatedTime  string             `json:"updated_time"`
+	CreatedTime  engine.NullString  `json:"created_time"`
+	UpdatedTime  engine.NullString  `json:"updated_time"`
 	Campaign     campaignObject     `json:"campaign"`
 	Page         struct{}           `json:"page"`
 	Insight      engine.Insight     `json:"insight"`
@@ -46,8 +46,8 @@ type campaignObject struct {
 	AdAccount   accountRef         `json:"ad_account"`
 	Name        string             `json:"name"`
 	Status      string             `json:"status"`
-	StartTime   string             `json:"start_time"`
-	StopTime    string             `json:"stop_time"`
+	StartTime   engine.NullString  `json:"start_time"`
+	StopTime    engine.NullString  `json:"stop_time"`
 	Page        struct{}           `json:"page"`
 	Insight     engine.Insight     `json:"insight"`
 	SaleInsight engine.SaleInsight `json:"sale_insight"`
@@ -113,10 +113,10 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 	acct := in.account(ad.AdAccountID)
 	now := in.format(time.Now().Unix())
 	obj := adObject{ID: ad.ID, AppID: ad.AppID, AdAccountID: ad.AdAccountID, AdAccount: acct, Name: ad.Name,
-		Status: ad.Status, CreatedTime: in.format(ad.Created), UpdatedTime: in.format(ad.Updated),
+		Status: ad.Status, CreatedTime: in.nullTime(ad.Created), UpdatedTime: in.nullTime(ad.Updated),
 		Insight: engine.NewInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: engine.NewSaleInsight(t, acct.Currency, now),
 		ActiveGroups: in.rec.Definitions().ActiveGroupsOf(&ad), ReferralOnly: ad.Referral}
-	obj.Insight.AdID, obj.SaleInsight.AdID = ad.ID, ad.ID
+	obj.Insight.AdID, obj.SaleInsight.AdID = ad.ID, engine.NullString(ad.ID)
 	if as, ok := cat.AdSets[ad.AdSetID]; ok {
 		obj.AdSet = adSetRef{ID: as.ID, Name: as.Name, Status: as.Status}
 	}
@@ -134,26 +134,35 @@ func (in insightsAPI) adObject(ad engine.Ad, a *answer) (adObject, error) {
 	return obj, nil
 }
 
-// campaignObject builds a campaign with its insight over its ads.
+// campaignObject builds a campaign with its insight over its ads. It starts on its first
+// day of delivery; it stops, once its status says so, at the end of its last (while it
+// runs, stop_time is null). Its sale insight names its ad when it has only one.
 func (in insightsAPI) campaignObject(cp engine.Campaign, a *answer) (campaignObject, error) {
 	cat := in.rec.Catalog()
-	t, err := in.totalsOf(a, cp.AppID, cat.CampaignAds(cp.AppID, cp.ID))
+	ads := cat.CampaignAds(cp.AppID, cp.ID)
+	t, err := in.totalsOf(a, cp.AppID, ads)
 	if err != nil {
 		return campaignObject{}, err
 	}
 	acct := in.account(cp.AdAccountID)
 	now := in.format(time.Now().Unix())
 	obj := campaignObject{ID: cp.ID, AdAccountID: cp.AdAccountID, AdAccount: accountRef{Name: acct.Name, Currency: acct.Currency},
-		Name: cp.Name, Status: cp.Status, StartTime: in.dayTime(cp.FirstDay), StopTime: in.dayTime(cp.LastDay + 1),
+		Name: cp.Name, Status: cp.Status, StartTime: engine.NullString(in.dayTime(cp.FirstDay)),
 		Insight: engine.NewInsight(t, acct.Currency, now, in.rec.Definitions()), SaleInsight: engine.NewSaleInsight(t, acct.Currency, now)}
+	if stop, stopped := cp.StopDay(); stopped {
+		obj.StopTime = engine.NullString(in.dayTime(stop))
+	}
 	obj.Insight.CampaignID, obj.SaleInsight.CampaignID = cp.ID, cp.ID
+	obj.SaleInsight.AdID = onlyAd(ads)
 	return obj, nil
 }
 
-// dayTime formats the start of a day in the configured zone.
-func (in insightsAPI) dayTime(day int32) string {
-	y, m, d := time.Unix(int64(day)*86400, 0).UTC().Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, in.loc).Format(time.RFC3339)
+// onlyAd is the id of the only ad of ads, or "" (null) for none or several.
+func onlyAd(ads []string) engine.NullString {
+	if len(ads) != 1 {
+		return ""
+	}
+	return engine.NullString(ads[0])
 }
 
 func sortedDays[V any](m map[int32]V) []int32 {

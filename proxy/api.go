@@ -46,8 +46,8 @@ type route struct {
 	h       HandlerFunc
 }
 
-// API is the local API listener: health, readiness, metrics and the JSON routes that the
-// insights issues add with Handle.
+// API is the local API listener: health, readiness, metrics, the OpenAPI document of its
+// routes (openapi.go) and the JSON routes that the insights issues add with Handle.
 type API struct {
 	token  []byte
 	ready  func() error
@@ -68,6 +68,7 @@ func NewAPI(token string, ready func() error) *API {
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		writeMetrics(ctx)
 	})
+	a.Handle("GET", "/v1/openapi.json", AuthToken, a.serveOpenAPI)
 	return a
 }
 

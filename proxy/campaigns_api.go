@@ -75,9 +75,9 @@ func (in insightsAPI) campaignInsights(ctx *fasthttp.RequestCtx, p Params) {
 	rows := []campaignObject{}
 	for _, day := range pageOf(all, offset, limit) {
 		obj := base
-		obj.Insight = engine.NewInsight(byDay[day], currency, engine.DayDate(day), defs)
-		obj.SaleInsight = engine.NewSaleInsight(byDay[day], currency, engine.DayDate(day))
-		obj.Insight.CampaignID, obj.SaleInsight.CampaignID = cp.ID, cp.ID
+		obj.Insight = engine.NewInsight(byDay[day], currency, in.dayTime(day), defs)
+		obj.SaleInsight = engine.NewSaleInsight(byDay[day], currency, in.dayTime(day))
+		obj.Insight.CampaignID, obj.SaleInsight.CampaignID, obj.SaleInsight.AdID = cp.ID, cp.ID, base.SaleInsight.AdID
 		rows = append(rows, obj)
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(all), Offset: offset, Limit: limit})

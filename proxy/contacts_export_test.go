@@ -188,7 +188,7 @@ func writeLead(b kv.Batch, buf []byte, i, n int) []byte {
 // wantContact is lead i's row in an export of everything.
 func wantContact(i, n int) string {
 	start := leadStart(i, n)
-	at := func(t int64) string { return time.Unix(t, 0).UTC().Format(time.RFC3339) }
+	at := func(t int64) string { return time.Unix(t, 0).UTC().Format("2006-01-02T15:04:05+00:00") }
 	src, sessions, last := "organic", 1, start+300
 	switch i % 3 {
 	case 0:
@@ -199,11 +199,11 @@ func wantContact(i, n int) string {
 	if i%4 == 0 {
 		src, sessions, last = src+" ad:120210000000000002", 2, start+2*86400+60
 	}
-	revenue := ""
+	revenue := ","
 	if i%10 == 0 {
-		revenue = "49.90 EUR"
+		revenue = "49.90,EUR"
 	}
-	return fmt.Sprintf("+%s,,%s,%s,%s,%d,%s", exportLead(i), at(start), at(last), src, sessions, revenue)
+	return fmt.Sprintf("+%s,,%s,%s,%s,%d,%s,", exportLead(i), at(start), at(last), src, sessions, revenue)
 }
 
 // memorySampler records peaks while an export runs: of the live Go heap (what the last

@@ -103,9 +103,14 @@ func (d dataAPI) client(h HandlerFunc) HandlerFunc {
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
 
-// format writes a unix time in the configured zone (RFC 3339).
+// timeLayout is how the API writes every datetime: RFC 3339 to the second with the
+// numeric offset of -timezone ("2026-03-16T10:00:00+01:00"; "+00:00" in UTC, never "Z"),
+// the form of the Signals examples (seed 002).
+const timeLayout = "2006-01-02T15:04:05-07:00"
+
+// format writes a unix time in the configured zone (timeLayout).
 func (d dataAPI) format(unix int64) string {
-	return time.Unix(unix, 0).In(d.loc).Format(time.RFC3339)
+	return time.Unix(unix, 0).In(d.loc).Format(timeLayout)
 }
 
 // formatIf is format for an optional time: "" when unset.
@@ -122,6 +127,19 @@ func (d dataAPI) formatTime(t time.Time) string {
 		return ""
 	}
 	return d.format(t.Unix())
+}
+
+// nullTime is format for an optional time of an object whose fields are always present:
+// null when unset.
+func (d dataAPI) nullTime(unix int64) engine.NullString {
+	return engine.NullString(d.formatIf(unix))
+}
+
+// dayTime writes the start of a day (a day number of the engine) in the configured
+// zone: the "date" of a daily insight, a campaign's start and stop.
+func (d dataAPI) dayTime(day int32) string {
+	y, m, dd := time.Unix(int64(day)*86400, 0).UTC().Date()
+	return time.Date(y, m, dd, 0, 0, 0, 0, d.loc).Format(timeLayout)
 }
 
 // eventFilter reads the filters shared by the events and event-group endpoints.

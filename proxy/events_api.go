@@ -73,8 +73,10 @@ func (e eventsAPI) listEvents(ctx *fasthttp.RequestCtx, p Params) {
 var csvColumns = []string{"id", "date", "app_id", "type", "type_id", "type_value", "phone", "user_id",
 	"ad_id", "campaign_id", "source_type", "source_id", "conversation_id", "conversation_expire_time"}
 
+// csv writes the row's cells; the phone in E.164 with '+', as the contacts export writes
+// it (the JSON list keeps the digits of the Signals examples).
 func (r *eventRow) csv() []string {
-	return []string{r.ID, r.Date, r.AppID, r.Type, r.TypeID, r.TypeValue, r.Phone, r.UserID,
+	return []string{r.ID, r.Date, r.AppID, r.Type, r.TypeID, r.TypeValue, engine.PhoneE164(r.Phone), r.UserID,
 		r.AdID, r.CampaignID, r.SourceType, r.SourceID, r.ConversationID, r.ConversationExpireTime}
 }
 

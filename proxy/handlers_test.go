@@ -69,8 +69,9 @@ func TestAdInsightsEncodesTheEnginesDays(t *testing.T) {
 	if err := json.Unmarshal(body, &got); err != nil || code != 200 {
 		t.Fatalf("answer %d %s (%v)", code, body, err)
 	}
-	want := []engine.Insight{engine.NewInsight(day1, "EUR", "2026-03-16", &engine.Definitions{}),
-		engine.NewInsight(day2, "EUR", "2026-03-17", &engine.Definitions{})}
+	// Each day's date is the start of that day in the zone (UTC here), with its offset.
+	want := []engine.Insight{engine.NewInsight(day1, "EUR", "2026-03-16T00:00:00+00:00", &engine.Definitions{}),
+		engine.NewInsight(day2, "EUR", "2026-03-17T00:00:00+00:00", &engine.Definitions{})}
 	want[0].AdID, want[1].AdID = "ad9", "ad9"
 	if !reflect.DeepEqual(got, want) || got[0].CPC != 0.25 || got[1].CTR != 1 {
 		t.Errorf("insights = %+v\nwant %+v", got, want)

@@ -169,7 +169,7 @@ func (in insightsAPI) daily(app string, ads []string, days engine.Days, currency
 	defs := in.rec.Definitions()
 	out := []engine.Insight{}
 	for _, day := range sortedDays(byDay) {
-		i := engine.NewInsight(byDay[day], currency, engine.DayDate(day), defs)
+		i := engine.NewInsight(byDay[day], currency, in.dayTime(day), defs)
 		tag(&i)
 		out = append(out, i)
 	}
