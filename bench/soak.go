@@ -952,7 +952,8 @@ func (r *soakRun) exportEvents() ([]soakEvent, error) {
 	}
 	out := make([]soakEvent, 0, len(recs)-1)
 	for _, rec := range recs[1:] {
-		out = append(out, soakEvent{phone: rec[col["phone"]], kind: rec[col["type"]], typeID: rec[col["type_id"]],
+		// The export writes phones in E.164 with "+", as the contacts export does.
+		out = append(out, soakEvent{phone: strings.TrimPrefix(rec[col["phone"]], "+"), kind: rec[col["type"]], typeID: rec[col["type_id"]],
 			source: rec[col["source_type"]] + ":" + rec[col["source_id"]], app: rec[col["app_id"]]})
 	}
 	return out, nil
