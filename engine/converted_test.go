@@ -235,6 +235,9 @@ func TestFunnelCountsTheSessionsOwnPurchases(t *testing.T) {
 	l6 := leadMsgs("491700000106")                         // a session of the next day
 	e.record(cloudWebhook(withReferral(l6("f1", t0+day, "hi"), adReferral("ad-1", "c6"))))
 	e.purchase("491700000106", "purchase", 99, t0+day+60)
+	l7 := leadMsgs("491700000107") // organic; its later message arrives first
+	e.record(cloudWebhook(l7("g2", t0+500, "anyone there?")))
+	e.record(cloudWebhook(l7("g1", t0+400, "hello")))
 
 	dayStart := t0 - t0%day
 	rows, err := e.rec.Funnel(scApp, dayStart, dayStart+day)
@@ -244,9 +247,10 @@ func TestFunnelCountsTheSessionsOwnPurchases(t *testing.T) {
 	want := []FunnelRow{
 		{Type: SourceAd, ID: "ad-1", Sessions: 2, Engaged: 2, Converted: 1, Purchasers: 1, Purchases: 2,
 			Revenue: []Money{{Currency: "EUR", Amount: 60}}}, // leads 1 and 2; lead 1 wrote "price"
+		// Leads 5 and 7: lead 7's engagement is placed before its session's first event.
+		{Type: SourceOrganic, Sessions: 2, Engaged: 1, Purchasers: 1, Purchases: 1, Revenue: []Money{{Currency: "EUR", Amount: 5}}},
 		{Type: SourceAd, ID: "ad-2", Sessions: 1, Converted: 1, Revenue: []Money{}}, // lead 3's "price please"
 		{Type: SourceAd, ID: "ad-3", Sessions: 1, Revenue: []Money{}},
-		{Type: SourceOrganic, Sessions: 1, Purchasers: 1, Purchases: 1, Revenue: []Money{{Currency: "EUR", Amount: 5}}},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("funnel of day 0:\n got %+v\nwant %+v", rows, want)
