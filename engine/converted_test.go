@@ -249,6 +249,7 @@ func TestFunnelCountsTheSessionsOwnPurchases(t *testing.T) {
 			Revenue: []Money{{Currency: "EUR", Amount: 60}}}, // leads 1 and 2; lead 1 wrote "price"
 		// Leads 5 and 7: lead 7's engagement is placed before its session's first event.
 		{Type: SourceOrganic, Sessions: 2, Engaged: 1, Purchasers: 1, Purchases: 1, Revenue: []Money{{Currency: "EUR", Amount: 5}}},
+		// (every purchase of day 0's sessions came later: none in the range)
 		{Type: SourceAd, ID: "ad-2", Sessions: 1, Converted: 1, Revenue: []Money{}}, // lead 3's "price please"
 		{Type: SourceAd, ID: "ad-3", Sessions: 1, Revenue: []Money{}},
 	}
@@ -256,8 +257,13 @@ func TestFunnelCountsTheSessionsOwnPurchases(t *testing.T) {
 		t.Errorf("funnel of day 0:\n got %+v\nwant %+v", rows, want)
 	}
 	rows, _ = e.rec.Funnel(scApp, dayStart+day, dayStart+2*day)
-	if len(rows) != 1 || rows[0].ID != "ad-1" || rows[0].Sessions != 1 || rows[0].Purchases != 1 || rows[0].Revenue[0].Amount != 99 {
-		t.Errorf("funnel of day 1: %+v, want lead 6's session and its purchase", rows)
+	if len(rows) != 1 || rows[0].ID != "ad-1" || rows[0].Sessions != 1 || rows[0].Purchases != 1 || rows[0].PurchasesInRange != 1 ||
+		rows[0].Revenue[0].Amount != 99 {
+		t.Errorf("funnel of day 1: %+v, want lead 6's session and its purchase, the same day", rows)
+	}
+	rows, _ = e.rec.Funnel(scApp, dayStart, dayStart+3*day) // days 0–2: lead 1's second purchase is on day 3
+	if len(rows) != 4 || rows[0].ID != "ad-1" || rows[0].Sessions != 3 || rows[0].Purchases != 3 || rows[0].PurchasesInRange != 2 {
+		t.Errorf("funnel of days 0–2: %+v, want ad-1 with 3 sessions, 3 purchases, 2 of them in the range", rows)
 	}
 	if rows, _ = e.rec.Funnel(scApp, dayStart+2*day, dayStart+4*day); len(rows) != 0 {
 		t.Errorf("funnel of days 2–3 (purchases, no session): %+v, want none", rows)

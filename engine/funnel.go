@@ -26,6 +26,9 @@ type FunnelRow struct {
 	Purchasers int64   `json:"purchasers"`
 	Purchases  int64   `json:"purchases"`
 	Revenue    []Money `json:"revenue"`
+	// PurchasesInRange counts those of Purchases that happened in the range too: the
+	// sources report counts them there, with the purchases of older sessions.
+	PurchasesInRange int64 `json:"purchases_in_range"`
 }
 
 // Funnel follows the sessions of app that started in [from, to), by source, to what
@@ -41,6 +44,7 @@ func (r *Recorder) Funnel(app string, from, to int64) ([]FunnelRow, error) {
 	if from <= 0 || start > from {
 		start = from
 	}
+	f.to = to
 	err := r.Events(EventFilter{AppID: app, From: start, To: 1 << 62}, func(ev *kv.Event) bool {
 		f.add(ev, from, to)
 		return true
@@ -69,6 +73,7 @@ type funnelCount struct {
 	// out of order), until it comes; outside the sessions known to be of another range.
 	pending map[string][]kv.Event
 	outside map[string]bool
+	to      int64 // the end of the range
 }
 
 func (f *funnelCount) add(ev *kv.Event, from, to int64) {
@@ -112,6 +117,9 @@ func (f *funnelCount) count(row *FunnelRow, ev *kv.Event) {
 		row.Converted++
 	case !IsEventType(ev.Type): // an off-thread event credited to the session
 		row.Purchases++
+		if ev.Time < f.to {
+			row.PurchasesInRange++
+		}
 		if !f.purchased[ev.ConversationID] {
 			f.purchased[ev.ConversationID] = true
 			row.Purchasers++

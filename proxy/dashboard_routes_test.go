@@ -93,7 +93,7 @@ type fakeFunnel struct {
 func (f *fakeFunnel) Funnel(app string, from, to int64) ([]engine.FunnelRow, error) {
 	f.from, f.to = from, to
 	return []engine.FunnelRow{{Type: "ad", ID: "120", Sessions: 15, Engaged: 11, Converted: 5, Purchasers: 2, Purchases: 2,
-		Revenue: []engine.Money{{Currency: "EUR", Amount: 218.9}}}}, nil
+		Revenue: []engine.Money{{Currency: "EUR", Amount: 218.9}}, PurchasesInRange: 1}}, nil
 }
 
 // GET funnel reads the range in -timezone and encodes the engine's rows.
@@ -104,7 +104,7 @@ func TestFunnelRoute(t *testing.T) {
 	registerData(a, dataAPI{clientID: "default", loc: loc}, dataStores{sources: f})
 	code, body := serve(a, "GET", testAppPath+"/funnel?date_from=2026-03-16&date_to=2026-03-18", "")
 	want := `{"data":[{"type":"ad","id":"120","sessions":15,"engaged":11,"converted":5,"purchasers":2,"purchases":2,` +
-		`"revenue":[{"currency":"EUR","revenue":218.9}]}],"total_count":1,"offset":0,"limit":1}` + "\n"
+		`"revenue":[{"currency":"EUR","revenue":218.9}],"purchases_in_range":1}],"total_count":1,"offset":0,"limit":1}` + "\n"
 	if code != 200 || string(body) != want {
 		t.Errorf("funnel: %d %s\nwant %s", code, body, want)
 	}
