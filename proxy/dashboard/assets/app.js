@@ -305,7 +305,7 @@ async function load() {
     $('welcome').hidden = false;
     $('dashboard').hidden = true;
     setStatus('');
-    loadKnownApps({ ask: true });
+    loadKnownApps();
     return;
   }
   $('welcome').hidden = true;
@@ -1573,29 +1573,22 @@ async function knownApps() {
   return state.knownApps;
 }
 
-/** loadKnownApps fills the welcome page: the token first (ask: the API's 401 asks for
- * it), then the apps to choose from; a refused or missing token is said in words. */
-async function loadKnownApps({ ask }) {
+/** loadKnownApps fills the welcome page: the token first (the API's 401 asks for it),
+ * then the apps to choose from; a refused or missing token is said in words, with a way
+ * to enter it again. */
+async function loadKnownApps() {
   const note = $('welcome-token');
-  fill(note, ask ? h('p', { class: 'loading' }, 'Asking the sidecar which apps it has recorded…') : null);
+  fill(note, h('p', { class: 'loading' }, 'Asking the sidecar which apps it has recorded…'));
   try {
-    await (ask ? knownApps() : request(`/v1/clients/${encodeURIComponent(state.client)}/apps`, { quiet: true }).then((res) => {
-      state.knownApps = (res.data || []).map((a) => a.id);
-      state.knownAppsRead = true;
-      renderRecentApps();
-    }));
+    await knownApps();
     fill(note);
   } catch (err) {
     state.knownApps = [];
     state.knownAppsRead = false;
     renderRecentApps();
-    if (!ask) {
-      fill(note);
-      return;
-    }
     fill(note, h('p', { class: 'error', id: 'welcome-token-error' }, explain(err)),
       err instanceof ApiError && err.status === 401
-        ? h('div', { class: 'buttons' }, h('button', { type: 'button', class: 'primary', id: 'welcome-token-ask', onclick: () => loadKnownApps({ ask: true }) }, 'Enter the API token'))
+        ? h('div', { class: 'buttons' }, h('button', { type: 'button', class: 'primary', id: 'welcome-token-ask', onclick: () => loadKnownApps() }, 'Enter the API token'))
         : null);
   }
 }
