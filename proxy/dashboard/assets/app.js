@@ -597,7 +597,7 @@ function stagesOf(f) {
     { label: 'Sessions', value: f.sessions, hint: 'conversations started' },
     { label: 'Engaged', value: f.engaged, hint: 'the lead wrote a second message' },
     f.canConvert ? { label: 'Converted', value: f.converted, hint: 'the chat reached the conversion event of the ad\'s campaign' } : null,
-    { label: 'Purchases', value: f.purchases, hint: 'off-thread events your shop reported for these sessions' },
+    { label: 'Purchases', value: f.purchases, hint: 'off-thread events your shop reported for these sessions', color: 3 },
   ].filter(Boolean);
 }
 
