@@ -259,9 +259,12 @@ func TestDashboardIsServed(t *testing.T) {
 
 // TestDashboardInHeadlessChromium opens the dashboard in headless Chromium (driven by
 // proxy/dashboard/test/browser.mjs through playwright-core) against the seeded demo,
-// checks the sources table, the charts and the drill-down at 1280 px and at a phone
-// width, and against a second sidecar the spend synced from a Marketing API stub, until
-// the stub refuses the token; it keeps screenshots. Without Chromium or the script's node_modules it skips,
+// checks the first visit (token first, then the apps), the campaign → ad set → ad
+// table and its CSV, the sources table, the funnel of the ads, the charts, the period
+// presets and the comparison with the previous period, a mistyped app id, the choice of
+// a conversion event and the drill-down at 1280 px and at a phone width (the money
+// columns within 390 px), and against a second sidecar the spend synced from a Marketing
+// API stub, until the stub refuses the token; it keeps screenshots. Without Chromium or the script's node_modules it skips,
 // unless CTWA_BROWSER_TEST=1 (as in CI), where it fails instead.
 func TestDashboardInHeadlessChromium(t *testing.T) {
 	scriptDir, err := filepath.Abs(filepath.Join("..", "proxy", "dashboard", "test"))
@@ -321,7 +324,9 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		t.Fatal("browser script exited 0 without its closing line")
 	}
 	for _, name := range []string{"dashboard-1280.png", "dashboard-390.png", "dashboard-drilldown-1280.png",
-		"dashboard-conversions-1280.png", "dashboard-conversions-390.png", "dashboard-spend-sync-1280.png"} {
+		"dashboard-conversions-1280.png", "dashboard-conversions-390.png", "dashboard-spend-sync-1280.png",
+		"dashboard-welcome-1280.png", "dashboard-compare-1280.png", "dashboard-unknown-app-1280.png",
+		"dashboard-campaigns-1280.png", "dashboard-campaigns-390.png"} {
 		p := filepath.Join(artifacts, name)
 		if st, err := os.Stat(p); err != nil || st.Size() < 10_000 {
 			t.Errorf("screenshot %s missing or nearly empty: %v", p, err)

@@ -264,8 +264,9 @@ func validateGroup(g *Group) error {
 }
 
 // SetConverted makes g (type, optional id and value) the converted event of a campaign
-// or an ad (SPEC §6.2), replacing the one it had. New messages count at once; history
-// after a refresh.
+// or an ad (SPEC §6.2), replacing the one it had: an event type, or TypeOffThread with
+// the action as value. New messages and off-thread events count at once; history after
+// a refresh.
 func (r *Recorder) SetConverted(ctx context.Context, g Group) (Group, error) {
 	switch {
 	case g.CampaignID == "" && g.AdID == "":
@@ -273,7 +274,7 @@ func (r *Recorder) SetConverted(ctx context.Context, g Group) (Group, error) {
 	case g.Type == TypeConverted:
 		return Group{}, &FieldError{"type", "converted cannot define itself; pick the event that means converted"}
 	}
-	if err := validateGroup(&g); err != nil {
+	if err := validateConverted(&g); err != nil {
 		return Group{}, err
 	}
 	r.defsMu.Lock()

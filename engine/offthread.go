@@ -126,14 +126,18 @@ func (r *Recorder) applyOffThread(b kv.Batch, body []byte) error {
 	return r.placer.storeOffThread(b, &rec)
 }
 
-// storeOffThread writes an off-thread event and credits it to its source's rollup. It
-// runs on the view lane (inside Derive or Apply), which owns the rollup cache.
+// storeOffThread writes an off-thread event and credits it to its source's rollup (and,
+// when its action is the converted event of its session's campaign or ad, converts the
+// session). It runs on the view lane (inside Derive or Apply), which owns the rollup cache.
 func (p *placer) storeOffThread(b kv.Batch, rec *OffThreadRecord) error {
 	p.cache.check(b)
 	if err := writeOffThread(b, rec); err != nil {
 		return err
 	}
 	if err := p.queueOffThreadConversion(b, rec); err != nil {
+		return err
+	}
+	if err := p.convertByOffThread(b, rec); err != nil {
 		return err
 	}
 	return p.applyOffThreadRollup(b, rec)

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -33,6 +34,7 @@ type placer struct {
 	capi       ConversionMap                          // conversions sent to Meta; nil when off
 	logEntry   func(seq uint64) ([]byte, bool, error) // Log.Entry: message keys point into the log
 	pos        logPos                                 // of the item being applied: message keys point to it
+	defs       *atomic.Pointer[Definitions]           // the recorder's: off-thread converted events
 	placed     placement                              // what the current placement decided
 }
 

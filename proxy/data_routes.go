@@ -57,6 +57,7 @@ func registerData(a *API, d dataAPI, s dataStores) {
 	a.Handle("PATCH", appPrefix+"/event_groups/{id}", AuthToken, c(def.patchGroup))
 	a.Handle("GET", appPrefix+"/sources", AuthToken, c(src.listSources))
 	a.Handle("POST", appPrefix+"/sources", AuthToken, c(def.addSource))
+	a.Handle("GET", appPrefix+"/funnel", AuthToken, c(src.funnel))
 
 	in := insightsAPI{d, s.insights}
 	a.Handle("GET", "/v1/clients/{client_id}/apps", AuthToken, c(in.apps))
@@ -73,6 +74,10 @@ func registerData(a *API, d dataAPI, s dataStores) {
 		a.Handle("POST", appPrefix+p, AuthToken, c(in.refresh))
 	}
 	a.Handle("POST", appPrefix+"/converted_events", AuthToken, c(def.convertedEvent))
+	a.Handle("GET", appPrefix+"/converted_events", AuthToken, c(def.listConverted))
+	a.Handle("DELETE", appPrefix+"/converted_events", AuthToken, c(def.clearConverted))
+	a.Handle("GET", appPrefix+"/converted_events/choices", AuthToken, c(def.conversionChoices))
+	a.Handle("GET", appPrefix+"/adsets/account/{ad_account_id}", AuthToken, c(in.listAdSets))
 
 	imp := importAPI{d, s.imports}
 	a.Handle("POST", appPrefix+"/ads/import", AuthToken, c(imp.importSpend))

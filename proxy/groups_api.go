@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 
 	"github.com/valyala/fasthttp"
 
@@ -18,6 +19,9 @@ type Definer interface {
 	SetGroupStatus(ctx context.Context, app, id, status string) (engine.Group, error)
 	AddSource(ctx context.Context, s engine.Source) (engine.Source, error)
 	SetConverted(ctx context.Context, g engine.Group) (engine.Group, error)
+	ConvertedEvents(app string) []engine.Group
+	ClearConverted(ctx context.Context, app, campaignID, adID string) (engine.Group, error)
+	ConversionChoices(app, campaignID, adID string) ([]engine.ConversionChoice, error)
 }
 
 // definitionsAPI serves the event groups, the custom source definitions and the
@@ -165,4 +169,61 @@ func (e definitionsAPI) convertedEvent(ctx *fasthttp.RequestCtx, p Params) {
 		return
 	}
 	WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "id": g.ID})
+}
+
+// convertedRow is a converted-event definition: the event that counts a session of the
+// campaign (or of the ad) as converted.
+type convertedRow struct {
+	ID          string `json:"id"`
+	CampaignID  string `json:"campaign_id,omitempty"`
+	AdID        string `json:"ad_id,omitempty"`
+	Type        string `json:"type"`
+	TypeID      string `json:"type_id,omitempty"`
+	TypeValue   string `json:"type_value,omitempty"`
+	CreatedTime string `json:"created_time"`
+}
+
+// listConverted answers the app's converted events in force, one per campaign or ad:
+// GET …/converted_events.
+func (e definitionsAPI) listConverted(ctx *fasthttp.RequestCtx, p Params) {
+	groups := e.rec.ConvertedEvents(p.Get("app_id"))
+	rows := make([]convertedRow, len(groups))
+	for i, g := range groups {
+		rows[i] = convertedRow{ID: g.ID, CampaignID: g.CampaignID, AdID: g.AdID, Type: g.Type, TypeID: g.TypeID,
+			TypeValue: g.TypeValue, CreatedTime: e.format(g.Created)}
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
+}
+
+// clearConverted removes the converted event of a campaign (?campaign_id=) or of an ad
+// (?ad_id=): DELETE …/converted_events. 404 when it has none.
+func (e definitionsAPI) clearConverted(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, e.loc)
+	g, err := e.rec.ClearConverted(ctx, p.Get("app_id"), q.str("campaign_id"), q.str("ad_id"))
+	switch {
+	case errors.Is(err, engine.ErrNotFound):
+		WriteError(ctx, fasthttp.StatusNotFound, "not_found", "this campaign or ad has no converted event", "campaign_id")
+	case err != nil:
+		writeDefError(ctx, err)
+	default:
+		WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "id": g.ID})
+	}
+}
+
+// conversionChoices lists the events recorded in the sessions of a campaign's ads (or of
+// one ad, or of every ad of the app) that can be its converted event, each with the
+// sessions that had it: GET …/converted_events/choices[?campaign_id|ad_id].
+func (e definitionsAPI) conversionChoices(ctx *fasthttp.RequestCtx, p Params) {
+	q := newQuery(ctx, e.loc)
+	campaign, ad := q.str("campaign_id"), q.str("ad_id")
+	if campaign != "" && ad != "" {
+		writeBadRequest(ctx, badParam("campaign_id", "give ad_id or campaign_id, not both"))
+		return
+	}
+	choices, err := e.rec.ConversionChoices(p.Get("app_id"), campaign, ad)
+	if err != nil {
+		writeStoreError(ctx, err)
+		return
+	}
+	WriteJSON(ctx, fasthttp.StatusOK, page{Data: choices, TotalCount: len(choices), Limit: len(choices)})
 }

@@ -12,11 +12,12 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 )
 
-// SourceReader is what the sources and contacts routes read: the compare-sources rows
-// and the contacts export.
+// SourceReader is what the sources, funnel and contacts routes read: the compare-sources
+// rows, the funnel of the sessions of a range and the contacts export.
 type SourceReader interface {
 	SourceStats(app string, from, to int64) ([]engine.SourceStats, error)
 	Contacts(ctx context.Context, f engine.ContactFilter, fn func(c *engine.Contact) bool) error
+	Funnel(app string, from, to int64) ([]engine.FunnelRow, error)
 }
 
 // sourcesAPI serves the compare-sources view (SPEC §6.3) and the contacts export (§6.4).

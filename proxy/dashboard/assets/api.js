@@ -44,7 +44,7 @@ export function setToken(token) {
 /** request calls the API. opts: method, body (object → JSON, string → as is), type
  * (content type of a string body), as: 'json' (default) or 'blob', quiet: never ask for
  * the token. A 401 asks for the token once (concurrent calls share the question) and
- * retries. */
+ * retries; a token the sidecar refused is dropped before asking. */
 export async function request(path, opts = {}) {
   for (let attempt = 0; ; attempt++) {
     const headers = { Accept: opts.as === 'blob' ? 'text/csv, application/json' : 'application/json' };
@@ -66,6 +66,10 @@ export async function request(path, opts = {}) {
     }
     if (res.status === 401 && attempt < 5 && !opts.quiet) {
       const refused = Boolean(token);
+      // A refused token is dropped at once: whatever the reader does next, nothing wrong
+      // stays in the tab.
+      if (refused && getToken() === token) setToken('');
+      else if (getToken() && getToken() !== token) continue; // another call got a new token meanwhile
       if (!pendingPrompt) {
         pendingPrompt = promptForToken(refused).finally(() => { pendingPrompt = null; });
       }

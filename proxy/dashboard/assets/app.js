@@ -1,6 +1,8 @@
-// The Insights dashboard: compare sources, follow the funnel, see ROAS and cost per lead,
-// drill into a source, download events and contacts, import spend or see its sync from
-// Meta, add keywords and sources. Everything comes from the sidecar's JSON API.
+// The Insights dashboard: campaigns, ad sets and ads as in Ads Manager, compare sources,
+// follow the funnel, see ROAS and cost per lead against the previous period, choose the
+// conversion event of a campaign or an ad, drill into a source, download events,
+// contacts and tables, import spend or see its sync from Meta, add keywords and sources.
+// Everything comes from the sidecar's JSON API.
 
 import { h, fill, append } from './dom.js';
 import * as fmt from './format.js';
@@ -8,6 +10,7 @@ import { request, download, setTokenPrompt, getToken, setToken, ApiError } from 
 import { funnelChart, dailyChart, legend, worstStep } from './charts.js';
 import { STATUSES, LATEST, renderConversions } from './conversions.js';
 import { renderSpendSync, noSpendAnswer, syncTrouble } from './spendsync.js';
+import * as camp from './campaigns.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -35,14 +38,28 @@ const SYNC_POLL_MS = 500; // "Sync now" reads the state this often until the run
 const SYNC_WAIT_MS = 30_000; // and gives up waiting after this long
 const SYNC_FIRST_RUN_MS = 3000; // while an account's first run is under way, re-read this often
 
+const PRESETS = ['7', '14', '30', '90', '6m', '12m', 'all', 'custom'];
+
 const state = {
   knownApps: [], // apps with recorded traffic, from GET /v1/clients/{client}/apps
+  knownAppsRead: false, // whether knownApps is the sidecar's answer (not a failure)
   client: 'default',
   app: '',
   preset: '30',
   from: '',
   to: '',
+  compare: false, // show the previous period of the same length beside each figure
+  prevFrom: '',
+  prevTo: '',
   rows: [],
+  prevRows: null, // the sources of the previous period, by key; null without comparison
+  funnel: null, // GET …/funnel of the period: [{type, id, sessions, engaged, converted, purchases, revenue}]
+  campaigns: null, // the campaign → ad set → ad hierarchy of the period (campaigns.js); null while loading
+  prevCampaigns: null, // Map key → metrics of the previous period
+  converted: [], // GET …/converted_events
+  expanded: new Set(), // campaign keys shown with their ad sets and ads
+  collapsed: new Set(), // ad set keys whose ads are hidden
+  loadedKey: '', // client/app of the figures shown: notes of another app are cleared
   selected: '',
   sort: { col: '', dir: -1 },
   daily: null, // {size, buckets: [{from, to, rows}]}
@@ -78,7 +95,8 @@ function readInitialState() {
   state.client = q.get('client') || saved.get('client', 'default');
   state.app = q.get('app') ?? saved.get('app', '');
   state.preset = q.get('range') || saved.get('preset', '30');
-  if (!['7', '30', '90', 'all', 'custom'].includes(state.preset)) state.preset = '30';
+  if (!PRESETS.includes(state.preset)) state.preset = '30';
+  state.compare = (q.get('compare') ?? saved.get('compare', '0')) === '1';
   if (fmt.isDay(q.get('from') || '') && fmt.isDay(q.get('to') || '')) {
     state.preset = 'custom';
     [state.from, state.to] = [q.get('from'), q.get('to')];
@@ -101,13 +119,15 @@ function writeURL() {
   } else {
     q.set('range', state.preset);
   }
+  if (state.compare && state.from) q.set('compare', '1');
   if (state.selected) q.set('source', state.selected);
   history.replaceState(null, '', `${location.pathname}?${q}`);
 }
 
 // ---------------------------------------------------------------- controls
 
-/** applyPreset sets from/to of a preset: the last n days up to today (the browser's date). */
+/** applyPreset sets from/to of a preset: the last n days (or months: "6m") up to today
+ * (the browser's date). */
 function applyPreset() {
   if (state.preset === 'custom') return;
   if (state.preset === 'all') {
@@ -115,8 +135,23 @@ function applyPreset() {
     return;
   }
   state.to = fmt.today();
-  state.from = fmt.addDays(state.to, 1 - Number(state.preset));
+  state.from = state.preset.endsWith('m')
+    ? fmt.addDays(fmt.addMonths(state.to, -Number(state.preset.slice(0, -1))), 1)
+    : fmt.addDays(state.to, 1 - Number(state.preset));
 }
+
+/** applyComparison sets the previous period: as many days, ending the day before from. */
+function applyComparison() {
+  if (!state.compare || !state.from) {
+    state.prevFrom = state.prevTo = '';
+    return;
+  }
+  state.prevTo = fmt.addDays(state.from, -1);
+  state.prevFrom = fmt.addDays(state.prevTo, 1 - fmt.dayCount(state.from, state.to));
+}
+
+/** comparing is whether the figures of the previous period are shown. */
+const comparing = () => Boolean(state.compare && state.from && state.prevFrom);
 
 function writeControls() {
   $('client').value = state.client;
@@ -125,6 +160,19 @@ function writeControls() {
   $('from').value = state.from;
   $('to').value = state.to;
   $('from').disabled = $('to').disabled = false;
+  writeCompare();
+}
+
+/** writeCompare shows the comparison box: unavailable for all time, and the preset chips. */
+function writeCompare() {
+  const all = $('preset').value === 'all';
+  $('compare').checked = state.compare && !all;
+  $('compare').disabled = all;
+  $('compare').closest('label').title = all ? '"All time" has no previous period'
+    : 'Show each figure beside the one of the period of the same length just before';
+  for (const b of document.querySelectorAll('#preset-chips [data-preset]')) {
+    b.setAttribute('aria-pressed', b.dataset.preset === $('preset').value ? 'true' : 'false');
+  }
 }
 
 function readControls() {
@@ -137,8 +185,10 @@ function readControls() {
   } else {
     applyPreset();
   }
+  if (!$('compare').disabled) state.compare = $('compare').checked;
   saved.set('client', state.client);
   saved.set('preset', state.preset);
+  saved.set('compare', state.compare ? '1' : '0');
   if (state.preset === 'custom') {
     saved.set('from', state.from);
     saved.set('to', state.to);
@@ -147,9 +197,13 @@ function readControls() {
 
 function periodText() {
   if (!state.from) return 'all recorded time';
-  if (state.from === state.to) return fmt.dayLong(state.from);
-  return `${fmt.dayLong(state.from)} – ${fmt.dayLong(state.to)}`;
+  return spanText(state.from, state.to);
 }
+
+const spanText = (from, to) => (from === to ? fmt.dayLong(from) : `${fmt.dayLong(from)} – ${fmt.dayLong(to)}`);
+
+/** prevText is the previous period in words, for "vs …" ("" without comparison). */
+const prevText = () => (state.prevFrom ? spanText(state.prevFrom, state.prevTo) : '');
 
 // ---------------------------------------------------------------- API paths
 
@@ -163,6 +217,9 @@ function appPath(rest, params) {
 
 /** rangeParams are date_from/date_to of the period; none for all time. */
 const rangeParams = () => (state.from ? { date_from: state.from, date_to: state.to } : {});
+
+/** prevParams are date_from/date_to of the previous period. */
+const prevParams = () => ({ date_from: state.prevFrom, date_to: state.prevTo });
 
 /** activitySpan finds the first and last day with events in the app: {first, last}, or
  * null when nothing is recorded. Asked once per client, app and press of Show. */
@@ -231,12 +288,24 @@ async function load() {
     showBanner('The period ends before it starts.', `From ${fmt.dayLong(state.from)} is after To ${fmt.dayLong(state.to)}.`);
     return;
   }
+  applyComparison();
+  writeCompare();
   writeURL();
+  const key = `${state.client}/${state.app}`;
+  if (key !== state.loadedKey) { // the notes ("…csv downloaded") and campaigns were of another app
+    clearNotes();
+    state.campaigns = null;
+    state.expanded.clear();
+    state.collapsed.clear();
+  }
+  state.loadedKey = key;
   $('tools').hidden = !state.app;
+  $('unknown-app').hidden = true;
   if (!state.app) {
     $('welcome').hidden = false;
     $('dashboard').hidden = true;
     setStatus('');
+    loadKnownApps();
     return;
   }
   $('welcome').hidden = true;
@@ -245,8 +314,17 @@ async function load() {
   let names;
   let spenders;
   let syncs;
+  let apps;
+  let funnel;
+  let prev = null;
   try {
-    [sources, names, spenders, syncs] = await Promise.all([request(appPath('/sources', rangeParams())), referralNames(), adsWithSpend(), spendSyncState()]);
+    [sources, names, spenders, syncs, apps, funnel, prev] = await Promise.all([
+      request(appPath('/sources', rangeParams())), referralNames(), adsWithSpend(rangeParams()), spendSyncState(), knownApps(),
+      request(appPath('/funnel', rangeParams())).then((r) => r.data).catch((err) => {
+        if (err instanceof ApiError && err.status === 401) throw err;
+        return null; // an older sidecar: the funnel falls back to the sources report
+      }),
+      comparing() ? Promise.all([request(appPath('/sources', prevParams())), adsWithSpend(prevParams())]) : null]);
   } catch (err) {
     if (seq !== state.seq) return;
     setStatus('');
@@ -257,25 +335,24 @@ async function load() {
     return;
   }
   if (seq !== state.seq) return;
-  rememberApp(state.app);
-  loadKnownApps();
   state.spendSync = syncs;
   renderSync(seq);
-  state.rows = sources.data.map((r) => ({
-    ...r,
-    key: `${r.type}:${r.id}`,
-    name: (r.type === 'ad' || r.type === 'post') && names.has(r.id) && r.name === `${r.type} ${r.id}` ? names.get(r.id) : r.name,
-  }));
-  // The sources report lists the ads that started sessions; an ad that only spent money
-  // in the period is added from the ads report, so that its spend is not lost.
-  for (const ad of spenders) {
-    if (!state.rows.some((r) => r.key === ad.key || r.key === `post:${ad.id}`)) state.rows.push(ad);
+  if (apps && !apps.includes(state.app)) {
+    // The sources report answers the unattributed row of off-thread events that named no
+    // app for any app id: for an app with no traffic that is no data of its own.
+    renderUnknownApp(apps);
+    return;
   }
+  rememberApp(state.app);
+  state.rows = sourceRows(sources, names, spenders);
+  state.prevRows = prev ? new Map(sourceRows(prev[0], names, prev[1]).map((r) => [r.key, r])) : null;
+  state.funnel = funnel;
   if (state.selected && !state.rows.some((r) => r.key === state.selected)) state.selected = '';
   state.daily = null;
   $('dashboard').hidden = false;
-  setStatus(`${periodText()} · app ${state.app}`);
+  setStatus(`${periodText()} · app ${state.app}${comparing() ? ` · compared with ${prevText()}` : ''}`);
   await renderAll();
+  loadCampaigns(seq);
   loadConversions(seq);
   if (hasActivity(state.rows)) {
     loadDaily(seq);
@@ -285,17 +362,64 @@ async function load() {
   }
 }
 
-/** adsWithSpend lists, as source rows, the imported ads with spend in the period: every
- * ad account of every Facebook account known from imports, page by page. */
-async function adsWithSpend() {
+/** sourceRows are the rows of the sources table from the sources report, named by
+ * referral headlines; an ad that only spent money in the period is added from the ads
+ * report (spenders), so that its spend is not lost. */
+function sourceRows(sources, names, spenders) {
+  const rows = sources.data.map((r) => ({
+    ...r,
+    key: `${r.type}:${r.id}`,
+    name: (r.type === 'ad' || r.type === 'post') && names.has(r.id) && r.name === `${r.type} ${r.id}` ? names.get(r.id) : r.name,
+  }));
+  for (const ad of spenders) {
+    if (!rows.some((r) => r.key === ad.key || r.key === `post:${ad.id}`)) rows.push(ad);
+  }
+  return rows;
+}
+
+/** clearNotes empties the outcome notes of the tools and tables: they were of another app. */
+function clearNotes() {
+  for (const id of ['download-result', 'campaigns-result', 'sources-result', 'import-result', 'keyword-result', 'source-result']) {
+    const el = $(id);
+    if (el) result(el, true, '');
+  }
+}
+
+/** renderUnknownApp says that nothing is recorded for the app, and offers the apps that
+ * have recorded traffic. */
+function renderUnknownApp(apps) {
+  setStatus('');
+  $('dashboard').hidden = true;
+  $('tools').hidden = true; // no download of another app's rows, no definition for a mistyped id
+  $('unknown-app').hidden = false;
+  const open = (a) => h('button', { type: 'button', 'data-app': a, onclick: () => { $('app').value = a; state.span = null; load(); } }, a);
+  fill($('unknown-body'),
+    h('p', { id: 'unknown-message' }, h('strong', {}, `Nothing has been recorded for app ${state.app}`),
+      ' — no conversation and no purchase. Check that this is the phone number id (metadata.phone_number_id) ',
+      'of the WhatsApp number, and that its webhooks reach the sidecar.'),
+    apps.length
+      ? [h('p', {}, `The sidecar has recorded traffic for ${apps.length === 1 ? 'this app' : `these ${apps.length} apps`}:`),
+        h('div', { class: 'buttons', id: 'unknown-apps' }, apps.map(open))]
+      : h('p', {}, 'The sidecar has recorded no traffic for any app yet.'));
+}
+
+/** importedAccounts lists the ad accounts known from imports: every ad account of every
+ * Facebook account. */
+async function importedAccounts() {
   const client = `/v1/clients/${encodeURIComponent(state.client)}`;
+  const fbs = await request(`${client}/facebook-accounts`);
+  return (await Promise.all(fbs.map((fb) => request(`${client}/facebook-accounts/${encodeURIComponent(fb.id)}`)))).flat().map((a) => a.id);
+}
+
+/** adsWithSpend lists, as source rows, the imported ads with spend in the range of
+ * params: every ad account known from imports, page by page. */
+async function adsWithSpend(params) {
   try {
-    const fbs = await request(`${client}/facebook-accounts`);
-    const accounts = (await Promise.all(fbs.map((fb) => request(`${client}/facebook-accounts/${encodeURIComponent(fb.id)}`)))).flat();
+    const accounts = await importedAccounts();
     const rows = [];
     for (const acct of accounts) {
       for (let offset = 0; ; offset += 100) {
-        const res = await request(appPath(`/ads/account/${encodeURIComponent(acct.id)}`, { ...rangeParams(), limit: 100, offset }));
+        const res = await request(appPath(`/ads/account/${encodeURIComponent(acct)}`, { ...params, limit: 100, offset }));
         for (const ad of res.data) {
           const i = ad.insight;
           const sale = ad.sale_insight;
@@ -391,18 +515,49 @@ function paidROAS(t) {
 function renderKPIs() {
   const t = sumRows(state.rows);
   const roas = paidROAS(t);
-  const card = (id, label, value, note, title) => h('div', { class: 'kpi', id: `kpi-${id}`, title },
-    h('span', { class: 'kpi-label' }, label), h('span', { class: 'kpi-value' }, value), note ? h('span', { class: 'kpi-note' }, note) : null);
+  const p = comparing() && state.prevRows ? sumRows([...state.prevRows.values()]) : null;
+  const proas = p ? paidROAS(p) : null;
+  const cpl = costPerLead(state.rows);
+  const pcpl = p ? costPerLead([...state.prevRows.values()]) : null;
+  // The change of a card: of the one currency's amount when both periods have one.
+  const one = (m) => (m.size === 1 ? [...m.values()][0] : m.size === 0 ? 0 : null);
+  const card = (id, label, value, note, title, cur, prev, shown) => h('div', { class: 'kpi', id: `kpi-${id}`, title },
+    h('span', { class: 'kpi-label' }, label), h('span', { class: 'kpi-value' }, value), note ? h('span', { class: 'kpi-note' }, note) : null,
+    p ? kpiDelta(id, cur, prev, shown) : null);
+  const moneyText = (m) => fmt.moneyList(m) ?? '—';
   fill($('kpis'),
-    card('sessions', 'Sessions', fmt.num(t.sessions), periodText(), 'conversations started in the period'),
-    card('engaged', 'Engaged', fmt.num(t.engaged), `${fmt.share(t.engaged, t.sessions)} of sessions`),
-    card('converted', 'Converted', fmt.num(t.converted), `${fmt.share(t.converted, t.sessions)} of sessions`),
-    card('purchases', 'Purchases', fmt.num(t.offthread_count), 'off-thread events', 'purchases and other events your shop reported, attributed to a conversation'),
-    card('revenue', 'Revenue', fmt.moneyList(t.revenue) ?? '—', 'from off-thread events'),
-    card('spend', 'Ad spend', fmt.moneyList(t.spend) ?? '—', spendNote(t)),
+    card('sessions', 'Sessions', fmt.num(t.sessions), periodText(), 'conversations started in the period', t.sessions, p?.sessions, fmt.num(p?.sessions ?? 0)),
+    card('engaged', 'Engaged', fmt.num(t.engaged), `${fmt.share(t.engaged, t.sessions)} of sessions`, null, t.engaged, p?.engaged, fmt.num(p?.engaged ?? 0)),
+    card('converted', 'Converted', fmt.num(t.converted), `${fmt.share(t.converted, t.sessions)} of sessions`, null, t.converted, p?.converted, fmt.num(p?.converted ?? 0)),
+    card('purchases', 'Purchases', fmt.num(t.offthread_count), 'off-thread events', 'purchases and other events your shop reported, attributed to a conversation',
+      t.offthread_count, p?.offthread_count, fmt.num(p?.offthread_count ?? 0)),
+    card('revenue', 'Revenue', moneyText(t.revenue), 'from off-thread events', null, one(t.revenue), p ? one(p.revenue) : null, p ? moneyText(p.revenue) : ''),
+    card('spend', 'Ad spend', moneyText(t.spend), spendNote(t), null, one(t.spend), p ? one(p.spend) : null, p ? moneyText(p.spend) : ''),
     card('roas', 'ROAS of ads', roas ? fmt.ratio(roas.roas) : '—',
       roas ? `${fmt.money(roas.roas, roas.currency)} back per ${fmt.unit(roas.currency)}` : syncing() ? 'needs spend' : 'needs imported spend',
-      'revenue ÷ spend over the sources with spend'));
+      'revenue ÷ spend over the sources with spend', roas ? roas.roas : null, proas ? proas.roas : null, proas ? fmt.ratio(proas.roas) : '—'),
+    card('cost-per-lead', 'Cost per lead', cpl ? fmt.money(cpl.value, cpl.currency) : '—', 'ad spend ÷ unique users of the ads',
+      'spend ÷ unique users, over the sources with spend', cpl ? cpl.value : null, pcpl ? pcpl.value : null, pcpl ? fmt.money(pcpl.value, pcpl.currency) : '—'));
+}
+
+/** costPerLead is spend ÷ unique users over the sources with spend, in one currency. */
+function costPerLead(rows) {
+  const paid = rows.filter((r) => r.spend > 0);
+  const currencies = new Set(paid.map((r) => r.currency));
+  const users = paid.reduce((n, r) => n + r.unique_users, 0);
+  if (currencies.size !== 1 || users === 0) return null;
+  return { value: paid.reduce((n, r) => n + r.spend, 0) / users, currency: [...currencies][0] };
+}
+
+/** kpiDelta is a card's change against the previous period: "▲ +12% vs 41", the
+ * previous figure last; a fall of cost per lead is good news, of spend neither. */
+function kpiDelta(id, cur, prev, shown) {
+  const title = `previous period, ${prevText()}: ${shown || '—'}`;
+  const d = camp.change(cur ?? null, prev ?? null);
+  if (!d) return h('span', { class: 'kpi-delta delta-flat', 'data-delta': '', title }, `vs ${shown || '—'}`);
+  const mood = d.dir === 0 || id === 'spend' ? 'flat' : (d.dir > 0) !== (id === 'cost-per-lead') ? 'up' : 'down';
+  const arrow = d.dir > 0 ? '▲' : d.dir < 0 ? '▼' : '';
+  return h('span', { class: `kpi-delta delta-${mood}`, 'data-delta': d.text, title }, `${arrow ? `${arrow} ` : ''}${d.text} vs ${shown}`);
 }
 
 /** syncing is whether ad accounts sync their spend from Meta into the app. */
@@ -413,14 +568,82 @@ function spendNote(t) {
   return t.spend.size ? 'synced from Meta or imported' : 'none synced for the period';
 }
 
-/** steps describes the funnel of totals t as stages. */
-function stagesOf(t) {
+/** funnelOf is the funnel of a source row, or without one of the Click-to-WhatsApp ads
+ * (the sessions a conversion event applies to): the sessions of the period and what
+ * they led to — their own purchases, also after the period (GET …/funnel). Without that
+ * answer (an older sidecar) it falls back to the sources report. */
+function funnelOf(row) {
+  const canConvert = !row || row.type === 'ad';
+  if (!state.funnel) {
+    const t = row || sumRows(state.rows.filter((r) => r.type === 'ad'));
+    return { sessions: t.sessions, engaged: t.engaged, converted: t.converted, purchases: t.offthread_count, canConvert };
+  }
+  const f = { sessions: 0, engaged: 0, converted: 0, purchases: 0, revenue: new Map(), canConvert };
+  for (const x of state.funnel) {
+    if (row ? `${x.type}:${x.id}` !== row.key : x.type !== 'ad') continue;
+    f.sessions += x.sessions;
+    f.engaged += x.engaged;
+    f.converted += x.converted;
+    f.purchases += x.purchases;
+    for (const m of x.revenue || []) f.revenue.set(m.currency, (f.revenue.get(m.currency) || 0) + m.revenue);
+  }
+  return f;
+}
+
+/** stagesOf describes a funnel (funnelOf) as stages; a source no conversion event
+ * applies to has no converted stage. */
+function stagesOf(f) {
   return [
-    { label: 'Sessions', value: t.sessions, hint: 'conversations started' },
-    { label: 'Engaged', value: t.engaged, hint: 'the lead wrote a second message' },
-    { label: 'Converted', value: t.converted, hint: 'the chat reached a converted event' },
-    { label: 'Purchases', value: t.offthread_count, hint: 'off-thread events your shop reported for these leads' },
-  ];
+    { label: 'Sessions', value: f.sessions, hint: 'conversations started' },
+    { label: 'Engaged', value: f.engaged, hint: 'the lead wrote a second message' },
+    f.canConvert ? { label: 'Converted', value: f.converted, hint: 'the chat reached the conversion event of the ad\'s campaign' } : null,
+    { label: 'Purchases', value: f.purchases, hint: 'off-thread events your shop reported for these sessions', color: 3 },
+  ].filter(Boolean);
+}
+
+const KIND_WORDS = {
+  post: 'boosted-post sessions', custom: 'QR-code and wa.me-link sessions', campaign: 'sessions of your outgoing campaigns',
+  organic: 'organic sessions', ad: 'ad sessions',
+};
+
+/** apartText says which purchases the funnel of the ads leaves out, and why; for a
+ * selected source no conversion event applies to, why it has no converted step. */
+function apartText(row) {
+  if (row) {
+    if (row.type === 'ad') return '';
+    if (row.type === 'unattributed') return 'Unattributed purchases matched no conversation: they belong to no funnel.';
+    return `No conversion event applies to ${KIND_WORDS[row.type] || 'these sessions'}: conversion events are set per ad or ad campaign, so this funnel has no converted step.`;
+  }
+  const parts = [];
+  const money = (m) => (m && fmt.moneyList(m) ? ` (${fmt.moneyList(m)})` : '');
+  const byKind = new Map();
+  for (const x of state.funnel || []) {
+    if (x.type === 'ad' || !x.purchases) continue;
+    const k = byKind.get(x.type) || { n: 0, revenue: new Map() };
+    k.n += x.purchases;
+    for (const m of x.revenue || []) k.revenue.set(m.currency, (k.revenue.get(m.currency) || 0) + m.revenue);
+    byKind.set(x.type, k);
+  }
+  for (const [type, k] of byKind) parts.push(`${fmt.num(k.n)} purchase${k.n === 1 ? '' : 's'}${money(k.revenue)} of ${KIND_WORDS[type] || `${type} sessions`}`);
+  const un = state.rows.find((r) => r.type === 'unattributed');
+  const words = [];
+  // Purchases of the period that the sources report credits to ads, minus those of the
+  // funnel's own sessions: purchases of ad sessions that started before the period.
+  const adRows = (state.funnel || []).filter((x) => x.type === 'ad');
+  const older = adRows.every((x) => typeof x.purchases_in_range === 'number')
+    ? state.rows.filter((r) => r.type === 'ad').reduce((n, r) => n + r.offthread_count, 0) - adRows.reduce((n, x) => n + x.purchases_in_range, 0)
+    : 0;
+  if (parts.length) {
+    words.push(`Not in this funnel: ${parts.join(', ')} — these leads came without an ad, so no conversion event applies to them`);
+  }
+  if (un && un.offthread_count) {
+    const m = new Map([[un.currency, un.revenue], ...(un.other_currencies || []).map((o) => [o.currency, o.revenue])]);
+    words.push(`${parts.length ? 'and ' : 'Not in this funnel: '}${fmt.num(un.offthread_count)} unattributed purchase${un.offthread_count === 1 ? '' : 's'}${money(m)}, which matched no conversation`);
+  }
+  if (older > 0 && state.from) {
+    words.push(`${words.length ? 'and ' : 'Not in this funnel: '}${fmt.num(older)} purchase${older === 1 ? '' : 's'} of the period by leads of ad sessions that started before it`);
+  }
+  return words.length ? `${words.join('; ')}. They count in the cards and the sources table.` : '';
 }
 
 /** dropText says in words how the leads of stages go through the funnel and where
@@ -457,8 +680,8 @@ function renderAnswer() {
     if (best.roas > 0) {
       items.push(h('p', { class: 'answer-best' }, 'Most revenue per ', fmt.unit(best.currency), ' spent: ', link(best), ` (${TYPES[best.type]?.label ?? best.type}) — `,
         h('strong', {}, `ROAS ${fmt.ratio(best.roas)}`), `: ${fmt.money(best.revenue, best.currency)} revenue on ${fmt.money(best.spend, best.currency)} spend, `,
-        `${fmt.money(best.cost_per_lead, best.currency)} per lead.`));
-      items.push(h('p', {}, `Its funnel: ${dropText(stagesOf(best))}`));
+        best.unique_users > 0 ? `${fmt.money(best.cost_per_lead, best.currency)} per lead.` : 'no new lead in the period.'));
+      items.push(h('p', {}, `Its funnel: ${dropText(stagesOf(funnelOf(best)))}`));
     } else {
       items.push(h('p', {}, `None of the ${paid.length} sources with spend brought revenue in this period.`));
     }
@@ -469,6 +692,138 @@ function renderAnswer() {
     if (trouble) items.push(h('p', { class: 'error', id: 'answer-spend' }, trouble));
   }
   fill(body, items);
+}
+
+// ---------------------------------------------------------------- campaigns
+
+/** adAccounts lists the ad accounts of the app's campaigns: those known from imports and
+ * those the spend sync fills. */
+async function adAccounts() {
+  const ids = new Set(await importedAccounts());
+  for (const a of state.spendSync || []) ids.add(a.ad_account_id);
+  return [...ids];
+}
+
+/** loadCampaigns fills the campaigns panel: the hierarchy of the period (and of the
+ * previous one when comparing) and the conversion events. */
+async function loadCampaigns(seq) {
+  const el = $('campaigns');
+  if (!state.campaigns) fill(el, h('p', { class: 'loading' }, 'Loading the campaigns…'));
+  try {
+    const accounts = await adAccounts();
+    const get = (path) => request(path);
+    const [campaigns, prev, converted] = await Promise.all([
+      camp.loadHierarchy(get, appPath, accounts, rangeParams()),
+      comparing() ? camp.loadHierarchy(get, appPath, accounts, prevParams()) : null,
+      request(appPath('/converted_events')).then((r) => r.data || []).catch((err) => {
+        if (err instanceof ApiError && err.status === 401) throw err;
+        return [];
+      })]);
+    if (seq !== state.seq) return;
+    state.campaigns = campaigns;
+    state.prevCampaigns = prev ? new Map(camp.rowsOf(prev).map((r) => [camp.keyOf(r), r.m])) : null;
+    state.converted = converted;
+    renderCampaignTable();
+  } catch (err) {
+    if (seq !== state.seq) return;
+    state.campaigns = [];
+    fill(el, h('p', { class: 'error' }, `Could not load the campaigns: ${explain(err)}`));
+  }
+}
+
+function renderCampaignTable() {
+  const el = $('campaigns');
+  const empty = $('campaigns-empty');
+  const list = state.campaigns || [];
+  $('campaigns-csv').disabled = $('campaigns-expand').disabled = !list.length;
+  if (!list.length) {
+    fill(el);
+    el.hidden = true;
+    empty.hidden = false;
+    fill(empty, h('p', {}, 'No Meta campaign is known for this app yet. Import the daily spend report of Ads Manager under ',
+      h('a', { href: '#tools' }, 'Downloads and settings'), ', or let the sidecar sync it (-spend-sync): the campaigns, ad sets and ads it names are listed here.'));
+    return;
+  }
+  el.hidden = false;
+  empty.hidden = true;
+  $('campaigns-expand').textContent = list.every((c) => state.expanded.has(camp.keyOf(c))) ? 'Collapse all' : 'Expand all';
+  camp.renderCampaigns(el, {
+    campaigns: list, prev: comparing() ? state.prevCampaigns : null, prevText: `previous period ${prevText()}`,
+    expanded: state.expanded, collapsed: state.collapsed, converted: state.converted,
+    onToggle: (key) => {
+      const set = key.startsWith('campaign:') ? state.expanded : state.collapsed;
+      if (set.has(key)) set.delete(key);
+      else set.add(key);
+      renderCampaignTable();
+    },
+    onChoose: chooseConversion,
+  });
+}
+
+function toggleAllCampaigns() {
+  const list = state.campaigns || [];
+  const all = list.every((c) => state.expanded.has(camp.keyOf(c)));
+  for (const c of list) {
+    if (all) state.expanded.delete(camp.keyOf(c));
+    else state.expanded.add(camp.keyOf(c));
+  }
+  state.collapsed.clear();
+  renderCampaignTable();
+}
+
+/** chooseConversion lets the reader choose the conversion event of a campaign or an ad
+ * (row r, whose event is def), stores it, recounts the app's history with it (a
+ * refresh) and shows the new figures. */
+async function chooseConversion(r, def) {
+  const out = $('campaigns-result');
+  const scope = r.level === 'campaign' ? { campaign_id: r.id } : { ad_id: r.id };
+  const what = r.level === 'campaign' ? `campaign “${r.name}”` : `ad “${r.name}”`;
+  let choices = [];
+  try {
+    choices = (await request(appPath('/converted_events/choices', scope))).data || [];
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    /* the typed keyword and action still work */
+  }
+  const picked = await camp.chooseEvent(r, def, choices);
+  if (!picked) return;
+  const seq = state.seq;
+  result(out, null, `Saving the conversion event of ${what} and recounting its past conversations…`);
+  try {
+    if (picked.remove) {
+      await request(appPath('/converted_events', scope), { method: 'DELETE' });
+    } else {
+      await request(appPath('/converted_events'), { method: 'POST', body: { ...scope, type: picked.type, type_id: picked.type_id || undefined, type_value: picked.type_value } });
+    }
+    const res = await request(appPath(r.level === 'campaign' ? `/campaigns/${encodeURIComponent(r.id)}/refresh` : `/ads/${encodeURIComponent(r.id)}/refresh`), { method: 'POST' });
+    const n = res.rebuilt || {};
+    result(out, true, picked.remove
+      ? `${what[0].toUpperCase()}${what.slice(1)} has no conversion event now; its past conversations were recounted (${fmt.num(n.messages ?? 0)} messages).`
+      : `Converted now counts ${camp.eventText(picked)} for ${what}; its past conversations were recounted (${fmt.num(n.messages ?? 0)} messages).`);
+  } catch (err) {
+    result(out, false, `Not saved: ${explain(err)}`);
+    return;
+  }
+  if (seq !== state.seq) return;
+  state.span = null;
+  state.loadedKey = `${state.client}/${state.app}`; // keep the note just written
+  load();
+}
+
+function tableFile(what) {
+  return `${what}-${state.app}-${fileStem()}.csv`;
+}
+
+function downloadCampaigns() {
+  const name = tableFile('campaigns');
+  const size = camp.saveText(camp.campaignsCSV(state.campaigns || [], state.converted, comparing() ? state.prevCampaigns : null), name);
+  result($('campaigns-result'), true, `${name} downloaded (${kb(size)}): every campaign, ad set and ad.`);
+}
+
+function downloadSources() {
+  const name = tableFile('sources');
+  const size = camp.saveText(camp.sourcesCSV(sortedRows(), comparing() ? state.prevRows : null), name);
+  result($('sources-result'), true, `${name} downloaded (${kb(size)}).`);
 }
 
 // ---------------------------------------------------------------- sources table
@@ -528,6 +883,14 @@ function cellTitle(r, col) {
   return null;
 }
 
+/** sourceDelta is the change of a source's cell against the previous period, or null. */
+function sourceDelta(r, col) {
+  if (!comparing() || !state.prevRows) return null;
+  const p = state.prevRows.get(r.key) || { sessions: 0, unique_users: 0, engaged: 0, converted: 0, revenue: 0, spend: 0, roas: 0, cost_per_lead: 0 };
+  const v = (x) => ((col === 'roas' || col === 'cost_per_lead') && !(x.spend > 0)) || (col === 'cost_per_lead' && !(x.unique_users > 0)) ? null : x[col] ?? 0;
+  return camp.deltaEl(col, v(r), v(p), `previous period ${prevText()}`);
+}
+
 function renderSources() {
   const empty = $('sources-empty');
   const wrap = $('sources');
@@ -559,20 +922,23 @@ function renderSources() {
           h('button', { type: 'button', class: 'link source-name', 'data-select': r.key, title: 'Show funnel, keywords and events of this source' }, r.name),
           sub ? h('span', { class: r.type === 'custom' ? 'source-sub' : 'source-sub source-id' }, sub) : null)));
     }
-    return h('td', { class: 'num', 'data-col': c.col, title: cellTitle(r, c.col) }, cellValue(r, c.col));
+    return h('td', { class: `num${camp.MONEY.includes(c.col) ? ' money' : ''}`, 'data-col': c.col, 'data-label': c.label, title: cellTitle(r, c.col) },
+      h('span', { class: 'value' }, cellValue(r, c.col)), sourceDelta(r, c.col));
   })));
   const t = sumRows(state.rows);
   const roas = paidROAS(t);
+  const cpl = costPerLead(state.rows);
   const foot = h('tr', { class: 'total' },
     h('th', { scope: 'row', class: 'text' }, 'All sources'),
-    ['sessions'].map((k) => h('td', { class: 'num', 'data-col': k }, fmt.num(t[k]))),
-    h('td', { class: 'num', title: 'a lead can come from several sources, so unique users do not add up' }, '—'),
-    ['engaged', 'converted'].map((k) => h('td', { class: 'num', 'data-col': k }, fmt.num(t[k]))),
-    h('td', { class: 'num', 'data-col': 'revenue' }, fmt.moneyList(t.revenue) ?? '—'),
-    h('td', { class: 'num', 'data-col': 'spend' }, fmt.moneyList(t.spend) ?? '—'),
-    h('td', { class: 'num', 'data-col': 'roas', title: 'over the sources with spend' }, roas ? fmt.ratio(roas.roas) : '—'),
-    h('td', { class: 'num' }, '—'));
-  fill(wrap, h('table', { class: 'sources', id: 'sources-table' },
+    ['sessions'].map((k) => h('td', { class: 'num', 'data-col': k, 'data-label': 'Sessions' }, fmt.num(t[k]))),
+    h('td', { class: 'num', 'data-label': 'Unique users', title: 'a lead can come from several sources, so unique users do not add up' }, '—'),
+    ['engaged', 'converted'].map((k) => h('td', { class: 'num', 'data-col': k, 'data-label': k === 'engaged' ? 'Engaged' : 'Converted' }, fmt.num(t[k]))),
+    h('td', { class: 'num money', 'data-col': 'revenue', 'data-label': 'Revenue' }, fmt.moneyList(t.revenue) ?? '—'),
+    h('td', { class: 'num money', 'data-col': 'spend', 'data-label': 'Spend' }, fmt.moneyList(t.spend) ?? '—'),
+    h('td', { class: 'num money', 'data-col': 'roas', 'data-label': 'ROAS', title: 'over the sources with spend' }, roas ? fmt.ratio(roas.roas) : '—'),
+    h('td', { class: 'num money', 'data-col': 'cost_per_lead', 'data-label': 'Cost per lead', title: 'spend ÷ unique users over the sources with spend' },
+      cpl ? fmt.money(cpl.value, cpl.currency) : '—'));
+  fill(wrap, h('table', { class: 'sources stack', id: 'sources-table' },
     h('caption', { class: 'visually-hidden' }, `Sources of app ${state.app}, ${periodText()}`),
     h('thead', {}, head), h('tbody', {}, body), h('tfoot', {}, foot)));
 }
@@ -614,13 +980,14 @@ const selectedRow = () => state.rows.find((r) => r.key === state.selected) || nu
 
 function renderFunnel() {
   const row = selectedRow();
-  const label = row ? row.name : 'All sources';
+  const label = row ? row.name : 'Click-to-WhatsApp ads';
   $('funnel-title').textContent = `Funnel · ${label}`;
   $('funnel-all').hidden = !row;
-  const stages = stagesOf(row || sumRows(state.rows));
+  const stages = stagesOf(funnelOf(row));
   const el = $('funnel');
-  if (stages[0].value === 0 && stages[3].value === 0) {
-    fill(el, h('p', { class: 'empty' }, `No sessions for ${row ? row.name : 'any source'} in ${periodText()}, so there is no funnel to draw.`));
+  $('funnel-apart').textContent = apartText(row);
+  if (stages[0].value === 0 && stages[stages.length - 1].value === 0) {
+    fill(el, h('p', { class: 'empty' }, `No sessions for ${row ? row.name : 'any ad'} in ${periodText()}, so there is no funnel to draw.`));
     $('funnel-summary').textContent = '';
     return;
   }
@@ -952,13 +1319,13 @@ function renderLatest(box, events) {
     return;
   }
   fill(box, h('h3', {}, 'Latest events'),
-    h('table', { class: 'mini' },
+    h('table', { class: 'mini stack-mini', id: 'drill-latest-table' },
       h('thead', {}, h('tr', {}, ['When', 'Event', 'Value', 'Lead'].map((c) => h('th', { scope: 'col', class: 'text' }, c)))),
       h('tbody', {}, last.map((ev) => h('tr', {},
-        h('td', { class: 'text nowrap' }, fmt.when(ev.date)),
-        h('td', { class: 'text' }, SHORT_NAMES[ev.type] || EVENT_NAMES[ev.type] || ev.type),
-        h('td', { class: 'text' }, eventValue(ev)),
-        h('td', { class: 'text nowrap' }, fmt.phone(ev.phone) || ev.user_id))))));
+        h('td', { class: 'text nowrap', 'data-col': 'when', 'data-label': 'When' }, fmt.when(ev.date)),
+        h('td', { class: 'text', 'data-col': 'event', 'data-label': 'Event' }, SHORT_NAMES[ev.type] || EVENT_NAMES[ev.type] || ev.type),
+        h('td', { class: 'text', 'data-col': 'value', 'data-label': 'Value' }, eventValue(ev)),
+        h('td', { class: 'text nowrap', 'data-col': 'lead', 'data-label': 'Lead' }, fmt.phone(ev.phone) || ev.user_id))))));
 }
 
 // ---------------------------------------------------------------- spend sync from Meta
@@ -1129,6 +1496,9 @@ function wireForms() {
 
 // ---------------------------------------------------------------- token
 
+/** askToken asks for the API token; refused says the sidecar just refused the one it had
+ * (which api.js has dropped already: nothing wrong is kept). Cancel rejects with what
+ * happened in words. */
 function askToken(refused) {
   const dialog = $('token-dialog');
   const input = $('token-input');
@@ -1136,6 +1506,7 @@ function askToken(refused) {
     ? 'The sidecar refused that token. Enter the value of its -api-token (or CTWA_API_TOKEN); it is kept in this browser tab only.'
     : 'This sidecar asks for its API token (-api-token). Enter it once: it is kept in this browser tab only and sent with every API call.';
   input.value = '';
+  $('forget-token').hidden = true;
   return new Promise((resolve, reject) => {
     const done = (token) => {
       $('token-form').removeEventListener('submit', onSubmit);
@@ -1145,6 +1516,9 @@ function askToken(refused) {
       if (token) {
         $('forget-token').hidden = false;
         resolve(token);
+      } else if (refused) {
+        reject(new ApiError(401, 'token_refused', 'The sidecar refused the API token that was entered, so it was not kept; ' +
+          'no token is stored in this tab now. Press Show (or "Enter the API token") to try again with the value of its -api-token.'));
       } else {
         reject(new ApiError(401, 'unauthorized', 'No API token was given, and the sidecar answers every API call with 401 without it. Press Show to enter it.'));
       }
@@ -1169,26 +1543,54 @@ function askToken(refused) {
 // ---------------------------------------------------------------- wiring
 
 function renderRecentApps() {
-  const apps = recentApps();
+  const known = state.knownAppsRead ? state.knownApps : null;
+  // Recently opened apps the sidecar no longer (or never) recorded are not offered as data.
+  const apps = recentApps().filter((a) => !known || known.includes(a));
   const others = state.knownApps.filter((a) => !apps.includes(a));
   fill($('recent-apps'), [...apps, ...others].map((a) => h('option', { value: a })));
-  const open = (a) => h('button', { type: 'button', onclick: () => { $('app').value = a; load(); } }, a);
+  const open = (a) => h('button', { type: 'button', 'data-app': a, onclick: () => { $('app').value = a; state.span = null; load(); } }, a);
   fill($('recent'), [
-    ...(apps.length ? [h('p', {}, 'Recently opened here:'), h('div', { class: 'buttons' }, apps.map(open))] : []),
-    ...(others.length ? [h('p', {}, 'Apps with recorded traffic:'), h('div', { class: 'buttons' }, others.map(open))] : []),
+    ...(apps.length ? [h('p', {}, 'Recently opened here:'), h('div', { class: 'buttons', id: 'recent-list' }, apps.map(open))] : []),
+    ...(others.length ? [h('p', {}, 'Apps with recorded traffic — choose one:'), h('div', { class: 'buttons', id: 'known-apps' }, others.map(open))] : []),
+    ...(state.knownAppsRead && !state.knownApps.length ? [h('p', {}, 'The sidecar has recorded no traffic yet: point WhatsApp\'s webhooks at it, then come back.')] : []),
   ]);
 }
 
-/** loadKnownApps asks the sidecar which apps have recorded traffic, for the app picker. */
-async function loadKnownApps() {
+/** knownApps reads the apps with recorded traffic (asking for the token when needed):
+ * their ids, or null when the list cannot be read (an older sidecar). */
+async function knownApps() {
   try {
-    // Quiet: a hint for the picker must not pop up the token question by itself.
-    const res = await request(`/v1/clients/${encodeURIComponent(state.client)}/apps`, { quiet: true });
+    const res = await request(`/v1/clients/${encodeURIComponent(state.client)}/apps`);
     state.knownApps = (res.data || []).map((a) => a.id);
-  } catch {
-    state.knownApps = []; // the picker still takes a typed id
+    state.knownAppsRead = true;
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.code === 'unknown_client')) throw err;
+    state.knownApps = [];
+    state.knownAppsRead = false;
+    return null;
   }
   renderRecentApps();
+  return state.knownApps;
+}
+
+/** loadKnownApps fills the welcome page: the token first (the API's 401 asks for it),
+ * then the apps to choose from; a refused or missing token is said in words, with a way
+ * to enter it again. */
+async function loadKnownApps() {
+  const note = $('welcome-token');
+  fill(note, h('p', { class: 'loading' }, 'Asking the sidecar which apps it has recorded…'));
+  try {
+    await knownApps();
+    fill(note);
+  } catch (err) {
+    state.knownApps = [];
+    state.knownAppsRead = false;
+    renderRecentApps();
+    fill(note, h('p', { class: 'error', id: 'welcome-token-error' }, explain(err)),
+      err instanceof ApiError && err.status === 401
+        ? h('div', { class: 'buttons' }, h('button', { type: 'button', class: 'primary', id: 'welcome-token-ask', onclick: () => loadKnownApps() }, 'Enter the API token'))
+        : null);
+  }
 }
 
 function init() {
@@ -1201,7 +1603,6 @@ function init() {
   });
   readInitialState();
   renderRecentApps();
-  if (!state.app) loadKnownApps(); // the welcome page offers the apps the sidecar knows
   $('controls').addEventListener('submit', (e) => {
     e.preventDefault();
     state.span = null;
@@ -1209,6 +1610,7 @@ function init() {
   });
   $('preset').addEventListener('change', () => {
     state.preset = $('preset').value;
+    writeCompare();
     if (state.preset !== 'custom') {
       applyPreset();
       $('from').value = state.from;
@@ -1216,8 +1618,15 @@ function init() {
       load();
     }
   });
+  for (const b of document.querySelectorAll('#preset-chips [data-preset]')) {
+    b.addEventListener('click', () => {
+      $('preset').value = b.dataset.preset;
+      $('preset').dispatchEvent(new Event('change'));
+    });
+  }
+  $('compare').addEventListener('change', () => load());
   for (const id of ['from', 'to']) {
-    $(id).addEventListener('change', () => { $('preset').value = 'custom'; });
+    $(id).addEventListener('change', () => { $('preset').value = 'custom'; writeCompare(); });
   }
   $('app').addEventListener('change', () => { state.span = null; });
   document.addEventListener('click', (e) => {
@@ -1237,6 +1646,9 @@ function init() {
     if (tr && !e.target.closest('button, a')) select(tr.dataset.source);
   });
   $('funnel-all').addEventListener('click', () => select(state.selected));
+  $('campaigns-expand').addEventListener('click', toggleAllCampaigns);
+  $('campaigns-csv').addEventListener('click', downloadCampaigns);
+  $('sources-csv').addEventListener('click', downloadSources);
   wireForms();
   let width = window.innerWidth;
   new ResizeObserver(() => {

@@ -19,7 +19,7 @@ export function worstStep(stages) {
   return worst;
 }
 
-/** funnelChart draws stages ({label, value, hint}) as bars, each scaled to the first,
+/** funnelChart draws stages ({label, value, hint, color?: index of its colour}) as bars, each scaled to the first,
  * with the loss between two stages written beside the link between them; the step that
  * loses the most leads is marked. */
 export function funnelChart(el, stages, label) {
@@ -67,7 +67,7 @@ export function funnelChart(el, stages, label) {
     const g = s('g', { class: 'funnel-stage', 'data-stage': st.label },
       s('title', {}, `${st.label}: ${fmt.num(st.value)} — ${st.hint}`),
       s('rect', { class: 'funnel-track', x: labelW, y, width: barMax, height: rowH, rx: 3 }),
-      s('rect', { class: 'funnel-bar', x: labelW, y, width: w, height: rowH, rx: 3, fill: STAGE_COLORS[i % STAGE_COLORS.length] }),
+      s('rect', { class: 'funnel-bar', x: labelW, y, width: w, height: rowH, rx: 3, fill: STAGE_COLORS[st.color ?? i % STAGE_COLORS.length] }),
       s('text', { class: 'funnel-label', x: labelW - 8, y: y + rowH / 2 + 5, 'text-anchor': 'end' }, st.label),
       s('text', { class: 'funnel-value', x: labelW + w + 6, y: y + rowH / 2 + 5 },
         `${fmt.num(st.value)} · ${i === 0 ? (top > 0 ? '100%' : '—') : fmt.share(st.value, top)}`));

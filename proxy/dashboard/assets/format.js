@@ -98,3 +98,13 @@ export function unit(currency) {
     return `1 ${currency}`;
   }
 }
+
+/** addMonths shifts a YYYY-MM-DD date by n calendar months; a day the month lacks
+ * becomes its last day (Aug 31 − 6 months = Feb 28). */
+export function addMonths(day, n) {
+  const [y, m, d] = day.split('-').map(Number);
+  const first = new Date(Date.UTC(y, m - 1 + n, 1));
+  const last = new Date(Date.UTC(first.getUTCFullYear(), first.getUTCMonth() + 1, 0)).getUTCDate();
+  first.setUTCDate(Math.min(d, last));
+  return first.toISOString().slice(0, 10);
+}

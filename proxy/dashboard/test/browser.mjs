@@ -10,8 +10,9 @@
 // CTWA_ADS_STUB_CONTROL (POST <it>/token sets the stub's valid token), CTWA_CHROMIUM
 // (default /usr/bin/chromium). It exits non-zero on the first failed check and writes
 // dashboard-1280.png, dashboard-drilldown-1280.png, dashboard-conversions-1280.png,
-// dashboard-390.png, dashboard-conversions-390.png and dashboard-spend-sync-1280.png
-// into the artifact dir.
+// dashboard-390.png, dashboard-conversions-390.png, dashboard-spend-sync-1280.png,
+// dashboard-welcome-1280.png, dashboard-compare-1280.png, dashboard-unknown-app-1280.png,
+// dashboard-campaigns-1280.png and dashboard-campaigns-390.png into the artifact dir.
 
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
@@ -91,6 +92,39 @@ async function rowValues(page, name) {
   return out;
 }
 
+const campRow = (page, key) => page.locator(`#campaigns-table tbody tr[data-key="${key}"]`);
+
+/** campValues reads a row of the campaigns table: every column's value (without its
+ * change against the previous period), by data-col. */
+async function campValues(page, key) {
+  return campRow(page, key).locator('[data-col]').evaluateAll((cells) => Object.fromEntries(cells.map((c) =>
+    [c.dataset.col, (c.dataset.col === 'conversion_event' ? c.textContent : (c.querySelector('.value, .source-name') || c).textContent).trim()])));
+}
+
+/** deltaOf reads the change line of a cell of the sources or campaigns table. */
+const deltaOf = (row, col) => row.locator(`[data-col="${col}"] .delta`).innerText();
+
+/** offScreen lists the cells of cols in rows (a CSS selector) whose box is not wholly
+ * inside the viewport's width (or is empty), or whose text is clipped. */
+async function offScreen(page, rows, cols) {
+  return page.evaluate(([sel, want]) => {
+    const out = [];
+    const vw = document.documentElement.clientWidth;
+    for (const tr of document.querySelectorAll(sel)) {
+      for (const col of want) {
+        const td = tr.querySelector(`[data-col="${col}"]`);
+        const r = td ? td.getBoundingClientRect() : null;
+        if (!r || r.width <= 0 || r.left < 0 || r.right > vw || td.scrollWidth > td.clientWidth + 1 || !td.textContent.trim()) {
+          out.push(`${tr.dataset.source || tr.dataset.key || tr.textContent.slice(0, 20)} ${col}: ${r ? `${Math.round(r.left)}–${Math.round(r.right)}` : 'missing'}`);
+        }
+      }
+    }
+    return out;
+  }, [rows, cols]);
+}
+
+const MONEY_COLS = ['revenue', 'spend', 'roas', 'cost_per_lead'];
+
 /** chartsRendered checks that the funnel and daily SVGs hold drawn shapes. */
 async function chartsRendered(page) {
   return page.evaluate(() => {
@@ -124,13 +158,38 @@ try {
   await page.locator('#welcome').waitFor({ state: 'visible' });
   check((await page.locator('#welcome').innerText()).includes('phone number id'), 'without an app id the page explains what to enter');
 
+  // First visit: the token comes first, so that the page can list the apps. A wrong token
+  // and Cancel are said in words, and nothing wrong is kept.
+  await page.locator('#token-dialog').waitFor({ state: 'visible', timeout: 10_000 });
+  check(await page.locator('#known-apps button').count() === 0, 'the first visit asks for the token before listing any app');
+  await page.fill('#token-input', 'not-the-token');
+  await page.click('#token-ok');
+  await page.locator('#token-why', { hasText: 'refused that token' }).waitFor({ timeout: 10_000 });
+  const storedToken = () => page.evaluate(() => sessionStorage.getItem('ctwa-sidecar.api-token'));
+  check(await storedToken() === null, 'a refused token is dropped at once, while the page asks again');
+  await page.click('#token-cancel');
+  await page.locator('#welcome-token-error').waitFor({ timeout: 10_000 });
+  const refusedWords = await page.locator('#welcome-token-error').innerText();
+  console.log('wrong token, then Cancel:', refusedWords);
+  check(refusedWords.includes('The sidecar refused the API token that was entered') && refusedWords.includes('no token is stored') &&
+    !refusedWords.includes('No API token was given'), 'Cancel after a wrong token says the sidecar refused it, not that no token was given');
+  check(await storedToken() === null && await page.locator('#forget-token').isHidden() && await page.locator('#known-apps button').count() === 0,
+    'and nothing wrong is kept: no token, no "Forget token", no app list');
+  await page.click('#welcome-token-ask');
+  await giveToken(page);
+  await page.locator('#known-apps button', { hasText: app }).waitFor({ timeout: 15_000 });
+  const listed = await page.locator('#known-apps button').allInnerTexts();
+  check(listed.includes(app) && listed.includes('onprem') && listed.includes(capiApp) && await storedToken() === token,
+    `with the right token the welcome page lists the apps to choose from: ${listed.join(', ')}`);
+  await page.screenshot({ path: join(artifacts, 'dashboard-welcome-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-welcome-1280.png')}`);
+
   // As a person would: type the app id, pick the demo's dates, press Show.
   await page.fill('#app', app);
   await page.selectOption('#preset', 'custom');
   await page.fill('#from', '2026-03-16');
   await page.fill('#to', '2026-03-18');
   await page.click('#show');
-  await giveToken(page);
   await page.locator('#sources-table').waitFor({ timeout: 15_000 });
 
   const image = await rowValues(page, 'Spring sale - image');
@@ -194,9 +253,63 @@ try {
   check(charts.dayTitles.join('; ') === 'Mar 16, 2026: 30 sessions, €0.00 revenue; Mar 17, 2026: 17 sessions, €0.00 revenue; Mar 18, 2026: 0 sessions, €388.30 revenue',
     `day by day, the chart adds up to the table: ${charts.dayTitles.join('; ')}`);
   check(/^M[\d.]+ [\d.]+( L[\d.]+ [\d.]+){2}$/.test(charts.line), 'the daily chart draws the revenue line through three days');
+  // The funnel of the ads (the sessions a conversion event applies to): image 15 + video
+  // 10 + club 5 sessions; 11 + 5 + 0 engaged; the 5 "buy" leads of the image ad converted;
+  // the purchases of these sessions are leads 2 and 5 (image) and 16 (video). The QR-code
+  // lead 29's purchase is shown apart: 3 + 1 are the 4 purchases of the cards.
   const funnelLabels = await page.locator('#funnel svg text.funnel-value').allTextContents();
-  check(funnelLabels.join('|') === '47 · 100%|24 · 51%|5 · 11%|4 · 9%', `funnel of all sources: ${funnelLabels.join(', ')}`);
+  check((await page.locator('#funnel-title').innerText()) === 'Funnel · Click-to-WhatsApp ads' && funnelLabels.join('|') === '30 · 100%|16 · 53%|5 · 17%|3 · 10%',
+    `funnel of the ads: ${funnelLabels.join(', ')}`);
+  const apart = await page.locator('#funnel-apart').innerText();
+  console.log('apart from the funnel:', apart);
+  check(apart.startsWith('Not in this funnel: 1 purchase (€49.90) of QR-code and wa.me-link sessions') && apart.includes('no conversion event applies to them') &&
+    (await page.locator('#kpi-purchases .kpi-value').innerText()) === '4', 'the QR-code purchase is shown apart from the funnel, in words; the cards still count all 4');
   check((await page.locator('#daily-caption').innerText()).includes('one day'), 'the daily chart explains what a bar is');
+
+  // Campaign → ad set → ad, as in Ads Manager (sidecar/assets/demo/spend.csv): Spring sale
+  // is ad set Runners 25-45 with the image and the video ad; Trail club is Trail fans with
+  // the running club ad. Campaigns start collapsed.
+  const spring = 'campaign:23851172049950001';
+  await campRow(page, spring).waitFor({ timeout: 15_000 });
+  check(await page.locator('#campaigns-table tbody tr[data-level="ad"]').count() === 0 && await page.locator('#campaigns-table tbody tr[data-level="campaign"]').count() === 2,
+    'the campaigns table lists the 2 campaigns, collapsed');
+  let cv = await campValues(page, spring);
+  console.log('Spring sale:', JSON.stringify(cv));
+  // 12,000 + 11,500 + 8,000 + 7,600 impressions; 240 + 221 + 96 clicks; CTR 557 ÷ 39,100;
+  // CPC €310.85 ÷ 557; ROAS (218.90 + 119.50) ÷ 310.85; cost per lead €310.85 ÷ 25 leads.
+  assert.deepEqual(cv, { name: 'Spring sale', conversion_event: 'Keyword “buy”Change', impressions: '39,100', clicks: '557', ctr: '1.42%', cpc: '€0.56',
+    sessions: '25', engaged: '16', converted: '5', revenue: '€338.40', spend: '€310.85', roas: '1.09', cost_per_lead: '€12.43' });
+  check(await campRow(page, spring).locator('.badge').innerText() === 'CAMPAIGN', 'the Spring sale campaign: 39,100 impressions, 557 clicks, CTR 1.42%, CPC €0.56, ROAS 1.09, its conversion event shown');
+  await campRow(page, spring).locator('button.toggle').click();
+  await campRow(page, 'ad:120214567890123456').waitFor();
+  const adSet = await campValues(page, 'adset:23851172049950101');
+  check(adSet.name === 'Runners 25-45' && adSet.impressions === '39,100' && adSet.spend === '€310.85' && adSet.converted === '5' && adSet.cost_per_lead === '€12.43',
+    `expanded, the campaign shows its ad set Runners 25-45 with the same totals: ${JSON.stringify(adSet)}`);
+  const imageAd = await campValues(page, 'ad:120214567890123456');
+  const videoAd = await campValues(page, 'ad:120214567890987654');
+  console.log('image ad:', JSON.stringify(imageAd), 'video ad:', JSON.stringify(videoAd));
+  check(imageAd.impressions === '23,500' && imageAd.clicks === '461' && imageAd.ctr === '1.96%' && imageAd.cpc === '€0.41' && imageAd.sessions === '15' &&
+    imageAd.converted === '5' && imageAd.revenue === '€218.90' && imageAd.spend === '€188.55' && imageAd.roas === '1.16' && imageAd.cost_per_lead === '€12.57',
+  'and its ads: the image ad 23,500 impressions, 461 clicks, CTR 1.96%, CPC €0.41 (188.55 ÷ 461), ROAS 1.16');
+  check(videoAd.impressions === '15,600' && videoAd.clicks === '96' && videoAd.ctr === '0.62%' && videoAd.cpc === '€1.27' && videoAd.sessions === '10' &&
+    videoAd.converted === '0' && videoAd.revenue === '€119.50' && videoAd.roas === '0.98' && videoAd.conversion_event.includes('campaign\'s: Keyword “buy”'),
+  'the video ad 15,600 impressions, 96 clicks, CTR 0.62%, CPC €1.27, under the campaign\'s conversion event');
+  check(await campRow(page, 'ad:120214567890777777').count() === 0, 'Trail club stays collapsed');
+  const trail = await campValues(page, 'campaign:23851172049950002');
+  check(trail.impressions === '10,200' && trail.clicks === '124' && trail.ctr === '1.22%' && trail.cpc === '€0.49' && trail.spend === '€61.20' &&
+    trail.roas === '0.00' && trail.cost_per_lead === '€12.24' && trail.conversion_event.startsWith('none'), `the Trail club campaign: ${JSON.stringify(trail)}`);
+  const [campaignsFile] = await Promise.all([page.waitForEvent('download'), page.click('#campaigns-csv')]);
+  const campaignsCSV = (await streamText(await campaignsFile.createReadStream())).trim().split('\r\n');
+  console.log('campaigns CSV:', campaignsCSV.join(' / '));
+  const csvHead = campaignsCSV[0].split(',');
+  const csvImage = campaignsCSV.find((l) => l.startsWith('ad,Spring sale,Runners 25-45,Spring sale - image,120214567890123456,'))?.split(',') || [];
+  const at = (name) => csvImage[csvHead.indexOf(name)];
+  check(campaignsCSV.length === 8 && csvHead.slice(0, 7).join(',') === 'level,campaign,ad_set,ad,id,status,conversion_event' &&
+    at('impressions') === '23500' && at('clicks') === '461' && at('ctr') === '1.96' && at('cpc') === '0.41' && at('converted') === '5' &&
+    at('revenue') === '218.9' && at('spend') === '188.55' && at('roas') === '1.16' && at('cost_per_lead') === '12.57' && at('currency') === 'EUR' &&
+    campaignsFile.suggestedFilename() === `campaigns-${app}-2026-03-16_2026-03-18.csv`,
+  `the CSV holds every campaign, ad set and ad (collapsed or not) with plain numbers (${campaignsFile.suggestedFilename()})`);
+  await page.locator('#campaigns-result.ok', { hasText: 'downloaded' }).waitFor();
 
   // Conversions to Meta of the demo's days: all from March 2026, so long past the 7 days
   // Meta takes (expired), except those without a click id (skipped).
@@ -265,6 +378,26 @@ try {
   await phone.page.locator('#daily svg path.revenue-line').waitFor({ timeout: 15_000 });
   const phoneImage = await rowValues(phone.page, 'Spring sale - image');
   check(phoneImage.revenue === '€218.90' && phoneImage.roas === '1.16', 'the phone layout shows the same table values');
+  // Revenue, spend, ROAS and cost per lead of every source and campaign row are on
+  // screen, not behind a sideways swipe: each cell's box lies within the 390 px viewport.
+  let cut = await offScreen(phone.page, '#sources-table tbody tr, #sources-table tfoot tr', MONEY_COLS);
+  check(cut.length === 0 && await phone.page.locator('#sources-table tbody tr').count() >= 6,
+    `the four money columns of every source are within 390 px${cut.length ? `: ${cut.join('; ')}` : ''}`);
+  await campRow(phone.page, 'campaign:23851172049950001').locator('button.toggle').click();
+  await campRow(phone.page, 'ad:120214567890987654').waitFor();
+  cut = await offScreen(phone.page, '#campaigns-table tbody tr', MONEY_COLS);
+  check(cut.length === 0 && await phone.page.locator('#campaigns-table tbody tr').count() === 5,
+    `so are those of the campaigns, ad sets and ads${cut.length ? `: ${cut.join('; ')}` : ''}`);
+  const wraps = await phone.page.evaluate(() => ['sources', 'campaigns'].map((id) => {
+    const w = document.getElementById(id);
+    return w.scrollWidth - w.clientWidth;
+  }));
+  check(wraps.every((d) => d <= 0), `and neither table scrolls sideways inside its panel (${wraps.join(', ')} px)`);
+  const phoneRevenue = await phone.page.locator('#campaigns-table tr[data-key="ad:120214567890987654"] [data-col="revenue"] .value').innerText();
+  check(phoneRevenue === '€119.50', 'the video ad\'s revenue reads €119.50 on the phone');
+  await phone.page.locator('#campaigns-panel').scrollIntoViewIfNeeded();
+  await phone.page.screenshot({ path: join(artifacts, 'dashboard-campaigns-390.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-campaigns-390.png')}`);
   const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `the page does not scroll sideways at 390 px (overflow ${overflow} px); the table scrolls inside its panel`);
   charts = await chartsRendered(phone.page);
@@ -273,6 +406,11 @@ try {
   await phone.page.locator('#sources-table tbody tr', { hasText: 'Spring sale - image' }).locator('.source-name').click();
   await phone.page.locator('#drill-keywords-table').waitFor({ timeout: 15_000 });
   check(true, 'the drill-down opens on a phone');
+  await phone.page.locator('#drill-latest-table').waitFor({ timeout: 15_000 });
+  const leads = await phone.page.locator('#drill-latest-table td[data-col="lead"]').allInnerTexts();
+  cut = await offScreen(phone.page, '#drill-latest-table tbody tr', ['when', 'event', 'lead']);
+  check(leads.length === 8 && leads.every((l) => /^\+49\d{9,}$/.test(l)) && cut.length === 0,
+    `the latest events' lead column is whole at 390 px (${leads[0]}…)${cut.length ? `: ${cut.join('; ')}` : ''}`);
   await phone.page.screenshot({ path: join(artifacts, 'dashboard-390.png'), fullPage: true });
   console.log(`screenshot: ${join(artifacts, 'dashboard-390.png')}`);
   await phone.page.goto(`${base}/?app=${capiApp}&range=7`);
@@ -360,12 +498,75 @@ try {
   check(spentOnly.sessions === '0' && spentOnly.spend === '€92.15' && spentOnly.roas === '0.00',
     `an ad with spend and no session that day is listed with its spend: ${JSON.stringify(spentOnly)}`);
 
+  // Periods: the presets end today (the browser's date) and span 14 days or 6 months.
+  const todayUTC = new Date().toISOString().slice(0, 10);
+  const shift = (day, days, months = 0) => {
+    const d = new Date(`${day}T00:00:00Z`);
+    const want = d.getUTCDate();
+    d.setUTCDate(1);
+    d.setUTCMonth(d.getUTCMonth() + months);
+    d.setUTCDate(Math.min(want, new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 0)).getUTCDate()));
+    d.setUTCDate(d.getUTCDate() + days);
+    return d.toISOString().slice(0, 10);
+  };
+  for (const [chip, from] of [['14', shift(todayUTC, -13)], ['6m', shift(todayUTC, 1, -6)], ['12m', shift(todayUTC, 1, -12)], ['7', shift(todayUTC, -6)], ['30', shift(todayUTC, -29)]]) {
+    await page.click(`#preset-chips [data-preset="${chip}"]`);
+    await page.waitForFunction(([f]) => document.getElementById('from').value === f && /app /.test(document.getElementById('status').textContent), [from]);
+    check(await page.inputValue('#preset') === chip && await page.inputValue('#to') === todayUTC &&
+      await page.locator(`#preset-chips [data-preset="${chip}"]`).getAttribute('aria-pressed') === 'true',
+    `the ${chip.toUpperCase().replace(/^(\d+)$/, '$1D')} preset shows ${from} to ${todayUTC}`);
+  }
+
+  // Comparison with the previous period of the same length: Mar 17–18 against Mar 15–16.
+  // Sessions: leads 25–41 started on Mar 17 (17), leads 1–24 and the 6 fixture sessions on
+  // Mar 16 (30): −43%. Engaged 6 (QR leads 29, 31, 33; organic 36, 38, 40) against 18:
+  // −67%. Converted 0 against the 5 "buy" leads: −100%. Revenue €388.30 (Mar 18) against
+  // none: new. Spend 92.15 + 58.30 + 31.20 of Mar 17 and the €11.45 imported above for
+  // Mar 18 = €193.10 against 96.40 + 64.00 + 30.00 = €190.40: +1%.
+  await page.selectOption('#preset', 'custom');
+  await page.fill('#from', '2026-03-17');
+  await page.fill('#to', '2026-03-18');
+  await page.check('#compare');
+  await page.locator('#status', { hasText: 'compared with Mar 15, 2026 – Mar 16, 2026' }).waitFor({ timeout: 15_000 });
+  await page.locator('#kpi-sessions .kpi-delta').waitFor();
+  const kpiDelta = async (id) => (await page.locator(`#kpi-${id} .kpi-delta`).innerText()).trim();
+  const deltas = { sessions: await kpiDelta('sessions'), engaged: await kpiDelta('engaged'), converted: await kpiDelta('converted'),
+    revenue: await kpiDelta('revenue'), spend: await kpiDelta('spend') };
+  console.log('deltas against the previous period:', JSON.stringify(deltas));
+  check(deltas.sessions === '▼ −43% vs 30' && deltas.engaged === '▼ −67% vs 18' && deltas.converted === '▼ −100% vs 5' &&
+    deltas.revenue === '▲ new vs —' && deltas.spend === '▲ +1% vs €190.40' && (await page.locator('#kpi-sessions .kpi-value').innerText()) === '17',
+  'the cards show the change against the previous period and its figure');
+  check(await page.locator('#kpi-sessions .kpi-delta.delta-down').count() === 1 && await page.locator('#kpi-revenue .kpi-delta.delta-up').count() === 1 &&
+    await page.locator('#kpi-spend .kpi-delta.delta-flat').count() === 1, 'a fall of sessions reads as bad news, new revenue as good news, more spend as neither');
+  // In the table: the QR code's 6 sessions (leads 29–34, all on Mar 17) are new; organic
+  // 7 (leads 35–41) against the 3 fixture sessions of Mar 16: +133%; the Spring sale
+  // campaign spent 92.15 + 58.30 + 11.45 = €161.90 against 96.40 + 64.00 = €160.40: +1%,
+  // and had no session against 25: −100%.
+  const qrRow = page.locator('#sources-table tbody tr', { hasText: 'Billboard A (QR)' });
+  const organicRow = page.locator('#sources-table tbody tr', { hasText: 'Organic' });
+  check(await deltaOf(qrRow, 'sessions') === 'new' && await deltaOf(organicRow, 'sessions') === '+133%' &&
+    (await qrRow.locator('[data-col="sessions"] .value').innerText()) === '6', 'the sources table shows each cell\'s change');
+  await campRow(page, spring).locator('[data-col="spend"] .delta').waitFor({ timeout: 15_000 });
+  check(await deltaOf(campRow(page, spring), 'spend') === '+1%' && await deltaOf(campRow(page, spring), 'sessions') === '−100%' &&
+    (await campRow(page, spring).locator('[data-col="spend"] .value').innerText()) === '€161.90', 'and so does the campaigns table');
+  check(new URL(page.url()).searchParams.get('compare') === '1', 'the comparison is kept in the address');
+  await page.screenshot({ path: join(artifacts, 'dashboard-compare-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-compare-1280.png')}`);
+  await page.uncheck('#compare');
+  await page.locator('#kpi-sessions .kpi-delta').waitFor({ state: 'detached', timeout: 15_000 });
+  await page.selectOption('#preset', 'all');
+  check(await page.locator('#compare').isDisabled(), '"All time" has no previous period to compare with');
+
   // Conversions sent to the Graph API stub in the last hour (e2e/dashboard_browser_test.go,
   // seedConversions): 3 leads sent, 2 purchases refused for their click id, a lead
   // without a click id skipped, a lead waiting while Meta answers 503.
+  check((await page.locator('#download-result').innerText()).includes('downloaded') && (await page.locator('#campaigns-result').innerText()).includes('downloaded'),
+    'the "…csv downloaded" notes stay while the app stays');
   await page.fill('#app', capiApp);
   await page.selectOption('#preset', '7');
   conv = await conversions(page, 'Meta refused the click id');
+  check((await page.locator('#download-result').innerText()) === '' && (await page.locator('#campaigns-result').innerText()) === '',
+    'switching app clears the "…csv downloaded" notes of the other app');
   console.log('conversions sent to the stub:', JSON.stringify(conv, null, 1));
   check(JSON.stringify(conv.counts) === JSON.stringify({ sent: '3', pending: '1', failed: '2', skipped: '1', expired: '0' }),
     `the counts of the last 7 days: 3 sent, 1 pending, 2 failed, 1 skipped: ${JSON.stringify(conv.counts)}`);
@@ -392,14 +593,32 @@ try {
   const noSpend = await page.locator('#answer-spend').innerText();
   check(noSpend.includes('Import the daily spend report of Meta Ads Manager'), `without a spend sync, "At a glance" asks for the CSV: ${noSpend}`);
 
-  // An app with no conversion at all: the hint to turn them on.
-  await page.fill('#app', '106540352200000');
+  // An app with no conversion at all (a fixture's, with one organic session): the hint to
+  // turn them on.
+  await page.fill('#app', '106540352242977');
   await page.click('#show');
   await page.locator('#conversions-hint').waitFor({ timeout: 15_000 });
   check((await page.locator('#conversions-hint').innerText()) === NO_CONVERSIONS, 'an app without conversions shows how to turn them on');
   check(await page.locator('#conversions-counts').count() === 0 && await page.locator('#conversions-table').count() === 0,
     'and no counts or table');
-  await page.fill('#app', app);
+
+  // A mistyped app id: nothing recorded, and the apps that are, never the unattributed
+  // row that the API answers for any app id.
+  await page.fill('#app', '106540352200000');
+  await page.click('#show');
+  await page.locator('#unknown-app').waitFor({ state: 'visible', timeout: 15_000 });
+  const unknownWords = await page.locator('#unknown-app').innerText();
+  const offered = await page.locator('#unknown-apps button').allInnerTexts();
+  console.log('unknown app:', unknownWords.replace(/\n+/g, ' | '));
+  check(unknownWords.includes('Nothing has been recorded for app 106540352200000') && offered.includes(app) && offered.includes(capiApp) &&
+    offered.includes('onprem') && !offered.includes('106540352200000'), `a mistyped app id says nothing is recorded and lists the known apps: ${offered.join(', ')}`);
+  check(await page.locator('#dashboard').isHidden() && await page.locator('#tools').isHidden() && !(await page.locator('main').innerText()).includes('Unattributed'),
+    'and shows no figures, no funnel, no unattributed row, no downloads or settings for the mistyped id');
+  await page.screenshot({ path: join(artifacts, 'dashboard-unknown-app-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-unknown-app-1280.png')}`);
+  await page.locator('#unknown-apps button', { hasText: app }).click();
+  await page.locator('#dashboard').waitFor({ state: 'visible', timeout: 15_000 });
+  check(await page.inputValue('#app') === app, 'choosing a listed app opens it');
 
   // A wrong client id is explained with the API's words.
   await page.fill('#client', 'nobody');
@@ -409,6 +628,54 @@ try {
   await page.fill('#client', 'default');
   await page.click('#show');
   await page.locator('#banner').waitFor({ state: 'hidden' });
+
+  // The conversion event, chosen in the campaigns table (last: choosing one recounts the
+  // app's history). The running club ad gets the keyword "club": each of its 5 leads
+  // wrote "I want to join the club", so converted goes 0 → 5.
+  await page.selectOption('#preset', 'custom');
+  await page.fill('#from', '2026-03-16');
+  await page.fill('#to', '2026-03-18');
+  await page.click('#show');
+  const clubAd = 'ad:120214567890777777';
+  await campRow(page, 'campaign:23851172049950002').locator('button.toggle').click();
+  await campRow(page, clubAd).waitFor({ timeout: 15_000 });
+  check((await campValues(page, clubAd)).converted === '0', 'the running club ad converts nobody: its campaign has no conversion event');
+  await campRow(page, clubAd).locator('[data-choose]').click();
+  await page.locator('#conversion-dialog').waitFor({ state: 'visible' });
+  check((await page.locator('#conversion-choices').innerText()).includes('No keyword, button, list reply or purchase is recorded in these sessions yet'),
+    'the dialog says the ad\'s sessions hold no event to choose yet');
+  await page.fill('#conv-keyword', 'club');
+  await page.click('#conversion-ok');
+  await page.locator('#campaigns-result.ok', { hasText: 'Converted now counts Keyword “club” for ad “Join our running club”' }).waitFor({ timeout: 30_000 });
+  await campRow(page, clubAd).locator('[data-col="converted"]', { hasText: '5' }).waitFor({ timeout: 15_000 });
+  let clubValues = await campValues(page, clubAd);
+  check(clubValues.converted === '5' && clubValues.conversion_event.startsWith('Keyword “club”') &&
+    (await campValues(page, 'campaign:23851172049950002')).converted === '5' && (await rowValues(page, 'Join our running club')).converted === '5',
+  `choosing keyword "club" for the ad counts its 5 sessions as converted, in both tables: ${JSON.stringify(clubValues)}`);
+
+  // Spring sale's conversion event becomes the purchase: leads 2 and 5 of the image ad
+  // and 16 of the video ad bought, so converted goes 5 (the "buy" leads) → 3.
+  await campRow(page, spring).locator('[data-choose]').first().click();
+  await page.locator('#conversion-dialog').waitFor({ state: 'visible' });
+  const choiceTexts = await page.locator('#conversion-choices label.choice').allInnerTexts();
+  console.log('choices of Spring sale:', JSON.stringify(choiceTexts));
+  const checkedChoice = await page.locator('#conversion-choices input[type=radio]:checked').evaluate((i) => i.closest('label').textContent);
+  check(choiceTexts.some((c) => /^Off-thread: purchase\s*3 sessions$/.test(c)) && choiceTexts.some((c) => /^Keyword “buy”\s*5 sessions$/.test(c)) &&
+    choiceTexts.some((c) => /^Keyword “price”\s*10 sessions$/.test(c)) && /^Keyword “buy”/.test(checkedChoice),
+  'the dialog lists the events of the campaign\'s sessions with their counts (price 10, buy 5, purchase 3), the current one chosen');
+  await page.locator('#conversion-choices label.choice', { hasText: 'Off-thread: purchase' }).locator('input').check();
+  await page.click('#conversion-ok');
+  await page.locator('#campaigns-result.ok', { hasText: 'Converted now counts Off-thread: purchase for campaign “Spring sale”' }).waitFor({ timeout: 30_000 });
+  await campRow(page, spring).locator('[data-col="converted"]', { hasText: '3' }).waitFor({ timeout: 15_000 });
+  if (await campRow(page, 'ad:120214567890123456').count() === 0) await campRow(page, spring).locator('button.toggle').click();
+  const springAfter = { campaign: (await campValues(page, spring)).converted, image: (await campValues(page, 'ad:120214567890123456')).converted,
+    video: (await campValues(page, 'ad:120214567890987654')).converted, event: (await campValues(page, spring)).conversion_event };
+  check(springAfter.campaign === '3' && springAfter.image === '2' && springAfter.video === '1' && springAfter.event.startsWith('Off-thread: purchase') &&
+    (await page.locator('#kpi-converted .kpi-value').innerText()) === '8',
+  `the purchase as Spring sale's conversion event: 3 converted (image 2, video 1), 8 with the club's 5: ${JSON.stringify(springAfter)}`);
+  await page.locator('#campaigns-panel').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(artifacts, 'dashboard-campaigns-1280.png'), fullPage: true });
+  console.log(`screenshot: ${join(artifacts, 'dashboard-campaigns-1280.png')}`);
   check(problems.length === 0, `no script errors or CSP violations at 1280 px${problems.length ? `: ${problems.join('; ')}` : ''}`);
 
   // ---------------------------------------------------------------- spend synced from Meta
