@@ -435,6 +435,3 @@ func DayOf(date string) (int32, error) {
 	}
 	return int32(t.Unix() / 86400), nil
 }
-
-// DayDate returns the YYYY-MM-DD of a day number.
-func DayDate(day int32) string { return time.Unix(int64(day)*86400, 0).UTC().Format("2006-01-02") }
