@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -249,7 +248,7 @@ func TestDashDashVersion(t *testing.T) {
 // The start-up line says where the dashboard and /metrics are, as a local browser opens them.
 func TestStartUpLineNamesDashboardAndMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var log syncBuffer
+	var log bytes.Buffer // read once Run has returned: no write is left then
 	api, done := make(chan net.Addr, 1), make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"-upstream", "http://127.0.0.1:1", "-listen", "127.0.0.1:0", "-api-listen", "127.0.0.1:0",
@@ -269,22 +268,4 @@ func TestStartUpLineNamesDashboardAndMetrics(t *testing.T) {
 	if got := localURL(&net.TCPAddr{IP: net.IPv6unspecified, Port: 9090}); got != "http://127.0.0.1:9090" {
 		t.Errorf("localURL of [::]:9090 = %s, want http://127.0.0.1:9090", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer the sidecar's log goroutines may write while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
