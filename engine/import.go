@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -41,6 +42,9 @@ type SpendRow struct {
 	Clicks       int64   `json:"clicks"`
 	Spend        float64 `json:"spend"`
 	where        string  // "rows[3]" or "line 4", for error messages
+	// adCreated and campaignCreated are Meta's created_time (unix seconds) of the ad and
+	// its campaign, known to a spend sync; 0 when unknown (imports).
+	adCreated, campaignCreated int64
 	// columns names, for a CSV row, the header of each field's column, so that errors
 	// say `line 4, column "Day"` as the file shows it.
 	columns map[string]string
@@ -364,6 +368,7 @@ func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed 
 	}
 	cp.Name, cp.AdAccountID, cp.AppID, cp.Updated = orKeep(row.CampaignName, cp.Name), acct, app, now
 	cp.Status = orKeep(cp.Status, "ACTIVE")
+	cp.Created = cmp.Or(row.campaignCreated, cp.Created)
 	cp.FirstDay, cp.LastDay = min(cp.FirstDay, day), max(cp.LastDay, day)
 	cat.Campaigns[cp.ID] = cp
 	changed[string(kv.CatalogKey(catCampaign, cp.ID))] = cp
@@ -376,11 +381,12 @@ func mergeRow(cat *Catalog, app, acct string, row *SpendRow, now int64, changed 
 	}
 	ad, ok := cat.Ads[row.AdID]
 	if !ok || ad.Referral {
-		ad.Created = cmpOr(ad.Created, now)
+		ad.Created = cmp.Or(ad.Created, now)
 	}
 	// An export without ad set columns (a short correction) keeps the ad's ad set.
 	ad.ID, ad.AdSetID, ad.CampaignID, ad.AdAccountID, ad.AppID, ad.Referral = row.AdID, orKeep(row.AdSetID, ad.AdSetID), row.CampaignID, acct, app, false
 	ad.Name, ad.Status, ad.Updated = orKeep(row.AdName, ad.Name), orKeep(row.Status, orKeep(ad.Status, "ACTIVE")), now
+	ad.Created = cmp.Or(row.adCreated, ad.Created)
 	cat.Ads[ad.ID] = ad
 	changed[string(kv.CatalogKey(catAd, ad.ID))] = ad
 }
@@ -418,13 +424,6 @@ func orKeep(v, old string) string {
 		return v
 	}
 	return old
-}
-
-func cmpOr(v, def int64) int64 {
-	if v != 0 {
-		return v
-	}
-	return def
 }
 
 // DayOf returns the day number (days since 1970-01-01) of a YYYY-MM-DD date.

@@ -261,12 +261,22 @@ func (s *SpendSync) run(ctx context.Context, a *syncAccount) (int, error) {
 	return len(rows), nil
 }
 
+// graphTime reads a Graph API datetime ("2026-03-01T10:00:00+0000") as unix seconds; 0
+// when it is absent or not one: a creation time is only shown, never computed with.
+func graphTime(s string) int64 {
+	t, err := time.Parse("2006-01-02T15:04:05-0700", s)
+	if err != nil {
+		return 0
+	}
+	return t.Unix()
+}
+
 // spendImportOf turns Meta's rows into an import, statuses from ads; a row that is not
 // one ad's day in the account's currency with numbers is an error naming it.
 func spendImportOf(act string, info metaapi.AdAccountInfo, rows []metaapi.InsightRow, ads []metaapi.AdStatus) (SpendImport, error) {
-	status := make(map[string]string, len(ads))
-	for _, ad := range ads {
-		status[ad.ID] = ad.Status
+	byID := make(map[string]*metaapi.AdStatus, len(ads))
+	for i := range ads {
+		byID[ads[i].ID] = &ads[i]
 	}
 	imp := SpendImport{AdAccount: AdAccount{ID: act, Name: info.Name, Currency: info.Currency}}
 	for i, row := range rows {
@@ -287,9 +297,13 @@ func spendImportOf(act string, info metaapi.AdAccountInfo, rows []metaapi.Insigh
 		case row.Currency != "" && row.Currency != info.Currency:
 			return SpendImport{}, bad(fmt.Sprintf("is in %s, the account in %s", row.Currency, info.Currency))
 		}
-		imp.Rows = append(imp.Rows, SpendRow{Date: row.DateStart, CampaignID: row.CampaignID, CampaignName: row.CampaignName,
-			AdSetID: row.AdSetID, AdSetName: row.AdSetName, AdID: row.AdID, AdName: row.AdName, Status: status[row.AdID],
-			Impressions: impressions, Clicks: clicks, Spend: spend, where: fmt.Sprintf("insights row %d", i)})
+		r := SpendRow{Date: row.DateStart, CampaignID: row.CampaignID, CampaignName: row.CampaignName,
+			AdSetID: row.AdSetID, AdSetName: row.AdSetName, AdID: row.AdID, AdName: row.AdName,
+			Impressions: impressions, Clicks: clicks, Spend: spend, where: fmt.Sprintf("insights row %d", i)}
+		if ad := byID[row.AdID]; ad != nil {
+			r.Status, r.adCreated, r.campaignCreated = ad.Status, graphTime(ad.Created), graphTime(ad.Campaign.Created)
+		}
+		imp.Rows = append(imp.Rows, r)
 	}
 	return imp, imp.validate()
 }

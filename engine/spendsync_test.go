@@ -41,7 +41,8 @@ func newSyncEnv(t *testing.T, days []adsstub.DayRow) *syncEnv {
 		AsyncPolls: 1, Now: func() time.Time { return now }, Accounts: []adsstub.Account{{
 			ID: adsAct, Name: "Shoes GmbH", Currency: "EUR", Timezone: "Europe/Berlin",
 			Ads: []adsstub.Ad{
-				{ID: "601", Name: "Spring - image", Status: "ACTIVE", AdSetID: "501", AdSetName: "DE 25-45", AdSetStatus: "ACTIVE", CampaignID: "401", CampaignName: "Spring", CampaignStatus: "ACTIVE"},
+				{ID: "601", Name: "Spring - image", Status: "ACTIVE", AdSetID: "501", AdSetName: "DE 25-45", AdSetStatus: "ACTIVE", CampaignID: "401", CampaignName: "Spring", CampaignStatus: "ACTIVE",
+					Created: "2026-03-02T09:15:00+0100", CampaignCreated: "2026-03-01T10:00:00+0000"},
 				{ID: "602", Name: "Spring - video", Status: "PAUSED", AdSetID: "501", AdSetName: "DE 25-45", AdSetStatus: "ACTIVE", CampaignID: "401", CampaignName: "Spring", CampaignStatus: "ACTIVE"},
 				{ID: "603", Name: "Autumn - image", Status: "ARCHIVED", AdSetID: "502", AdSetName: "AT", AdSetStatus: "ARCHIVED", CampaignID: "402", CampaignName: "Autumn", CampaignStatus: "PAUSED"},
 			},
@@ -297,5 +298,25 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// The catalogue takes Meta's created_time of an ad and its campaign when the sync
+// reads them; an ad Meta gives none for keeps the time the sidecar first saw it.
+func TestSpendSyncTakesMetasCreatedTime(t *testing.T) {
+	e := newSyncEnv(t, syncDays)
+	if st := e.run(); st.LastError != "" {
+		t.Fatalf("sync: %s", st.LastError)
+	}
+	cat := e.rec.Catalog()
+	// 2026-03-02 09:15 at +01:00 is 08:15 UTC; 2026-03-01 10:00 UTC.
+	if got, want := cat.Ads["601"].Created, time.Date(2026, 3, 2, 8, 15, 0, 0, time.UTC).Unix(); got != want {
+		t.Errorf("ad 601 created %s, want Meta's %s", time.Unix(got, 0).UTC(), time.Unix(want, 0).UTC())
+	}
+	if got, want := cat.Campaigns["401"].Created, time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).Unix(); got != want {
+		t.Errorf("campaign 401 created %s, want Meta's %s", time.Unix(got, 0).UTC(), time.Unix(want, 0).UTC())
+	}
+	if cat.Ads["602"].Created == 0 {
+		t.Error("ad 602, without a created_time from Meta, has no creation time")
 	}
 }

@@ -38,26 +38,29 @@ type InsightRow struct {
 	DateStop     string `json:"date_stop"`
 }
 
-// AdStatus is an ad's effective status and those of its ad set and campaign.
+// AdStatus is an ad's effective status and those of its ad set and campaign, and when
+// Meta created the ad and the campaign (Graph's datetime, "2026-03-01T10:00:00+0000").
 type AdStatus struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Status string `json:"effective_status"`
-	AdSet  struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Status  string `json:"effective_status"`
+	Created string `json:"created_time"`
+	AdSet   struct {
 		ID     string `json:"id"`
 		Name   string `json:"name"`
 		Status string `json:"effective_status"`
 	} `json:"adset"`
 	Campaign struct {
-		ID     string `json:"id"`
-		Name   string `json:"name"`
-		Status string `json:"effective_status"`
+		ID      string `json:"id"`
+		Name    string `json:"name"`
+		Status  string `json:"effective_status"`
+		Created string `json:"created_time"`
 	} `json:"campaign"`
 }
 
 const (
 	insightFields = "ad_id,ad_name,adset_id,adset_name,campaign_id,campaign_name,account_currency,spend,impressions,inline_link_clicks,date_start,date_stop"
-	adFields      = "id,name,effective_status,adset{id,name,effective_status},campaign{id,name,effective_status}"
+	adFields      = "id,name,effective_status,created_time,adset{id,name,effective_status},campaign{id,name,effective_status,created_time}"
 	pageLimit     = "500"
 )
 

@@ -114,6 +114,9 @@ type Ad struct {
 	ID, Name, Status                         string
 	AdSetID, AdSetName, AdSetStatus          string
 	CampaignID, CampaignName, CampaignStatus string
+	// Created and CampaignCreated are created_time as Graph writes datetimes
+	// ("2026-03-01T10:00:00+0000"); "" leaves the field out of the answer.
+	Created, CampaignCreated string
 }
 
 // DayRow is one ad's delivery on one day.
@@ -739,7 +742,7 @@ func adsRows(a *Account, q url.Values) ([]map[string]any, *answer) {
 		return nil, &ans
 	}
 	// node answers the fields of an ad, ad set or campaign ("" and the bad field's name).
-	node := func(fs []field, id, name, status string) (map[string]any, string) {
+	node := func(fs []field, id, name, status, created string) (map[string]any, string) {
 		out := map[string]any{}
 		if len(fs) == 0 {
 			fs = []field{{name: "id"}}
@@ -752,6 +755,10 @@ func adsRows(a *Account, q url.Values) ([]map[string]any, *answer) {
 				out["name"] = name
 			case "effective_status":
 				out["effective_status"] = status
+			case "created_time":
+				if created != "" {
+					out["created_time"] = created
+				}
 			default:
 				return nil, f.name
 			}
@@ -763,24 +770,26 @@ func adsRows(a *Account, q url.Values) ([]map[string]any, *answer) {
 		row := map[string]any{}
 		for _, f := range fields {
 			switch f.name {
-			case "id", "name", "effective_status":
+			case "id", "name", "effective_status", "created_time":
 				if f.sub != nil {
 					return bad("Ad", f.name)
 				}
-				m, _ := node([]field{f}, ad.ID, ad.Name, ad.Status)
-				row[f.name] = m[f.name]
+				m, _ := node([]field{f}, ad.ID, ad.Name, ad.Status, ad.Created)
+				if v, ok := m[f.name]; ok {
+					row[f.name] = v
+				}
 			case "adset_id":
 				row["adset_id"] = ad.AdSetID
 			case "campaign_id":
 				row["campaign_id"] = ad.CampaignID
 			case "adset":
-				m, badName := node(f.sub, ad.AdSetID, ad.AdSetName, ad.AdSetStatus)
+				m, badName := node(f.sub, ad.AdSetID, ad.AdSetName, ad.AdSetStatus, "")
 				if badName != "" {
 					return bad("AdSet", badName)
 				}
 				row["adset"] = m
 			case "campaign":
-				m, badName := node(f.sub, ad.CampaignID, ad.CampaignName, ad.CampaignStatus)
+				m, badName := node(f.sub, ad.CampaignID, ad.CampaignName, ad.CampaignStatus, ad.CampaignCreated)
 				if badName != "" {
 					return bad("Campaign", badName)
 				}
