@@ -31,6 +31,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 	"github.com/ctwa-sidecar/ctwa-sidecar/sidecar"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
@@ -715,11 +716,7 @@ func testdata(elem ...string) string {
 // fixture reads the webhook fixture testdata/webhooks/<format>/<name>.json.
 func fixture(t testing.TB, format, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(testdata("webhooks", format, name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return fixtures.Body(t, format+"/"+name)
 }
 
 // cloudFixture reads the Cloud API fixture name (of fixtureApp).

@@ -11,14 +11,13 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
@@ -529,11 +528,7 @@ func TestOffThreadEventRowsJoinTheSession(t *testing.T) {
 
 func TestOffThreadBSUIDLead(t *testing.T) {
 	e := newOTEnv(t)
-	body, err := os.ReadFile(filepath.Join("..", "testdata", "webhooks", "cloud", "bsuid_only_lead.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.recordBody(body)
+	e.recordBody(fixtures.Body(t, "cloud/bsuid_only_lead"))
 	const bsuid, at = "DE.1502576394655843", int64(1773653167) // user_id and timestamp of the fixture
 	conv := e.ofType(otApp1, engine.TypeConversation)
 	if len(conv) != 1 || conv[0].Lead != bsuid || !conv[0].LeadIsBSUID {
