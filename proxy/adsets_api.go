@@ -26,7 +26,7 @@ type adSetObject struct {
 func (in insightsAPI) listAdSets(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, in.loc)
 	days := in.dayRange(q)
-	limit, offset := q.intRange("limit", 20, 1, 100), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(20, 100)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return

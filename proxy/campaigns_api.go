@@ -9,7 +9,7 @@ import (
 func (in insightsAPI) listCampaigns(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, in.loc)
 	days := in.dayRange(q)
-	limit, offset := q.intRange("limit", 20, 1, 100), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(20, 100)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return
@@ -52,7 +52,7 @@ func (in insightsAPI) getCampaign(ctx *fasthttp.RequestCtx, p Params) {
 func (in insightsAPI) campaignInsights(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, in.loc)
 	days := in.dayRange(q)
-	limit, offset := q.intRange("limit", 100, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(100, 1000)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return

@@ -48,7 +48,7 @@ func (e conversionsAPI) listConversions(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := engine.ConversionFilter{AppID: p.Get("app_id"), Status: q.str("status")}
 	f.From, f.To = q.dateRange(false)
-	limit, offset := q.intRange("limit", 100, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(100, 1000)
 	if f.Status != "" && !slices.Contains(engine.ConversionStatuses, f.Status) && q.err == nil {
 		q.err = badParam("status", "%q is not one of %s", f.Status, strings.Join(engine.ConversionStatuses, ", "))
 	}

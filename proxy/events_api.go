@@ -52,7 +52,7 @@ func (e eventsAPI) eventRow(r *engine.EventRow) eventRow {
 func (e eventsAPI) listEvents(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), true)
-	limit, offset := q.intRange("limit", 100, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(100, 1000)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return
@@ -86,7 +86,7 @@ func (r *eventRow) csv() []string {
 func (e eventsAPI) exportEvents(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, e.loc)
 	f := e.eventFilter(q, p.Get("app_id"), true)
-	limit, offset := q.intRange("limit", 1<<31-1, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(1<<31-1, 1000)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return

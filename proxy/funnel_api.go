@@ -19,5 +19,5 @@ func (e sourcesAPI) funnel(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
+	WriteJSON(ctx, fasthttp.StatusOK, wholePage(rows))
 }

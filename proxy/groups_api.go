@@ -54,7 +54,7 @@ func (e definitionsAPI) listGroups(ctx *fasthttp.RequestCtx, p Params) {
 	if status != "" && status != engine.StatusActive && status != engine.StatusArchived && q.err == nil {
 		q.err = badParam("status", "%q is not active or archived", status)
 	}
-	limit, offset := q.intRange("limit", 100, 1, 1000), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(100, 1000)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return
@@ -192,7 +192,7 @@ func (e definitionsAPI) listConverted(ctx *fasthttp.RequestCtx, p Params) {
 		rows[i] = convertedRow{ID: g.ID, CampaignID: g.CampaignID, AdID: g.AdID, Type: g.Type, TypeID: g.TypeID,
 			TypeValue: g.TypeValue, CreatedTime: e.format(g.Created)}
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
+	WriteJSON(ctx, fasthttp.StatusOK, wholePage(rows))
 }
 
 // clearConverted removes the converted event of a campaign (?campaign_id=) or of an ad
@@ -225,5 +225,5 @@ func (e definitionsAPI) conversionChoices(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: choices, TotalCount: len(choices), Limit: len(choices)})
+	WriteJSON(ctx, fasthttp.StatusOK, wholePage(choices))
 }

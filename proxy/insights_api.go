@@ -43,7 +43,7 @@ func (in insightsAPI) apps(ctx *fasthttp.RequestCtx, _ Params) {
 	for _, id := range ids {
 		rows = append(rows, map[string]string{"id": id})
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
+	WriteJSON(ctx, fasthttp.StatusOK, wholePage(rows))
 }
 
 func (in insightsAPI) facebookAccounts(ctx *fasthttp.RequestCtx, _ Params) {
@@ -79,7 +79,7 @@ func (in insightsAPI) dayRange(q *query) engine.Days {
 func (in insightsAPI) listAds(ctx *fasthttp.RequestCtx, p Params) {
 	q := newQuery(ctx, in.loc)
 	days := in.dayRange(q)
-	limit, offset := q.intRange("limit", 20, 1, 100), q.intRange("offset", 0, 0, 1<<30)
+	limit, offset := q.pageParams(20, 100)
 	if q.err != nil {
 		writeBadRequest(ctx, q.err)
 		return

@@ -108,6 +108,16 @@ type page struct {
 	Limit      int `json:"limit"`
 }
 
+// pageParams reads limit (1 to most, def when absent) and offset, the paging of every list.
+func (q *query) pageParams(def, most int) (limit, offset int) {
+	return q.intRange("limit", def, 1, most), q.intRange("offset", 0, 0, 1<<30)
+}
+
+// wholePage is the envelope of a list that one page always holds.
+func wholePage[T any](rows []T) page {
+	return page{Data: rows, TotalCount: len(rows), Limit: len(rows)}
+}
+
 // pageOf returns the items of one page: limit items from offset, clipped to xs.
 func pageOf[T any](xs []T, offset, limit int) []T {
 	return xs[min(offset, len(xs)):min(offset+limit, len(xs))]

@@ -40,7 +40,7 @@ func (e sourcesAPI) listSources(ctx *fasthttp.RequestCtx, p Params) {
 		writeStoreError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, page{Data: rows, TotalCount: len(rows), Limit: len(rows)})
+	WriteJSON(ctx, fasthttp.StatusOK, wholePage(rows))
 }
 
 // exportContacts streams a CSV of leads for a Meta custom audience (SPEC §6.4): phone in
