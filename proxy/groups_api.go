@@ -91,13 +91,24 @@ type groupRequest struct {
 	CampaignID string `json:"campaign_id"`
 }
 
+// group is the definition the request asks for in app.
+func (r *groupRequest) group(app string) engine.Group {
+	return engine.Group{AppID: app, Type: r.Type, TypeID: r.TypeID, TypeValue: r.TypeValue, AdID: r.AdID, CampaignID: r.CampaignID}
+}
+
+// convertedResult answers a change of a converted event (the fields in the order the
+// answer always had).
+type convertedResult struct {
+	ID      string `json:"id"`
+	Success bool   `json:"success"`
+}
+
 func (e definitionsAPI) addGroup(ctx *fasthttp.RequestCtx, p Params) {
 	var req groupRequest
 	if !e.readBody(ctx, &req) {
 		return
 	}
-	g, err := e.rec.AddGroup(ctx, engine.Group{AppID: p.Get("app_id"), Type: req.Type, TypeID: req.TypeID,
-		TypeValue: req.TypeValue, AdID: req.AdID, CampaignID: req.CampaignID})
+	g, err := e.rec.AddGroup(ctx, req.group(p.Get("app_id")))
 	if err != nil {
 		writeDefError(ctx, err)
 		return
@@ -162,13 +173,12 @@ func (e definitionsAPI) convertedEvent(ctx *fasthttp.RequestCtx, p Params) {
 	if !e.readBody(ctx, &req) {
 		return
 	}
-	g, err := e.rec.SetConverted(ctx, engine.Group{AppID: p.Get("app_id"), CampaignID: req.CampaignID, AdID: req.AdID,
-		Type: req.Type, TypeID: req.TypeID, TypeValue: req.TypeValue})
+	g, err := e.rec.SetConverted(ctx, req.group(p.Get("app_id")))
 	if err != nil {
 		writeDefError(ctx, err)
 		return
 	}
-	WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "id": g.ID})
+	WriteJSON(ctx, fasthttp.StatusOK, convertedResult{ID: g.ID, Success: true})
 }
 
 // convertedRow is a converted-event definition: the event that counts a session of the
@@ -206,7 +216,7 @@ func (e definitionsAPI) clearConverted(ctx *fasthttp.RequestCtx, p Params) {
 	case err != nil:
 		writeDefError(ctx, err)
 	default:
-		WriteJSON(ctx, fasthttp.StatusOK, map[string]any{"success": true, "id": g.ID})
+		WriteJSON(ctx, fasthttp.StatusOK, convertedResult{ID: g.ID, Success: true})
 	}
 }
 
