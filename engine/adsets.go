@@ -25,12 +25,5 @@ func (c *Catalog) AdSetsOf(app, acct, campaign string) []AdSet {
 
 // AdSetAds returns the ids of an ad set's ads in app.
 func (c *Catalog) AdSetAds(app, adSet string) []string {
-	var ids []string
-	for _, ad := range c.Ads {
-		if ad.AppID == app && ad.AdSetID == adSet {
-			ids = append(ids, ad.ID)
-		}
-	}
-	sort.Strings(ids)
-	return ids
+	return c.adIDs(app, func(ad *Ad) bool { return ad.AdSetID == adSet })
 }

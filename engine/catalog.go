@@ -164,9 +164,14 @@ func (c *Catalog) CampaignsOf(app, acct string) []Campaign {
 
 // CampaignAds returns the ids of a campaign's ads in app.
 func (c *Catalog) CampaignAds(app, campaign string) []string {
+	return c.adIDs(app, func(ad *Ad) bool { return ad.CampaignID == campaign })
+}
+
+// adIDs returns the ids of the ads of app that match, sorted.
+func (c *Catalog) adIDs(app string, match func(*Ad) bool) []string {
 	var ids []string
 	for _, ad := range c.Ads {
-		if ad.AppID == app && ad.CampaignID == campaign {
+		if ad.AppID == app && match(&ad) {
 			ids = append(ids, ad.ID)
 		}
 	}
