@@ -52,10 +52,15 @@ const (
 )
 
 type request struct {
-	ctx   context.Context
-	fn    func(kv.Batch) error
-	state atomic.Int32
-	done  chan error // buffered: the writer never blocks on a caller
+	ctx context.Context
+	fn  func(kv.Batch) error
+	// A log append (Log.Append) runs logFn on log's tx: fn is then runLog, bound once
+	// when the request was made, so that an append allocates no closure.
+	logFn  func(kv.LogTx) error
+	log    *Log
+	runLog func(kv.Batch) error
+	state  atomic.Int32
+	done   chan error // buffered: the writer never blocks on a caller
 	// durable requests are fsynced before they are answered (unless SyncInterval).
 	durable bool
 
@@ -65,7 +70,20 @@ type request struct {
 	err      error // result of the request's transaction
 }
 
-var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+var requestPool = sync.Pool{New: func() any {
+	r := &request{done: make(chan error, 1)}
+	r.runLog = r.appendLog
+	return r
+}}
+
+// appendLog runs the request's log append on the batch of its group.
+func (r *request) appendLog(b kv.Batch) error {
+	tx := &r.log.tx
+	tx.b = b
+	err := r.logFn(tx)
+	tx.b = nil
+	return err
+}
 
 // Apply runs fn on the view lane's writer goroutine against the Batch of the current group
 // and returns after the group has been durably committed: nil means every write
@@ -106,14 +124,22 @@ func (s *Store) Append(ctx context.Context, fn func(b kv.Batch) error) error {
 }
 
 func (s *Store) apply(ctx context.Context, l *lane, durable bool, fn func(b kv.Batch) error) error {
+	r := requestPool.Get().(*request)
+	r.fn = fn
+	return s.submit(ctx, l, durable, r)
+}
+
+// submit queues r on lane l and waits for its commit.
+func (s *Store) submit(ctx context.Context, l *lane, durable bool, r *request) error {
 	if err := ctx.Err(); err != nil {
+		r.release()
 		return err
 	}
 	if re := s.refused(); re != nil { // disk full, or Badger not open (disk.go)
+		r.release()
 		return countRefused(re)
 	}
-	r := requestPool.Get().(*request)
-	r.ctx, r.fn, r.durable = ctx, fn, durable
+	r.ctx, r.durable = ctx, durable
 	if err := s.enqueue(l, r); err != nil {
 		r.release()
 		return err
@@ -152,7 +178,7 @@ func (r *request) wait() error {
 }
 
 func (r *request) release() {
-	r.ctx, r.fn, r.err = nil, nil, nil
+	r.ctx, r.fn, r.logFn, r.log, r.err = nil, nil, nil, nil, nil
 	r.state.Store(queued)
 	requestPool.Put(r)
 }

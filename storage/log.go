@@ -38,12 +38,9 @@ func OpenLog(s *Store) (*Log, error) {
 
 // Append runs fn in the log lane's next group commit and returns once it is durable.
 func (l *Log) Append(ctx context.Context, fn func(tx kv.LogTx) error) error {
-	return l.s.Append(ctx, func(b kv.Batch) error {
-		l.tx.b = b
-		err := fn(&l.tx)
-		l.tx.b = nil
-		return err
-	})
+	r := requestPool.Get().(*request)
+	r.fn, r.logFn, r.log = r.runLog, fn, l
+	return l.s.submit(ctx, l.s.log, true, r)
 }
 
 // Entries calls fn with every entry after sequence number after, in log order, until fn
