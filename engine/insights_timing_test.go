@@ -78,10 +78,10 @@ func buildInsightsStore(b *testing.B, e *testEnv, events int) []string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rec := &recording{r: e.rec}
+			rec := e.rec.pool.Get().(*recording)
 			for items := range batches {
 				rec.items = items
-				if _, err := rec.commit(ctx, 0, len(items)); err != nil {
+				if _, err := rec.commit(ctx, 0, len(items), e.rec.logItems); err != nil {
 					errOnce.Do(func() { firstErr = err })
 				}
 			}

@@ -82,8 +82,8 @@ func cutField(b []byte) (field, rest []byte, err error) {
 
 var errBadEntry = errors.New("corrupt log entry")
 
-// appender builds log entries and their dedupe claims: it runs only inside Log.Append
-// functions, one request after another on the log lane.
+// appender builds log entries and their dedupe claims inside Log.Append functions; each
+// recording has its own.
 type appender struct {
 	key   []byte
 	tbuf  [8]byte
@@ -114,7 +114,7 @@ func (a *appender) appendItems(tx kv.LogTx, rec *recording) error {
 		}
 	}
 	if n > 0 {
-		rec.seq = tx.Add(rec.entry)
+		tx.Add(rec.entry, &rec.seq)
 	}
 	return nil
 }
@@ -169,17 +169,20 @@ func (a *appender) editTime(tx kv.LogTx, it *webhook.Item) error {
 	return err
 }
 
-// appendCommand appends a command of kind with payload as the next log entry and returns
-// its sequence number. It runs on the log lane.
-func appendCommand(tx kv.LogTx, kind byte, payload []byte) uint64 {
+// appendCommand appends a command of kind with payload as the next log entry; *seq is
+// its sequence number once the append returned. It runs on the log lane.
+func appendCommand(tx kv.LogTx, kind byte, payload []byte, seq *uint64) {
 	v := append(appendEntryHeader(nil, logCommandVersion, time.Now()), kind)
-	return tx.Add(append(v, payload...))
+	tx.Add(append(v, payload...), seq)
 }
 
 // logCommand appends a command as its own log entry and tells the materializer.
 func (r *Recorder) logCommand(ctx context.Context, kind byte, payload []byte) (seq uint64, err error) {
+	if err := r.refuseWhileSpooling(); err != nil {
+		return 0, err
+	}
 	err = r.log.Append(ctx, func(tx kv.LogTx) error {
-		seq = appendCommand(tx, kind, payload)
+		appendCommand(tx, kind, payload, &seq)
 		return nil
 	})
 	if err == nil {

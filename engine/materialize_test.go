@@ -147,7 +147,7 @@ func TestCorruptLogEntryIsSkipped(t *testing.T) {
 	skipped := delta("ctwa_sidecar_view_items_skipped_total")
 	var seq uint64
 	err := e.rec.log.Append(context.Background(), func(tx kv.LogTx) error {
-		seq = tx.Add([]byte{logEntryVersion, 1, 2})
+		tx.Add([]byte{logEntryVersion, 1, 2}, &seq)
 		return nil
 	})
 	if err != nil {

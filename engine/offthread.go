@@ -92,6 +92,9 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 	if err != nil {
 		return "", 0, err
 	}
+	if err := r.refuseWhileSpooling(); err != nil {
+		return "", 0, err
+	}
 	err = r.log.Append(ctx, func(tx kv.LogTx) error {
 		first, seq = "", 0
 		if rec.ObjectID != "" {
@@ -103,7 +106,7 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 				return err
 			}
 		}
-		seq = appendCommand(tx, cmdOffThread, body)
+		appendCommand(tx, cmdOffThread, body, &seq)
 		return nil
 	})
 	if err == nil && seq > 0 {

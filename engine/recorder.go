@@ -31,6 +31,9 @@ type Config struct {
 	Log      *slog.Logger
 	// Conversions, when set, queues the conversions it maps for Meta (SPEC §9).
 	Conversions ConversionMap
+	// Spool, for a log kept elsewhere (cluster mode), holds webhooks while that log
+	// cannot be reached (spool.go).
+	Spool Spool
 }
 
 // Recorder turns webhook bodies into committed events. Decoding runs on the caller's
@@ -44,11 +47,11 @@ type Recorder struct {
 	signers signers
 	defs    atomic.Pointer[Definitions]
 	// catalog is the ad catalogue known from spend imports and referrals.
-	catalog  atomic.Pointer[Catalog]
-	pool     sync.Pool
-	appender appender // touched only inside Log.Append functions, on the log lane
-	placer   placer   // touched only inside Apply functions, on the view lane
-	mat      *materializer
+	catalog atomic.Pointer[Catalog]
+	pool    sync.Pool
+	placer  placer // touched only inside Apply functions, on the view lane
+	mat     *materializer
+	spool   *spooler // nil without Config.Spool
 	// defsMu serializes definition changes (definitions.go), importMu catalogue changes
 	// (spend imports, ImportSpend: the API's and the spend sync's); neither is on the
 	// hot path.
@@ -66,11 +69,11 @@ func NewRecorder(log Log, views Views, cfg Config) (*Recorder, error) {
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
-	r := &Recorder{log: log, views: views, cfg: cfg, signers: newSigners(cfg.Secrets), appender: appender{wabas: cfg.Conversions != nil}}
+	r := &Recorder{log: log, views: views, cfg: cfg, signers: newSigners(cfg.Secrets)}
 	r.placer = placer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
 		seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions, logEntry: log.Entry, defs: &r.defs}
 	r.pool.New = func() any {
-		rec := &recording{r: r}
+		rec := &recording{r: r, appender: appender{wabas: cfg.Conversions != nil}}
 		rec.apply = rec.appendAll // bound once, so Append gets a func without allocating
 		return rec
 	}
@@ -88,6 +91,17 @@ func NewRecorder(log Log, views Views, cfg Config) (*Recorder, error) {
 		return nil, err
 	}
 	registerLagMetrics(r.mat)
+	if cfg.Spool != nil {
+		s, err := openSpool(cfg.Spool)
+		if err != nil {
+			return nil, err
+		}
+		r.spool = s
+		go r.runSpool(r.mat.stop)
+	}
+	if f, ok := log.(Follower); ok {
+		f.Follow(r.mat.published)
+	}
 	go r.mat.run()
 	return r, nil
 }
@@ -114,7 +128,10 @@ type recording struct {
 	fresh  int    // items of items[lo:hi] not seen before
 	writes int    // messages, statuses and automatic events among items
 	entry  []byte // the log entry being built
-	seq    uint64 // sequence number of the entry the last Append wrote; 0 if none
+	// appender is the request's own, so that appends to different logs (the cluster's
+	// and the spool) or to a log that runs requests at once need no lock.
+	appender appender
+	seq      uint64 // sequence number of the entry the last Append wrote; 0 if none
 }
 
 // Record decodes body and appends its new items to the log. It returns only after the
@@ -139,7 +156,7 @@ func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature
 		countWebhook(format, signatureResult(err))
 		return nil
 	}
-	fresh, err := rec.commit(ctx, 0, len(rec.items))
+	fresh, err := rec.commit(ctx, 0, len(rec.items), r.logItems)
 	switch {
 	case err != nil:
 		countWebhook(format, resultStoreError)
@@ -158,16 +175,16 @@ func (r *Recorder) RecordSigned(ctx context.Context, body []byte, sig *Signature
 // transaction, in halves, one after another; it returns how many items were new. The
 // webhook is answered only after the last commit, and a retry of it after a failed one
 // records nothing twice: every item is deduplicated on its own.
-func (rec *recording) commit(ctx context.Context, lo, hi int) (int, error) {
+func (rec *recording) commit(ctx context.Context, lo, hi int, appendTo func(context.Context, *recording) error) (int, error) {
 	rec.lo, rec.hi = lo, hi
-	err := rec.r.log.Append(ctx, rec.apply)
+	err := appendTo(ctx, rec)
 	if errors.Is(err, kv.ErrTooBig) && hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		a, err := rec.commit(ctx, lo, mid)
+		a, err := rec.commit(ctx, lo, mid, appendTo)
 		if err != nil {
 			return a, err
 		}
-		b, err := rec.commit(ctx, mid, hi)
+		b, err := rec.commit(ctx, mid, hi, appendTo)
 		return a + b, err
 	}
 	if err != nil {
@@ -313,5 +330,5 @@ func (r *Recorder) countRejections(f webhook.Format, rejects []webhook.Rejection
 
 // appendAll runs on the log lane: it logs items lo to hi of the request.
 func (rec *recording) appendAll(tx kv.LogTx) error {
-	return rec.r.appender.appendItems(tx, rec)
+	return rec.appender.appendItems(tx, rec)
 }

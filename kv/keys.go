@@ -43,6 +43,7 @@ const (
 	tAlias = "alias\x00"
 	tClid  = "clid\x00"
 	tLog   = "log\x00"
+	tSpool = "spool\x00"
 	tPos   = "pos\x00"
 	tWABA  = "waba\x00"
 	tCapi  = "capi\x00"
@@ -296,14 +297,21 @@ func ClidKey(dst []byte, app, clid string) []byte { return appendParts(dst, tCli
 func ClidPrefix(app string) []byte { return append(appendParts(nil, tClid, app), 0) }
 
 // LogKey is the key of log entry seq; keys sort in log order.
-func LogKey(dst []byte, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(dst, tLog...), seq)
+func LogKey(dst []byte, seq uint64) []byte { return EntryKey(dst, LogPrefix(), seq) }
+
+// EntryKey is the key of entry seq of the log whose keys start with prefix.
+func EntryKey(dst, prefix []byte, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefix...), seq)
 }
 
 // LogPrefix is the prefix of every log entry key.
 func LogPrefix() []byte { return []byte(tLog) }
 
-// LogSeq is the sequence number of a log entry key.
+// SpoolPrefix is the prefix of the spool's entries: the webhooks a cluster member logged
+// while its cluster could not be reached (SPEC §11), until they are published.
+func SpoolPrefix() []byte { return []byte(tSpool) }
+
+// LogSeq is the sequence number of a log entry key (of any prefix).
 func LogSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]) }
 
 // ViewPosKey holds the log position the views reflect.

@@ -18,6 +18,8 @@ var (
 	ErrTooBig = errors.New("request writes too much for one commit")
 	// ErrClosed is returned by every operation on a closed store.
 	ErrClosed = errors.New("store is closed")
+	// ErrUnavailable: a log kept elsewhere (cluster mode) cannot be reached now.
+	ErrUnavailable = errors.New("the log cannot be reached")
 )
 
 // Batch is one transaction of writes. Get sees the batch's own writes first, then what
@@ -111,7 +113,10 @@ func LeadSessions(r Reader, fn func(lead []byte, start int64, app, id []byte) (m
 
 // LogTx is one request on a log's append lane. What it claims and adds is durable
 // together once the append returns nil, and on an error none of it is: a dedupe mark is
-// never kept without the entry it let in, nor an entry without its mark.
+// never kept without the entry it let in, nor an entry without its mark. A log shared by
+// several processes (cluster mode) may run the request's function again when another
+// process claimed one of its keys meanwhile: only the last run counts, so the function
+// must start from scratch each time.
 type LogTx interface {
 	// Claim takes key with value for ttl (0: for good) unless it is taken: then it
 	// returns the value the key holds and fresh=false. The value is valid until the
@@ -119,8 +124,10 @@ type LogTx interface {
 	Claim(key, value []byte, ttl time.Duration) (held []byte, fresh bool, err error)
 	// Held returns the value key was claimed with, if it is.
 	Held(key []byte) (value []byte, ok bool, err error)
-	// Add appends entry as the log's next entry and returns its sequence number.
-	Add(entry []byte) uint64
-	// Last is the sequence number of the last entry added so far, by any request.
+	// Add appends entry as one of the log's next entries; *seq is its sequence number
+	// once the append returned nil (a shared log learns it only from the commit).
+	Add(entry []byte, seq *uint64)
+	// Last is a sequence number at or after the entries of the keys this request found
+	// claimed (by any request, or any process sharing the log).
 	Last() uint64
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -14,7 +15,8 @@ import (
 // Sequence numbers are handed out on the log lane; a failed commit leaves a gap, which
 // readers step over.
 type Log struct {
-	s    *Store
+	s      *Store
+	prefix []byte
 	next uint64 // the sequence number of the next entry; only the log lane touches it
 	tx   logTx  // reused: requests run one after another on the log lane
 	key  []byte
@@ -22,16 +24,22 @@ type Log struct {
 
 // OpenLog returns the log kept in s, positioned after its last entry. Entries are kept
 // for good: they are the message records, and a refresh rebuilds the views from them.
-func OpenLog(s *Store) (*Log, error) {
+func OpenLog(s *Store) (*Log, error) { return openLog(s, kv.LogPrefix()) }
+
+// OpenSpool returns the spool kept in s: a log of its own (kv.SpoolPrefix) whose entries
+// are dropped once they are published to the cluster's log.
+func OpenSpool(s *Store) (*Log, error) { return openLog(s, kv.SpoolPrefix()) }
+
+func openLog(s *Store, prefix []byte) (*Log, error) {
 	var last uint64
-	err := s.Scan(kv.LogPrefix(), true, func(k, _ []byte) (bool, error) {
+	err := s.Scan(prefix, true, func(k, _ []byte) (bool, error) {
 		last = max(last, kv.LogSeq(k))
 		return false, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the log: %w", err)
 	}
-	l := &Log{s: s, next: last + 1}
+	l := &Log{s: s, prefix: prefix, next: last + 1}
 	l.tx.l = l
 	return l, nil
 }
@@ -49,13 +57,49 @@ func (l *Log) Entries(after uint64, fn func(seq uint64, entry []byte) (more bool
 	if after == math.MaxUint64 {
 		return nil
 	}
-	start, end := kv.LogKey(nil, after+1), kv.PrefixEnd(kv.LogPrefix())
+	start, end := kv.EntryKey(nil, l.prefix, after+1), kv.PrefixEnd(l.prefix)
 	return l.s.ScanRange(start, end, func(k, v []byte) (bool, error) { return fn(kv.LogSeq(k), v) })
 }
 
 // Entry returns entry seq; ok is false when it was never committed.
 func (l *Log) Entry(seq uint64) (entry []byte, ok bool, err error) {
-	return l.s.Get(kv.LogKey(nil, seq))
+	return l.s.Get(kv.EntryKey(nil, l.prefix, seq))
+}
+
+// Drop removes the entries up to seq (the spool's, once published); the sequence
+// numbers go on from where they were.
+func (l *Log) Drop(ctx context.Context, seq uint64) error {
+	start, end := kv.EntryKey(nil, l.prefix, 0), kv.EntryKey(nil, l.prefix, seq+1)
+	var keys [][]byte
+	err := l.s.ScanKeys(start, end, func(k []byte) bool {
+		keys = append(keys, bytes.Clone(k))
+		return true
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	return l.s.Apply(ctx, func(b kv.Batch) error {
+		for _, k := range keys {
+			b.Delete(k)
+		}
+		return nil
+	})
+}
+
+// Put writes entry seq as it is, for a log whose sequence numbers are given elsewhere:
+// the local copy of a cluster's log. Only the copy's one writer calls it, after the
+// entries before; it does not wait for the disk, as the cluster holds the entries.
+func (l *Log) Put(ctx context.Context, seqs []uint64, entries [][]byte) error {
+	err := l.s.Derive(ctx, func(b kv.Batch) error {
+		for i, seq := range seqs {
+			b.Set(kv.EntryKey(nil, l.prefix, seq), entries[i])
+		}
+		return nil
+	})
+	if err == nil && len(seqs) > 0 {
+		l.next = seqs[len(seqs)-1] + 1
+	}
+	return err
 }
 
 type logTx struct {
@@ -78,12 +122,11 @@ func (t *logTx) Claim(key, value []byte, ttl time.Duration) ([]byte, bool, error
 
 func (t *logTx) Held(key []byte) ([]byte, bool, error) { return t.b.Get(key) }
 
-func (t *logTx) Add(entry []byte) uint64 {
-	seq := t.l.next
+func (t *logTx) Add(entry []byte, seq *uint64) {
+	*seq = t.l.next
 	t.l.next++
-	t.l.key = kv.LogKey(t.l.key[:0], seq)
+	t.l.key = kv.EntryKey(t.l.key[:0], t.l.prefix, *seq)
 	t.b.Set(t.l.key, entry)
-	return seq
 }
 
 func (t *logTx) Last() uint64 { return t.l.next - 1 }

@@ -44,7 +44,7 @@ func TestLogClaimsAndEntriesCommitTogether(t *testing.T) {
 			if _, fresh, cerr = tx.Claim([]byte(mark), []byte(entry), time.Hour); cerr != nil || !fresh {
 				return cerr
 			}
-			seq = tx.Add([]byte(entry))
+			tx.Add([]byte(entry), &seq)
 			return fail
 		})
 		return fresh, seq, err
