@@ -49,9 +49,11 @@ type route struct {
 // API is the local API listener: health, readiness, metrics, the OpenAPI document of its
 // routes (openapi.go) and the JSON routes that the insights issues add with Handle.
 type API struct {
-	token  []byte
-	ready  func() error
-	routes []route
+	token []byte
+	ready func() error
+	// readyNote, when set, adds to a ready answer (SetReadyNote).
+	readyNote func() string
+	routes    []route
 }
 
 // NewAPI returns the API router. token, when not empty, is required as a bearer token on
@@ -80,12 +82,22 @@ func (a *API) Handle(method, pattern string, auth Auth, h HandlerFunc) {
 	})
 }
 
+// SetReadyNote makes /readyz add what note returns, when not empty, to a ready answer:
+// a state that records and serves, yet that an operator should know of (spooling).
+func (a *API) SetReadyNote(note func() string) { a.readyNote = note }
+
 func (a *API) serveReady(ctx *fasthttp.RequestCtx, _ Params) {
 	ctx.SetContentType("text/plain; charset=utf-8")
 	if err := a.ready(); err != nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		ctx.SetBodyString("not ready: " + err.Error() + "\n")
 		return
+	}
+	if a.readyNote != nil {
+		if note := a.readyNote(); note != "" {
+			ctx.SetBodyString("ready, " + note + "\n")
+			return
+		}
 	}
 	ctx.SetBodyString("ready\n")
 }

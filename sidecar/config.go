@@ -48,6 +48,7 @@ type config struct {
 	logFormat         string
 	capi              capiConfig
 	spend             spendConfig
+	cluster           clusterConfig
 }
 
 // headerList collects the repeatable -upstream-header flag.
@@ -102,7 +103,7 @@ func formatSize(n int) string {
 // serveFlags declares the flags of `serve` on fs, with their defaults, into c.
 func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerList, tz *string) {
 	fs.StringVar(upstream, "upstream", "", "business webhook base URL, http(s); request path and query are appended (required)")
-	fs.StringVar(&c.listen, "listen", ":8080", "webhook listener: the address WhatsApp or the BSP posts to")
+	fs.StringVar(&c.listen, "listen", ":8080", `webhook listener: the address WhatsApp or the BSP posts to; "" for none (a read replica of a cluster, with -nats)`)
 	fs.StringVar(&c.apiListen, "api-listen", "127.0.0.1:9090", "local API, /metrics, /healthz, /readyz; a non-loopback address needs -api-token and -api-key")
 	fs.StringVar(&c.dataDir, "data", "./data", "Badger data directory (created if missing)")
 	fs.StringVar(&c.clientID, "client-id", "default", "client this sidecar records for: the {client_id} of the API paths")
@@ -145,6 +146,7 @@ func parseServe(args []string, getenv func(string) string, usage io.Writer) (*co
 	serveFlags(fs, c, &upstream, &headers, &tz)
 	capiFlags(fs, &c.capi)
 	spendFlags(fs, &c.spend)
+	clusterFlags(fs, &c.cluster)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -218,14 +220,12 @@ func envName(flagName string) string {
 
 // finish validates the parsed values: the start-up refusals of SPEC §2.
 func (c *config) finish(upstream, tz string, headers headerList) error {
-	if upstream == "" {
-		return errors.New("-upstream is required: the business webhook URL, e.g. -upstream http://127.0.0.1:3000")
+	if err := c.finishUpstream(upstream); err != nil {
+		return err
 	}
-	u, err := url.Parse(upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("-upstream %q is not an http(s) URL without query, such as http://127.0.0.1:3000/webhook", upstream)
+	if err := c.cluster.finish(c.clientID, c.listen); err != nil {
+		return err
 	}
-	c.upstream = u
 	for _, h := range headers {
 		ph, err := proxy.ParseHeader(h)
 		if err != nil {
@@ -233,6 +233,7 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 		}
 		c.upstreamHeaders = append(c.upstreamHeaders, ph)
 	}
+	var err error
 	if c.timezone, err = time.LoadLocation(tz); err != nil {
 		return fmt.Errorf("-timezone %q is not an IANA time zone such as Europe/Berlin", tz)
 	}
@@ -275,6 +276,24 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 		return errors.New("-meta-token is used by nothing: add -waba-id or -capi-dataset for conversions to Meta (the dataset is found in the WhatsApp Business Account, or named), or -spend-sync for the spend sync")
 	}
 	return c.checkAPIExposure()
+}
+
+// finishUpstream checks -upstream, which a read replica (-listen "") does without.
+func (c *config) finishUpstream(upstream string) error {
+	switch {
+	case upstream == "" && c.listen == "":
+		return nil
+	case upstream == "":
+		return errors.New("-upstream is required: the business webhook URL, e.g. -upstream http://127.0.0.1:3000")
+	case c.listen == "":
+		return errors.New(`-upstream is for the webhook listener, and -listen "" runs without one (a read replica)`)
+	}
+	u, err := url.Parse(upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("-upstream %q is not an http(s) URL without query, such as http://127.0.0.1:3000/webhook", upstream)
+	}
+	c.upstream = u
+	return nil
 }
 
 // checkAPIExposure refuses an API reachable from other hosts without credentials.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/ctwa-sidecar/ctwa-sidecar/cluster"
 	"github.com/ctwa-sidecar/ctwa-sidecar/engine"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
@@ -59,21 +60,41 @@ func startRecording(ctx context.Context, c *config, store *storage.Store, log *s
 	return l, l.serveAPI, nil
 }
 
+// running is the recorder and, in cluster mode, the cluster's log, which closes first:
+// the recorder then applies what the log mirrored.
+type running struct {
+	*engine.Recorder
+	clusterLog *cluster.Log // nil without -nats
+}
+
+func (r *running) Close() {
+	if r.clusterLog != nil {
+		r.clusterLog.Close()
+	}
+	r.Recorder.Close()
+}
+
 // recording builds the recorder on an open store, and the API on both, and starts
 // sending conversions to Meta when they are on (until ctx ends).
-func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.Logger) (*engine.Recorder, *proxy.API, error) {
-	l, err := storage.OpenLog(store)
-	if err != nil {
-		return nil, nil, err
-	}
-	rec, err := engine.NewRecorder(l, store, engine.Config{
+func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.Logger) (*running, *proxy.API, error) {
+	cfg := engine.Config{
 		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow,
 		Secrets:  engine.Secrets{Meta: c.appSecret, YCloud: c.ycloudSecret, Sinch: c.sinchSecret},
 		Location: c.timezone, Log: log, Conversions: c.capi.events,
-	})
+	}
+	l, err := c.openLog(store, log, &cfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	r, err := engine.NewRecorder(l, store, cfg)
+	if err != nil {
+		if cl, ok := l.(*cluster.Log); ok {
+			cl.Close()
+		}
+		return nil, nil, err
+	}
+	rec := &running{Recorder: r}
+	rec.clusterLog, _ = l.(*cluster.Log)
 	if c.capi.events != nil {
 		go rec.SendConversions(ctx, engine.OutboxConfig{
 			Meta:    c.capi.client(metaapi.DefaultTimeout),
@@ -89,8 +110,14 @@ func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.
 		go spend.Run(ctx)
 	}
 	api := proxy.NewAPI(c.apiToken, store.Ready)
-	proxy.RegisterDataRoutes(api, c.clientID, rec, c.timezone, spend)
-	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, rec)
+	api.SetReadyNote(func() string {
+		if rec.Spooling() {
+			return "spooling: the NATS cluster cannot be reached; webhooks are kept in the local store until it can"
+		}
+		return ""
+	})
+	proxy.RegisterDataRoutes(api, c.clientID, r, c.timezone, spend)
+	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, r)
 	proxy.RegisterBackupRoute(api, store)
 	if c.pprof {
 		proxy.RegisterPprof(api)
@@ -99,12 +126,28 @@ func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.
 	return rec, api, nil
 }
 
+// openLog opens the log: the store's own, or with -nats the cluster's stream, with a
+// spool in the store for the webhooks that arrive while the stream cannot be reached.
+func (c *config) openLog(store *storage.Store, log *slog.Logger, cfg *engine.Config) (engine.Log, error) {
+	if c.cluster.urls == "" {
+		return storage.OpenLog(store)
+	}
+	spool, err := storage.OpenSpool(store)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Spool = spool
+	cc := c.cluster.config("ctwa-sidecar " + c.clientID)
+	cc.Log = log
+	return cluster.Open(cc, store)
+}
+
 // lateRecording stands in for the recorder and the API of a store that opens after
 // start-up, and hands over to them once they are built.
 type lateRecording struct {
 	store   *storage.Store
 	waiting *proxy.API // health, readiness and metrics only
-	rec     atomic.Pointer[engine.Recorder]
+	rec     atomic.Pointer[running]
 	api     atomic.Pointer[proxy.API]
 }
 

@@ -123,40 +123,56 @@ func serve(ctx context.Context, c *config, e Env) error {
 		return err
 	}
 	defer rec.Close() // after the listeners drained, before the store closes
-	fwd := proxy.NewForwarder(proxy.ForwardConfig{
-		Upstream: c.upstream, Headers: c.upstreamHeaders, Timeout: c.upstreamTimeout,
-		Recorder: rec, Log: log,
-	})
-	webhookLimits := proxy.ServerLimits{
-		MaxBody: int(c.maxBody), HeaderTimeout: c.headerTimeout, ReadTimeout: 30 * time.Second,
-		WriteTimeout: c.upstreamTimeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
-		MaxConns: c.maxConns, MaxConnsPerIP: c.maxConnsPerIP,
-	}
-	webhook := proxy.NewServer("webhook", fwd.Handle, webhookLimits, log)
 	apiLimits := proxy.ServerLimits{
 		MaxBody: 16 << 20, HeaderTimeout: c.headerTimeout, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxConns: c.apiMaxConns,
 	}
 	apiSrv := proxy.NewServer("api", apiHandler, apiLimits, log)
 
-	webhookLn, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("-listen %q: %w", c.listen, err)
-	}
 	apiLn, err := net.Listen("tcp", c.apiListen)
 	if err != nil {
-		webhookLn.Close()
 		return fmt.Errorf("-api-listen %q: %w", c.apiListen, err)
 	}
-	api := localURL(apiLn.Addr())
-	log.Info("ctwa-sidecar started", "version", buildVersion(e.Version), "listen", webhookLn.Addr().String(),
-		"api_listen", apiLn.Addr().String(), "dashboard", api+"/", "metrics", api+"/metrics",
-		"upstream", c.upstream.Redacted(), "data", c.dataDir)
-	if e.Listening != nil {
-		e.Listening(webhookLn.Addr(), apiLn.Addr())
+	srvs, lns := []*fasthttp.Server{apiSrv}, []net.Listener{proxy.GateListener(apiLn, "api", apiLimits, log)}
+	var webhookAddr net.Addr // none on a read replica (-listen "")
+	upstream := "none (a read replica)"
+	if c.listen != "" {
+		webhookLn, err := net.Listen("tcp", c.listen)
+		if err != nil {
+			apiLn.Close()
+			return fmt.Errorf("-listen %q: %w", c.listen, err)
+		}
+		fwd := proxy.NewForwarder(proxy.ForwardConfig{
+			Upstream: c.upstream, Headers: c.upstreamHeaders, Timeout: c.upstreamTimeout,
+			Recorder: rec, Log: log,
+		})
+		webhookLimits := proxy.ServerLimits{
+			MaxBody: int(c.maxBody), HeaderTimeout: c.headerTimeout, ReadTimeout: 30 * time.Second,
+			WriteTimeout: c.upstreamTimeout + 30*time.Second, IdleTimeout: 2 * time.Minute,
+			MaxConns: c.maxConns, MaxConnsPerIP: c.maxConnsPerIP,
+		}
+		webhook := proxy.NewServer("webhook", fwd.Handle, webhookLimits, log)
+		webhookAddr, upstream = webhookLn.Addr(), c.upstream.Redacted()
+		// First, so that it stops taking webhooks before the API stops answering.
+		srvs = append([]*fasthttp.Server{webhook}, srvs...)
+		lns = append([]net.Listener{proxy.GateListener(webhookLn, "webhook", webhookLimits, log)}, lns...)
 	}
-	return serveUntilDone(ctx, log, []*fasthttp.Server{webhook, apiSrv}, []net.Listener{
-		proxy.GateListener(webhookLn, "webhook", webhookLimits, log), proxy.GateListener(apiLn, "api", apiLimits, log)})
+	api := localURL(apiLn.Addr())
+	log.Info("ctwa-sidecar started", "version", buildVersion(e.Version), "listen", addrString(webhookAddr),
+		"api_listen", apiLn.Addr().String(), "dashboard", api+"/", "metrics", api+"/metrics",
+		"upstream", upstream, "data", c.dataDir, "nats_stream", c.cluster.stream)
+	if e.Listening != nil {
+		e.Listening(webhookAddr, apiLn.Addr())
+	}
+	return serveUntilDone(ctx, log, srvs, lns)
+}
+
+// addrString is a listener's address, or "none".
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "none"
+	}
+	return a.String()
 }
 
 // localURL is the http URL of a listener as a browser on this machine reaches it: a

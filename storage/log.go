@@ -17,9 +17,9 @@ import (
 type Log struct {
 	s      *Store
 	prefix []byte
-	next uint64 // the sequence number of the next entry; only the log lane touches it
-	tx   logTx  // reused: requests run one after another on the log lane
-	key  []byte
+	next   uint64 // the sequence number of the next entry; only the log lane touches it
+	tx     logTx  // reused: requests run one after another on the log lane
+	key    []byte
 }
 
 // OpenLog returns the log kept in s, positioned after its last entry. Entries are kept
