@@ -88,7 +88,9 @@ func (l *Log) commit(b *batch, reqs []*request) (left []*request) {
 	clear(b.held)
 	for attempt := 1; ; attempt++ {
 		in, rest := b.build(reqs)
-		left = rest
+		if len(rest) > 0 { // before those left by an earlier attempt: they came after
+			left = append(append([]*request(nil), rest...), left...)
+		}
 		if b.size() == 0 {
 			answer(in, nil)
 			return left
@@ -96,13 +98,18 @@ func (l *Log) commit(b *batch, reqs []*request) (left []*request) {
 		start := time.Now()
 		last, err := l.publish(b)
 		publishDuration.UpdateDuration(start)
-		if errors.Is(err, errClaimTaken) && attempt < maxAttempts {
-			claimConflicts.Inc()
-			if err = l.lookup(b); err == nil {
-				time.Sleep(time.Duration(attempt) * time.Millisecond) // a batch of another member in flight
+		if retry := errors.Is(err, errClaimTaken) || errors.Is(err, errBusy); retry && attempt < maxAttempts {
+			if errors.Is(err, errClaimTaken) {
+				claimConflicts.Inc()
+				err = l.lookup(b)
+			}
+			if err == nil {
+				time.Sleep(time.Duration(attempt) * time.Millisecond) // let the other batch land
 				reqs = in
 				continue
 			}
+		} else if retry {
+			err = unavailable(err) // spooled, and published again later
 		}
 		if err == nil {
 			batchRequests.Update(float64(len(in)))

@@ -161,8 +161,8 @@ func (l *Log) Last() uint64 { return l.mirror.start }
 // Follow makes the mirror call fn whenever entries were mirrored (engine.Follower).
 func (l *Log) Follow(fn func(last uint64)) { l.mirror.follow(fn) }
 
-// Spooling-free health: whether the connection is up (a member may still find the
-// stream without a quorum).
+// Connected reports whether the connection to NATS is up; the stream may still lack a
+// quorum.
 func (l *Log) Connected() bool { return l.nc.Status() == nats.CONNECTED }
 
 // Close stops the lane and the mirror and closes the connection. Close it before the

@@ -28,11 +28,17 @@ const (
 
 // JetStream API error codes the lane acts on.
 const (
-	codeWrongLastSeq  = 10071 // a claim's subject holds a message: the key is taken
-	codeBatchTooLarge = 10199
+	codeWrongLastSeq   = 10071 // a claim's subject holds a message: the key is taken
+	codeSubjectInUse   = 10164 // a claim's subject is in another batch in flight
+	codeBatchTooLarge  = 10199
+	codeIncomplete     = 10176 // a staged message of the batch went missing
+	codeTooManyBatches = 10210 // too many batches in flight on the stream (other members')
 )
 
-var errClaimTaken = errors.New("a key of the batch is claimed already")
+var (
+	errClaimTaken = errors.New("a key of the batch is claimed already, or being claimed")
+	errBusy       = errors.New("JetStream asked for the batch again")
+)
 
 // publish sends b as one atomic batch (or one message) and returns the stream sequence
 // of its last message. The earlier messages carry no reply subject: the server reports
@@ -107,8 +113,10 @@ func parseAck(data []byte) (uint64, error) {
 		return a.Seq, nil
 	case a.Error == nil:
 		return 0, fmt.Errorf("JetStream answered a publish without a sequence: %q", data)
-	case a.Error.ErrCode == codeWrongLastSeq:
+	case a.Error.ErrCode == codeWrongLastSeq || a.Error.ErrCode == codeSubjectInUse:
 		return 0, errClaimTaken
+	case a.Error.ErrCode == codeIncomplete || a.Error.ErrCode == codeTooManyBatches:
+		return 0, errBusy
 	case a.Error.ErrCode == codeBatchTooLarge:
 		return 0, fmt.Errorf("%w: %s", kv.ErrTooBig, a.Error.Description)
 	case a.Error.Code == 503: // no quorum, JetStream not ready
