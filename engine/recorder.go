@@ -109,7 +109,12 @@ func NewRecorder(log Log, views Views, cfg Config) (*Recorder, error) {
 // Close brings the views up to the log and stops the materializer; close the store
 // after it. Entries left behind (Close not called, or a crash) are applied at the next
 // start.
-func (r *Recorder) Close() { r.mat.close() }
+func (r *Recorder) Close() {
+	r.mat.close()
+	if r.spool != nil {
+		<-r.spool.done // a flush under way ends first: it writes to the store
+	}
+}
 
 // Sync waits until the views hold every webhook acknowledged before the call, or until
 // ctx ends. The read methods wait the same way by themselves, for at most settleWait.

@@ -56,13 +56,13 @@ type spooler struct {
 	log  Spool
 	mu   sync.RWMutex // shared by appends, exclusive to stop spooling
 	on   atomic.Bool
-	wake chan struct{}
+	done chan struct{} // closed when runSpool returns
 }
 
 // openSpool starts spooling at once when the spool holds entries (a stop while
 // spooling).
 func openSpool(log Spool) (*spooler, error) {
-	s := &spooler{log: log, wake: make(chan struct{}, 1)}
+	s := &spooler{log: log, done: make(chan struct{})}
 	n := 0
 	err := log.Entries(0, func(uint64, []byte) (bool, error) { n++; return true, nil })
 	if err != nil {
@@ -104,6 +104,7 @@ func (r *Recorder) logItems(ctx context.Context, rec *recording) error {
 
 // runSpool publishes the spool whenever it holds entries, until stop.
 func (r *Recorder) runSpool(stop <-chan struct{}) {
+	defer close(r.spool.done)
 	tick := time.NewTicker(spoolRetry)
 	defer tick.Stop()
 	for {
