@@ -16,7 +16,7 @@ import (
 )
 
 // member opens a log on the servers' stream "t" over a store of its own.
-func member(t *testing.T, urls string) *Log {
+func member(t testing.TB, urls string) *Log {
 	t.Helper()
 	store, err := storage.Open(t.TempDir(), storage.Options{})
 	if err != nil {
