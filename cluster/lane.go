@@ -39,6 +39,9 @@ func (l *Log) Append(ctx context.Context, fn func(tx kv.LogTx) error) error {
 	if !l.Connected() {
 		return unavailable(errors.New("not connected to NATS"))
 	}
+	if l.stream.Load() == nil { // not found yet, or unfit (the mirror logs why)
+		return unavailable(fmt.Errorf("stream %s is not ready", l.cfg.Stream))
+	}
 	r := &request{fn: fn, done: make(chan error, 1)}
 	select {
 	case l.reqs <- r:

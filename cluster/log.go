@@ -141,7 +141,7 @@ func (l *Log) ensureStream(ctx context.Context) error {
 	}
 	c := s.CachedInfo().Config
 	if !c.AllowAtomicPublish || !c.AllowMsgTTL || !c.AllowDirect {
-		return fmt.Errorf("stream %s exists without atomic publish, message TTLs or direct get: it was not made by a sidecar", l.cfg.Stream)
+		return fmt.Errorf("stream %s lacks atomic publish, message TTLs or direct get: the NATS servers must be 2.12 or newer, and the stream made by a sidecar", l.cfg.Stream)
 	}
 	l.stream.Store(&s)
 	return nil

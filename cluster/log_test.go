@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/natstest"
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
@@ -22,7 +26,7 @@ func member(t testing.TB, urls string) *Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := Open(Config{URLs: urls, Stream: "t", Replicas: 3, Timeout: 2 * time.Second, Name: t.Name(),
+	l, err := Open(Config{URLs: urls, Stream: "t", Replicas: min(3, replicas(urls)), Timeout: 2 * time.Second, Name: t.Name(),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, store)
 	if err != nil {
 		t.Fatal(err)
@@ -162,3 +166,28 @@ func TestAppendWithoutQuorumIsUnavailable(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A stream that cannot hold the log (made by hand, or by a NATS server older than 2.12,
+// which drops the settings it does not know) is not written to: webhooks are spooled.
+func TestUnfitStreamIsNotWritten(t *testing.T) {
+	servers := natstest.Cluster(t, 1)
+	nc, err := nats.Connect(servers.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	l := member(t, servers.URLs())
+	if _, _, _, err := claimAndAdd(l, "k", "e"); !errors.Is(err, kv.ErrUnavailable) {
+		t.Fatalf("append to an unfit stream: %v, want kv.ErrUnavailable", err)
+	}
+	if info, err := js.Stream(context.Background(), "t"); err != nil || info.CachedInfo().State.Msgs != 0 {
+		t.Fatalf("the unfit stream holds messages (%v)", err)
+	}
+}
+
+// replicas is the number of servers in urls: a stream cannot have more.
+func replicas(urls string) int { return strings.Count(urls, ",") + 1 }
