@@ -171,3 +171,144 @@ func TestReadReplicaServesTheGroup(t *testing.T) {
 		t.Errorf("replica's insights:\n%s\nwant the member's:\n%s", got, want)
 	}
 }
+
+// forwardedBy posts body to sc's webhook listener and reports an error unless the sender
+// got acceptingUpstream's own answer (safe to call from any goroutine).
+func forwardedBy(sc *runSidecar, body []byte) error {
+	status, _, got, err := do("POST", sc.webhook+"/webhook", "application/json", body)
+	if err != nil || status != 202 || string(got) != upstreamAnswer {
+		return fmt.Errorf("sender got %d %q %v, want the upstream's 202 %q", status, got, err, upstreamAnswer)
+	}
+	return nil
+}
+
+// apiBody GETs path on sc's API and requires 200.
+func apiBody(t *testing.T, sc *runSidecar, path string) string {
+	t.Helper()
+	status, _, body, err := do("GET", sc.api+path, "", nil)
+	if err != nil || status != 200 {
+		t.Fatalf("GET %s: %d %v %.300s", path, status, err, body)
+	}
+	return string(body)
+}
+
+// A larger round robin: 60 first messages over four ads alternate between two members,
+// each with its own upstream, and 20 of them are retried on the other member, half of
+// those at the same moment as the original. Every webhook gets its upstream's answer;
+// both members and one plain sidecar fed the same traffic answer the ads' insights and
+// the sources alike; and every lead is counted once.
+func TestClusterRoundRobinAgrees(t *testing.T) {
+	const n, ads = 60, 4
+	nats := natstest.Cluster(t, 3)
+	ups := []*stubUpstream{acceptingUpstream(t), acceptingUpstream(t)}
+	flags := []string{"-client-id", "default", "-nats", nats.URLs(), "-nats-replicas", "3"}
+	members := []*runSidecar{
+		startSidecar(t, "http://"+ups[0].addr, flags...),
+		startSidecar(t, "http://"+ups[1].addr, flags...),
+	}
+	plainUp := acceptingUpstream(t)
+	single := startSidecar(t, "http://"+plainUp.addr)
+
+	bodies := make([][]byte, n)
+	for i := range n {
+		lead := fmt.Sprintf("4916%08d", 20000+i)
+		m := textMsg(lead, clusterDay.Add(time.Duration(i)*time.Minute), "hi").fromAd(fmt.Sprintf("ad-rr-%d", i%ads))
+		bodies[i] = messagesWebhook(m)
+	}
+	retried := 0
+	for i, body := range bodies {
+		own, other := members[i%2], members[(i+1)%2]
+		switch {
+		case i%6 == 0: // the retry races the original on the other member
+			errs := make(chan error, 2)
+			go func() { errs <- forwardedBy(own, body) }()
+			go func() { errs <- forwardedBy(other, body) }()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			retried++
+		case i%6 == 3: // the retry comes after the original's answer
+			if err := forwardedBy(own, body); err != nil {
+				t.Fatal(err)
+			}
+			if err := forwardedBy(other, body); err != nil {
+				t.Fatal(err)
+			}
+			retried++
+		default:
+			if err := forwardedBy(own, body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		postWebhook(t, single, body)
+		if i%3 == 0 {
+			postWebhook(t, single, body)
+		}
+	}
+	if retried != 20 {
+		t.Fatalf("the test sent %d retries, want 20", retried)
+	}
+	// Each member's upstream got every webhook posted to it: 30 own + 10 retries.
+	for m, u := range ups {
+		if got := len(u.requests()); got != n/2+retried/2 {
+			t.Errorf("member %d's upstream got %d requests, want %d", m, got, n/2+retried/2)
+		}
+	}
+	if got := len(plainUp.requests()); got != n+retried {
+		t.Errorf("the plain sidecar's upstream got %d requests, want %d", got, n+retried)
+	}
+
+	// Hand-computed: one conversation per lead; 15 leads per ad, each a session of its own.
+	if c := conversationCount(t, single); c != n {
+		t.Fatalf("the single sidecar counts %d conversations, want %d (retries once)", c, n)
+	}
+	for ad := range ads {
+		body := adInsights(t, single, fmt.Sprintf("ad-rr-%d", ad))
+		if !strings.Contains(body, fmt.Sprintf(`"sessions":%d,`, n/ads)) || !strings.Contains(body, fmt.Sprintf(`"unique_users":%d,`, n/ads)) {
+			t.Fatalf("the single sidecar's insights of ad-rr-%d: %s, want %d sessions of %d unique users", ad, body, n/ads, n/ads)
+		}
+	}
+
+	paths := []string{appPath + "/sources?date_from=2026-03-16&date_to=2026-03-16"}
+	for ad := range ads {
+		paths = append(paths, fmt.Sprintf("%s/ads/ad-rr-%d/insights?date_from=2026-03-16&date_to=2026-03-16", appPath, ad))
+	}
+	want := map[string]string{}
+	for _, p := range paths {
+		want[p] = apiBody(t, single, p)
+	}
+	var diffs []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		diffs = diffs[:0]
+		for m, sc := range members {
+			if c := conversationCount(t, sc); c != n {
+				diffs = append(diffs, fmt.Sprintf("member %d counts %d conversations, want %d", m, c, n))
+			}
+			for _, p := range paths {
+				if got := apiBody(t, sc, p); got != want[p] {
+					diffs = append(diffs, fmt.Sprintf("member %d's %s:\n%s\nwant the single sidecar's:\n%s", m, p, got, want[p]))
+				}
+			}
+		}
+		if len(diffs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(strings.Join(diffs, "\n"))
+		}
+	}
+}
+
+// A read replica needs -nats: -listen "" alone is refused at start-up, naming -nats.
+func TestClusterReplicaNeedsNats(t *testing.T) {
+	var stderr syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := sidecar.Run(ctx, []string{"serve", "-listen", "", "-api-listen", "127.0.0.1:0", "-data", t.TempDir()},
+		sidecar.Env{Stderr: &stderr, Listening: func(_, _ net.Addr) { t.Error("the replica started without -nats") }})
+	if err == nil || !strings.Contains(err.Error(), "-nats") {
+		t.Fatalf("sidecar.Run without -nats returned %v, want an error naming -nats\n%s", err, stderr.String())
+	}
+}
