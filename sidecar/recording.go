@@ -82,19 +82,18 @@ func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.
 		Secrets:  engine.Secrets{Meta: c.appSecret, YCloud: c.ycloudSecret, Sinch: c.sinchSecret},
 		Location: c.timezone, Log: log, Conversions: c.capi.events,
 	}
-	l, err := c.openLog(store, log, &cfg)
+	l, clusterLog, err := c.openLog(store, log, &cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	r, err := engine.NewRecorder(l, store, cfg)
 	if err != nil {
-		if cl, ok := l.(*cluster.Log); ok {
-			cl.Close()
+		if clusterLog != nil {
+			clusterLog.Close()
 		}
 		return nil, nil, err
 	}
-	rec := &running{Recorder: r}
-	rec.clusterLog, _ = l.(*cluster.Log)
+	rec := &running{Recorder: r, clusterLog: clusterLog}
 	if c.capi.events != nil {
 		go rec.SendConversions(ctx, engine.OutboxConfig{
 			Meta:    c.capi.client(metaapi.DefaultTimeout),
@@ -126,20 +125,26 @@ func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.
 	return rec, api, nil
 }
 
-// openLog opens the log: the store's own, or with -nats the cluster's stream, with a
-// spool in the store for the webhooks that arrive while the stream cannot be reached.
-func (c *config) openLog(store *storage.Store, log *slog.Logger, cfg *engine.Config) (engine.Log, error) {
+// openLog opens the log: the store's own, or with -nats the cluster's stream (returned
+// twice: the caller closes it), with a spool in the store for the webhooks that arrive
+// while the stream cannot be reached.
+func (c *config) openLog(store *storage.Store, log *slog.Logger, cfg *engine.Config) (engine.Log, *cluster.Log, error) {
 	if c.cluster.urls == "" {
-		return storage.OpenLog(store)
+		l, err := storage.OpenLog(store)
+		return l, nil, err
 	}
 	spool, err := storage.OpenSpool(store)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg.Spool = spool
 	cc := c.cluster.config("ctwa-sidecar " + c.clientID)
 	cc.Log = log
-	return cluster.Open(cc, store)
+	l, err := cluster.Open(cc, store)
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, l, nil
 }
 
 // lateRecording stands in for the recorder and the API of a store that opens after
