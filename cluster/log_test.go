@@ -191,3 +191,13 @@ func TestUnfitStreamIsNotWritten(t *testing.T) {
 
 // replicas is the number of servers in urls: a stream cannot have more.
 func replicas(urls string) int { return strings.Count(urls, ",") + 1 }
+
+// An entry over the servers' payload limit is too big, not unreachable: the engine
+// splits the webhook instead of spooling it for ever.
+func TestEntryOverThePayloadLimitIsTooBig(t *testing.T) {
+	l := member(t, natstest.Cluster(t, 1).URLs())
+	big := string(make([]byte, l.nc.MaxPayload()+1))
+	if _, _, _, err := claimAndAdd(l, "k", big); !errors.Is(err, kv.ErrTooBig) {
+		t.Fatalf("append of %d bytes: %v, want kv.ErrTooBig", len(big), err)
+	}
+}

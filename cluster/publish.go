@@ -45,6 +45,13 @@ var (
 // any problem with them on the commit.
 func (l *Log) publish(b *batch) (last uint64, err error) {
 	msgs := l.messages(b)
+	// Checked before anything is sent: a message over the limit would fail on every
+	// attempt, and so must come back as too big (the engine splits it), not unreachable.
+	for _, m := range msgs {
+		if len(m.Data)+len(m.Subject) > int(l.nc.MaxPayload()) {
+			return 0, kv.ErrTooBig
+		}
+	}
 	id := nuid.Next()
 	for i, m := range msgs {
 		if len(msgs) > 1 {
@@ -61,14 +68,8 @@ func (l *Log) publish(b *batch) (last uint64, err error) {
 	if len(msgs) > 1 {
 		commit.Header.Set(hdrBatchCommit, "1")
 	}
-	if len(commit.Data)+len(commit.Subject) > int(l.nc.MaxPayload()) {
-		return 0, kv.ErrTooBig
-	}
 	reply, err := l.nc.RequestMsg(commit, l.cfg.Timeout)
 	if err != nil {
-		if errors.Is(err, nats.ErrMaxPayload) {
-			return 0, kv.ErrTooBig
-		}
 		return 0, unavailable(err)
 	}
 	return parseAck(reply.Data)
