@@ -57,11 +57,7 @@ func clusterTraffic(n int) (firsts, retries [][]byte) {
 // adInsights is the answer of ad id's insights for the traffic's day.
 func adInsights(t *testing.T, sc *runSidecar, ad string) string {
 	t.Helper()
-	status, _, body, err := do("GET", sc.api+appPath+"/ads/"+ad+"/insights?date_from=2026-03-16&date_to=2026-03-16", "", nil)
-	if err != nil || status != 200 {
-		t.Fatalf("insights of %s: %d %v %.200s", ad, status, err, body)
-	}
-	return string(body)
+	return apiBody(t, sc, appPath+"/ads/"+ad+"/insights?date_from=2026-03-16&date_to=2026-03-16")
 }
 
 // conversationCount is the total_count of the app's conversation events on the day.

@@ -92,7 +92,8 @@ func (l *Log) Drop(ctx context.Context, seq uint64) error {
 func (l *Log) Put(ctx context.Context, seqs []uint64, entries [][]byte) error {
 	err := l.s.Derive(ctx, func(b kv.Batch) error {
 		for i, seq := range seqs {
-			b.Set(kv.EntryKey(nil, l.prefix, seq), entries[i])
+			l.key = kv.EntryKey(l.key[:0], l.prefix, seq) // Set copies it
+			b.Set(l.key, entries[i])
 		}
 		return nil
 	})
