@@ -81,7 +81,7 @@ func Open(cfg Config, store *storage.Store) (*Log, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	local, err := storage.OpenLog(store)
+	local, err := storage.OpenCopy(store)
 	if err != nil {
 		return nil, err
 	}

@@ -814,7 +814,7 @@ func killAd(i int) string { return fmt.Sprintf("12020000000000%04d", i%5) }
 // ---- stores ----
 
 // testLog opens the log kept in store.
-func testLog(t testing.TB, store *storage.Store) *storage.Log {
+func testLog(t testing.TB, store *storage.Store) *storage.FileLog {
 	t.Helper()
 	l, err := storage.OpenLog(store)
 	if err != nil {

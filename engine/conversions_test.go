@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/graphstub"
-	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/metaapi"
 	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
@@ -464,7 +463,7 @@ func TestWABALoggedOnlyForConversions(t *testing.T) {
 		e.open()
 		e.record(cloudWebhook(cloudMsg{App: testAppID, ID: "wamid.waba.1", From: "491700000009", Time: time.Now().Unix(), Text: "Hi"}))
 		var wabas []string
-		if err := e.store.Scan(kv.LogPrefix(), false, func(_, v []byte) (bool, error) {
+		if err := e.log.Entries(0, func(_ uint64, v []byte) (bool, error) {
 			items, err := decodeEntry(nil, v)
 			for _, it := range items {
 				wabas = append(wabas, it.WABA)

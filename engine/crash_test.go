@@ -208,5 +208,9 @@ func pendingEntries(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	return unapplied(t, s)
+	l, err := storage.OpenLog(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unapplied(t, s, l)
 }

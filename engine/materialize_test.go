@@ -25,11 +25,11 @@ import (
 // pending counts the log entries not yet in the views.
 func (e *testEnv) pending() int {
 	e.t.Helper()
-	return unapplied(e.t, e.store)
+	return unapplied(e.t, e.store, e.log)
 }
 
-// unapplied counts the log entries of store after the views' checkpoint.
-func unapplied(t testing.TB, store *storage.Store) int {
+// unapplied counts the entries of log after the checkpoint of store's views.
+func unapplied(t testing.TB, store *storage.Store, log Log) int {
 	t.Helper()
 	var applied uint64
 	v, ok, err := store.Get(kv.ViewPosKey())
@@ -40,7 +40,7 @@ func unapplied(t testing.TB, store *storage.Store) int {
 		applied = binary.BigEndian.Uint64(v)
 	}
 	n := 0
-	err = store.ScanRange(kv.LogKey(nil, applied+1), kv.LogKey(nil, ^uint64(0)), func(_, _ []byte) (bool, error) {
+	err = log.Entries(applied, func(uint64, []byte) (bool, error) {
 		n++
 		return true, nil
 	})

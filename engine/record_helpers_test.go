@@ -33,6 +33,7 @@ type testEnv struct {
 	t     testing.TB
 	dir   string
 	store *storage.Store
+	log   *storage.FileLog
 	rec   *Recorder
 	opts  storage.Options // of the store; the logger is set by open
 	capi  ConversionMap   // Config.Conversions of the recorder
@@ -67,7 +68,7 @@ func (e *testEnv) open() {
 		s.Close()
 		e.t.Fatalf("NewRecorder: %v", err)
 	}
-	e.store, e.rec = s, r
+	e.store, e.log, e.rec = s, l, r
 }
 
 func (e *testEnv) close() {
@@ -77,7 +78,7 @@ func (e *testEnv) close() {
 	if err := e.store.Close(); err != nil {
 		e.t.Errorf("Close: %v", err)
 	}
-	e.store, e.rec = nil, nil
+	e.store, e.log, e.rec = nil, nil, nil
 }
 
 // reopen closes the store and opens it again with a new recorder, as a restart does.

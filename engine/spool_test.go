@@ -16,7 +16,7 @@ import (
 // flakyLog stands for a cluster's log, kept apart from the member's store as the stream
 // is: while down, every append fails as unreachable.
 type flakyLog struct {
-	*storage.Log
+	*storage.FileLog
 	down atomic.Bool
 }
 
@@ -24,7 +24,7 @@ func (l *flakyLog) Append(ctx context.Context, fn func(kv.LogTx) error) error {
 	if l.down.Load() {
 		return kv.ErrUnavailable
 	}
-	return l.Log.Append(ctx, fn)
+	return l.FileLog.Append(ctx, fn)
 }
 
 // While the log cannot be reached, webhooks are spooled (a retry among them once),
@@ -48,7 +48,7 @@ func TestSpoolKeepsWebhooksUntilTheLogReturns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &flakyLog{Log: local}
+	log := &flakyLog{FileLog: local}
 	cfg := testConfig()
 	cfg.Spool = spool
 	r, err := NewRecorder(log, store, cfg)

@@ -314,6 +314,10 @@ func SpoolPrefix() []byte { return []byte(tSpool) }
 // LogSeq is the sequence number of a log entry key (of any prefix).
 func LogSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]) }
 
+// ClaimPrefixes are the prefixes of the dedupe marks a log keeps in Badger: those of
+// messages and statuses, and the off-thread object ids.
+func ClaimPrefixes() [][]byte { return [][]byte{[]byte(tDup), []byte(tXobj)} }
+
 // ViewPosKey holds the log position the views reflect.
 func ViewPosKey() []byte { return appendParts(nil, tPos, "views") }
 

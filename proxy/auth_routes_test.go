@@ -138,7 +138,7 @@ func TestEveryRouteNeedsTheToken(t *testing.T) {
 }
 
 // testLog opens the log kept in store.
-func testLog(t testing.TB, store *storage.Store) *storage.Log {
+func testLog(t testing.TB, store *storage.Store) *storage.FileLog {
 	t.Helper()
 	l, err := storage.OpenLog(store)
 	if err != nil {

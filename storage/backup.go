@@ -21,7 +21,7 @@ import (
 const loadPendingWrites = 4
 
 // Backup writes a full backup (Badger's protobuf stream since version 0) of
-// every live key to w. It reads a snapshot, so writers keep going meanwhile.
+// every live key to w, and then the file log's entries and claims as Badger keys. It reads a snapshot, so writers keep going meanwhile.
 func (s *Store) Backup(w io.Writer) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -30,6 +30,12 @@ func (s *Store) Backup(w io.Writer) error {
 	}
 	if _, err := s.db.Backup(w, 0); err != nil {
 		return fmt.Errorf("cannot back up store at %q: %w", s.dir, err)
+	}
+	// After the views: the log then reaches at least as far as their checkpoint.
+	if s.flog != nil {
+		if err := s.flog.backup(w); err != nil {
+			return fmt.Errorf("cannot back up the log at %q: %w", s.flog.dir, err)
+		}
 	}
 	return nil
 }

@@ -10,8 +10,10 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
-// Log is the log of a local sidecar, in the store: entry seq under kv.LogKey(seq), its
-// dedupe marks beside it, both written by the log lane's group commit (Store.Append).
+// Log is a log kept in Badger: entry seq under kv.EntryKey(prefix, seq), its dedupe
+// marks beside it, both written by the log lane's group commit. The spool and a
+// cluster member's copy of its cluster's log are such logs; a local sidecar's log is
+// a FileLog.
 // Sequence numbers are handed out on the log lane; a failed commit leaves a gap, which
 // readers step over.
 type Log struct {
@@ -22,9 +24,10 @@ type Log struct {
 	key    []byte
 }
 
-// OpenLog returns the log kept in s, positioned after its last entry. Entries are kept
-// for good: they are the message records, and a refresh rebuilds the views from them.
-func OpenLog(s *Store) (*Log, error) { return openLog(s, kv.LogPrefix()) }
+// OpenCopy returns the copy of a cluster's log kept in s (cluster mode), positioned
+// after its last entry. Entries are kept for good: they are the message records, and a
+// refresh rebuilds the views from them.
+func OpenCopy(s *Store) (*Log, error) { return openLog(s, kv.LogPrefix()) }
 
 // OpenSpool returns the spool kept in s: a log of its own (kv.SpoolPrefix) whose entries
 // are dropped once they are published to the cluster's log.

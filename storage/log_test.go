@@ -11,7 +11,7 @@ import (
 
 func openTestLog(t *testing.T, s *Store) *Log {
 	t.Helper()
-	l, err := OpenLog(s)
+	l, err := OpenCopy(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,9 @@ func openTestLog(t *testing.T, s *Store) *Log {
 }
 
 // entries returns the log's entries after seq as seq → entry.
-func entries(t *testing.T, l *Log, after uint64) map[uint64]string {
+func entries(t *testing.T, l interface {
+	Entries(uint64, func(uint64, []byte) (bool, error)) error
+}, after uint64) map[uint64]string {
 	t.Helper()
 	got := map[uint64]string{}
 	if err := l.Entries(after, func(seq uint64, e []byte) (bool, error) {

@@ -1,11 +1,13 @@
-// Package storage keeps the sidecar's data in an embedded Badger database.
+// Package storage keeps the sidecar's data: the log of a local sidecar in plain
+// append-only files (FileLog), everything else in an embedded Badger database.
 //
-// All writes go through Store.Apply, which a single writer goroutine turns into
-// group commits: many concurrent requests share one durable Badger transaction,
-// so a caller that got nil back knows its writes survive kill -9.
+// All writes go through a group commit: many concurrent requests share one write
+// (the file log's) or one durable Badger transaction (Store.Apply), so a caller that
+// got nil back knows its writes survive kill -9.
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,6 +117,7 @@ type Store struct {
 	diskDone           chan struct{}
 
 	log, views *lane         // writer goroutines (lane.go)
+	flog       *FileLog      // the log of a local sidecar, once OpenLog opened it
 	stop       chan struct{} // closed by Close to stop the GC and trim loops
 	gcDone     chan struct{}
 	trimDone   chan struct{}
@@ -290,6 +293,10 @@ func (s *Store) Close() error {
 	close(s.views.reqs)
 	<-s.log.done
 	<-s.views.done
+	var logErr error
+	if s.flog != nil {
+		logErr = s.flog.close()
+	}
 	close(s.stop)
 	<-s.gcDone
 	<-s.trimDone
@@ -297,7 +304,29 @@ func (s *Store) Close() error {
 	<-s.diskDone
 	sizedStore.CompareAndSwap(s, nil)
 	defer s.dirFd.Close()
-	return s.closeBadger()
+	return errors.Join(logErr, s.closeBadger())
+}
+
+// attachLog makes l the store's file log, which Close closes and Backup includes;
+// false when the store is closing.
+func (s *Store) attachLog(l *FileLog) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shut || s.flog != nil {
+		return false
+	}
+	s.flog = l
+	return true
+}
+
+// viewsPosition is the log position of the views' checkpoint (kv.ViewPosKey): a log
+// that lost its unsynced tail in a power cut goes on after it, not under it.
+func (s *Store) viewsPosition() (uint64, error) {
+	v, ok, err := s.Get(kv.ViewPosKey())
+	if err != nil || !ok || len(v) < 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // Closing is closed once Close has committed the last queued request: background

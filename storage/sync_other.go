@@ -10,5 +10,10 @@ func (s *Store) syncDir() error {
 	if !s.dbOpen || s.down.Load() != nil {
 		return nil
 	}
+	if s.flog != nil {
+		if err := s.flog.sync(); err != nil {
+			return err
+		}
+	}
 	return s.db.Sync()
 }

@@ -1,0 +1,208 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+)
+
+// migrate starts the file log of a store that has none: empty, or, for a store
+// written before the log moved out of Badger (or restored from a backup, which holds
+// the log as Badger keys), with the entries and dedupe marks Badger holds. They are
+// written to the first segment, which is fsynced and renamed into place before the
+// Badger copies are deleted: a crash in between leaves them behind, unused.
+func (l *FileLog) migrate(now int64) error {
+	first, copied, err := l.copyFromBadger(now)
+	if err != nil {
+		return err
+	}
+	if copied == 0 {
+		first = l.next
+	}
+	if err := os.Rename(filepath.Join(l.dir, "migrating.tmp"), filepath.Join(l.dir, seqName(first, segmentExt))); err != nil {
+		return err
+	}
+	if err := syncPath(l.dir); err != nil {
+		return err
+	}
+	seg, err := openSegment(l.dir, first)
+	if err != nil {
+		return err
+	}
+	l.segs = append(l.segs, seg)
+	if err := l.recover(seg, true, true, now); err != nil { // reads the claims back
+		return err
+	}
+	if copied > 0 {
+		l.s.logger.Info("moved the log out of Badger into log files", "entries", copied, "dir", l.dir)
+		return l.dropBadgerLog()
+	}
+	return nil
+}
+
+// copyFromBadger writes Badger's dedupe marks and log entries to log/migrating.tmp,
+// fsynced; it returns the first entry's sequence number and the number of entries.
+func (l *FileLog) copyFromBadger(now int64) (first uint64, n int, err error) {
+	f, err := os.Create(filepath.Join(l.dir, "migrating.tmp"))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var buf []byte
+	frame := -1
+	flush := func(force bool) error {
+		if frame >= 0 && (force || len(buf)-frame >= maxFrame) {
+			sealFrame(buf, frame)
+			frame = -1
+		}
+		if frame < 0 && len(buf) > 0 {
+			_, err := f.Write(buf)
+			buf = buf[:0]
+			return err
+		}
+		return nil
+	}
+	open := func() {
+		if frame < 0 {
+			frame = len(buf)
+			buf = append(buf, make([]byte, frameHeader)...)
+		}
+	}
+	err = l.s.View(func(txn *badger.Txn) error {
+		for _, prefix := range kv.ClaimPrefixes() {
+			err := eachItem(txn, prefix, func(item *badger.Item, v []byte) error {
+				if exp := int64(item.ExpiresAt()); exp == 0 || exp > now {
+					open()
+					buf = appendClaimRecord(buf, item.Key(), v, exp)
+				}
+				return flush(false)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return eachItem(txn, kv.LogPrefix(), func(item *badger.Item, v []byte) error {
+			seq := kv.LogSeq(item.Key())
+			if n == 0 {
+				first = seq
+			}
+			n++
+			open()
+			buf = appendEntryRecord(buf, seq, v)
+			return flush(false)
+		})
+	})
+	if err == nil {
+		err = flush(true)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return first, n, err
+}
+
+func eachItem(txn *badger.Txn, prefix []byte, fn func(item *badger.Item, v []byte) error) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		if err := item.Value(func(v []byte) error { return fn(item, v) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropBadgerLog deletes the log entries Badger held, once they are in the log files.
+func (l *FileLog) dropBadgerLog() error {
+	var keys [][]byte
+	err := l.s.ScanKeys(kv.LogPrefix(), kv.PrefixEnd(kv.LogPrefix()), func(k []byte) bool {
+		keys = append(keys, append([]byte(nil), k...))
+		return true
+	})
+	for len(keys) > 0 && err == nil {
+		chunk := keys[:min(len(keys), 1000)]
+		keys = keys[len(chunk):]
+		err = l.s.Apply(context.Background(), func(b kv.Batch) error {
+			for _, k := range chunk {
+				b.Delete(k)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("cannot delete the log entries Badger held (they are in the log files): %w", err)
+	}
+	return nil
+}
+
+// backup writes the log's entries and live claims to w as frames of Badger's backup
+// stream, under the keys they had in Badger: a restore loads them into Badger, and the
+// restored store's first OpenLog moves them back into log files (migrate), so a
+// backup reads as one before the file log did. The claims and the last entry are
+// taken together on the writer, so no entry is missing its claim.
+func (l *FileLog) backup(w io.Writer) error {
+	var list pb.KVList
+	var last uint64
+	err := l.submit(context.Background(), func(tx kv.LogTx) error { // also on a full disk
+		t := tx.(*fileTx)
+		last = t.Last()
+		t.l.claims.each(t.now.Unix(), func(key, value []byte, expires int64) {
+			list.Kv = append(list.Kv, &pb.KV{Key: key, Value: append([]byte(nil), value...), Version: 1,
+				ExpiresAt: uint64(expires), UserMeta: []byte{0}, Meta: []byte{0}})
+		})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeKVList(w, &list); err != nil {
+		return err
+	}
+	list.Kv = list.Kv[:0]
+	size := 0
+	err = l.Entries(0, func(seq uint64, e []byte) (bool, error) {
+		if seq > last {
+			return false, nil
+		}
+		list.Kv = append(list.Kv, &pb.KV{Key: kv.EntryKey(nil, kv.LogPrefix(), seq), Value: append([]byte(nil), e...),
+			Version: 1, UserMeta: []byte{0}, Meta: []byte{0}})
+		if size += len(e); size >= 4<<20 {
+			size = 0
+			err := writeKVList(w, &list)
+			list.Kv = list.Kv[:0]
+			return err == nil, err
+		}
+		return true, nil
+	})
+	if err == nil {
+		err = writeKVList(w, &list)
+	}
+	return err
+}
+
+// writeKVList writes one frame of Badger's backup format: its length (uint64 LE) and
+// the KVList in protobuf.
+func writeKVList(w io.Writer, list *pb.KVList) error {
+	if len(list.Kv) == 0 {
+		return nil
+	}
+	b, err := proto.Marshal(list)
+	if err != nil {
+		return err
+	}
+	if err := binary.Write(w, binary.LittleEndian, uint64(len(b))); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
