@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/natstest"
 )
 
 // run starts the systems, drives them and writes the report to stdout; progress and
@@ -23,22 +25,52 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) (rep *repor
 	}
 	defer done(&err)
 	rep = newReport(o)
-	systems, stopAll, err := startSystems(ctx, o, dir, rep, progress)
+	var nodes *natstest.Nodes
+	var clusterArgs []string
+	if o.nats {
+		if nodes, err = startNATS(dir, progress); err != nil {
+			return nil, err
+		}
+		defer nodes.StopAll() // after the sidecar, before the directory with their stores is removed
+		clusterArgs = natsSidecarArgs(nodes.URLs())
+		rep.NATS = &natsUsage{Nodes: natsNodes, Replicas: natsReplicas, Stream: natsStream}
+		rep.note(natsNote())
+	}
+	systems, stopAll, err := startSystems(ctx, o, dir, rep, progress, clusterArgs...)
 	defer stopAll() // before the directory is removed: the sidecar's store is in it
 	if err != nil {
 		return nil, err
 	}
+	api := sidecarAPI(systems)
+	if o.nats {
+		if err := waitPublishing(ctx, api); err != nil {
+			return nil, err
+		}
+	}
 	stopSpend := func() (string, error) { return "", nil }
 	if o.spend == "up" {
-		stopSpend = keepSpendSyncing(ctx, sidecarAPI(systems))
+		stopSpend = keepSpendSyncing(ctx, api)
 		defer stopSpend() //nolint:errcheck // for an early return; after the load it is called below
 	}
 	gen := newStream(time.Now().Unix())
 	if err := closedRounds(ctx, o, systems, gen, rep, progress); err != nil {
 		return nil, err
 	}
+	var before natsSample
+	if o.nats {
+		if before, err = scrapeNATS(api); err != nil {
+			return nil, err
+		}
+	}
 	if err := openRounds(ctx, o, systems, gen, rep, progress); err != nil {
 		return nil, err
+	}
+	if o.nats {
+		after, err := scrapeNATS(api)
+		if err != nil {
+			return nil, err
+		}
+		rep.NATS.openLoop(before, after)
 	}
 	note, err := stopSpend() // while the sidecar still serves its metrics
 	if err != nil {
@@ -50,6 +82,11 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) (rep *repor
 	if err := measureStore(systems, rep, progress); err != nil {
 		return nil, err
 	}
+	if o.nats {
+		if err := rep.NATS.readStream(ctx, nodes.URLs()); err != nil {
+			return nil, err
+		}
+	}
 	rep.summarize()
 	if o.json {
 		return rep, writeJSON(stdout, rep)
@@ -57,9 +94,10 @@ func run(ctx context.Context, o options, stdout, progress io.Writer) (rep *repor
 	return rep, rep.writeTable(stdout)
 }
 
-// startSystems starts the stub upstream and every system in front of it. stopAll stops
-// whatever was started, in reverse order, and is valid even when err is not nil.
-func startSystems(ctx context.Context, o options, dir string, rep *report, progress io.Writer) (
+// startSystems starts the stub upstream and every system in front of it, the sidecar
+// with the flags sidecarArgs besides those of o. stopAll stops whatever was started, in
+// reverse order, and is valid even when err is not nil.
+func startSystems(ctx context.Context, o options, dir string, rep *report, progress io.Writer, sidecarArgs ...string) (
 	systems []*system, stopAll func(), err error) {
 	var started []*system
 	stopAll = func() {
@@ -98,7 +136,7 @@ func startSystems(ctx context.Context, o options, dir string, rep *report, progr
 	if err != nil {
 		return nil, stopAll, err
 	}
-	extra := append(append(capi, spend...), strings.Fields(o.sidecarArgs)...)
+	extra := append(append(append(capi, spend...), sidecarArgs...), strings.Fields(o.sidecarArgs)...)
 	if err := add(startSidecar(ctx, dir, bin, up, extra...)); err != nil {
 		return nil, stopAll, err
 	}
@@ -152,14 +190,18 @@ func closedRounds(ctx context.Context, o options, systems []*system, gen *stream
 	return nil
 }
 
-// openRounds drives every system at half of the sidecar's closed-loop peak, the load at
-// which SPEC §8 bounds the latency the sidecar adds.
+// openRounds drives every system at the rate at which SPEC §8 bounds the latency the
+// sidecar adds: half of the sidecar's closed-loop peak, or 1 000 req/s with -nats.
 func openRounds(ctx context.Context, o options, systems []*system, gen *stream, rep *report, progress io.Writer) error {
 	peak := rep.median(nameSidecar, modeClosed, func(r roundResult) float64 { return r.RPS })
-	rep.OpenRate = peak / 2
-	if rep.OpenRate < 1 {
+	if peak < 1 {
 		rep.note("open loop: skipped, the sidecar answered no request successfully in the closed loop")
 		return nil
+	}
+	rep.OpenRate = openRate(o, peak)
+	if rep.OpenRate > peak {
+		rep.note(fmt.Sprintf("open loop: %.0f req/s is above the sidecar's closed-loop peak of %.0f req/s: it cannot keep the rate, and its latency shows the queue",
+			rep.OpenRate, peak))
 	}
 	for _, s := range systems {
 		res, err := measure(ctx, s, o, func(win window) []tally {

@@ -1,19 +1,21 @@
 // Package natstest runs real, in-process nats-server JetStream servers for
-// tests.
+// tests and for the bench.
 //
 // It exists so that code built on JetStream (atomic batches, direct get,
 // ordered consumers, behaviour while nodes are down) is tested against the
 // real server rather than a mock: those semantics live in the server and are
 // exactly what a fake would get wrong. Servers listen on 127.0.0.1 only, on
-// ports picked at run time, keep their data under t.TempDir(), and are shut
-// down by t.Cleanup.
+// ports picked at run time. Cluster is the tests' entry: data under
+// t.TempDir(), shut down by t.Cleanup, a failure ends the test; Start is the
+// same outside a test (the bench), with errors returned.
 //
-// Server logs are discarded unless CTWA_NATS_LOG=1, in which case they go to
-// t.Log.
+// In tests, server logs are discarded unless CTWA_NATS_LOG=1, in which case
+// they go to t.Log.
 package natstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -33,46 +35,64 @@ const ClusterName = "ctwa-test"
 // readyTimeout bounds every wait for a node or for JetStream.
 const readyTimeout = 20 * time.Second
 
-// Servers is a set of nodes started by Cluster. Its methods must be called
-// from the test goroutine (they may call t.Fatal).
-type Servers struct {
-	t      testing.TB
-	ports  []int // client ports, fixed for the life of the test
-	cports []int // cluster (route) ports; unused when n == 1
+// Config says which nodes Start runs.
+type Config struct {
+	// Nodes is how many: 1 gives a plain JetStream server, more a JetStream
+	// cluster with routes between all of them.
+	Nodes int
+	// Dir holds a store directory per node (n0, n1, …); the caller removes it.
+	Dir string
+	// Logf, when set, receives the servers' log lines; nil discards them.
+	Logf func(format string, v ...any)
+}
+
+// Nodes is a set of running (or stopped) nodes started by Start, usable
+// outside tests: its methods return errors. It is not safe for concurrent use.
+type Nodes struct {
+	cfg    Config
+	ports  []int // client ports, fixed for the life of the set
+	cports []int // cluster (route) ports; unused when there is one node
 	dirs   []string
 	srvs   []*server.Server // nil while a node is stopped
 }
 
-// Cluster starts n nodes and waits until JetStream is usable. n == 1 gives a
-// plain single JetStream server; n > 1 gives a JetStream cluster of n nodes
-// with routes between all of them.
-func Cluster(t testing.TB, n int) *Servers {
-	t.Helper()
+// Start starts cfg.Nodes nodes on 127.0.0.1, on ports picked now, and waits
+// until JetStream is usable through every one of them. On an error, the nodes
+// already started are stopped again. Stop them with StopAll.
+func Start(cfg Config) (*Nodes, error) {
+	n := cfg.Nodes
 	if n < 1 {
-		t.Fatalf("natstest: need at least one node, got %d", n)
+		return nil, fmt.Errorf("natstest: need at least one node, got %d", n)
 	}
-	s := &Servers{
-		t:      t,
-		ports:  freePorts(t, n),
-		dirs:   make([]string, n),
-		srvs:   make([]*server.Server, n),
-		cports: make([]int, n),
+	if cfg.Dir == "" {
+		return nil, errors.New("natstest: Config.Dir is empty: the nodes need a directory for their stores")
+	}
+	s := &Nodes{cfg: cfg, dirs: make([]string, n), srvs: make([]*server.Server, n), cports: make([]int, n)}
+	var err error
+	if s.ports, err = freePorts(n); err != nil {
+		return nil, err
 	}
 	if n > 1 {
-		s.cports = freePorts(t, n)
+		if s.cports, err = freePorts(n); err != nil {
+			return nil, err
+		}
 	}
-	base := t.TempDir()
 	for i := range n {
-		s.dirs[i] = filepath.Join(base, fmt.Sprintf("n%d", i))
+		s.dirs[i] = filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i))
 	}
-	t.Cleanup(s.StopAll)
 	// Start every node before waiting on any: a clustered node cannot elect a
 	// meta leader until a quorum of its peers is up.
 	for i := range n {
-		s.launch(i)
+		if err := s.launch(i); err != nil {
+			s.StopAll()
+			return nil, err
+		}
 	}
-	s.waitJetStream()
-	return s
+	if err := s.waitJetStream(); err != nil {
+		s.StopAll()
+		return nil, err
+	}
+	return s, nil
 }
 
 // freePorts asks the kernel for n distinct free loopback ports. The listeners
@@ -80,27 +100,28 @@ func Cluster(t testing.TB, n int) *Servers {
 // twice; the small window before the server binds is accepted for tests.
 // Fixed ports (rather than port -1) are needed so a restarted node comes back
 // at the same address, and so routes can be configured up front.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
+func freePorts(n int) ([]int, error) {
 	ports := make([]int, n)
-	ls := make([]net.Listener, n)
+	ls := make([]net.Listener, 0, n)
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
 	for i := range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("natstest: pick port: %v", err)
+			return nil, fmt.Errorf("natstest: cannot pick a loopback port: %w", err)
 		}
-		ls[i] = l
+		ls = append(ls, l)
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return ports, nil
 }
 
 // opts builds fresh options for node i; the server mutates the Options it is
 // given, so they are not reused across restarts.
-func (s *Servers) opts(i int) *server.Options {
+func (s *Nodes) opts(i int) *server.Options {
 	o := &server.Options{
 		ServerName: fmt.Sprintf("ctwa-n%d", i),
 		Host:       "127.0.0.1",
@@ -129,47 +150,47 @@ func (s *Servers) opts(i int) *server.Options {
 }
 
 // launch starts node i and waits until it accepts client connections.
-func (s *Servers) launch(i int) {
-	s.t.Helper()
+func (s *Nodes) launch(i int) error {
 	if s.srvs[i] != nil {
-		s.t.Fatalf("natstest: node %d already running", i)
+		return fmt.Errorf("natstest: node %d already running", i)
 	}
 	srv, err := server.NewServer(s.opts(i))
 	if err != nil {
-		s.t.Fatalf("natstest: new server %d: %v", i, err)
+		return fmt.Errorf("natstest: new server %d: %w", i, err)
 	}
-	if os.Getenv("CTWA_NATS_LOG") == "1" {
-		srv.SetLoggerV2(&tlog{t: s.t, name: srv.Name()}, false, false, false)
+	if s.cfg.Logf != nil {
+		srv.SetLoggerV2(&logger{logf: s.cfg.Logf, name: srv.Name()}, false, false, false)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(readyTimeout) {
 		srv.Shutdown()
-		s.t.Fatalf("natstest: node %d not ready for connections within %v", i, readyTimeout)
+		return fmt.Errorf("natstest: node %d not ready for connections within %v", i, readyTimeout)
 	}
 	s.srvs[i] = srv
+	return nil
 }
 
 // waitJetStream polls the JetStream account info through every running node
 // until it succeeds. In a cluster that answer needs an elected meta leader, so
 // success means JetStream API calls will work from any node.
-func (s *Servers) waitJetStream() {
-	s.t.Helper()
+func (s *Nodes) waitJetStream() error {
 	deadline := time.Now().Add(readyTimeout)
 	for i, srv := range s.srvs {
 		if srv == nil {
 			continue
 		}
-		var lastErr error
 		for {
-			if lastErr = accountInfo(s.URL(i)); lastErr == nil {
+			err := accountInfo(s.URL(i))
+			if err == nil {
 				break
 			}
 			if time.Now().After(deadline) {
-				s.t.Fatalf("natstest: JetStream not usable via node %d within %v: %v", i, readyTimeout, lastErr)
+				return fmt.Errorf("natstest: JetStream not usable via node %d within %v: %w", i, readyTimeout, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	return nil
 }
 
 func accountInfo(url string) error {
@@ -190,7 +211,7 @@ func accountInfo(url string) error {
 
 // URLs returns the client URLs of all nodes, comma separated, as accepted by
 // nats.Connect. Stopped nodes are included: the client fails over past them.
-func (s *Servers) URLs() string {
+func (s *Nodes) URLs() string {
 	urls := make([]string, len(s.ports))
 	for i := range s.ports {
 		urls[i] = s.URL(i)
@@ -199,13 +220,13 @@ func (s *Servers) URLs() string {
 }
 
 // URL returns the client URL of node i.
-func (s *Servers) URL(i int) string {
+func (s *Nodes) URL(i int) string {
 	return fmt.Sprintf("nats://127.0.0.1:%d", s.ports[i])
 }
 
 // Stop shuts node i down and waits until it is gone. Stopping a stopped node
 // is a no-op.
-func (s *Servers) Stop(i int) {
+func (s *Nodes) Stop(i int) {
 	if srv := s.srvs[i]; srv != nil {
 		srv.Shutdown()
 		srv.WaitForShutdown()
@@ -217,9 +238,10 @@ func (s *Servers) Stop(i int) {
 // JetStream data survives. It waits until the node accepts connections and,
 // if a majority of nodes is then running, until JetStream is usable (without a
 // quorum no meta leader can be elected, so there would be nothing to wait for).
-func (s *Servers) Start(i int) {
-	s.t.Helper()
-	s.launch(i)
+func (s *Nodes) Start(i int) error {
+	if err := s.launch(i); err != nil {
+		return err
+	}
 	running := 0
 	for _, srv := range s.srvs {
 		if srv != nil {
@@ -227,41 +249,86 @@ func (s *Servers) Start(i int) {
 		}
 	}
 	if running > len(s.srvs)/2 {
-		s.waitJetStream()
+		return s.waitJetStream()
 	}
+	return nil
 }
 
-// StopAll shuts every running node down.
-func (s *Servers) StopAll() {
+// StopAll shuts every running node down. It may be called again.
+func (s *Nodes) StopAll() {
 	for i := range s.srvs {
 		s.Stop(i)
 	}
 }
 
 // StartAll starts every stopped node and waits until JetStream is usable.
-func (s *Servers) StartAll() {
-	s.t.Helper()
+func (s *Nodes) StartAll() error {
 	for i, srv := range s.srvs {
 		if srv == nil {
-			s.launch(i)
+			if err := s.launch(i); err != nil {
+				return err
+			}
 		}
 	}
-	s.waitJetStream()
+	return s.waitJetStream()
 }
 
-// tlog routes server logs to t.Log (only with CTWA_NATS_LOG=1).
-type tlog struct {
-	t    testing.TB
+// Servers is a set of nodes started by Cluster for a test: Nodes whose Start
+// and StartAll end the test on an error. Its methods must be called from the
+// test goroutine.
+type Servers struct {
+	*Nodes
+	t testing.TB
+}
+
+// Cluster starts n nodes for a test and waits until JetStream is usable. n == 1
+// gives a plain single JetStream server; n > 1 gives a JetStream cluster of n
+// nodes with routes between all of them. The stores are under t.TempDir(), and
+// t.Cleanup stops the nodes.
+func Cluster(t testing.TB, n int) *Servers {
+	t.Helper()
+	cfg := Config{Nodes: n, Dir: t.TempDir()}
+	if os.Getenv("CTWA_NATS_LOG") == "1" {
+		cfg.Logf = t.Logf
+	}
+	nodes, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nodes.StopAll)
+	return &Servers{Nodes: nodes, t: t}
+}
+
+// Start restarts node i (see Nodes.Start), ending the test if it cannot.
+func (s *Servers) Start(i int) {
+	s.t.Helper()
+	if err := s.Nodes.Start(i); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// StartAll starts every stopped node (see Nodes.StartAll), ending the test if
+// it cannot.
+func (s *Servers) StartAll() {
+	s.t.Helper()
+	if err := s.Nodes.StartAll(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// logger routes server logs to Config.Logf.
+type logger struct {
+	logf func(format string, v ...any)
 	name string
 }
 
-func (l *tlog) logf(level, format string, v ...any) {
-	l.t.Logf("[%s %s] %s", l.name, level, fmt.Sprintf(format, v...))
+func (l *logger) log(level, format string, v ...any) {
+	l.logf("[%s %s] %s", l.name, level, fmt.Sprintf(format, v...))
 }
 
-func (l *tlog) Noticef(format string, v ...any) { l.logf("INF", format, v...) }
-func (l *tlog) Warnf(format string, v ...any)   { l.logf("WRN", format, v...) }
-func (l *tlog) Fatalf(format string, v ...any)  { l.logf("FTL", format, v...) }
-func (l *tlog) Errorf(format string, v ...any)  { l.logf("ERR", format, v...) }
-func (l *tlog) Debugf(format string, v ...any)  { l.logf("DBG", format, v...) }
-func (l *tlog) Tracef(format string, v ...any)  { l.logf("TRC", format, v...) }
+func (l *logger) Noticef(format string, v ...any) { l.log("INF", format, v...) }
+func (l *logger) Warnf(format string, v ...any)   { l.log("WRN", format, v...) }
+func (l *logger) Fatalf(format string, v ...any)  { l.log("FTL", format, v...) }
+func (l *logger) Errorf(format string, v ...any)  { l.log("ERR", format, v...) }
+func (l *logger) Debugf(format string, v ...any)  { l.log("DBG", format, v...) }
+func (l *logger) Tracef(format string, v ...any)  { l.log("TRC", format, v...) }
