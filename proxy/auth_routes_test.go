@@ -38,8 +38,8 @@ func fullAPI(t testing.TB, token, key string) *API {
 		t.Fatal(err)
 	}
 	a := NewAPI(token, store.Ready)
-	RegisterDataRoutes(a, "default", rec, time.UTC, nil)
-	RegisterOffThreadRoutes(a, "default", key, rec)
+	RegisterDataRoutes(a, map[string]ClientData{"default": {Rec: rec}}, time.UTC)
+	RegisterOffThreadRoutes(a, key, map[string]OffThreadRecorder{"default": rec})
 	RegisterDashboard(a)
 	return a
 }

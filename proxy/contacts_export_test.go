@@ -59,7 +59,7 @@ func newExportEnv(t *testing.T) *exportEnv {
 		t.Fatal(err)
 	}
 	env := &exportEnv{store: store, rec: rec, api: NewAPI(exportToken, store.Ready)}
-	RegisterDataRoutes(env.api, "default", rec, time.UTC, nil)
+	RegisterDataRoutes(env.api, map[string]ClientData{"default": {Rec: rec}}, time.UTC)
 	return env
 }
 
@@ -386,7 +386,7 @@ func TestContactsExportStopsWhenClientHangsUp(t *testing.T) {
 	env := newExportEnv(t)
 	// exportContacts with its rows counted: what the engine produced for the client.
 	var rows atomic.Int64
-	e := sourcesAPI{dataAPI{clientID: "default", loc: time.UTC}, env.rec}
+	e := sourcesAPI{dataAPI{loc: time.UTC}, env.rec}
 	f := engine.ContactFilter{AppID: exportApp, To: 1 << 62}
 	env.api.Handle("GET", "/v1/test/contacts", AuthNone, func(ctx *fasthttp.RequestCtx, _ Params) {
 		client := watchClient(ctx)

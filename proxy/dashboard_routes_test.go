@@ -47,7 +47,7 @@ func TestConvertedEventRoutes(t *testing.T) {
 		{ID: "9", AppID: "app1", AdID: "ad9", Type: engine.TypeOffThread, TypeValue: "purchase", Converted: true, Status: engine.StatusActive, Created: created},
 	}}
 	a := NewAPI("", nil)
-	registerData(a, dataAPI{clientID: "default", loc: time.FixedZone("CET", 3600)}, dataStores{definitions: f})
+	registerData(a, time.FixedZone("CET", 3600), map[string]dataStores{"default": {definitions: f}})
 
 	code, body := serve(a, "GET", testAppPath+"/converted_events", "")
 	want := `{"data":[{"id":"4","campaign_id":"c1","type":"keyword","type_value":"buy","created_time":"2026-03-16T10:00:00+01:00"},` +
@@ -101,7 +101,7 @@ func TestFunnelRoute(t *testing.T) {
 	f := &fakeFunnel{}
 	loc := time.FixedZone("CET", 3600)
 	a := NewAPI("", nil)
-	registerData(a, dataAPI{clientID: "default", loc: loc}, dataStores{sources: f})
+	registerData(a, loc, map[string]dataStores{"default": {sources: f}})
 	code, body := serve(a, "GET", testAppPath+"/funnel?date_from=2026-03-16&date_to=2026-03-18", "")
 	want := `{"data":[{"type":"ad","id":"120","sessions":15,"engaged":11,"converted":5,"purchasers":2,"purchases":2,` +
 		`"revenue":[{"currency":"EUR","revenue":218.9}],"purchases_in_range":1}],"total_count":1,"offset":0,"limit":1}` + "\n"

@@ -27,83 +27,115 @@ type dataStores struct {
 	sync        SpendSyncer      // spendsync_api.go; nil without a spend sync
 }
 
+// ClientData is what the data routes of one client read and change: its recorder, and
+// its spend sync (nil without one).
+type ClientData struct {
+	Rec  *engine.Recorder
+	Sync *engine.SpendSync
+}
+
 // RegisterDataRoutes adds every route that reads or defines recorded data: events,
 // event groups and sources (§6.1), insights (§6.1–6.3), spend import and contacts
-// export (§6.4–6.5), conversions (§9) and the spend sync (§10; sync may be nil).
-func RegisterDataRoutes(a *API, clientID string, rec *engine.Recorder, loc *time.Location, sync *engine.SpendSync) {
-	s := dataStores{events: rec, definitions: rec, sources: rec, insights: rec, imports: rec, conversions: rec}
-	if sync != nil { // a nil *SpendSync in the interface would not be nil
-		s.sync = sync
+// export (§6.4–6.5), conversions (§9) and the spend sync (§10). Each request is served
+// from the data of the {client_id} in its path: a member records one client, a read
+// replica's fleet view one per followed stream (§11).
+func RegisterDataRoutes(a *API, clients map[string]ClientData, loc *time.Location) {
+	stores := make(map[string]dataStores, len(clients))
+	for id, c := range clients {
+		s := dataStores{events: c.Rec, definitions: c.Rec, sources: c.Rec, insights: c.Rec, imports: c.Rec, conversions: c.Rec}
+		if c.Sync != nil { // a nil *SpendSync in the interface would not be nil
+			s.sync = c.Sync
+		}
+		stores[id] = s
 	}
-	registerData(a, dataAPI{clientID: clientID, loc: loc}, s)
+	registerData(a, loc, stores)
 }
 
-// registerData adds the data routes, each group's handlers over its store. A route is
-// matched in the order added: the spend sync goes before the /ads/{ad_id} routes, which
-// would take "sync" for an ad id.
-func registerData(a *API, d dataAPI, s dataStores) {
-	c := d.client
-	ss := spendSyncAPI{d, s.sync}
-	a.Handle("GET", appPrefix+"/ads/sync", AuthToken, c(ss.state))
-	a.Handle("POST", appPrefix+"/ads/sync", AuthToken, c(ss.runNow))
+// registerData adds the data routes, each group's handlers over the stores of the client
+// in the path. A route is matched in the order added: the spend sync goes before the
+// /ads/{ad_id} routes, which would take "sync" for an ad id.
+func registerData(a *API, loc *time.Location, stores map[string]dataStores) {
+	d, known := dataAPI{loc: loc}, knownOf(stores)
+	ss := groupsOf(stores, known, func(s dataStores) spendSyncAPI { return spendSyncAPI{d, s.sync} })
+	a.Handle("GET", appPrefix+"/ads/sync", AuthToken, on(ss, spendSyncAPI.state))
+	a.Handle("POST", appPrefix+"/ads/sync", AuthToken, on(ss, spendSyncAPI.runNow))
 
-	ev, def, src := eventsAPI{d, s.events}, definitionsAPI{d, s.definitions}, sourcesAPI{d, s.sources}
-	a.Handle("GET", appPrefix+"/events", AuthToken, c(ev.listEvents))
-	a.Handle("GET", appPrefix+"/events/export", AuthToken, c(ev.exportEvents))
-	a.Handle("GET", appPrefix+"/event_types", AuthToken, c(ev.eventTypes))
-	a.Handle("GET", appPrefix+"/standalone-events-stats", AuthToken, c(ev.standaloneStats))
-	a.Handle("GET", appPrefix+"/event_groups", AuthToken, c(def.listGroups))
-	a.Handle("POST", appPrefix+"/event_groups", AuthToken, c(def.addGroup))
-	a.Handle("PATCH", appPrefix+"/event_groups/{id}", AuthToken, c(def.patchGroup))
-	a.Handle("GET", appPrefix+"/sources", AuthToken, c(src.listSources))
-	a.Handle("POST", appPrefix+"/sources", AuthToken, c(def.addSource))
-	a.Handle("GET", appPrefix+"/funnel", AuthToken, c(src.funnel))
+	ev := groupsOf(stores, known, func(s dataStores) eventsAPI { return eventsAPI{d, s.events} })
+	def := groupsOf(stores, known, func(s dataStores) definitionsAPI { return definitionsAPI{d, s.definitions} })
+	src := groupsOf(stores, known, func(s dataStores) sourcesAPI { return sourcesAPI{d, s.sources} })
+	a.Handle("GET", appPrefix+"/events", AuthToken, on(ev, eventsAPI.listEvents))
+	a.Handle("GET", appPrefix+"/events/export", AuthToken, on(ev, eventsAPI.exportEvents))
+	a.Handle("GET", appPrefix+"/event_types", AuthToken, on(ev, eventsAPI.eventTypes))
+	a.Handle("GET", appPrefix+"/standalone-events-stats", AuthToken, on(ev, eventsAPI.standaloneStats))
+	a.Handle("GET", appPrefix+"/event_groups", AuthToken, on(def, definitionsAPI.listGroups))
+	a.Handle("POST", appPrefix+"/event_groups", AuthToken, on(def, definitionsAPI.addGroup))
+	a.Handle("PATCH", appPrefix+"/event_groups/{id}", AuthToken, on(def, definitionsAPI.patchGroup))
+	a.Handle("GET", appPrefix+"/sources", AuthToken, on(src, sourcesAPI.listSources))
+	a.Handle("POST", appPrefix+"/sources", AuthToken, on(def, definitionsAPI.addSource))
+	a.Handle("GET", appPrefix+"/funnel", AuthToken, on(src, sourcesAPI.funnel))
 
-	in := insightsAPI{d, s.insights}
-	a.Handle("GET", "/v1/clients/{client_id}/apps", AuthToken, c(in.apps))
-	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts", AuthToken, c(in.facebookAccounts))
-	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts/{facebook_account}", AuthToken, c(in.adAccounts))
-	a.Handle("GET", appPrefix+"/ads/account/{ad_account_id}", AuthToken, c(in.listAds))
-	a.Handle("GET", appPrefix+"/ads/{ad_id}", AuthToken, c(in.getAd))
-	a.Handle("GET", appPrefix+"/ads/{ad_id}/insights", AuthToken, c(in.adInsights))
-	a.Handle("GET", appPrefix+"/campaigns/account/{ad_account_id}", AuthToken, c(in.listCampaigns))
-	a.Handle("GET", appPrefix+"/campaigns/{campaign_id}", AuthToken, c(in.getCampaign))
-	a.Handle("GET", appPrefix+"/campaigns/{campaign_id}/insights", AuthToken, c(in.campaignInsights))
+	in := groupsOf(stores, known, func(s dataStores) insightsAPI { return insightsAPI{d, s.insights} })
+	a.Handle("GET", "/v1/clients", AuthToken, known.list)
+	a.Handle("GET", "/v1/clients/{client_id}/apps", AuthToken, on(in, insightsAPI.apps))
+	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts", AuthToken, on(in, insightsAPI.facebookAccounts))
+	a.Handle("GET", "/v1/clients/{client_id}/facebook-accounts/{facebook_account}", AuthToken, on(in, insightsAPI.adAccounts))
+	a.Handle("GET", appPrefix+"/ads/account/{ad_account_id}", AuthToken, on(in, insightsAPI.listAds))
+	a.Handle("GET", appPrefix+"/ads/{ad_id}", AuthToken, on(in, insightsAPI.getAd))
+	a.Handle("GET", appPrefix+"/ads/{ad_id}/insights", AuthToken, on(in, insightsAPI.adInsights))
+	a.Handle("GET", appPrefix+"/campaigns/account/{ad_account_id}", AuthToken, on(in, insightsAPI.listCampaigns))
+	a.Handle("GET", appPrefix+"/campaigns/{campaign_id}", AuthToken, on(in, insightsAPI.getCampaign))
+	a.Handle("GET", appPrefix+"/campaigns/{campaign_id}/insights", AuthToken, on(in, insightsAPI.campaignInsights))
 	for _, p := range []string{"/ads/account/{ad_account_id}/refresh", "/ads/{ad_id}/refresh",
 		"/campaigns/account/{ad_account_id}/refresh", "/campaigns/{campaign_id}/refresh"} {
-		a.Handle("POST", appPrefix+p, AuthToken, c(in.refresh))
+		a.Handle("POST", appPrefix+p, AuthToken, on(in, insightsAPI.refresh))
 	}
-	a.Handle("POST", appPrefix+"/converted_events", AuthToken, c(def.convertedEvent))
-	a.Handle("GET", appPrefix+"/converted_events", AuthToken, c(def.listConverted))
-	a.Handle("DELETE", appPrefix+"/converted_events", AuthToken, c(def.clearConverted))
-	a.Handle("GET", appPrefix+"/converted_events/choices", AuthToken, c(def.conversionChoices))
-	a.Handle("GET", appPrefix+"/adsets/account/{ad_account_id}", AuthToken, c(in.listAdSets))
+	a.Handle("POST", appPrefix+"/converted_events", AuthToken, on(def, definitionsAPI.convertedEvent))
+	a.Handle("GET", appPrefix+"/converted_events", AuthToken, on(def, definitionsAPI.listConverted))
+	a.Handle("DELETE", appPrefix+"/converted_events", AuthToken, on(def, definitionsAPI.clearConverted))
+	a.Handle("GET", appPrefix+"/converted_events/choices", AuthToken, on(def, definitionsAPI.conversionChoices))
+	a.Handle("GET", appPrefix+"/adsets/account/{ad_account_id}", AuthToken, on(in, insightsAPI.listAdSets))
 
-	imp := importAPI{d, s.imports}
-	a.Handle("POST", appPrefix+"/ads/import", AuthToken, c(imp.importSpend))
-	a.Handle("GET", appPrefix+"/contacts/export", AuthToken, c(src.exportContacts))
+	imp := groupsOf(stores, known, func(s dataStores) importAPI { return importAPI{d, s.imports} })
+	a.Handle("POST", appPrefix+"/ads/import", AuthToken, on(imp, importAPI.importSpend))
+	a.Handle("GET", appPrefix+"/contacts/export", AuthToken, on(src, sourcesAPI.exportContacts))
 
-	conv := conversionsAPI{d, s.conversions}
-	a.Handle("GET", appPrefix+"/conversions", AuthToken, c(conv.listConversions))
+	conv := groupsOf(stores, known, func(s dataStores) conversionsAPI { return conversionsAPI{d, s.conversions} })
+	a.Handle("GET", appPrefix+"/conversions", AuthToken, on(conv, conversionsAPI.listConversions))
 }
 
-// dataAPI is what every data route group shares: the client this sidecar records for and
-// the time zone of dates, in requests and answers.
-type dataAPI struct {
-	clientID string
-	loc      *time.Location
+// byClient is one route group for each client recorded here.
+type byClient[G any] struct {
+	groups map[string]G
+	known  knownClients
 }
 
-// client rejects paths whose {client_id} is not the one this sidecar records for.
-func (d dataAPI) client(h HandlerFunc) HandlerFunc {
+// groupsOf builds the route group that mk makes of each client's stores.
+func groupsOf[G any](stores map[string]dataStores, known knownClients, mk func(dataStores) G) byClient[G] {
+	b := byClient[G]{groups: make(map[string]G, len(stores)), known: known}
+	for id, s := range stores {
+		b.groups[id] = mk(s)
+	}
+	return b
+}
+
+// on serves a request with handler h of the group of the client in its path, and
+// refuses a client that is not recorded here.
+func on[G any](b byClient[G], h func(G, *fasthttp.RequestCtx, Params)) HandlerFunc {
 	return func(ctx *fasthttp.RequestCtx, p Params) {
-		if p.Get("client_id") != d.clientID {
-			WriteError(ctx, fasthttp.StatusNotFound, "unknown_client",
-				"client "+quote(p.Get("client_id"))+" is not recorded here; this sidecar records client "+quote(d.clientID), "client_id")
+		id := p.Get("client_id")
+		g, ok := b.groups[id]
+		if !ok {
+			b.known.refuse(ctx, id)
 			return
 		}
-		h(ctx, p)
+		h(g, ctx, p)
 	}
+}
+
+// dataAPI is what every data route group shares: the time zone of dates, in requests
+// and answers.
+type dataAPI struct {
+	loc *time.Location
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }

@@ -47,7 +47,7 @@ func (f *fakeInsights) DailyTotals(app string, ads []string, days engine.Days) (
 
 func dataRoutes(s dataStores) *API {
 	a := NewAPI("", nil)
-	registerData(a, dataAPI{clientID: "default", loc: time.UTC}, s)
+	registerData(a, time.UTC, map[string]dataStores{"default": s})
 	return a
 }
 
@@ -133,7 +133,7 @@ func (f *fakeOffThread) RecordOffThread(_ context.Context, e engine.OffThread) (
 func TestOffThreadRouteMapsTheEnginesAnswer(t *testing.T) {
 	f := &fakeOffThread{}
 	a := NewAPI("", nil)
-	RegisterOffThreadRoutes(a, "default", "K", f)
+	RegisterOffThreadRoutes(a, "K", map[string]OffThreadRecorder{"default": f})
 	const path = "/clients/default/external-events"
 	valid := `{"api_key":"K","lead_phone":"+491701234567","action":"purchase","revenue":{"amount":49.9,"currency":"EUR"}}`
 
@@ -196,7 +196,7 @@ func TestEventsListEncodesTheEnginesRows(t *testing.T) {
 		TypeID: "3", TypeValue: "price", Time: 1773652447, ConversationID: "s1", ExpireTime: 1773652447 + 86400,
 		SourceType: "ad", SourceID: "120"}}, total: 7}
 	a := NewAPI("", nil)
-	registerData(a, dataAPI{clientID: "default", loc: time.FixedZone("CET", 3600)}, dataStores{events: f})
+	registerData(a, time.FixedZone("CET", 3600), map[string]dataStores{"default": {events: f}})
 
 	code, body := serve(a, "GET", testAppPath+"/events?date_from=2026-03-16&date_to=2026-03-16&event_type_id=keyword%233&offset=0&limit=1", "")
 	want := `{"data":[{"id":"e1","app_id":"app1","ad_id":"120","campaign_id":"","phone":"4917","type":"keyword","type_id":"3",` +

@@ -33,16 +33,18 @@ type OffThreadRecorder interface {
 
 // offThreadAPI serves POST /clients/{client_id}/external-events (SPEC §5).
 type offThreadAPI struct {
-	clientID string
-	apiKey   []byte
-	rec      OffThreadRecorder
-	now      func() time.Time
+	apiKey []byte
+	recs   map[string]OffThreadRecorder // by client id
+	known  knownClients
+	now    func() time.Time
 }
 
-// RegisterOffThreadRoutes adds the off-thread endpoint and its /v1 alias. They check the
-// api key themselves (body field or bearer token), not the API token.
-func RegisterOffThreadRoutes(a *API, clientID, apiKey string, rec OffThreadRecorder) {
-	o := &offThreadAPI{clientID: clientID, apiKey: []byte(apiKey), rec: rec, now: time.Now}
+// RegisterOffThreadRoutes adds the off-thread endpoint and its /v1 alias, each event
+// recorded by the recorder of the {client_id} in the path (one per followed stream on
+// a read replica's fleet view). They check the api key themselves (body field or bearer
+// token), not the API token.
+func RegisterOffThreadRoutes(a *API, apiKey string, recs map[string]OffThreadRecorder) {
+	o := &offThreadAPI{apiKey: []byte(apiKey), recs: recs, known: knownOf(recs), now: time.Now}
 	a.Handle("POST", "/clients/{client_id}/external-events", AuthNone, o.post)
 	a.Handle("POST", "/v1/clients/{client_id}/external-events", AuthNone, o.post)
 }
@@ -78,7 +80,7 @@ func (o *offThreadAPI) post(ctx *fasthttp.RequestCtx, p Params) {
 		WriteError(ctx, fasthttp.StatusBadRequest, code, err.Error(), field)
 		return
 	}
-	rec, created, err := o.rec.RecordOffThread(ctx, e)
+	rec, created, err := o.recs[p.Get("client_id")].RecordOffThread(ctx, e)
 	switch {
 	case errors.Is(err, engine.ErrPreviousNotFound):
 		countRejected("not_found")
@@ -105,13 +107,12 @@ func (o *offThreadAPI) post(ctx *fasthttp.RequestCtx, p Params) {
 	WriteJSON(ctx, status, &resp)
 }
 
-// precheck refuses, before any validation, a request for another client, a body over
-// 64 KiB, one that is not JSON, or one without the right api key.
+// precheck refuses, before any validation, a request for a client not recorded here, a
+// body over 64 KiB, one that is not JSON, or one without the right api key.
 func (o *offThreadAPI) precheck(ctx *fasthttp.RequestCtx, p Params) (code string, status int, msg, field string) {
 	switch {
-	case p.Get("client_id") != o.clientID:
-		return "unknown_client", fasthttp.StatusNotFound,
-			"client " + quote(p.Get("client_id")) + " is not recorded here; this sidecar records client " + quote(o.clientID), "client_id"
+	case o.recs[p.Get("client_id")] == nil:
+		return "unknown_client", fasthttp.StatusNotFound, o.known.notRecorded(p.Get("client_id")), "client_id"
 	case len(ctx.PostBody()) > engine.MaxOffThreadBody:
 		return "too_large", fasthttp.StatusRequestEntityTooLarge, "body is larger than 64 KiB", ""
 	case !isJSON(ctx):

@@ -49,6 +49,7 @@ type config struct {
 	capi              capiConfig
 	spend             spendConfig
 	cluster           clusterConfig
+	logs              []clientLog // what it records: its own log, or one per followed stream
 }
 
 // headerList collects the repeatable -upstream-header flag.
@@ -266,11 +267,16 @@ func (c *config) finish(upstream, tz string, headers headerList) error {
 	if c.clientID == "" || c.appID == "" || c.dataDir == "" {
 		return errors.New("-client-id, -app-id and -data may not be empty")
 	}
+	c.logs = c.clientLogs()
 	if err := c.capi.finish(); err != nil {
 		return err
 	}
 	if err := c.spend.finish(c.capi.metaToken); err != nil {
 		return err
+	}
+	if len(c.logs) > 1 && (c.capi.events != nil || len(c.spend.pairs) > 0) {
+		return errors.New(`-waba-id, -capi-dataset and -spend-sync are one client's: a read replica following several ` +
+			`streams (a fleet view) neither sends conversions nor syncs spend; run them on each client's members`)
 	}
 	if c.capi.metaToken != "" && c.capi.events == nil && len(c.spend.pairs) == 0 {
 		return errors.New("-meta-token is used by nothing: add -waba-id or -capi-dataset for conversions to Meta (the dataset is found in the WhatsApp Business Account, or named), or -spend-sync for the spend sync")

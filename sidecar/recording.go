@@ -27,44 +27,42 @@ type recorder interface {
 	Close()
 }
 
-// startRecording builds the recorder and the API on store. For a store that is not open
-// yet (a full disk at start-up) it returns stand-ins until the store opens: webhooks are
-// forwarded but not recorded, and the API answers /healthz, /readyz (503, with the
-// reason) and /metrics, and 503 on /v1.
-func startRecording(ctx context.Context, c *config, store *storage.Store, log *slog.Logger) (recorder, fasthttp.RequestHandler, error) {
-	select {
-	case <-store.Opened():
-		rec, api, err := c.recording(ctx, store, log)
+// startRecording builds the recorders and the API on the stores. For stores that are
+// not all open yet (a full disk at start-up) it returns stand-ins until they are:
+// webhooks are forwarded but not recorded, and the API answers /healthz, /readyz (503,
+// with the reason) and /metrics, and 503 on /v1.
+func startRecording(ctx context.Context, c *config, stores clientStores, log *slog.Logger) (recorder, fasthttp.RequestHandler, error) {
+	if stores.open() {
+		recs, api, err := c.recording(ctx, stores, log)
 		if err != nil {
 			return nil, nil, err
 		}
-		return rec, api.ServeHTTP, nil
-	default:
+		return recs, api.ServeHTTP, nil
 	}
-	l := &lateRecording{store: store}
+	l := &lateRecording{stores: stores}
 	l.waiting = proxy.NewAPI(c.apiToken, l.ready)
 	go func() {
-		select {
-		case <-store.Opened():
-		case <-ctx.Done():
+		if !stores.waitOpen(ctx) {
 			return
 		}
-		rec, api, err := c.recording(ctx, store, log)
+		recs, api, err := c.recording(ctx, stores, log)
 		if err != nil {
 			log.Error("cannot start recording: webhooks are forwarded but not recorded until a restart", "err", err)
 			return
 		}
-		l.rec.Store(rec) // before the API, whose /readyz says 200 once the store takes writes
+		l.rec.Store(&recs) // before the API, whose /readyz says 200 once the stores take writes
 		l.api.Store(api)
 	}()
 	return l, l.serveAPI, nil
 }
 
-// running is the recorder and, in cluster mode, the cluster's log, which closes first:
-// the recorder then applies what the log mirrored.
+// running is one client's recorder and, in cluster mode, the cluster's log, which
+// closes first: the recorder then applies what the log mirrored.
 type running struct {
 	*engine.Recorder
-	clusterLog *cluster.Log // nil without -nats
+	client     string
+	clusterLog *cluster.Log      // nil without -nats
+	spend      *engine.SpendSync // nil without -spend-sync
 }
 
 func (r *running) Close() {
@@ -74,92 +72,142 @@ func (r *running) Close() {
 	r.Recorder.Close()
 }
 
-// recording builds the recorder on an open store, and the API on both, and starts
-// sending conversions to Meta when they are on (until ctx ends).
-func (c *config) recording(ctx context.Context, store *storage.Store, log *slog.Logger) (*running, *proxy.API, error) {
+// recordings are the recorders of the client logs, in the order of config.logs. A member
+// has one, which records the webhooks; a read replica's fleet view one per stream.
+type recordings []*running
+
+func (rs recordings) RecordSigned(ctx context.Context, body []byte, sig *engine.Signature) error {
+	return rs[0].RecordSigned(ctx, body, sig)
+}
+
+func (rs recordings) Close() {
+	for _, r := range rs {
+		r.Close()
+	}
+}
+
+// spoolingNote is what /readyz adds while webhooks are spooled (only a member spools:
+// API writes are refused meanwhile).
+func (rs recordings) spoolingNote() string {
+	for _, r := range rs {
+		if r.Spooling() {
+			return "spooling: the NATS cluster cannot be reached; webhooks are kept in the local store until it can"
+		}
+	}
+	return ""
+}
+
+// recording builds a recorder on each open store, and the API on all of them.
+func (c *config) recording(ctx context.Context, stores clientStores, log *slog.Logger) (recordings, *proxy.API, error) {
+	recs := make(recordings, 0, len(stores))
+	for _, s := range stores {
+		r, err := c.record(ctx, s, log)
+		if err != nil {
+			recs.Close()
+			return nil, nil, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, c.api(recs, stores), nil
+}
+
+// record builds the recorder of one client log on its store, and starts sending
+// conversions to Meta and the spend sync when they are on (until ctx ends).
+func (c *config) record(ctx context.Context, s clientStore, log *slog.Logger) (*running, error) {
+	if len(c.logs) > 1 {
+		log = log.With("client", s.client) // a fleet view: whose stream a line is about
+	}
 	cfg := engine.Config{
 		DefaultAppID: c.appID, SessionWindow: c.sessionWindow, AttributionWindow: c.attributionWindow,
 		Secrets:  engine.Secrets{Meta: c.appSecret, YCloud: c.ycloudSecret, Sinch: c.sinchSecret},
 		Location: c.timezone, Log: log, Conversions: c.capi.events,
 	}
-	l, clusterLog, err := c.openLog(store, log, &cfg)
+	l, clusterLog, err := c.openLog(s, log, &cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	r, err := engine.NewRecorder(l, store, cfg)
+	r, err := engine.NewRecorder(l, s.Store, cfg)
 	if err != nil {
 		if clusterLog != nil {
 			clusterLog.Close()
 		}
-		return nil, nil, err
+		return nil, err
 	}
-	rec := &running{Recorder: r, clusterLog: clusterLog}
+	rec := &running{Recorder: r, client: s.client, clusterLog: clusterLog}
 	if c.capi.events != nil {
 		go rec.SendConversions(ctx, engine.OutboxConfig{
 			Meta:    c.capi.client(metaapi.DefaultTimeout),
 			Dataset: c.capi.dataset, WABA: c.capi.wabaID, TestCode: c.capi.testCode, DryRun: c.capi.dryRun, Log: log,
 		})
 	}
-	var spend *engine.SpendSync
 	if len(c.spend.pairs) > 0 {
-		spend = rec.NewSpendSync(engine.SpendSyncConfig{
+		rec.spend = rec.NewSpendSync(engine.SpendSyncConfig{
 			Meta:     c.capi.client(metaapi.InsightsTimeout),
 			Accounts: c.spend.pairs, Every: c.spend.every, Days: c.spend.days, BackfillDays: c.spend.backfillDays, Log: log,
 		})
-		go spend.Run(ctx)
+		go rec.spend.Run(ctx)
 	}
-	api := proxy.NewAPI(c.apiToken, store.Ready)
-	api.SetReadyNote(func() string {
-		if rec.Spooling() {
-			return "spooling: the NATS cluster cannot be reached; webhooks are kept in the local store until it can"
-		}
-		return ""
-	})
-	proxy.RegisterDataRoutes(api, c.clientID, r, c.timezone, spend)
-	proxy.RegisterOffThreadRoutes(api, c.clientID, c.apiKey, r)
-	proxy.RegisterBackupRoute(api, store)
+	return rec, nil
+}
+
+// api is the API on the recorders: each client's data under its {client_id}.
+func (c *config) api(recs recordings, stores clientStores) *proxy.API {
+	api := proxy.NewAPI(c.apiToken, stores.Ready)
+	api.SetReadyNote(recs.spoolingNote)
+	data, offThread := map[string]proxy.ClientData{}, map[string]proxy.OffThreadRecorder{}
+	for _, r := range recs {
+		data[r.client] = proxy.ClientData{Rec: r.Recorder, Sync: r.spend}
+		offThread[r.client] = r.Recorder
+	}
+	proxy.RegisterDataRoutes(api, data, c.timezone)
+	proxy.RegisterOffThreadRoutes(api, c.apiKey, offThread)
+	if len(stores) == 1 {
+		// A fleet view's stores are only copies of their streams, each rebuilt by
+		// following it again: back up a member (or the stream) instead.
+		proxy.RegisterBackupRoute(api, stores[0].Store)
+	}
 	if c.pprof {
 		proxy.RegisterPprof(api)
 	}
 	proxy.RegisterDashboard(api)
-	return rec, api, nil
+	return api
 }
 
-// openLog opens the log: the store's own, or with -nats the cluster's stream (returned
-// twice: the caller closes it), with a spool in the store for the webhooks that arrive
-// while the stream cannot be reached.
-func (c *config) openLog(store *storage.Store, log *slog.Logger, cfg *engine.Config) (engine.Log, *cluster.Log, error) {
-	if c.cluster.urls == "" {
-		l, err := storage.OpenLog(store)
+// openLog opens the log of a client: its store's own, or with -nats the cluster's stream
+// (returned twice: the caller closes it), with a spool in the store for the webhooks
+// that arrive while the stream cannot be reached.
+func (c *config) openLog(s clientStore, log *slog.Logger, cfg *engine.Config) (engine.Log, *cluster.Log, error) {
+	if s.stream == "" {
+		l, err := storage.OpenLog(s.Store)
 		return l, nil, err
 	}
-	spool, err := storage.OpenSpool(store)
+	spool, err := storage.OpenSpool(s.Store)
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg.Spool = spool
-	cc := c.cluster.config("ctwa-sidecar " + c.clientID)
+	cc := c.cluster.config(s.stream, "ctwa-sidecar "+s.client)
 	cc.Log = log
-	l, err := cluster.Open(cc, store)
+	l, err := cluster.Open(cc, s.Store)
 	if err != nil {
 		return nil, nil, err
 	}
 	return l, l, nil
 }
 
-// lateRecording stands in for the recorder and the API of a store that opens after
+// lateRecording stands in for the recorders and the API of stores that open after
 // start-up, and hands over to them once they are built.
 type lateRecording struct {
-	store   *storage.Store
+	stores  clientStores
 	waiting *proxy.API // health, readiness and metrics only
-	rec     atomic.Pointer[running]
+	rec     atomic.Pointer[recordings]
 	api     atomic.Pointer[proxy.API]
 }
 
 var errNotRecording = errors.New("not recording yet: the store has just opened")
 
 func (l *lateRecording) ready() error {
-	if err := l.store.Ready(); err != nil || l.rec.Load() != nil {
+	if err := l.stores.Ready(); err != nil || l.rec.Load() != nil {
 		return err
 	}
 	return errNotRecording
@@ -169,11 +217,12 @@ func (l *lateRecording) RecordSigned(ctx context.Context, body []byte, sig *engi
 	if r := l.rec.Load(); r != nil {
 		return r.RecordSigned(ctx, body, sig)
 	}
-	// Apply refuses, and counts why, while the store is not open.
-	return l.store.Apply(ctx, func(kv.Batch) error { return errNotRecording })
+	// Apply refuses, and counts why, while the store is not open (a member, which
+	// records webhooks, has one).
+	return l.stores[0].Apply(ctx, func(kv.Batch) error { return errNotRecording })
 }
 
-// Close brings the views of the recorder, once there is one, up to the log.
+// Close brings the views of the recorders, once there are some, up to their logs.
 func (l *lateRecording) Close() {
 	if r := l.rec.Load(); r != nil {
 		r.Close()

@@ -18,7 +18,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/proxy"
-	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
 )
 
 // Env is what a command reads and writes besides its arguments: the process's
@@ -107,22 +106,16 @@ func serve(ctx context.Context, c *config, e Env) error {
 		c.warnFileLimit(log, limit)
 	}
 
-	// On a disk below -min-free-disk the store opens Badger only once space returns.
-	store, err := storage.Open(c.dataDir, storage.Options{Logger: log, SyncInterval: c.fsyncInterval,
-		MinFreeDisk: int64(c.minFreeDisk), WaitForSpace: true})
-	if err != nil {
-		return fmt.Errorf("-data: %w", err)
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing the store", "err", err)
-		}
-	}()
-	rec, apiHandler, err := startRecording(ctx, c, store, log)
+	stores, err := c.openStores(log)
 	if err != nil {
 		return err
 	}
-	defer rec.Close() // after the listeners drained, before the store closes
+	defer stores.close(log)
+	rec, apiHandler, err := startRecording(ctx, c, stores, log)
+	if err != nil {
+		return err
+	}
+	defer rec.Close() // after the listeners drained, before the stores close
 	apiLimits := proxy.ServerLimits{
 		MaxBody: 16 << 20, HeaderTimeout: c.headerTimeout, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, MaxConns: c.apiMaxConns,
@@ -160,7 +153,7 @@ func serve(ctx context.Context, c *config, e Env) error {
 	api := localURL(apiLn.Addr())
 	log.Info("ctwa-sidecar started", "version", buildVersion(e.Version), "listen", addrString(webhookAddr),
 		"api_listen", apiLn.Addr().String(), "dashboard", api+"/", "metrics", api+"/metrics",
-		"upstream", upstream, "data", c.dataDir, "nats_stream", c.cluster.stream)
+		"upstream", upstream, "data", c.dataDir, "nats_stream", c.cluster.stream, "clients", stores.clients())
 	if e.Listening != nil {
 		e.Listening(webhookAddr, apiLn.Addr())
 	}

@@ -1556,10 +1556,24 @@ function renderRecentApps() {
   ]);
 }
 
+/** knownClients offers the clients the sidecar records in the client id field: its
+ * -client-id, or one per stream of a read replica's fleet view. An older sidecar without
+ * GET /v1/clients offers none. */
+async function knownClients() {
+  try {
+    const res = await request('/v1/clients');
+    fill($('known-clients'), (res.data || []).map((c) => h('option', { value: c.id })));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) throw err;
+  }
+}
+
 /** knownApps reads the apps with recorded traffic (asking for the token when needed):
- * their ids, or null when the list cannot be read (an older sidecar). */
+ * their ids, or null when the list cannot be read (an older sidecar). The clients to
+ * choose from come first, so that they are offered when the client id is not one. */
 async function knownApps() {
   try {
+    await knownClients();
     const res = await request(`/v1/clients/${encodeURIComponent(state.client)}/apps`);
     state.knownApps = (res.data || []).map((a) => a.id);
     state.knownAppsRead = true;

@@ -620,6 +620,10 @@ try {
   await page.locator('#dashboard').waitFor({ state: 'visible', timeout: 15_000 });
   check(await page.inputValue('#app') === app, 'choosing a listed app opens it');
 
+  // The client id field offers the clients the sidecar records (GET /v1/clients).
+  const clients = await page.locator('#known-clients option').evaluateAll((os) => os.map((o) => o.value));
+  check(clients.join(',') === 'default', `the client id field offers the recorded clients: ${clients.join(', ')}`);
+
   // A wrong client id is explained with the API's words.
   await page.fill('#client', 'nobody');
   await page.click('#show');
