@@ -10,27 +10,32 @@ import (
 // claims holds the file log's dedupe marks in memory: every claim of the last
 // DedupeTTL (and those kept for good), keyed by a 128-bit hash of the claim's key,
 // rebuilt from the log's records (and the last claims snapshot) when the log opens.
-// A miss is a map lookup instead of a read through Badger's levels, which at one
-// random key per webhook was a third of the log's cost. Only the log's writer
-// goroutine uses it.
+// A miss is a map lookup instead of a read through Badger's levels. The map and the
+// arena that holds the keys and values have no pointers, so the garbage collector does
+// not walk them: with a string per claim it spent a fifth of the sidecar's CPU there.
+// Only the log's writer goroutine uses it.
 type claims struct {
 	seeds [2]maphash.Seed
 	m     map[claimKey]claim
-	keys  map[claimKey][]byte // the keys, for snapshots and backups
+	arena [][]byte // chunks of claimChunk bytes: each claim's key, then its value
+	used  int      // bytes in use in the last chunk
+	dead  int      // bytes of removed claims, reclaimed by prune
 }
+
+const claimChunk = 1 << 20
 
 type claimKey [2]uint64
 
 type claim struct {
-	value   string
-	expires int64 // unix seconds; 0: kept for good
+	chunk, off uint32
+	klen, vlen uint32
+	expires    int64 // unix seconds; 0: kept for good
 }
 
 func newClaims() *claims {
 	return &claims{
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		m:     make(map[claimKey]claim),
-		keys:  make(map[claimKey][]byte),
 	}
 }
 
@@ -38,41 +43,68 @@ func (c *claims) hash(key []byte) claimKey {
 	return claimKey{maphash.Bytes(c.seeds[0], key), maphash.Bytes(c.seeds[1], key)}
 }
 
-// get returns the live claim of key.
-func (c *claims) get(k claimKey, now int64) (claim, bool) {
+// get returns the value of the live claim of k (a copy: later claims may move the arena).
+func (c *claims) get(k claimKey, now int64) ([]byte, bool) {
 	cl, ok := c.m[k]
 	if !ok || (cl.expires != 0 && cl.expires <= now) {
-		return claim{}, false
+		return nil, false
 	}
-	return cl, true
+	return append([]byte(nil), c.bytes(cl)[cl.klen:]...), true
 }
 
-func (c *claims) put(k claimKey, key []byte, cl claim) {
-	c.m[k] = cl
-	if _, ok := c.keys[k]; !ok {
-		c.keys[k] = append([]byte(nil), key...)
+// bytes is the claim's key and value.
+func (c *claims) bytes(cl claim) []byte {
+	return c.arena[cl.chunk][cl.off : cl.off+cl.klen+cl.vlen]
+}
+
+func (c *claims) put(k claimKey, key, value []byte, expires int64) {
+	if old, ok := c.m[k]; ok {
+		c.dead += int(old.klen + old.vlen)
 	}
+	n := len(key) + len(value)
+	if len(c.arena) == 0 || c.used+n > len(c.arena[len(c.arena)-1]) {
+		c.arena = append(c.arena, make([]byte, max(claimChunk, n)))
+		c.used = 0
+	}
+	chunk := c.arena[len(c.arena)-1]
+	copy(chunk[c.used:], key)
+	copy(chunk[c.used+len(key):], value)
+	c.m[k] = claim{chunk: uint32(len(c.arena) - 1), off: uint32(c.used), klen: uint32(len(key)), vlen: uint32(len(value)), expires: expires}
+	c.used += n
 }
 
 func (c *claims) remove(k claimKey) {
-	delete(c.m, k)
-	delete(c.keys, k)
+	if old, ok := c.m[k]; ok {
+		c.dead += int(old.klen + old.vlen)
+		delete(c.m, k)
+	}
 }
 
-// prune forgets the claims that expired.
+// prune forgets the claims that expired and, when most of the arena is dead, copies
+// the live claims into a new one.
 func (c *claims) prune(now int64) {
 	for k, cl := range c.m {
 		if cl.expires != 0 && cl.expires <= now {
 			c.remove(k)
 		}
 	}
+	if c.dead < len(c.arena)*claimChunk/2 {
+		return
+	}
+	old := c.arena
+	c.arena, c.used, c.dead = nil, 0, 0
+	for k, cl := range c.m {
+		b := old[cl.chunk][cl.off : cl.off+cl.klen+cl.vlen]
+		c.put(k, b[:cl.klen], b[cl.klen:], cl.expires)
+	}
 }
 
-// each calls fn with every live claim.
+// each calls fn with every live claim; key and value are valid only during the call.
 func (c *claims) each(now int64, fn func(key, value []byte, expires int64)) {
-	for k, cl := range c.m {
+	for _, cl := range c.m {
 		if cl.expires == 0 || cl.expires > now {
-			fn(c.keys[k], []byte(cl.value), cl.expires)
+			b := c.bytes(cl)
+			fn(b[:cl.klen], b[cl.klen:], cl.expires)
 		}
 	}
 }
@@ -143,7 +175,7 @@ func (c *claims) loadSnapshot(path string, now int64) error {
 func (c *claims) loadRecord(now int64) func(key, value []byte, expires int64) error {
 	return func(key, value []byte, expires int64) error {
 		if expires == 0 || expires > now {
-			c.put(c.hash(key), key, claim{value: string(value), expires: expires})
+			c.put(c.hash(key), key, value, expires)
 		}
 		return nil
 	}

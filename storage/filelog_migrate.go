@@ -157,7 +157,7 @@ func (l *FileLog) backup(w io.Writer) error {
 		t := tx.(*fileTx)
 		last = t.Last()
 		t.l.claims.each(t.now.Unix(), func(key, value []byte, expires int64) {
-			list.Kv = append(list.Kv, &pb.KV{Key: key, Value: append([]byte(nil), value...), Version: 1,
+			list.Kv = append(list.Kv, &pb.KV{Key: append([]byte(nil), key...), Value: append([]byte(nil), value...), Version: 1,
 				ExpiresAt: uint64(expires), UserMeta: []byte{0}, Meta: []byte{0}})
 		})
 		return nil

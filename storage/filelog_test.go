@@ -244,3 +244,32 @@ func TestFileLogStartsAfterTheViewsCheckpoint(t *testing.T) {
 		t.Fatalf("first append seq %d err %v, want 42", seq, err)
 	}
 }
+
+// Expired claims are gone at once and forgotten by prune; when most of the arena is
+// dead, prune copies the live claims into a new one and they read back unchanged.
+func TestClaimsExpireAndPrune(t *testing.T) {
+	c := newClaims()
+	const now = 1_000_000
+	for i := range 100000 {
+		key := []byte(fmt.Sprintf("dup\x00m\x00wamid.%06d", i))
+		expires := int64(now - 1) // expired
+		if i%10 == 0 {
+			expires = 0 // kept for good
+		}
+		c.put(c.hash(key), key, []byte(fmt.Sprint("v", i)), expires)
+	}
+	if _, ok := c.get(c.hash([]byte("dup\x00m\x00wamid.000001")), now); ok {
+		t.Fatal("an expired claim is held")
+	}
+	chunks := len(c.arena)
+	c.prune(now)
+	if len(c.m) != 10000 || chunks < 2 || len(c.arena) >= chunks {
+		t.Fatalf("after prune: %d claims in %d chunks (from %d), want 10000 in fewer", len(c.m), len(c.arena), chunks)
+	}
+	for i := 0; i < 100000; i += 10 {
+		v, ok := c.get(c.hash([]byte(fmt.Sprintf("dup\x00m\x00wamid.%06d", i))), now)
+		if !ok || string(v) != fmt.Sprint("v", i) {
+			t.Fatalf("claim %d after prune: %q %v", i, v, ok)
+		}
+	}
+}

@@ -223,22 +223,19 @@ type fileTx struct {
 func (t *fileTx) Claim(key, value []byte, ttl time.Duration) ([]byte, bool, error) {
 	l := t.l
 	k := l.claims.hash(key)
-	if cl, ok := l.claims.get(k, t.now.Unix()); ok {
-		return []byte(cl.value), false, nil
+	if held, ok := l.claims.get(k, t.now.Unix()); ok {
+		return held, false, nil
 	}
 	expires := expiry(t.now, ttl)
-	l.claims.put(k, key, claim{value: string(value), expires: expires})
+	l.claims.put(k, key, value, expires)
 	l.staged = append(l.staged, k)
 	l.buf = appendClaimRecord(l.buf, key, value, expires)
 	return nil, true, nil
 }
 
 func (t *fileTx) Held(key []byte) ([]byte, bool, error) {
-	cl, ok := t.l.claims.get(t.l.claims.hash(key), t.now.Unix())
-	if !ok {
-		return nil, false, nil
-	}
-	return []byte(cl.value), true, nil
+	v, ok := t.l.claims.get(t.l.claims.hash(key), t.now.Unix())
+	return v, ok, nil
 }
 
 func (t *fileTx) Add(entry []byte, seq *uint64) {
