@@ -304,7 +304,7 @@ func (r *report) writeClusterRatios(w io.Writer) {
 }
 
 // writeStore prints the sidecar's store size per message; the target is checked on the
-// *.sst and *.vlog files (see storeUsage), for a sidecar on its local log.
+// *.sst and *.vlog files and the log's files (see storeUsage), for a sidecar on its local log.
 func (r *report) writeStore(w io.Writer) {
 	st := r.Store
 	if st == nil {
@@ -315,13 +315,13 @@ func (r *report) writeStore(w io.Writer) {
 		per = &st.BytesPerMessage
 	}
 	if r.NATS != nil {
-		writeCheck(w, "store bytes per message (sidecar, *.sst + *.vlog)", per, "%.0f", "", nil)
+		writeCheck(w, "store bytes per message (sidecar, *.sst + *.vlog + log)", per, "%.0f", "", nil)
 	} else {
-		writeCheck(w, "store bytes per message (sidecar, *.sst + *.vlog)", per, "%.0f", "≤ 400",
+		writeCheck(w, "store bytes per message (sidecar, *.sst + *.vlog + log)", per, "%.0f", "≤ 400",
 			func(v float64) bool { return v <= 400 })
 	}
-	fmt.Fprintf(w, "  store after shutdown: %.0f messages; *.sst + *.vlog %s (%s + %s); all files %s apparent (%.0f B/message), %s allocated (%.0f B/message)\n",
-		st.Messages, fmtBytes(st.DataBytes), fmtBytes(st.SSTBytes), fmtBytes(st.VlogBytes), fmtBytes(st.ApparentBytes), st.ApparentPerMessage,
+	fmt.Fprintf(w, "  store after shutdown: %.0f messages; *.sst + *.vlog + log %s (%s + %s + %s); all files %s apparent (%.0f B/message), %s allocated (%.0f B/message)\n",
+		st.Messages, fmtBytes(st.DataBytes), fmtBytes(st.SSTBytes), fmtBytes(st.VlogBytes), fmtBytes(st.LogBytes), fmtBytes(st.ApparentBytes), st.ApparentPerMessage,
 		fmtBytes(st.AllocatedBytes), st.AllocatedPerMessage)
 }
 

@@ -17,7 +17,8 @@ import (
 // memtable file it had created ahead.
 //
 // The target line ("store bytes per message", ≤ 400) uses the sum of the apparent sizes
-// of the *.sst and *.vlog files divided by the messages: the data itself (keys, values,
+// of the *.sst and *.vlog files and of the log's files (log/*.seg, *.claims) divided by
+// the messages: the data itself (the log's entries and claims, keys, values,
 // table indexes and bloom filters), including versions rewritten since (sessions, leads,
 // rollups) that value-log GC has not reclaimed yet, and nothing else. Beside it are the
 // apparent size of every file, which adds MANIFEST, KEYREGISTRY and Badger's DISCARD
@@ -26,9 +27,10 @@ import (
 // fixed overhead that does not grow with the messages.
 type storeUsage struct {
 	Messages            float64 `json:"recorded_webhooks"` // one message each
-	DataBytes           int64   `json:"sst_vlog_bytes"`    // apparent sizes of *.sst and *.vlog
+	DataBytes           int64   `json:"data_bytes"` // apparent sizes of *.sst, *.vlog and the log's files
 	SSTBytes            int64   `json:"sst_bytes"`
 	VlogBytes           int64   `json:"vlog_bytes"`
+	LogBytes            int64   `json:"log_bytes"`
 	ApparentBytes       int64   `json:"apparent_bytes"`    // apparent sizes of every file
 	AllocatedBytes      int64   `json:"allocated_bytes"`   // st_blocks·512 of every file
 	BytesPerMessage     float64 `json:"bytes_per_message"` // DataBytes per message: the target line's
@@ -38,7 +40,7 @@ type storeUsage struct {
 }
 
 func newStoreUsage(d dirSizes, messages float64) *storeUsage {
-	u := &storeUsage{Messages: messages, DataBytes: d.sst + d.vlog, SSTBytes: d.sst, VlogBytes: d.vlog, ApparentBytes: d.apparent,
+	u := &storeUsage{Messages: messages, DataBytes: d.sst + d.vlog + d.log, SSTBytes: d.sst, VlogBytes: d.vlog, LogBytes: d.log, ApparentBytes: d.apparent,
 		AllocatedBytes: d.allocated, FilesMeasured: d.files}
 	if messages > 0 {
 		u.BytesPerMessage = float64(u.DataBytes) / messages
@@ -54,6 +56,7 @@ type dirSizes struct {
 	allocated int64 // blocks allocated to them (st_blocks·512)
 	sst       int64 // file sizes of Badger's tables
 	vlog      int64 // file sizes of its value logs
+	log       int64 // file sizes of the file log's segments and claims snapshot
 	files     int
 }
 
@@ -76,6 +79,8 @@ func dirUsage(dir string) (dirSizes, error) {
 			d.sst += fi.Size()
 		case ".vlog":
 			d.vlog += fi.Size()
+		case ".seg", ".claims":
+			d.log += fi.Size()
 		}
 		return nil
 	})
