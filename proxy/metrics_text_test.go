@@ -36,7 +36,10 @@ func TestEveryMetricHasHelpAndAREADMERow(t *testing.T) {
 		}
 		src, err := os.ReadFile(path)
 		for _, m := range name.FindAll(src, -1) {
-			fam := strings.TrimSuffix(string(m), "_bucket")
+			fam := string(m)
+			for _, series := range []string{"_bucket", "_sum", "_count"} { // of a histogram
+				fam = strings.TrimSuffix(fam, series)
+			}
 			defined[fam] = true
 		}
 		return err
