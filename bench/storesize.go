@@ -27,7 +27,7 @@ import (
 // fixed overhead that does not grow with the messages.
 type storeUsage struct {
 	Messages            float64 `json:"recorded_webhooks"` // one message each
-	DataBytes           int64   `json:"data_bytes"` // apparent sizes of *.sst, *.vlog and the log's files
+	DataBytes           int64   `json:"data_bytes"`        // apparent sizes of *.sst, *.vlog and the log's files
 	SSTBytes            int64   `json:"sst_bytes"`
 	VlogBytes           int64   `json:"vlog_bytes"`
 	LogBytes            int64   `json:"log_bytes"`
