@@ -66,6 +66,7 @@ type Log struct {
 	claim  string // prefix of the claim subjects
 	mirror *mirror
 	stream atomic.Pointer[jetstream.Stream] // once found or created
+	gauges *streamGauges
 	reqs   chan *request
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -102,7 +103,7 @@ func Open(cfg Config, store *storage.Store) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{cfg: cfg, nc: nc, js: js, entry: cfg.Stream + ".e", claim: cfg.Stream + ".c.",
-		reqs: make(chan *request, laneQueue), stop: make(chan struct{})}
+		reqs: make(chan *request, laneQueue), stop: make(chan struct{}), gauges: gaugesOf(cfg.Stream)}
 	l.mirror = newMirror(l, local)
 	// Found now when the servers are up, so that the first webhooks are not spooled;
 	// otherwise the mirror keeps trying.
@@ -111,7 +112,7 @@ func Open(cfg Config, store *storage.Store) (*Log, error) {
 		cfg.Log.Warn("cannot find or create the NATS stream yet: webhooks are spooled until it can", "stream", cfg.Stream, "err", err)
 	}
 	cancel()
-	connected.Store(nc)
+	l.gauges.connected.Store(nc)
 	l.wg.Add(2)
 	go l.lane()
 	go l.mirror.run()
@@ -170,7 +171,7 @@ func (l *Log) Connected() bool { return l.nc.Status() == nats.CONNECTED }
 func (l *Log) Close() {
 	close(l.stop)
 	l.wg.Wait()
-	connected.CompareAndSwap(l.nc, nil)
+	l.gauges.connected.CompareAndSwap(l.nc, nil)
 	l.nc.Close()
 }
 

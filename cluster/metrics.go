@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -29,6 +31,34 @@ var (
 		return 0
 	})
 )
+
+// streamGauges are the gauges of one stream, labelled with its name: a fleet view
+// follows several streams in one process.
+type streamGauges struct {
+	mirrored  atomic.Uint64             // stream sequence of the last entry the mirror copied
+	connected atomic.Pointer[nats.Conn] // the connection of the stream's log
+}
+
+// streams maps a stream's name to its gauges.
+var streams sync.Map
+
+// gaugesOf returns the gauges of stream, registering them the first time. Logs of one
+// stream opened one after another in a process (tests, a restart) share them.
+func gaugesOf(stream string) *streamGauges {
+	g := new(streamGauges)
+	if old, loaded := streams.LoadOrStore(stream, g); loaded {
+		return old.(*streamGauges)
+	}
+	label := fmt.Sprintf(`{stream=%q}`, stream)
+	metrics.NewGauge("ctwa_sidecar_nats_mirrored_sequence"+label, func() float64 { return float64(g.mirrored.Load()) })
+	metrics.NewGauge("ctwa_sidecar_nats_connected"+label, func() float64 {
+		if c := g.connected.Load(); c != nil && c.Status() == nats.CONNECTED {
+			return 1
+		}
+		return 0
+	})
+	return g
+}
 
 func countError(err error) {
 	if errors.Is(err, kv.ErrUnavailable) {

@@ -169,7 +169,7 @@ func (m *mirror) write(seqs []uint64, data [][]byte) {
 	m.caught = make(chan struct{})
 	fn, last := m.notify, m.copied
 	m.mu.Unlock()
-	mirrored.Store(last)
+	m.l.gauges.mirrored.Store(last)
 	if fn != nil {
 		fn(last)
 	}

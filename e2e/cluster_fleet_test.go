@@ -203,6 +203,19 @@ func checkFleetEndpoints(t *testing.T, sc *runSidecar) {
 	if n := scrape(t, sc.api, "ctwa_sidecar_ready"); n != 1 {
 		t.Errorf("ctwa_sidecar_ready %v, want 1", n)
 	}
+	// Each stream's views and copy are reported on their own.
+	for _, stream := range []string{"ctwa_a", "ctwa_b"} {
+		label := `{stream="` + stream + `"}`
+		if n := scrape(t, sc.api, "ctwa_sidecar_nats_mirrored_sequence"+label); n < 1 {
+			t.Errorf("nats_mirrored_sequence%s = %v, want the stream's last sequence", label, n)
+		}
+		if n := scrape(t, sc.api, "ctwa_sidecar_nats_connected"+label); n != 1 {
+			t.Errorf("nats_connected%s = %v, want 1", label, n)
+		}
+		if _, _, body, _ := do("GET", sc.api+"/metrics", "", nil); !strings.Contains(string(body), "ctwa_sidecar_view_lag_entries"+label+" ") {
+			t.Errorf("/metrics has no view_lag_entries%s", label)
+		}
+	}
 	if status, _, body, _ := do("GET", sc.api+"/", "", nil); status != 200 || !strings.Contains(string(body), "<title>Insights") {
 		t.Errorf("the dashboard: %d %.200s", status, body)
 	}

@@ -538,30 +538,36 @@ func (m *materializer) close() {
 // as decoded items alias the request body, and whatever outlives the step is cloned.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// registerLagMetrics exposes how far the views trail the log. Several recorders in one
-// process (tests) share the gauges; the last one wins.
-func registerLagMetrics(m *materializer) {
-	lagged.Store(m)
-	lagOnce.Do(func() {
-		metrics.NewGauge("ctwa_sidecar_view_lag_entries", func() float64 {
-			m := lagged.Load()
-			return float64(m.appended.Load() - min(m.applied.Load(), m.appended.Load()))
-		})
-		metrics.NewGauge("ctwa_sidecar_view_lag_seconds", func() float64 {
-			m := lagged.Load()
-			if m.applied.Load() >= m.appended.Load() {
-				return 0
-			}
-			t := m.oldest.Load()
-			if t == 0 {
-				return 0
-			}
-			return time.Since(time.Unix(0, t)).Seconds()
-		})
+// registerLagMetrics exposes how far the views trail the log: one pair of gauges per
+// stream (labelled with it; unlabelled for a local log). Several recorders of one
+// stream in one process (tests, a restart) share the gauges; the last one wins.
+func registerLagMetrics(m *materializer, stream string) {
+	p := new(atomic.Pointer[materializer])
+	p.Store(m)
+	if old, loaded := lagged.LoadOrStore(stream, p); loaded {
+		old.(*atomic.Pointer[materializer]).Store(m)
+		return
+	}
+	labels := ""
+	if stream != "" {
+		labels = fmt.Sprintf(`{stream=%q}`, stream)
+	}
+	metrics.NewGauge("ctwa_sidecar_view_lag_entries"+labels, func() float64 {
+		m := p.Load()
+		return float64(m.appended.Load() - min(m.applied.Load(), m.appended.Load()))
+	})
+	metrics.NewGauge("ctwa_sidecar_view_lag_seconds"+labels, func() float64 {
+		m := p.Load()
+		if m.applied.Load() >= m.appended.Load() {
+			return 0
+		}
+		t := m.oldest.Load()
+		if t == 0 {
+			return 0
+		}
+		return time.Since(time.Unix(0, t)).Seconds()
 	})
 }
 
-var (
-	lagged  atomic.Pointer[materializer]
-	lagOnce sync.Once
-)
+// lagged maps a stream ("" for a local log) to the materializer its gauges read.
+var lagged sync.Map

@@ -34,6 +34,10 @@ type Config struct {
 	// Spool, for a log kept elsewhere (cluster mode), holds webhooks while that log
 	// cannot be reached (spool.go).
 	Spool Spool
+	// Stream names the cluster stream the log is on; the view-lag gauges carry it as
+	// their stream label, so that a fleet view reports each stream's lag. Empty for a
+	// local log: the gauges are unlabelled.
+	Stream string
 }
 
 // Recorder turns webhook bodies into committed events. Decoding runs on the caller's
@@ -90,7 +94,7 @@ func NewRecorder(log Log, views Views, cfg Config) (*Recorder, error) {
 	if err := r.mat.load(); err != nil {
 		return nil, err
 	}
-	registerLagMetrics(r.mat)
+	registerLagMetrics(r.mat, cfg.Stream)
 	if cfg.Spool != nil {
 		s, err := openSpool(cfg.Spool)
 		if err != nil {

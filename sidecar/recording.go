@@ -186,6 +186,7 @@ func (c *config) openLog(s clientStore, log *slog.Logger, cfg *engine.Config) (e
 		return nil, nil, err
 	}
 	cfg.Spool = spool
+	cfg.Stream = s.stream
 	cc := c.cluster.config(s.stream, "ctwa-sidecar "+s.client)
 	cc.Log = log
 	l, err := cluster.Open(cc, s.Store)

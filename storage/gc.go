@@ -3,6 +3,8 @@ package storage
 import (
 	"errors"
 	"os"
+	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -50,31 +52,38 @@ func (s *Store) collectGarbage() {
 	}
 }
 
-// sizedStore is the store whose size the gauge reports: the most recently
-// opened one, until it is closed (the sidecar opens one; tests open several).
+// sizedStore is the store the disk gauges (disk.go) read the file system of: the most
+// recently opened one, until it is closed (the sidecar opens one, or one per stream of
+// a fleet view, all under -data; tests open several).
 var sizedStore atomic.Pointer[Store]
 
+// openStores are the stores open in the process: the size gauge sums them.
+var openStores sync.Map // *Store → struct{}
+
 var _ = metrics.NewGauge("ctwa_sidecar_store_size_bytes", func() float64 {
-	s := sizedStore.Load()
-	if s == nil {
-		return 0
-	}
-	return float64(dirSize(s.dir))
+	var n int64
+	openStores.Range(func(s, _ any) bool {
+		n += dirSize(s.(*Store).dir)
+		return true
+	})
+	return float64(n)
 })
 
 // dirSize sums the disk space allocated to the files of the data directory
-// (SSTables, value log, WAL). It counts blocks, not lengths, because Badger
-// preallocates the value log and WAL as sparse files. Badger's own Size()
-// would need its expvar metrics, which are off.
+// (SSTables, value log, WAL, the log's segments in log/). It counts blocks, not
+// lengths, because Badger preallocates the value log and WAL as sparse files. Badger's
+// own Size() would need its expvar metrics, which are off.
 func dirSize(dir string) int64 {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
 	var n int64
-	for _, e := range entries {
-		if info, err := e.Info(); err == nil && !info.IsDir() {
-			n += allocatedSize(info)
+	for _, d := range []string{dir, filepath.Join(dir, "log")} {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && !info.IsDir() {
+				n += allocatedSize(info)
+			}
 		}
 	}
 	return n

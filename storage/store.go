@@ -189,6 +189,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	go s.syncLoop(opts.SyncInterval)
 	go s.diskLoop()
 	sizedStore.Store(s)
+	openStores.Store(s, struct{}{})
 	return s, nil
 }
 
@@ -303,6 +304,7 @@ func (s *Store) Close() error {
 	<-s.syncDone
 	<-s.diskDone
 	sizedStore.CompareAndSwap(s, nil)
+	openStores.Delete(s)
 	defer s.dirFd.Close()
 	return errors.Join(logErr, s.closeBadger())
 }

@@ -589,9 +589,33 @@ func TestSizeGaugeFollowsOpenStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sizedStore.Load() != s {
-		t.Fatal("the size gauge does not follow the most recently opened store")
+		t.Fatal("the disk gauges do not follow the most recently opened store")
 	}
-	if n := dirSize(s.dir); n <= 0 {
+	n := dirSize(s.dir)
+	if n <= 0 {
 		t.Fatalf("dirSize = %d, want > 0", n)
+	}
+	// The file log's segments count, and a second open store adds its size.
+	l, err := OpenLog(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), func(tx kv.LogTx) error {
+		var seq uint64
+		tx.Add(make([]byte, 64<<10), &seq)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if m := dirSize(s.dir); m < n+64<<10 {
+		t.Fatalf("dirSize = %d after a 64 KiB log entry, want at least %d", m, n+64<<10)
+	}
+	other := openTest(t, t.TempDir())
+	if _, ok := openStores.Load(other); !ok {
+		t.Fatal("the size gauge does not sum a second open store")
+	}
+	other.Close()
+	if _, ok := openStores.Load(other); ok {
+		t.Fatal("a closed store still counts in the size gauge")
 	}
 }
