@@ -19,17 +19,6 @@ var (
 	claimConflicts  = metrics.NewCounter("ctwa_sidecar_nats_claim_conflicts_total")
 	unreachable     = metrics.NewCounter(`ctwa_sidecar_nats_publish_errors_total{reason="unreachable"}`)
 	refused         = metrics.NewCounter(`ctwa_sidecar_nats_publish_errors_total{reason="refused"}`)
-	// mirrored is the stream sequence of the last entry the mirror copied.
-	mirrored atomic.Uint64
-	_        = metrics.NewGauge("ctwa_sidecar_nats_mirrored_sequence", func() float64 { return float64(mirrored.Load()) })
-	// connected is the connection of the process's log (one per process outside tests).
-	connected atomic.Pointer[nats.Conn]
-	_         = metrics.NewGauge("ctwa_sidecar_nats_connected", func() float64 {
-		if c := connected.Load(); c != nil && c.Status() == nats.CONNECTED {
-			return 1
-		}
-		return 0
-	})
 )
 
 // streamGauges are the gauges of one stream, labelled with its name: a fleet view
