@@ -22,33 +22,35 @@ import "encoding/binary"
 //	alias\0<number>                        a lead's new number → the lead it continues (user_changed_number)
 //	clid\0<app>\0<ctwa_clid>               a click id → the session it opened (automatic_events)
 //	log\0<seq8>                            log entry (storage.Log): a webhook's items or a command, kept for good
+//	logclaim\0<hash8>                      a file log's claim in a backup: its value, Badger's expiry its own
 //	pos\0views                             the log position the views reflect (their checkpoint)
 //	waba\0<app>                            the WhatsApp Business Account of an app (phone number), from its webhooks
 //	capi\0<event id>                       a conversion for Meta's Conversions API and its delivery (JSON)
 //	capit\0<app>\0<time8><event id>        conversions by app and source-event time (activity log)
 //	capiq\0<time8><event id>               a conversion waiting to be sent (the outbox), oldest event first
 const (
-	tDup   = "dup\x00"
-	tMsg   = "msg\x00"
-	tOut   = "out\x00"
-	tLead  = "lead\x00"
-	tSes   = "ses\x00"
-	tEvt   = "evt\x00"
-	tLses  = "lses\x00"
-	tXev   = "xev\x00"
-	tXobj  = "xobj\x00"
-	tXapp  = "xapp\x00"
-	tDef   = "def\x00"
-	tSeq   = "seq\x00"
-	tAlias = "alias\x00"
-	tClid  = "clid\x00"
-	tLog   = "log\x00"
-	tSpool = "spool\x00"
-	tPos   = "pos\x00"
-	tWABA  = "waba\x00"
-	tCapi  = "capi\x00"
-	tCapit = "capit\x00"
-	tCapiq = "capiq\x00"
+	tDup      = "dup\x00"
+	tMsg      = "msg\x00"
+	tOut      = "out\x00"
+	tLead     = "lead\x00"
+	tSes      = "ses\x00"
+	tEvt      = "evt\x00"
+	tLses     = "lses\x00"
+	tXev      = "xev\x00"
+	tXobj     = "xobj\x00"
+	tXapp     = "xapp\x00"
+	tDef      = "def\x00"
+	tSeq      = "seq\x00"
+	tAlias    = "alias\x00"
+	tClid     = "clid\x00"
+	tLog      = "log\x00"
+	tLogClaim = "logclaim\x00"
+	tSpool    = "spool\x00"
+	tPos      = "pos\x00"
+	tWABA     = "waba\x00"
+	tCapi     = "capi\x00"
+	tCapit    = "capit\x00"
+	tCapiq    = "capiq\x00"
 )
 
 func appendTime(dst []byte, t int64) []byte { return binary.BigEndian.AppendUint64(dst, uint64(t)) }
@@ -317,6 +319,12 @@ func LogSeq(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]
 // ClaimPrefixes are the prefixes of the dedupe marks a log keeps in Badger: those of
 // messages and statuses, and the off-thread object ids.
 func ClaimPrefixes() [][]byte { return [][]byte{[]byte(tDup), []byte(tXobj)} }
+
+// LogClaimKey is the key of a file log's claim, by the hash of its key, in a backup.
+func LogClaimKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte(tLogClaim), h) }
+
+// LogClaimPrefix is the prefix of LogClaimKey.
+func LogClaimPrefix() []byte { return []byte(tLogClaim) }
 
 // ViewPosKey holds the log position the views reflect.
 func ViewPosKey() []byte { return appendParts(nil, tPos, "views") }

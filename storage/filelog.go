@@ -37,8 +37,8 @@ type FileLog struct {
 	claims *claims
 	tx     fileTx
 	buf    []byte
-	staged []claimKey // claims of the group being committed, undone if its write fails
-	dirty  bool       // written since the last fsync
+	staged []uint64 // claims of the group being committed, undone if its write fails
+	dirty  bool     // written since the last fsync
 
 	cache entryCache
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -78,11 +79,16 @@ func (l *FileLog) copyFromBadger(now int64) (first uint64, n int, err error) {
 		}
 	}
 	err = l.s.View(func(txn *badger.Txn) error {
-		for _, prefix := range kv.ClaimPrefixes() {
+		for _, prefix := range append(kv.ClaimPrefixes(), kv.LogClaimPrefix()) {
+			hashed := bytes.Equal(prefix, kv.LogClaimPrefix())
 			err := eachItem(txn, prefix, func(item *badger.Item, v []byte) error {
 				if exp := int64(item.ExpiresAt()); exp == 0 || exp > now {
 					open()
-					buf = appendClaimRecord(buf, item.Key(), v, exp)
+					if k := item.Key(); hashed && len(k) == len(prefix)+8 {
+						buf = appendHashRecord(buf, binary.BigEndian.Uint64(k[len(prefix):]), v, exp)
+					} else if !hashed {
+						buf = appendClaimRecord(buf, k, v, exp)
+					}
 				}
 				return flush(false)
 			})
@@ -146,7 +152,8 @@ func (l *FileLog) dropBadgerLog() error {
 }
 
 // backup writes the log's entries and live claims to w as frames of Badger's backup
-// stream, under the keys they had in Badger: a restore loads them into Badger, and the
+// stream, the entries under the keys they had in Badger, the claims by their hash
+// (kv.LogClaimKey, with their expiry as Badger's): a restore loads them into Badger, and the
 // restored store's first OpenLog moves them back into log files (migrate), so a
 // backup reads as one before the file log did. The claims and the last entry are
 // taken together on the writer, so no entry is missing its claim.
@@ -156,8 +163,8 @@ func (l *FileLog) backup(w io.Writer) error {
 	err := l.submit(context.Background(), func(tx kv.LogTx) error { // also on a full disk
 		t := tx.(*fileTx)
 		last = t.Last()
-		t.l.claims.each(t.now.Unix(), func(key, value []byte, expires int64) {
-			list.Kv = append(list.Kv, &pb.KV{Key: append([]byte(nil), key...), Value: append([]byte(nil), value...), Version: 1,
+		t.l.claims.each(t.now.Unix(), func(h uint64, value []byte, expires int64) {
+			list.Kv = append(list.Kv, &pb.KV{Key: kv.LogClaimKey(h), Value: value, Version: 1,
 				ExpiresAt: uint64(expires), UserMeta: []byte{0}, Meta: []byte{0}})
 		})
 		return nil

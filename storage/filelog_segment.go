@@ -22,6 +22,7 @@ import (
 //	frame:  payload length uint32 LE | CRC-32C of the payload uint32 LE | payload
 //	record: 'e' seq uint64 BE, uvarint length, entry
 //	        'c' uvarint length, key, uvarint length, value, expiry int64 BE (unix s, 0: never)
+//	        'h' key hash uint64 BE, uvarint length, value, expiry int64 BE (claims snapshots)
 //
 // A frame holds whole requests of one group commit (their claims, then their
 // entries), so a frame cut short by a crash takes only requests that were never
@@ -35,6 +36,7 @@ const (
 	claimsExt    = ".claims"
 	recEntry     = 'e'
 	recClaim     = 'c'
+	recHash      = 'h'
 	maxFrameRead = 256 << 20 // a frame longer than this is corruption, not data
 )
 
@@ -189,8 +191,9 @@ func (s *segment) addPoint(seq uint64, off int64) {
 	s.mu.Unlock()
 }
 
-// walkRecords calls entry and claim (either may be nil) with each record of a payload.
-func walkRecords(p []byte, entry func(seq uint64, e []byte) error, claim func(key, value []byte, expires int64) error) error {
+// walkRecords calls entry and claim (either may be nil) with each record of a payload;
+// claim gets the hash of the claim's key (claimHash).
+func walkRecords(p []byte, entry func(seq uint64, e []byte) error, claim func(h uint64, value []byte, expires int64) error) error {
 	for len(p) > 0 {
 		typ := p[0]
 		p = p[1:]
@@ -210,10 +213,20 @@ func walkRecords(p []byte, entry func(seq uint64, e []byte) error, claim func(ke
 					return err
 				}
 			}
-		case recClaim:
-			key, rest, ok := cutBytes(p)
-			if !ok {
-				return errCorruptFrame
+		case recClaim, recHash:
+			var h uint64
+			rest := p
+			if typ == recHash {
+				if len(p) < 8 {
+					return errCorruptFrame
+				}
+				h, rest = binary.BigEndian.Uint64(p), p[8:]
+			} else {
+				key, r, ok := cutBytes(p)
+				if !ok {
+					return errCorruptFrame
+				}
+				h, rest = claimHash(key), r
 			}
 			value, rest, ok := cutBytes(rest)
 			if !ok || len(rest) < 8 {
@@ -222,7 +235,7 @@ func walkRecords(p []byte, entry func(seq uint64, e []byte) error, claim func(ke
 			expires := int64(binary.BigEndian.Uint64(rest))
 			p = rest[8:]
 			if claim != nil {
-				if err := claim(key, value, expires); err != nil {
+				if err := claim(h, value, expires); err != nil {
 					return err
 				}
 			}
@@ -249,6 +262,12 @@ func appendEntryRecord(dst []byte, seq uint64, entry []byte) []byte {
 
 func appendClaimRecord(dst, key, value []byte, expires int64) []byte {
 	dst = append(binary.AppendUvarint(append(dst, recClaim), uint64(len(key))), key...)
+	dst = append(binary.AppendUvarint(dst, uint64(len(value))), value...)
+	return binary.BigEndian.AppendUint64(dst, uint64(expires))
+}
+
+func appendHashRecord(dst []byte, h uint64, value []byte, expires int64) []byte {
+	dst = binary.BigEndian.AppendUint64(append(dst, recHash), h)
 	dst = append(binary.AppendUvarint(dst, uint64(len(value))), value...)
 	return binary.BigEndian.AppendUint64(dst, uint64(expires))
 }

@@ -245,31 +245,38 @@ func TestFileLogStartsAfterTheViewsCheckpoint(t *testing.T) {
 	}
 }
 
-// Expired claims are gone at once and forgotten by prune; when most of the arena is
-// dead, prune copies the live claims into a new one and they read back unchanged.
+// Expired claims are gone at once and forgotten by prune; values longer than 8 bytes
+// live in the arena, which prune compacts once most of it is unused, and every live
+// value reads back unchanged.
 func TestClaimsExpireAndPrune(t *testing.T) {
 	c := newClaims()
 	const now = 1_000_000
-	for i := range 100000 {
-		key := []byte(fmt.Sprintf("dup\x00m\x00wamid.%06d", i))
+	key := func(i int) []byte { return []byte(fmt.Sprintf("xobj\x00object-%06d", i)) }
+	value := func(i int) string {
+		if i%2 == 0 {
+			return fmt.Sprintf("event-id-%06d", i) // in the arena
+		}
+		return fmt.Sprint(i % 1000) // inline
+	}
+	for i := range 10000 {
 		expires := int64(now - 1) // expired
 		if i%10 == 0 {
 			expires = 0 // kept for good
 		}
-		c.put(c.hash(key), key, []byte(fmt.Sprint("v", i)), expires)
+		c.put(claimHash(key(i)), []byte(value(i)), expires)
 	}
-	if _, ok := c.get(c.hash([]byte("dup\x00m\x00wamid.000001")), now); ok {
+	if _, ok := c.get(claimHash(key(1)), now); ok {
 		t.Fatal("an expired claim is held")
 	}
-	chunks := len(c.arena)
+	arena := len(c.arena)
 	c.prune(now)
-	if len(c.m) != 10000 || chunks < 2 || len(c.arena) >= chunks {
-		t.Fatalf("after prune: %d claims in %d chunks (from %d), want 10000 in fewer", len(c.m), len(c.arena), chunks)
+	if len(c.m) != 1000 || len(c.arena) != 1000*len("event-id-000000") {
+		t.Fatalf("after prune: %d claims, arena %d bytes (from %d); want 1000 claims, their 15-byte values only", len(c.m), len(c.arena), arena)
 	}
-	for i := 0; i < 100000; i += 10 {
-		v, ok := c.get(c.hash([]byte(fmt.Sprintf("dup\x00m\x00wamid.%06d", i))), now)
-		if !ok || string(v) != fmt.Sprint("v", i) {
-			t.Fatalf("claim %d after prune: %q %v", i, v, ok)
+	for i := 0; i < 10000; i += 10 {
+		v, ok := c.get(claimHash(key(i)), now)
+		if !ok || string(v) != value(i) {
+			t.Fatalf("claim %d after prune: %q %v, want %q", i, v, ok, value(i))
 		}
 	}
 }

@@ -222,19 +222,19 @@ type fileTx struct {
 
 func (t *fileTx) Claim(key, value []byte, ttl time.Duration) ([]byte, bool, error) {
 	l := t.l
-	k := l.claims.hash(key)
+	k := claimHash(key)
 	if held, ok := l.claims.get(k, t.now.Unix()); ok {
 		return held, false, nil
 	}
 	expires := expiry(t.now, ttl)
-	l.claims.put(k, key, value, expires)
+	l.claims.put(k, value, expires)
 	l.staged = append(l.staged, k)
 	l.buf = appendClaimRecord(l.buf, key, value, expires)
 	return nil, true, nil
 }
 
 func (t *fileTx) Held(key []byte) ([]byte, bool, error) {
-	v, ok := t.l.claims.get(t.l.claims.hash(key), t.now.Unix())
+	v, ok := t.l.claims.get(claimHash(key), t.now.Unix())
 	return v, ok, nil
 }
 
