@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"errors"
 	"fmt"
 	"math"
@@ -247,10 +249,14 @@ func (l *FileLog) Entries(after uint64, fn func(seq uint64, entry []byte) (more 
 	return nil
 }
 
-// Entry returns entry seq; ok is false when it was never committed. Reads in sequence
-// order (a refresh's) are served from the frame read last.
+// Entry returns entry seq; ok is false when it was never committed. It reads the frames
+// from the nearest index point one by one (at most indexStride bytes and the frame that
+// holds seq) and keeps the last frame it read: a refresh reads the entries of one frame
+// one after another.
 func (l *FileLog) Entry(seq uint64) ([]byte, bool, error) {
-	if e, ok := l.cache.get(seq); ok {
+	l.cache.mu.Lock()
+	defer l.cache.mu.Unlock()
+	if e, ok := l.cache.find(seq); ok {
 		return e, true, nil
 	}
 	segs := l.segments()
@@ -262,30 +268,39 @@ func (l *FileLog) Entry(seq uint64) ([]byte, bool, error) {
 	if err := seg.index(seg.first); err != nil {
 		return nil, false, err
 	}
-	var found []byte
-	stop := errors.New("stop")
-	_, err := seg.scan(seg.seek(seq), false, func(_ int64, payload []byte) (bool, error) {
-		err := walkRecords(payload, func(s uint64, e []byte) error {
-			switch {
-			case s == seq:
-				found = append([]byte(nil), e...)
-				l.cache.put(payload)
-				return stop
-			case s > seq:
-				return stop
-			}
-			return nil
-		}, nil)
-		return err == nil, nilIf(err, stop)
-	})
-	return found, found != nil, err
+	for off, limit := seg.seek(seq), seg.size.Load(); off < limit; {
+		payload, next, err := l.cache.read(seg, off, limit)
+		if err != nil {
+			return nil, false, fmt.Errorf("cannot read log segment %s: %w", seg.path, err)
+		}
+		e, found, past := entryIn(payload, seq)
+		if found {
+			return append([]byte(nil), e...), true, nil
+		}
+		if past {
+			break
+		}
+		off = next
+	}
+	return nil, false, nil
 }
 
-func nilIf(err, target error) error {
-	if err == target {
+// entryIn finds entry seq in a frame's payload; past reports that the frame holds
+// later entries only (seq is not in the log).
+func entryIn(payload []byte, seq uint64) (e []byte, found, past bool) {
+	stop := errors.New("stop")
+	walkRecords(payload, func(s uint64, v []byte) error {
+		switch {
+		case s == seq:
+			e, found = v, true
+			return stop
+		case s > seq:
+			past = true
+			return stop
+		}
 		return nil
-	}
-	return err
+	}, nil)
+	return e, found, past
 }
 
 func (l *FileLog) segments() []*segment {
@@ -294,31 +309,49 @@ func (l *FileLog) segments() []*segment {
 	return l.segs
 }
 
-// entryCache keeps the entries of the frame Entry read last.
+// entryCache is the frame Entry read last; its mutex serializes Entry.
 type entryCache struct {
 	mu      sync.Mutex
-	entries map[uint64][]byte
+	hdr     [frameHeader]byte
+	payload []byte // aliases buf
+	buf     []byte
 }
 
-func (c *entryCache) get(seq uint64) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[seq]
-	if !ok {
+// find looks for seq in the cached frame.
+func (c *entryCache) find(seq uint64) ([]byte, bool) {
+	if c.payload == nil {
+		return nil, false
+	}
+	e, found, _ := entryIn(c.payload, seq)
+	if !found {
 		return nil, false
 	}
 	return append([]byte(nil), e...), true
 }
 
-func (c *entryCache) put(payload []byte) {
-	m := make(map[uint64][]byte)
-	walkRecords(payload, func(seq uint64, e []byte) error {
-		m[seq] = append([]byte(nil), e...)
-		return nil
-	}, nil)
-	c.mu.Lock()
-	c.entries = m
-	c.mu.Unlock()
+// read reads the frame at off into the cache and returns its payload and the offset
+// after it.
+func (c *entryCache) read(seg *segment, off, limit int64) ([]byte, int64, error) {
+	c.payload = nil
+	if _, err := seg.f.ReadAt(c.hdr[:], off); err != nil {
+		return nil, 0, err
+	}
+	n := int64(binary.LittleEndian.Uint32(c.hdr[:]))
+	if n > maxFrameRead || off+frameHeader+n > limit {
+		return nil, 0, errCorruptFrame
+	}
+	if int64(cap(c.buf)) < n {
+		c.buf = make([]byte, n)
+	}
+	buf := c.buf[:n]
+	if _, err := seg.f.ReadAt(buf, off+frameHeader); err != nil {
+		return nil, 0, err
+	}
+	if crc32.Checksum(buf, crcTable) != binary.LittleEndian.Uint32(c.hdr[4:]) {
+		return nil, 0, errCorruptFrame
+	}
+	c.payload = buf
+	return buf, off + frameHeader + n, nil
 }
 
 // close stops the writer after it committed every queued request, fsyncs and closes

@@ -280,3 +280,44 @@ func TestClaimsExpireAndPrune(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFileLogEntry reads entries of 400 bytes in random order, as a refresh of
+// messages delivered out of order does, and in sequence.
+func BenchmarkFileLogEntry(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{SyncInterval: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := OpenLog(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 100000
+	entry := bytes.Repeat([]byte("e"), 400)
+	for i := 0; i < n; i += 20 { // groups of 20, as under load
+		if err := l.Append(context.Background(), func(tx kv.LogTx) error {
+			var seq uint64
+			for range 20 {
+				tx.Add(entry, &seq)
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, order := range []string{"random", "sequence"} {
+		b.Run(order, func(b *testing.B) {
+			i := uint64(0)
+			for b.Loop() {
+				i++
+				seq := i%n + 1
+				if order == "random" {
+					seq = (i*7919)%n + 1
+				}
+				if e, ok, err := l.Entry(seq); err != nil || !ok || len(e) != 400 {
+					b.Fatalf("Entry(%d): %d bytes %v %v", seq, len(e), ok, err)
+				}
+			}
+		})
+	}
+}
