@@ -39,6 +39,7 @@ type FileLog struct {
 	claims *claims
 	tx     fileTx
 	buf    []byte
+	points []point  // index points of the group being committed
 	staged []uint64 // claims of the group being committed, undone if its write fails
 	dirty  bool     // written since the last fsync
 

@@ -48,7 +48,7 @@ func (l *FileLog) commit(group []*logRequest) {
 	next0 := l.next
 	l.buf, l.staged = l.buf[:0], l.staged[:0]
 	frame := -1
-	var points []point
+	points := l.points[:0]
 	ok := group[:0]
 	for _, r := range group {
 		if !r.state.CompareAndSwap(queued, taken) {
@@ -73,6 +73,7 @@ func (l *FileLog) commit(group []*logRequest) {
 		}
 	}
 	l.closeFrame(frame)
+	l.points = points
 	var err error
 	if len(ok) > 0 {
 		err = l.write(seg, base, points)
@@ -159,7 +160,8 @@ func (l *FileLog) record(acked int, start time.Time, err error) {
 	lane.batchRequests.Update(float64(acked))
 	if err != nil {
 		commitErrors.Inc()
-		l.s.commitErr.Store(&err)
+		failed := err // only a failure's error goes to the heap
+		l.s.commitErr.Store(&failed)
 		l.s.logger.Error("log write failed: its webhooks were not acknowledged", "err", err)
 		return
 	}
