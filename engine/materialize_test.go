@@ -195,7 +195,7 @@ func TestRefreshReadsRecordsFromBeforeTheLog(t *testing.T) {
 	e := newTestEnv(t)
 	m := kv.Message{ID: "wamid.old.1", AppID: scApp, Time: t0, Lead: "491700000005", Type: "text", Text: "price?"}
 	err := e.store.Apply(context.Background(), func(b kv.Batch) error {
-		b.Set(kv.MessageKey(nil, m.AppID, m.Time, m.ID), kv.AppendMessage(nil, &m))
+		b.Set(kv.LegacyMessageKey(nil, m.AppID, m.Time, m.ID), kv.AppendMessage(nil, &m))
 		return nil
 	})
 	if err != nil {

@@ -79,6 +79,10 @@ func (p *placer) applyEdit(b kv.Batch, it *webhook.Item) error {
 	}
 	key := kv.MessageKey(p.rkey[:0], it.AppID, t, it.EditOf)
 	v, ok, err := b.Get(key)
+	if err == nil && !ok { // a message recorded before the key held the id's hash
+		key = kv.LegacyMessageKey(p.rkey[:0], it.AppID, t, it.EditOf)
+		v, ok, err = b.Get(key)
+	}
 	if err != nil || !ok {
 		return err
 	}

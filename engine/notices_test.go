@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/fixtures"
+	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
@@ -186,6 +188,31 @@ func TestEditIsNoNewMessage(t *testing.T) {
 	}
 	kw := only(t, e.events(app), TypeKeyword)
 	if kw.TypeID != g.ID || kw.MessageID != original {
+		t.Fatalf("keyword event %+v, want group %s on the edited message", kw, g.ID)
+	}
+}
+
+// A message recorded before message keys held the id's hash (its record, and its
+// dedupe mark, in Badger) is still found by its edit.
+func TestEditFindsAMessageKeyedByItsFullID(t *testing.T) {
+	e := newTestEnv(t)
+	const app = "106540352242922"
+	const original = "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA="
+	m := kv.Message{ID: original, AppID: app, Time: 1749854500, Lead: "16505551234", Type: "text", Text: "a photo"}
+	err := e.store.Apply(context.Background(), func(b kv.Batch) error {
+		b.Set(kv.LegacyMessageKey(nil, app, m.Time, m.ID), kv.AppendMessage(nil, &m))
+		b.Set(kv.DedupeMessageKey(nil, m.ID), binary.BigEndian.AppendUint64(nil, uint64(m.Time)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.record([]byte(strings.Replace(string(externalPayload(t, "cloud_pywa_edit_image")), "Updated image caption", "I want to buy it", 1)))
+	g := e.addKeyword(app, "buy")
+	if _, err := e.rec.Refresh(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	if kw := only(t, e.events(app), TypeKeyword); kw.TypeID != g.ID || kw.MessageID != original {
 		t.Fatalf("keyword event %+v, want group %s on the edited message", kw, g.ID)
 	}
 }

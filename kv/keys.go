@@ -1,6 +1,10 @@
 package kv
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/cespare/xxhash/v2"
+)
 
 // Key layout. Every key starts with a short ASCII table name and a NUL; app ids, leads
 // and ids never contain NUL. Times are 8-byte big-endian unix seconds, so a prefix scan
@@ -8,7 +12,7 @@ import "encoding/binary"
 //
 //	dup\0m\0<message id>                   dedupe of an inbound message (TTL DedupeTTL)
 //	dup\0s\0<message id>\0<status>         dedupe of a status (TTL DedupeTTL)
-//	msg\0<app>\0<time8><message id>        Message record, for refresh
+//	msg\0<app>\0<time8><id hash8>          Message record, for refresh (<message id> in place of the hash before)
 //	out\0<app>\0<lead>\0<time8>            outgoing campaign touch: biz_opaque_callback_data
 //	lead\0<app>\0<lead>                    id of the lead's latest session
 //	ses\0<app>\0<session id>               Session record
@@ -77,8 +81,17 @@ func DedupeStatusKey(dst []byte, id, status string) []byte {
 	return append(append(dst, 0), status...)
 }
 
-// MessageKey is the key of a Message record.
+// MessageKey is the key of a Message record: the message id as its 64-bit hash, so the
+// key is 36 bytes rather than 90 (Meta's ids are about 60 characters); the record holds
+// the id.
 func MessageKey(dst []byte, app string, t int64, id string) []byte {
+	dst = appendTime(append(appendParts(dst, tMsg, app), 0), t)
+	return binary.BigEndian.AppendUint64(dst, xxhash.Sum64String(id))
+}
+
+// LegacyMessageKey is the key a Message record had before MessageKey hashed the id;
+// stores written then still hold such keys.
+func LegacyMessageKey(dst []byte, app string, t int64, id string) []byte {
 	return append(appendTime(append(appendParts(dst, tMsg, app), 0), t), id...)
 }
 
