@@ -41,7 +41,6 @@ type FileLog struct {
 	buf    []byte
 	points []point  // index points of the group being committed
 	staged []uint64 // claims of the group being committed, undone if its write fails
-	dirty  bool     // written since the last fsync
 
 	cache entryCache
 }
@@ -51,7 +50,6 @@ type logRequest struct {
 	fn    func(kv.LogTx) error
 	state atomic.Int32
 	done  chan error
-	err   error
 }
 
 var logRequestPool = sync.Pool{New: func() any { return &logRequest{done: make(chan error, 1)} }}
@@ -174,7 +172,7 @@ func (l *FileLog) Append(ctx context.Context, fn func(tx kv.LogTx) error) error 
 // submit queues fn for the writer and waits for its answer.
 func (l *FileLog) submit(ctx context.Context, fn func(tx kv.LogTx) error) error {
 	r := logRequestPool.Get().(*logRequest)
-	r.ctx, r.fn, r.err = ctx, fn, nil
+	r.ctx, r.fn = ctx, fn
 	r.state.Store(queued)
 	if err := l.enqueue(r); err != nil {
 		logRequestPool.Put(r)
