@@ -311,9 +311,6 @@ func ClidKey(dst []byte, app, clid string) []byte { return appendParts(dst, tCli
 // ClidPrefix is the prefix of app's click ids.
 func ClidPrefix(app string) []byte { return append(appendParts(nil, tClid, app), 0) }
 
-// LogKey is the key of log entry seq; keys sort in log order.
-func LogKey(dst []byte, seq uint64) []byte { return EntryKey(dst, LogPrefix(), seq) }
-
 // EntryKey is the key of entry seq of the log whose keys start with prefix.
 func EntryKey(dst, prefix []byte, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(dst, prefix...), seq)
