@@ -174,7 +174,7 @@ func (l *FileLog) submit(ctx context.Context, fn func(tx kv.LogTx) error) error 
 	r := logRequestPool.Get().(*logRequest)
 	r.ctx, r.fn = ctx, fn
 	r.state.Store(queued)
-	if err := l.enqueue(r); err != nil {
+	if err := enqueueOn(l.s, l.reqs, ctx, r); err != nil {
 		logRequestPool.Put(r)
 		return err
 	}
@@ -191,20 +191,6 @@ func (l *FileLog) submit(ctx context.Context, fn func(tx kv.LogTx) error) error 
 		r.ctx, r.fn = nil, nil
 		logRequestPool.Put(r)
 		return err
-	}
-}
-
-func (l *FileLog) enqueue(r *logRequest) error {
-	l.s.mu.RLock()
-	defer l.s.mu.RUnlock()
-	if l.s.closed {
-		return kv.ErrClosed
-	}
-	select {
-	case l.reqs <- r:
-		return nil
-	case <-r.ctx.Done():
-		return r.ctx.Err()
 	}
 }
 

@@ -147,17 +147,22 @@ func (s *Store) submit(ctx context.Context, l *lane, durable bool, r *request) e
 	return countRefused(r.wait())
 }
 
-func (s *Store) enqueue(l *lane, r *request) error {
+func (s *Store) enqueue(l *lane, r *request) error { return enqueueOn(s, l.reqs, r.ctx, r) }
+
+// enqueueOn queues r on a writer's queue (a lane's or the file log's) unless the store
+// is closed or ctx ends first. It holds s.mu while it waits, so Close closes a queue
+// only once nothing can send on it.
+func enqueueOn[R any](s *Store, queue chan R, ctx context.Context, r R) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return kv.ErrClosed
 	}
 	select {
-	case l.reqs <- r:
+	case queue <- r:
 		return nil
-	case <-r.ctx.Done():
-		return r.ctx.Err()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
