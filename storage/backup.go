@@ -16,6 +16,25 @@ import (
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
 )
 
+// openLogFiles opens the file log of a store that has one but did not open it (a
+// stopped sidecar's store, backed up offline), so that Backup includes it. A store
+// without log files (a cluster member's) is left as it is.
+func (s *Store) openLogFiles() error {
+	s.mu.RLock()
+	attached := s.flog != nil
+	s.mu.RUnlock()
+	if attached {
+		return nil
+	}
+	if segs, err := listSegments(filepath.Join(s.dir, "log"), segmentExt); err != nil || len(segs) == 0 {
+		return nil
+	}
+	if _, err := OpenLog(s); err != nil && !errors.Is(err, kv.ErrClosed) {
+		return fmt.Errorf("cannot back up the log of %q: %w", s.dir, err)
+	}
+	return nil
+}
+
 // loadPendingWrites bounds Restore's memory: each pending write holds up to one
 // transaction (about 2.4 MiB).
 const loadPendingWrites = 4
@@ -23,6 +42,9 @@ const loadPendingWrites = 4
 // Backup writes a full backup (Badger's protobuf stream since version 0) of
 // every live key to w, and then the file log's entries and claims as Badger keys. It reads a snapshot, so writers keep going meanwhile.
 func (s *Store) Backup(w io.Writer) error {
+	if err := s.openLogFiles(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {

@@ -227,6 +227,37 @@ func TestFileLogBackupAndRestore(t *testing.T) {
 	}
 }
 
+// An offline backup (the store of a stopped sidecar, opened without its log) holds the
+// log too.
+func TestFileLogInAnOfflineBackup(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	l := openFileLog(t, s)
+	if _, _, err := appendClaimed(l, "m1", "e1", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir)
+	var buf bytes.Buffer
+	if err := s.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	restored := filepath.Join(t.TempDir(), "restored")
+	if err := Restore(restored, &buf, -1); err != nil {
+		t.Fatal(err)
+	}
+	r := openTest(t, restored)
+	defer r.Close()
+	rl := openFileLog(t, r)
+	if got := entries(t, rl, 0); len(got) != 1 || got[1] != "e1" {
+		t.Fatalf("restored entries %v, want 1: e1", got)
+	}
+	if fresh, _, err := appendClaimed(rl, "m1", "retry", nil); err != nil || fresh {
+		t.Fatalf("m1 after an offline backup's restore: fresh %v err %v, want taken", fresh, err)
+	}
+}
+
 // A log that lost its unsynced tail in a power cut while the views' checkpoint
 // survived goes on after the checkpoint: new entries are not taken for applied ones.
 func TestFileLogStartsAfterTheViewsCheckpoint(t *testing.T) {
