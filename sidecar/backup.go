@@ -21,7 +21,7 @@ import (
 func backupRestore(cmd string, args []string, e Env) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(e.Stdout)
-	dir := fs.String("data", "./data", "Badger data directory")
+	dir := fs.String("data", "./data", "data directory: the log files (log/) and the Badger store of the views")
 	var file, api, token *string
 	minFree := byteSize(storage.DefaultMinFreeDisk)
 	if cmd == "backup" {

@@ -106,7 +106,7 @@ func serveFlags(fs *flag.FlagSet, c *config, upstream *string, headers *headerLi
 	fs.StringVar(upstream, "upstream", "", "business webhook base URL, http(s); request path and query are appended (required)")
 	fs.StringVar(&c.listen, "listen", ":8080", `webhook listener: the address WhatsApp or the BSP posts to; "" for none (a read replica of a cluster, with -nats)`)
 	fs.StringVar(&c.apiListen, "api-listen", "127.0.0.1:9090", "local API, /metrics, /healthz, /readyz; a non-loopback address needs -api-token and -api-key")
-	fs.StringVar(&c.dataDir, "data", "./data", "Badger data directory (created if missing)")
+	fs.StringVar(&c.dataDir, "data", "./data", "data directory (created if missing): the log files (log/) and the Badger store of the views")
 	fs.StringVar(&c.clientID, "client-id", "default", "client this sidecar records for: the {client_id} of the API paths")
 	fs.StringVar(&c.appID, "app-id", "onprem", "app id for payloads that carry none (On-Premises format)")
 	fs.StringVar(&c.apiKey, "api-key", "", "key required by the off-thread events endpoint")
