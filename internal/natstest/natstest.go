@@ -51,15 +51,15 @@ func Cluster(t testing.TB, n int) *Servers {
 	if n < 1 {
 		t.Fatalf("natstest: need at least one node, got %d", n)
 	}
+	// Client and route ports in one pick: two picks may hand out a port twice (the
+	// first pick's listeners are closed by then), and a node cannot bind it then.
+	ports := freePorts(t, 2*n)
 	s := &Servers{
 		t:      t,
-		ports:  freePorts(t, n),
+		ports:  ports[:n],
 		dirs:   make([]string, n),
 		srvs:   make([]*server.Server, n),
-		cports: make([]int, n),
-	}
-	if n > 1 {
-		s.cports = freePorts(t, n)
+		cports: ports[n:],
 	}
 	base := t.TempDir()
 	for i := range n {
@@ -229,6 +229,18 @@ func (s *Servers) Start(i int) {
 	if running > len(s.srvs)/2 {
 		s.waitJetStream()
 	}
+}
+
+// StreamLeader is the index of the running node that leads stream (of the global
+// account, where clients without credentials are), or -1 while none does: before the
+// stream exists, or during an election.
+func (s *Servers) StreamLeader(stream string) int {
+	for i, srv := range s.srvs {
+		if srv != nil && srv.JetStreamIsStreamLeader(srv.GlobalAccount().Name, stream) {
+			return i
+		}
+	}
+	return -1
 }
 
 // StopAll shuts every running node down.
