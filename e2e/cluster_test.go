@@ -40,11 +40,11 @@ func startReplica(t *testing.T, args ...string) *runSidecar {
 var clusterDay = time.Date(2026, 3, 16, 10, 0, 0, 0, time.UTC)
 
 // clusterTraffic is n CTWA first messages from n leads over three ads, and retries of
-// every third of them (the same bodies again).
+// every third of them (the same bodies again): first i is clusterLead(i)'s, from a click
+// on clusterAd(i), and retry k is first 3k.
 func clusterTraffic(n int) (firsts, retries [][]byte) {
 	for i := range n {
-		lead := fmt.Sprintf("4915%08d", 10000+i)
-		m := textMsg(lead, clusterDay.Add(time.Duration(i)*time.Second), "hi").fromAd(fmt.Sprintf("ad-%d", i%3))
+		m := textMsg(clusterLead(i), clusterDay.Add(time.Duration(i)*time.Second), "hi").fromAd(clusterAd(i))
 		body := cloudWebhook("messages", []waItem{m})
 		firsts = append(firsts, body)
 		if i%3 == 0 {
@@ -54,17 +54,29 @@ func clusterTraffic(n int) (firsts, retries [][]byte) {
 	return firsts, retries
 }
 
+// clusterLead is the phone number of clusterTraffic's lead i.
+func clusterLead(i int) string { return fmt.Sprintf("4915%08d", 10000+i) }
+
+// clusterAd is the ad that clusterTraffic's lead i clicked: one of ad-0, ad-1, ad-2.
+func clusterAd(i int) string { return fmt.Sprintf("ad-%d", i%3) }
+
+// apiServer is a sidecar whose API a cluster test reads: run in process or the binary.
+type apiServer interface{ apiBase() string }
+
+func (s *runSidecar) apiBase() string { return s.api }
+func (s *binSidecar) apiBase() string { return s.api }
+
 // adInsights is the answer of ad id's insights for the traffic's day.
-func adInsights(t *testing.T, sc *runSidecar, ad string) string {
+func adInsights(t *testing.T, sc apiServer, ad string) string {
 	t.Helper()
 	return apiBody(t, sc, appPath+"/ads/"+ad+"/insights?date_from=2026-03-16&date_to=2026-03-16")
 }
 
 // conversationCount is the total_count of the app's conversation events on the day.
-func conversationCount(t *testing.T, sc *runSidecar) int {
+func conversationCount(t *testing.T, sc apiServer) int {
 	t.Helper()
 	var p eventsPage
-	if err := getJSON2xx(sc.api+appPath+"/events?event_type=conversation&date_from=2026-03-16&date_to=2026-03-16&limit=1", &p); err != nil {
+	if err := getJSON2xx(sc.apiBase()+appPath+"/events?event_type=conversation&date_from=2026-03-16&date_to=2026-03-16&limit=1", &p); err != nil {
 		t.Fatal(err)
 	}
 	return p.TotalCount
@@ -179,9 +191,9 @@ func forwardedBy(sc *runSidecar, body []byte) error {
 }
 
 // apiBody GETs path on sc's API and requires 200.
-func apiBody(t *testing.T, sc *runSidecar, path string) string {
+func apiBody(t *testing.T, sc apiServer, path string) string {
 	t.Helper()
-	status, _, body, err := do("GET", sc.api+path, "", nil)
+	status, _, body, err := do("GET", sc.apiBase()+path, "", nil)
 	if err != nil || status != 200 {
 		t.Fatalf("GET %s: %d %v %.300s", path, status, err, body)
 	}

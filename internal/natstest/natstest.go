@@ -67,16 +67,13 @@ func Start(cfg Config) (*Nodes, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("natstest: Config.Dir is empty: the nodes need a directory for their stores")
 	}
-	s := &Nodes{cfg: cfg, dirs: make([]string, n), srvs: make([]*server.Server, n), cports: make([]int, n)}
-	var err error
-	if s.ports, err = freePorts(n); err != nil {
+	// Client and route ports in one pick: two picks may hand out a port twice (the
+	// first pick's listeners are closed by then), and a node cannot bind it then.
+	ports, err := freePorts(2 * n)
+	if err != nil {
 		return nil, err
 	}
-	if n > 1 {
-		if s.cports, err = freePorts(n); err != nil {
-			return nil, err
-		}
-	}
+	s := &Nodes{cfg: cfg, ports: ports[:n], dirs: make([]string, n), srvs: make([]*server.Server, n), cports: ports[n:]}
 	for i := range n {
 		s.dirs[i] = filepath.Join(cfg.Dir, fmt.Sprintf("n%d", i))
 	}
@@ -252,6 +249,18 @@ func (s *Nodes) Start(i int) error {
 		return s.waitJetStream()
 	}
 	return nil
+}
+
+// StreamLeader is the index of the running node that leads stream (of the global
+// account, where clients without credentials are), or -1 while none does: before the
+// stream exists, or during an election.
+func (s *Nodes) StreamLeader(stream string) int {
+	for i, srv := range s.srvs {
+		if srv != nil && srv.JetStreamIsStreamLeader(srv.GlobalAccount().Name, stream) {
+			return i
+		}
+	}
+	return -1
 }
 
 // StopAll shuts every running node down. It may be called again.
