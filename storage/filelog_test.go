@@ -207,6 +207,19 @@ func TestFileLogBackupAndRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	rl := backUpAndRestore(t, s)
+	if got := entries(t, rl, 0); len(got) != 3 || got[2] != "e1" {
+		t.Fatalf("restored entries %v", got)
+	}
+	if fresh, _, err := appendClaimed(rl, "m2", "retry", nil); err != nil || fresh {
+		t.Fatalf("m2 after restore: fresh %v err %v, want taken", fresh, err)
+	}
+}
+
+// backUpAndRestore backs s up, closes it, restores the backup into a new directory and
+// returns the restored store's log (the store closes with the test).
+func backUpAndRestore(t *testing.T, s *Store) *FileLog {
+	t.Helper()
 	var buf bytes.Buffer
 	if err := s.Backup(&buf); err != nil {
 		t.Fatal(err)
@@ -217,14 +230,8 @@ func TestFileLogBackupAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := openTest(t, dir)
-	defer r.Close()
-	rl := openFileLog(t, r)
-	if got := entries(t, rl, 0); len(got) != 3 || got[2] != "e1" {
-		t.Fatalf("restored entries %v", got)
-	}
-	if fresh, _, err := appendClaimed(rl, "m2", "retry", nil); err != nil || fresh {
-		t.Fatalf("m2 after restore: fresh %v err %v, want taken", fresh, err)
-	}
+	t.Cleanup(func() { r.Close() })
+	return openFileLog(t, r)
 }
 
 // An offline backup (the store of a stopped sidecar, opened without its log) holds the
@@ -237,19 +244,7 @@ func TestFileLogInAnOfflineBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = openTest(t, dir)
-	var buf bytes.Buffer
-	if err := s.Backup(&buf); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	restored := filepath.Join(t.TempDir(), "restored")
-	if err := Restore(restored, &buf, -1); err != nil {
-		t.Fatal(err)
-	}
-	r := openTest(t, restored)
-	defer r.Close()
-	rl := openFileLog(t, r)
+	rl := backUpAndRestore(t, openTest(t, dir))
 	if got := entries(t, rl, 0); len(got) != 1 || got[1] != "e1" {
 		t.Fatalf("restored entries %v, want 1: e1", got)
 	}
