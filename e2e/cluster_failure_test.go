@@ -410,3 +410,44 @@ func TestClusterNATSNodeStopUnderLoad(t *testing.T) {
 	waitEveryLeadOnce(t, members)
 	logClusterMetrics(t, members)
 }
+
+// The whole NATS cluster stopped under load: clusterTraffic(300) from 8 senders to two
+// members; every node is stopped once 50 of the first 200 deliveries are acknowledged.
+// Forwarding goes on: every webhook is acknowledged, the ones after the stop from the
+// members' spools. The nodes are started again once 30 of the other 200 deliveries are
+// acknowledged; the spools are published and both members count each of the 300 leads
+// once; then every delivery is sent again and both count each lead once, 100 sessions of
+// 100 unique users per ad, with identical insights.
+func TestClusterWholeClusterStopUnderLoad(t *testing.T) {
+	bin := sidecarBinary(t) // skips under -short before any server starts
+	nats := natstest.Cluster(t, 3)
+	_, members, _ := startMembers(t, bin, nats)
+	ds := clusterDeliveries(failLeads)
+	first, second := ds[:200], ds[200:]
+
+	acked := postAllAround(t, members, first, 50, func() {
+		faultsInjected.Add(1)
+		nats.StopAll()
+	})
+	requireAllAcked(t, "with every NATS node stopped", acked)
+	spooled := 0.0
+	for _, sc := range members {
+		spooled += scrape(t, sc.api, "ctwa_sidecar_spool_entries")
+	}
+	if spooled == 0 {
+		t.Fatal("no member spooled a webhook while the cluster was down: the test did not test that")
+	}
+	acked = postAllAround(t, members, second, 30, nats.StartAll)
+	requireAllAcked(t, "while the cluster was started again", acked)
+	waitLeadsOnce(t, "both members to count each of the 300 acknowledged leads once", members, allLeads())
+	for m, sc := range members {
+		if n := scrape(t, sc.api, "ctwa_sidecar_spool_entries"); n != 0 {
+			t.Errorf("member %d still spools %v entries", m, n)
+		}
+	}
+	t.Logf("%.0f webhooks spooled while the cluster was down", spooled)
+
+	requireAllAcked(t, "re-sending everything", postAll(members, resent(ds), nil))
+	waitEveryLeadOnce(t, members)
+	logClusterMetrics(t, members)
+}
