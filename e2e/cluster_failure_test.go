@@ -369,85 +369,95 @@ func TestClusterMemberKill9UnderLoad(t *testing.T) {
 	logClusterMetrics(t, members)
 }
 
-// Stop of one NATS node under load: clusterTraffic(300) from 8 senders to two members;
-// the node leading the stream is stopped once 50 of the first 200 deliveries (150 leads)
-// are acknowledged. Every webhook is acknowledged, and with two of three nodes the stream
-// takes them: both members count each of those 150 leads once before the node returns.
-// The node is started again once 30 of the other 200 deliveries are acknowledged; every
-// one of the 300 leads is counted once by both members; then every delivery is sent again
-// (to the other member) and both count each lead once, 100 sessions of 100 unique users
-// per ad, with identical insights.
-func TestClusterNATSNodeStopUnderLoad(t *testing.T) {
-	bin := sidecarBinary(t) // skips under -short before any server starts
-	nats := natstest.Cluster(t, 3)
-	_, members, _ := startMembers(t, bin, nats)
-	ds := clusterDeliveries(failLeads)
-	first, second := ds[:200], ds[200:]
-
-	// The stream's leader is stopped mid-load.
-	var leader int
-	acked := postAllAround(t, members, first, 50, func() {
-		if leader = nats.StreamLeader(failStream); leader < 0 {
-			t.Fatalf("no node leads stream %s", failStream)
-		}
-		faultsInjected.Add(1)
-		nats.Stop(leader)
-		t.Logf("node %d, the stream's leader, stopped after 50 acknowledgements", leader)
-	})
-	requireAllAcked(t, fmt.Sprintf("with node %d (the stream's leader) stopped", leader), acked)
-	firstLeads := leadsOf(first, acked)
-	if len(firstLeads) != 150 {
-		t.Fatalf("the first 200 deliveries carry %d leads, want 150", len(firstLeads))
-	}
-	waitLeadsOnce(t, "both members to count the 150 leads of the first deliveries once, with 2 of 3 nodes", members, firstLeads)
-
-	// The node comes back mid-load.
-	acked = postAllAround(t, members, second, 30, func() { nats.Start(leader) })
-	requireAllAcked(t, fmt.Sprintf("while node %d was started again", leader), acked)
-	waitLeadsOnce(t, "both members to count each of the 300 acknowledged leads once", members, allLeads())
-
-	requireAllAcked(t, "re-sending everything", postAll(members, resent(ds), nil))
-	waitEveryLeadOnce(t, members)
-	logClusterMetrics(t, members)
+// outage is a NATS failure that outageUnderLoad inflicts on two members under load.
+type outage struct {
+	name       string // for the test's messages: "with …"
+	begin, end func()
+	// during checks what must hold once the first deliveries are in, before end.
+	during func(members []*binSidecar, first []delivery, acked []bool)
 }
 
-// The whole NATS cluster stopped under load: clusterTraffic(300) from 8 senders to two
-// members; every node is stopped once 50 of the first 200 deliveries are acknowledged.
-// Forwarding goes on: every webhook is acknowledged, the ones after the stop from the
-// members' spools. The nodes are started again once 30 of the other 200 deliveries are
-// acknowledged; the spools are published and both members count each of the 300 leads
-// once; then every delivery is sent again and both count each lead once, 100 sessions of
-// 100 unique users per ad, with identical insights.
-func TestClusterWholeClusterStopUnderLoad(t *testing.T) {
-	bin := sidecarBinary(t) // skips under -short before any server starts
-	nats := natstest.Cluster(t, 3)
-	_, members, _ := startMembers(t, bin, nats)
+// outageUnderLoad starts two members on a 3-node cluster and sends them
+// clusterTraffic(failLeads) from 8 senders: o.begin runs once 50 of the first 200
+// deliveries are acknowledged, and o.end once 30 of the other 200 are. Every webhook must
+// be acknowledged throughout, and both members must then count each of the 300 leads
+// once; then every delivery is sent again (to the other member) and both count each lead
+// once, 100 sessions of 100 unique users per ad, with identical insights. It returns the
+// members.
+func outageUnderLoad(t *testing.T, nats *natstest.Servers, o outage) []*binSidecar {
+	t.Helper()
+	_, members, _ := startMembers(t, sidecarBinary(t), nats)
 	ds := clusterDeliveries(failLeads)
 	first, second := ds[:200], ds[200:]
 
 	acked := postAllAround(t, members, first, 50, func() {
 		faultsInjected.Add(1)
-		nats.StopAll()
+		o.begin()
 	})
-	requireAllAcked(t, "with every NATS node stopped", acked)
-	spooled := 0.0
-	for _, sc := range members {
-		spooled += scrape(t, sc.api, "ctwa_sidecar_spool_entries")
-	}
-	if spooled == 0 {
-		t.Fatal("no member spooled a webhook while the cluster was down: the test did not test that")
-	}
-	acked = postAllAround(t, members, second, 30, nats.StartAll)
-	requireAllAcked(t, "while the cluster was started again", acked)
+	requireAllAcked(t, o.name, acked)
+	o.during(members, first, acked)
+
+	requireAllAcked(t, o.name+", ended mid-load", postAllAround(t, members, second, 30, o.end))
 	waitLeadsOnce(t, "both members to count each of the 300 acknowledged leads once", members, allLeads())
-	for m, sc := range members {
-		if n := scrape(t, sc.api, "ctwa_sidecar_spool_entries"); n != 0 {
-			t.Errorf("member %d still spools %v entries", m, n)
-		}
-	}
-	t.Logf("%.0f webhooks spooled while the cluster was down", spooled)
 
 	requireAllAcked(t, "re-sending everything", postAll(members, resent(ds), nil))
 	waitEveryLeadOnce(t, members)
 	logClusterMetrics(t, members)
+	return members
+}
+
+// Stop of one NATS node under load (outageUnderLoad): the node leading the stream. With
+// two of three nodes the stream takes every webhook, and both members count the 150
+// leads of the first 200 deliveries once before the node returns.
+func TestClusterNATSNodeStopUnderLoad(t *testing.T) {
+	sidecarBinary(t) // skips under -short before any server starts
+	nats := natstest.Cluster(t, 3)
+	leader := -1
+	outageUnderLoad(t, nats, outage{
+		name: "with the stream's leader node stopped",
+		begin: func() {
+			if leader = nats.StreamLeader(failStream); leader < 0 {
+				t.Fatalf("no node leads stream %s", failStream)
+			}
+			nats.Stop(leader)
+			t.Logf("node %d, the stream's leader, stopped after 50 acknowledgements", leader)
+		},
+		end: func() { nats.Start(leader) },
+		during: func(members []*binSidecar, first []delivery, acked []bool) {
+			firstLeads := leadsOf(first, acked)
+			if len(firstLeads) != 150 {
+				t.Fatalf("the first 200 deliveries carry %d leads, want 150", len(firstLeads))
+			}
+			waitLeadsOnce(t, "both members to count the 150 leads of the first deliveries once, with 2 of 3 nodes", members, firstLeads)
+		},
+	})
+}
+
+// The whole NATS cluster stopped under load (outageUnderLoad): every node. Forwarding
+// goes on: every webhook is acknowledged, those after the stop from the members' spools,
+// which are published once the nodes are back and end empty.
+func TestClusterWholeClusterStopUnderLoad(t *testing.T) {
+	sidecarBinary(t) // skips under -short before any server starts
+	nats := natstest.Cluster(t, 3)
+	spooled := func(members []*binSidecar) (n float64) {
+		for _, sc := range members {
+			n += scrape(t, sc.api, "ctwa_sidecar_spool_entries")
+		}
+		return n
+	}
+	members := outageUnderLoad(t, nats, outage{
+		name:  "with every NATS node stopped",
+		begin: nats.StopAll,
+		end:   nats.StartAll,
+		during: func(members []*binSidecar, _ []delivery, _ []bool) {
+			n := spooled(members)
+			if n == 0 {
+				t.Fatal("no member spooled a webhook while the cluster was down: the test did not test that")
+			}
+			t.Logf("%.0f webhooks spooled while the cluster was down", n)
+		},
+	})
+	if n := spooled(members); n != 0 {
+		t.Errorf("the members still spool %v entries", n)
+	}
 }
