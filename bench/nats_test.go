@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/internal/natstest"
 )
 
 // TestNATSFlags: -nats turns cluster mode on and fixes the open loop at 1 000 req/s
@@ -77,15 +78,7 @@ func TestNATSCluster(t *testing.T) {
 		t.Errorf("sidecar args %q: want -nats-replicas 3 and -nats-stream %s", args, natsStream)
 	}
 
-	nc, err := nats.Connect(nodes.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.JetStream(t, nodes.URLs())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: natsStream, Replicas: 3,

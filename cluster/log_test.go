@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/internal/natstest"
@@ -171,12 +170,7 @@ func TestAppendWithoutQuorumIsUnavailable(t *testing.T) {
 // which drops the settings it does not know) is not written to: webhooks are spooled.
 func TestUnfitStreamIsNotWritten(t *testing.T) {
 	servers := natstest.Cluster(t, 1)
-	nc, err := nats.Connect(servers.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := natstest.JetStream(t, servers.URLs())
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -341,3 +341,19 @@ func (l *logger) Fatalf(format string, v ...any)  { l.log("FTL", format, v...) }
 func (l *logger) Errorf(format string, v ...any)  { l.log("ERR", format, v...) }
 func (l *logger) Debugf(format string, v ...any)  { l.log("DBG", format, v...) }
 func (l *logger) Tracef(format string, v ...any)  { l.log("TRC", format, v...) }
+
+// JetStream connects a test's own client to url (with opts) and returns the connection
+// and its JetStream context; the connection is closed when the test ends.
+func JetStream(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: JetStream on %s: %v", url, err)
+	}
+	return nc, js
+}

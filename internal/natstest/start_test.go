@@ -44,12 +44,7 @@ func TestStartOutsideATest(t *testing.T) {
 	}
 	publish := func() uint64 {
 		t.Helper()
-		nc, err := nats.Connect(s.URL(0), nats.NoReconnect())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
+		_, js := JetStream(t, s.URL(0), nats.NoReconnect())
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "start", Subjects: []string{"start.>"}}); err != nil {
