@@ -194,6 +194,9 @@ func (l *FileLog) submit(ctx context.Context, fn func(tx kv.LogTx) error) error 
 	}
 }
 
+// errStopWalk ends a walk over a segment's records early; it is never returned.
+var errStopWalk = errors.New("stop")
+
 // Last is the sequence number of the last entry appended (0: none). Call it before the
 // log takes appends.
 func (l *FileLog) Last() uint64 { return l.next - 1 }
@@ -206,7 +209,6 @@ func (l *FileLog) Entries(after uint64, fn func(seq uint64, entry []byte) (more 
 	}
 	segs := l.segments()
 	i := max(sort.Search(len(segs), func(i int) bool { return segs[i].first > after+1 })-1, 0)
-	stop := errors.New("stop")
 	for ; i < len(segs); i++ {
 		seg := segs[i]
 		if err := seg.index(seg.first); err != nil {
@@ -219,12 +221,12 @@ func (l *FileLog) Entries(after uint64, fn func(seq uint64, entry []byte) (more 
 				}
 				more, err := fn(seq, e)
 				if err == nil && !more {
-					return stop
+					return errStopWalk
 				}
 				return err
 			}, nil)
 		})
-		if err == stop {
+		if err == errStopWalk {
 			return nil
 		}
 		if err != nil {
@@ -273,15 +275,14 @@ func (l *FileLog) Entry(seq uint64) ([]byte, bool, error) {
 // entryIn finds entry seq in a frame's payload; past reports that the frame holds
 // later entries only (seq is not in the log).
 func entryIn(payload []byte, seq uint64) (e []byte, found, past bool) {
-	stop := errors.New("stop")
 	walkRecords(payload, func(s uint64, v []byte) error {
 		switch {
 		case s == seq:
 			e, found = v, true
-			return stop
+			return errStopWalk
 		case s > seq:
 			past = true
-			return stop
+			return errStopWalk
 		}
 		return nil
 	}, nil)
