@@ -99,6 +99,15 @@ func openSegment(dir string, first uint64) (*segment, error) {
 	return &segment{first: first, path: path, f: f}, nil
 }
 
+// scanBuf is a scan's reader and payload buffer, pooled: the materializer scans the
+// log at every step.
+type scanBuf struct {
+	r       *bufio.Reader
+	payload []byte
+}
+
+var scanBufs = sync.Pool{New: func() any { return &scanBuf{r: bufio.NewReaderSize(nil, 64<<10)} }}
+
 // scan reads the segment's frames from off up to its committed size (or, with
 // toEnd, to the end of the file) and calls fn with each payload, which is valid only
 // during the call. It returns the offset after the last whole frame; a frame cut short
@@ -112,9 +121,13 @@ func (s *segment) scan(off int64, toEnd bool, fn func(off int64, payload []byte)
 		}
 		limit = st.Size()
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(s.f, off, limit-off), 64<<10)
+	sb := scanBufs.Get().(*scanBuf)
+	defer scanBufs.Put(sb)
+	r := sb.r
+	r.Reset(io.NewSectionReader(s.f, off, limit-off))
 	var hdr [frameHeader]byte
-	var buf []byte
+	buf := sb.payload
+	defer func() { sb.payload = buf[:0] }()
 	for off < limit {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return off, errCorruptFrame
