@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -103,9 +102,9 @@ func (m *materializer) load() error {
 	if err != nil {
 		return fmt.Errorf("cannot read the views' log position: %w", err)
 	}
-	if ok && len(v) == 12 {
-		m.applied.Store(binary.BigEndian.Uint64(v))
-		m.partial = binary.BigEndian.Uint32(v[8:])
+	if applied, partial, valid := kv.DecodeViewPos(v); ok && valid {
+		m.applied.Store(applied)
+		m.partial = partial
 	}
 	m.appended.Store(max(m.applied.Load(), m.r.log.Last()))
 	return nil
@@ -472,9 +471,7 @@ func (m *materializer) place(b kv.Batch, it *webhook.Item, defs *Definitions) er
 
 func (m *materializer) setPosition(b kv.Batch, applied uint64, partial uint32) {
 	var v [12]byte
-	binary.BigEndian.PutUint64(v[:], applied)
-	binary.BigEndian.PutUint32(v[8:], partial)
-	b.Set(kv.ViewPosKey(), v[:])
+	b.Set(kv.ViewPosKey(), kv.AppendViewPos(v[:0], applied, partial))
 }
 
 // finish publishes what a committed step applied: done entries in full, then partial

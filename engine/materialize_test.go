@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"reflect"
@@ -31,14 +30,11 @@ func (e *testEnv) pending() int {
 // unapplied counts the entries of log after the checkpoint of store's views.
 func unapplied(t testing.TB, store *storage.Store, log Log) int {
 	t.Helper()
-	var applied uint64
-	v, ok, err := store.Get(kv.ViewPosKey())
+	v, _, err := store.Get(kv.ViewPosKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok {
-		applied = binary.BigEndian.Uint64(v)
-	}
+	applied, _, _ := kv.DecodeViewPos(v)
 	n := 0
 	err = log.Entries(applied, func(uint64, []byte) (bool, error) {
 		n++

@@ -336,8 +336,22 @@ func LogClaimKey(h uint64) []byte { return binary.BigEndian.AppendUint64([]byte(
 // LogClaimPrefix is the prefix of LogClaimKey.
 func LogClaimPrefix() []byte { return []byte(tLogClaim) }
 
-// ViewPosKey holds the log position the views reflect.
+// ViewPosKey holds the log position the views reflect (AppendViewPos).
 func ViewPosKey() []byte { return appendParts(nil, tPos, "views") }
+
+// AppendViewPos encodes the views' checkpoint: every entry up to applied in full, and
+// partial items of the next one.
+func AppendViewPos(dst []byte, applied uint64, partial uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(dst, applied), partial)
+}
+
+// DecodeViewPos decodes a ViewPosKey value; ok is false for one of another length.
+func DecodeViewPos(v []byte) (applied uint64, partial uint32, ok bool) {
+	if len(v) != 12 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:]), true
+}
 
 // ConversionKey is the key of a conversion (its Conversions API event id).
 func ConversionKey(id string) []byte { return appendParts(nil, tCapi, id) }

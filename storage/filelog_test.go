@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -258,9 +257,8 @@ func TestFileLogInAnOfflineBackup(t *testing.T) {
 func TestFileLogStartsAfterTheViewsCheckpoint(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	defer s.Close()
-	pos := binary.BigEndian.AppendUint64(nil, 41)
 	if err := s.Apply(context.Background(), func(b kv.Batch) error {
-		b.Set(kv.ViewPosKey(), binary.BigEndian.AppendUint32(pos, 0))
+		b.Set(kv.ViewPosKey(), kv.AppendViewPos(nil, 41, 0))
 		return nil
 	}); err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -324,11 +323,9 @@ func (s *Store) attachLog(l *FileLog) bool {
 // viewsPosition is the log position of the views' checkpoint (kv.ViewPosKey): a log
 // that lost its unsynced tail in a power cut goes on after it, not under it.
 func (s *Store) viewsPosition() (uint64, error) {
-	v, ok, err := s.Get(kv.ViewPosKey())
-	if err != nil || !ok || len(v) < 8 {
-		return 0, err
-	}
-	return binary.BigEndian.Uint64(v), nil
+	v, _, err := s.Get(kv.ViewPosKey())
+	applied, _, _ := kv.DecodeViewPos(v)
+	return applied, err
 }
 
 // Closing is closed once Close has committed the last queued request: background
