@@ -298,10 +298,13 @@ func (l *FileLog) segments() []*segment {
 // entryCache is the frame Entry read last; its mutex serializes Entry.
 type entryCache struct {
 	mu      sync.Mutex
-	hdr     [frameHeader]byte
 	payload []byte // aliases buf
 	buf     []byte
 }
+
+// frameReadAhead is what one read of a frame takes: its header and, usually, all of
+// it (frames close past maxFrame), so that a random Entry costs one pread, not two.
+const frameReadAhead = 2 * maxFrame
 
 // find looks for seq in the cached frame.
 func (c *entryCache) find(seq uint64) ([]byte, bool) {
@@ -319,21 +322,31 @@ func (c *entryCache) find(seq uint64) ([]byte, bool) {
 // after it.
 func (c *entryCache) read(seg *segment, off, limit int64) ([]byte, int64, error) {
 	c.payload = nil
-	if _, err := seg.f.ReadAt(c.hdr[:], off); err != nil {
+	if cap(c.buf) < frameReadAhead {
+		c.buf = make([]byte, frameReadAhead)
+	}
+	got := min(int64(frameReadAhead), limit-off)
+	if got < frameHeader {
+		return nil, 0, errCorruptFrame
+	}
+	if _, err := seg.f.ReadAt(c.buf[:got], off); err != nil {
 		return nil, 0, err
 	}
-	n := int64(binary.LittleEndian.Uint32(c.hdr[:]))
+	n := int64(binary.LittleEndian.Uint32(c.buf))
+	sum := binary.LittleEndian.Uint32(c.buf[4:])
 	if n > maxFrameRead || off+frameHeader+n > limit {
 		return nil, 0, errCorruptFrame
 	}
-	if int64(cap(c.buf)) < n {
-		c.buf = make([]byte, n)
+	if end := frameHeader + n; end > got { // a frame longer than the read-ahead
+		if int64(cap(c.buf)) < end {
+			c.buf = append(c.buf[:got], make([]byte, end-got)...)
+		}
+		if _, err := seg.f.ReadAt(c.buf[got:end], off+got); err != nil {
+			return nil, 0, err
+		}
 	}
-	buf := c.buf[:n]
-	if _, err := seg.f.ReadAt(buf, off+frameHeader); err != nil {
-		return nil, 0, err
-	}
-	if crc32.Checksum(buf, crcTable) != binary.LittleEndian.Uint32(c.hdr[4:]) {
+	buf := c.buf[frameHeader : frameHeader+n]
+	if crc32.Checksum(buf, crcTable) != sum {
 		return nil, 0, errCorruptFrame
 	}
 	c.payload = buf

@@ -345,3 +345,28 @@ func BenchmarkFileLogEntry(b *testing.B) {
 		})
 	}
 }
+
+// Entry reads any entry back, in any order: frames shorter than one read and frames
+// longer (a big webhook), and entries past the nearest index point.
+func TestFileLogEntryReadsFramesOfAnySize(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	l := openFileLog(t, s)
+	sizes := []int{10, 3 << 10, frameReadAhead + 1, 200, 5 * frameReadAhead, 1, maxFrame - 20, 700}
+	var want []string
+	for round := range 3 {
+		for i, n := range sizes {
+			e := bytes.Repeat([]byte{byte('a' + (round*len(sizes)+i)%26)}, n)
+			if _, _, err := appendClaimed(l, fmt.Sprint(round, "-", i), string(e), nil); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, string(e))
+		}
+	}
+	for _, i := range []int{len(want) - 1, 0, 4, 3, 12, 2, 20, 1, 9} {
+		e, ok, err := l.Entry(uint64(i + 1))
+		if err != nil || !ok || string(e) != want[i] {
+			t.Fatalf("Entry(%d) = %d bytes, %v, %v; want %d bytes", i+1, len(e), ok, err, len(want[i]))
+		}
+	}
+}
