@@ -383,6 +383,9 @@ func TestParseStoreScale(t *testing.T) {
 	if _, err := parseFlags([]string{"-store-scale", "-1"}, io.Discard); err == nil {
 		t.Error("-store-scale -1: no error")
 	}
+	if _, err := parseFlags([]string{"-refresh-profile", "cpu.pprof"}, io.Discard); err == nil || !strings.Contains(err.Error(), "-store-scale") {
+		t.Errorf("-refresh-profile without -store-scale: %v, want an error naming -store-scale", err)
+	}
 }
 
 // TestStoreScaleSmall runs the store-scale mode end to end on 2 000 webhooks and checks
@@ -392,7 +395,8 @@ func TestStoreScaleSmall(t *testing.T) {
 	defer cancel()
 	const n = 2000
 	var out, progress bytes.Buffer
-	rep, err := runStoreScale(ctx, options{storeScale: n, concurrency: 8}, &out, &progress)
+	profile := filepath.Join(t.TempDir(), "refresh.pprof")
+	rep, err := runStoreScale(ctx, options{storeScale: n, concurrency: 8, refreshProfile: profile}, &out, &progress)
 	t.Logf("\n%s%s", progress.String(), out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +416,9 @@ func TestStoreScaleSmall(t *testing.T) {
 	}
 	if rep.Refresh.Messages != n || rep.Refresh.Sessions <= 0 || rep.RefreshPerSec <= 0 || rep.RefreshPerMillion <= 0 {
 		t.Errorf("refresh %+v, %.0f/s, %.1f s per million: want all %d messages rebuilt", rep.Refresh, rep.RefreshPerSec, rep.RefreshPerMillion, n)
+	}
+	if p, err := os.ReadFile(profile); err != nil || len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
+		t.Errorf("-refresh-profile: %d bytes, %v; want a gzipped pprof profile", len(p), err)
 	}
 	if runtime.GOOS == "linux" && rep.RSSMaxMiB <= 0 {
 		t.Errorf("RSS max %.1f MiB: want it sampled", rep.RSSMaxMiB)

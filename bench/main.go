@@ -55,7 +55,8 @@ type options struct {
 	soakOnly       []string       // tests: this rotation of faults instead of the whole one
 	// Store-scale mode (storescale.go): this many webhooks into an in-process store, then
 	// the query timings; 0 runs the comparison.
-	storeScale int
+	storeScale     int
+	refreshProfile string // store-scale: a CPU profile of the refresh goes to this file
 }
 
 // warmup is the unmeasured lead-in of every round: connections are opened and caches
@@ -127,6 +128,7 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 	fs.IntVar(&o.storeScale, "store-scale", 0, fmt.Sprintf("store-scale mode: record this many webhooks into a store in this process (no HTTP; N/10 leads, %d ads, %d days), "+
 		"then report build rate, store bytes per message, ads list and sources p50, refresh time and peak RSS against SPEC §8; the issue's target size is %d; 0 runs the comparison",
 		scaleAds, scaleDays, scaleTargetN))
+	fs.StringVar(&o.refreshProfile, "refresh-profile", "", "with -store-scale: write a CPU profile of the refresh to this file (go tool pprof reads it)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -142,6 +144,8 @@ func parseFlags(args []string, w io.Writer) (options, error) {
 		return o, fmt.Errorf("-rounds %d must be at least 1", o.rounds)
 	case o.storeScale < 0:
 		return o, fmt.Errorf("-store-scale %d must not be negative", o.storeScale)
+	case o.refreshProfile != "" && o.storeScale == 0:
+		return o, errors.New("-refresh-profile profiles the refresh of -store-scale: pass -store-scale too")
 	case o.storeScale > 0 && o.soak > 0:
 		return o, errors.New("-store-scale and -soak are separate modes: pass one")
 	case o.nats && o.storeScale > 0:

@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -285,8 +286,13 @@ func measureScale(ctx context.Context, o options, dir string, progress io.Writer
 		return nil, err
 	}
 	fmt.Fprintf(progress, "refreshing the app's %d messages\n", n)
+	stopProfile, err := startProfile(o.refreshProfile)
+	if err != nil {
+		return nil, err
+	}
 	start = time.Now()
 	rep.Refresh, err = rec.Refresh(ctx, scaleApp)
+	err = errors.Join(err, stopProfile())
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
@@ -299,6 +305,25 @@ func measureScale(ctx context.Context, o options, dir string, progress io.Writer
 }
 
 // openScale opens the store in dir and a recorder on it.
+// startProfile starts a CPU profile into path ("": none) and returns what stops it.
+func startProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-refresh-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-refresh-profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
 func openScale(dir string, log *slog.Logger) (*storage.Store, *engine.Recorder, error) {
 	store, err := storage.Open(dir, storage.Options{Logger: log, SyncInterval: time.Second})
 	if err != nil {
