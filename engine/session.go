@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -300,7 +299,7 @@ func (p *placer) saveLead(b kv.Batch, app, lead string) {
 	b.Set(kv.LeadKey(p.key[:0], app, lead), p.val)
 	if st := p.cache.lead(app, lead); st != nil {
 		st.lead = p.lead
-		st.lead.SessionID, st.lead.OutTag = strings.Clone(p.lead.SessionID), strings.Clone(p.lead.OutTag)
+		ownStrings(leadStrings(&st.lead)...)
 		st.hasSess = st.hasSess && st.sess.ID == p.lead.SessionID
 	}
 }
