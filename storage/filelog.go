@@ -295,15 +295,19 @@ func (l *FileLog) segments() []*segment {
 	return l.segs
 }
 
-// entryCache is the frame Entry read last; its mutex serializes Entry.
+// entryCache holds the bytes Entry read last, a frame and usually the ones after it,
+// and which frame it returned; its mutex serializes Entry.
 type entryCache struct {
 	mu      sync.Mutex
-	payload []byte // aliases buf
+	payload []byte   // the frame Entry returned last; aliases buf
+	seg     *segment // buf holds seg's bytes from off on
+	off     int64
 	buf     []byte
 }
 
-// frameReadAhead is what one read of a frame takes: its header and, usually, all of
-// it (frames close past maxFrame), so that a random Entry costs one pread, not two.
+// frameReadAhead is what one read of the log takes: a frame closes past maxFrame,
+// and small ones (a group of one request) follow each other within an index stride,
+// so that finding an entry usually costs one pread, not one for each frame walked.
 const frameReadAhead = 2 * maxFrame
 
 // find looks for seq in the cached frame.
@@ -318,39 +322,52 @@ func (c *entryCache) find(seq uint64) ([]byte, bool) {
 	return append([]byte(nil), e...), true
 }
 
-// read reads the frame at off into the cache and returns its payload and the offset
-// after it.
+// read returns the payload of seg's frame at off and the offset after it, from the
+// bytes read before when they hold it. Bytes below limit (the segment's size) never
+// change: the log only appends, and cuts off only what it never made visible.
 func (c *entryCache) read(seg *segment, off, limit int64) ([]byte, int64, error) {
 	c.payload = nil
-	if cap(c.buf) < frameReadAhead {
-		c.buf = make([]byte, frameReadAhead)
-	}
-	got := min(int64(frameReadAhead), limit-off)
-	if got < frameHeader {
-		return nil, 0, errCorruptFrame
-	}
-	if _, err := seg.f.ReadAt(c.buf[:got], off); err != nil {
+	hdr, err := c.bytes(seg, off, frameHeader, limit)
+	if err != nil {
 		return nil, 0, err
 	}
-	n := int64(binary.LittleEndian.Uint32(c.buf))
-	sum := binary.LittleEndian.Uint32(c.buf[4:])
+	n := int64(binary.LittleEndian.Uint32(hdr))
+	sum := binary.LittleEndian.Uint32(hdr[4:])
 	if n > maxFrameRead || off+frameHeader+n > limit {
 		return nil, 0, errCorruptFrame
 	}
-	if end := frameHeader + n; end > got { // a frame longer than the read-ahead
-		if int64(cap(c.buf)) < end {
-			c.buf = append(c.buf[:got], make([]byte, end-got)...)
-		}
-		if _, err := seg.f.ReadAt(c.buf[got:end], off+got); err != nil {
-			return nil, 0, err
-		}
+	frame, err := c.bytes(seg, off, frameHeader+n, limit)
+	if err != nil {
+		return nil, 0, err
 	}
-	buf := c.buf[frameHeader : frameHeader+n]
-	if crc32.Checksum(buf, crcTable) != sum {
+	payload := frame[frameHeader:]
+	if crc32.Checksum(payload, crcTable) != sum {
 		return nil, 0, errCorruptFrame
 	}
-	c.payload = buf
-	return buf, off + frameHeader + n, nil
+	c.payload = payload
+	return payload, off + frameHeader + n, nil
+}
+
+// bytes returns n bytes of seg at off, reading them (and up to frameReadAhead, within
+// limit) unless the buffer holds them.
+func (c *entryCache) bytes(seg *segment, off, n, limit int64) ([]byte, error) {
+	if c.seg == seg && off >= c.off && off+n <= c.off+int64(len(c.buf)) {
+		return c.buf[off-c.off : off-c.off+n], nil
+	}
+	c.seg = nil
+	size := min(max(n, frameReadAhead), limit-off)
+	if size < n {
+		return nil, errCorruptFrame
+	}
+	if int64(cap(c.buf)) < size {
+		c.buf = make([]byte, size)
+	}
+	c.buf = c.buf[:size]
+	if _, err := seg.f.ReadAt(c.buf, off); err != nil {
+		return nil, err
+	}
+	c.seg, c.off = seg, off
+	return c.buf[:n], nil
 }
 
 // close stops the writer after it committed every queued request, fsyncs and closes

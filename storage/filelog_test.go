@@ -347,11 +347,12 @@ func BenchmarkFileLogEntry(b *testing.B) {
 }
 
 // Entry reads any entry back, in any order: frames shorter than one read and frames
-// longer (a big webhook), and entries past the nearest index point.
+// longer (a big webhook), entries past the nearest index point, in several segments.
 func TestFileLogEntryReadsFramesOfAnySize(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	defer s.Close()
 	l := openFileLog(t, s)
+	l.segmentSize = 3 * frameReadAhead
 	sizes := []int{10, 3 << 10, frameReadAhead + 1, 200, 5 * frameReadAhead, 1, maxFrame - 20, 700}
 	var want []string
 	for round := range 3 {
@@ -363,7 +364,10 @@ func TestFileLogEntryReadsFramesOfAnySize(t *testing.T) {
 			want = append(want, string(e))
 		}
 	}
-	for _, i := range []int{len(want) - 1, 0, 4, 3, 12, 2, 20, 1, 9} {
+	if len(l.segments()) < 3 {
+		t.Fatalf("%d segments, want several", len(l.segments()))
+	}
+	for _, i := range []int{len(want) - 1, 0, 4, 3, 12, 2, 20, 1, 9, 8, 16, 17, 5} {
 		e, ok, err := l.Entry(uint64(i + 1))
 		if err != nil || !ok || string(e) != want[i] {
 			t.Fatalf("Entry(%d) = %d bytes, %v, %v; want %d bytes", i+1, len(e), ok, err, len(want[i]))
