@@ -143,6 +143,9 @@ func (p *placer) placeAutoEvent(b kv.Batch, it *webhook.Item, defs *Definitions)
 
 func (p *placer) placeOnClick(b kv.Batch, it *webhook.Item, defs *Definitions) error {
 	sid, ok, err := b.Get(kv.ClidKey(p.key[:0], it.AppID, it.Referral.CtwaClid))
+	if err == nil && !ok { // a click recorded before the key held the click id's hash
+		sid, ok, err = b.Get(kv.LegacyClidKey(p.key[:0], it.AppID, it.Referral.CtwaClid))
+	}
 	if err != nil || !ok {
 		if err == nil {
 			autoEventsUnmatched.Inc()

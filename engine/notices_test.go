@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -280,6 +281,39 @@ func TestAutomaticEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("after refresh")
+}
+
+// A click recorded before click keys held the id's hash is still found by its
+// automatic events; a refresh rewrites its key.
+func TestAutomaticEventFindsAClickKeyedByItsFullID(t *testing.T) {
+	e := newTestEnv(t)
+	const app = "106540352242922"
+	const clid = "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a"
+	e.record(fixtures.Body(t, "cloud/text_ctwa_referral"))
+	err := e.store.Apply(context.Background(), func(b kv.Batch) error {
+		sid, ok, err := b.Get(kv.ClidKey(nil, app, clid))
+		if err != nil || !ok {
+			return fmt.Errorf("the click's key: %q %v %v", sid, ok, err)
+		}
+		b.Delete(kv.ClidKey(nil, app, clid))
+		b.Set(kv.LegacyClidKey(nil, app, clid), sid)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmatched := delta(`ctwa_sidecar_automatic_events_unmatched_total`)
+	e.record(fixtures.Body(t, "cloud/automatic_event_purchase"))
+	ev := only(t, e.events(app), TypeAutomaticEvent)
+	if unmatched() != 0 || ev.TypeValue != "89.9 EUR" || ev.SourceID != "120214567890123456" {
+		t.Fatalf("automatic event %+v, unmatched +%d; want 89.9 EUR on ad 120214567890123456", ev, unmatched())
+	}
+	if _, err := e.rec.Refresh(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	if ev := only(t, e.events(app), TypeAutomaticEvent); ev.SourceID != "120214567890123456" {
+		t.Fatalf("automatic event %+v after refresh; want it on ad 120214567890123456", ev)
+	}
 }
 
 // An automatic event whose click arrives later is placed by the next refresh.
