@@ -19,13 +19,22 @@ type clientStore struct {
 // a read replica's fleet view.
 type clientStores []clientStore
 
+// fleetMemTableSize is the memtable size of each store of a fleet view: memtables
+// count against the heap's limit (main.go) from the start, and a fleet view writes
+// each client's views at its stream's rate only.
+const fleetMemTableSize = 4 << 20
+
 // openStores opens the store of every client log. On a disk below -min-free-disk a
 // store opens Badger only once space returns.
 func (c *config) openStores(log *slog.Logger) (clientStores, error) {
 	stores := make(clientStores, 0, len(c.logs))
+	var memTable int64 // storage's default for one store
+	if len(c.logs) > 1 {
+		memTable = fleetMemTableSize
+	}
 	for _, l := range c.logs {
 		s, err := storage.Open(l.dir, storage.Options{Logger: log, SyncInterval: c.fsyncInterval,
-			MinFreeDisk: int64(c.minFreeDisk), WaitForSpace: true})
+			MinFreeDisk: int64(c.minFreeDisk), WaitForSpace: true, MemTableSize: memTable})
 		if err != nil {
 			stores.close(log)
 			return nil, fmt.Errorf("-data: %w", err)

@@ -49,11 +49,6 @@ const (
 	// closeWait bounds how long Close waits for a Badger that is still closing
 	// after a failed commit (it may wait for inodes to flush its memtable).
 	closeWait = 10 * time.Second
-	// closeRoom is the free space Badger's Close needs: it writes its memtables
-	// (up to three of 4 MiB) into new tables through maps that cannot be allocated
-	// ahead. With less, Badger is left to the process exit: its logs hold every
-	// acknowledged write and the next Open replays them, as after kill -9.
-	closeRoom = 4 * memTableSize
 )
 
 var (
@@ -318,7 +313,7 @@ func (s *Store) closeBroken() bool {
 	case s.broken == nil:
 		return true
 	case s.closing == nil:
-		if !roomToClose(s.dirFd) {
+		if !s.roomToClose() {
 			return false
 		}
 		done, old := make(chan struct{}), s.broken
@@ -342,10 +337,13 @@ func (s *Store) closeBroken() bool {
 }
 
 // roomToClose reports whether the file system has room for Badger's Close: space
-// for its memtable flush, and a few inodes for the new tables.
-func roomToClose(d *os.File) bool {
-	st, ok := statFd(d)
-	return !ok || st.free >= closeRoom && (st.files == 0 || st.inodes >= 8)
+// for its memtable flush, and a few inodes for the new tables. Close writes its
+// memtables (up to three) into new tables through maps that cannot be allocated
+// ahead. With less, Badger is left to the process exit: its logs hold every
+// acknowledged write and the next Open replays them, as after kill -9.
+func (s *Store) roomToClose() bool {
+	st, ok := statFd(s.dirFd)
+	return !ok || st.free >= uint64(4*s.memTable) && (st.files == 0 || st.inodes >= 8)
 }
 
 // reopen opens Badger again and puts it in use; a failure is logged and retried.
@@ -353,7 +351,7 @@ func (s *Store) reopen() {
 	err := s.makeDir()
 	var db *badger.DB
 	if err == nil {
-		db, err = openDB(s.dir, s.logger)
+		db, err = openDB(s.dir, s.logger, s.memTable)
 	}
 	if err != nil {
 		if time.Since(s.lastOpenLog) >= 30*time.Second {
@@ -497,7 +495,7 @@ func (s *Store) closeBadger() error {
 		return nil
 	case !s.dbOpen:
 		return nil
-	case !roomToClose(s.dirFd):
+	case !s.roomToClose():
 		err := s.syncDir()
 		s.logger.Warn("disk full: the store is left for the next start to replay instead of closed (closing writes its memtable into new files)",
 			"dir", s.dir, "sync_err", err)
@@ -654,7 +652,7 @@ func (s *Store) createAhead(name string) error {
 		return fmt.Errorf("cannot create the next memtable file %s: %w", name, err)
 	}
 	defer f.Close()
-	size := int64(2 * memTableSize) // the length Badger maps
+	size := 2 * s.memTable // the length Badger maps
 	if s.alloc.off || allocatedBytes(f) >= size {
 		return nil
 	}

@@ -34,6 +34,10 @@ func sample(series string) float64 {
 	return 0
 }
 
+// diskTestMemTable is the memtable size the file systems of these tests are sized for:
+// a flush, a new memtable file and Close's room follow from it.
+const diskTestMemTable = 4 << 20
+
 func openOpts(t *testing.T, dir string, opts Options) *Store {
 	t.Helper()
 	if opts.Logger == nil {
@@ -79,7 +83,7 @@ func TestStorePausesOnFullDiskAndResumes(t *testing.T) {
 	mnt := diskfault.Tmpfs(t, "size=200m")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
-	s := openOpts(t, dir, Options{MinFreeDisk: 16 << 20})
+	s := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeDisk: 16 << 20})
 
 	for i := 0; i < 1000; i += 100 {
 		if err := s.Apply(ctx, putRange(i, i+100)); err != nil {
@@ -115,7 +119,7 @@ func TestStorePausesOnFullDiskAndResumes(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := openOpts(t, dir, Options{MinFreeDisk: 16 << 20})
+	s2 := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeDisk: 16 << 20})
 	for _, i := range []int{0, 500, 999, 1000, 1099} {
 		mustHave(t, s2, fmt.Sprintf("d/%06d", i), value(i))
 	}
@@ -149,7 +153,7 @@ func TestStoreSurvivesExhaustedInodes(t *testing.T) {
 	mnt := diskfault.Tmpfs(t, "size=200m,nr_inodes=200")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
-	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: 16 << 20})
+	s := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeInodes: -1, MinFreeDisk: 16 << 20})
 	hog := diskfault.UseAllInodes(t, mnt)
 
 	// Small values stay in the memtable: 5 000 of them per request, until the
@@ -194,7 +198,7 @@ func TestStoreSurvivesExhaustedInodes(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: 16 << 20})
+	s2 := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeInodes: -1, MinFreeDisk: 16 << 20})
 	for _, i := range []int{0, committed - 1, committed + 9} {
 		mustHave(t, s2, fmt.Sprintf("s/%07d", i), "v")
 	}
@@ -209,7 +213,7 @@ func TestStoreReopensAfterFailedCommit(t *testing.T) {
 	mnt := diskfault.Tmpfs(t, "size=400m,nr_inodes=200")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
-	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: 16 << 20})
+	s := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeInodes: -1, MinFreeDisk: 16 << 20})
 	if err := s.Apply(ctx, putRange(0, 10)); err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +279,7 @@ func TestStoreReopensBadgerLeftWithoutMemtable(t *testing.T) {
 	mnt := diskfault.Tmpfs(t, "size=200m,nr_inodes=200")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
-	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: 16 << 20})
+	s := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeInodes: -1, MinFreeDisk: 16 << 20})
 	removeAhead(dir, s.logger) // the store believes it is there
 	hog := diskfault.UseAllInodes(t, mnt)
 
@@ -413,7 +417,7 @@ func TestFlushIntoFullDiskIsAnError(t *testing.T) {
 	mnt := diskfault.Tmpfs(t, "size=200m")
 	dir := filepath.Join(mnt, "data")
 	ctx := context.Background()
-	s := openOpts(t, dir, Options{MinFreeInodes: -1, MinFreeDisk: -1})
+	s := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeInodes: -1, MinFreeDisk: -1})
 	filler := diskfault.Fill(t, mnt)
 	small := func(from, to int) func(kv.Batch) error {
 		return func(b kv.Batch) error {
@@ -442,7 +446,7 @@ func TestFlushIntoFullDiskIsAnError(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := openOpts(t, dir, Options{MinFreeDisk: 16 << 20})
+	s2 := openOpts(t, dir, Options{MemTableSize: diskTestMemTable, MinFreeDisk: 16 << 20})
 	for _, i := range []int{0, committed - 1, committed + 9} {
 		mustHave(t, s2, fmt.Sprintf("s/%07d", i), "v")
 	}
