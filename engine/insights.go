@@ -226,46 +226,51 @@ func perDay(out map[int32]*Totals) sink {
 func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, error) {
 	r.settle()
 	out := map[SourceRef]*Totals{}
-	var roll kv.Rollup
-	err := r.views.Scan(kv.RollupAppPrefix(app), false, func(k, v []byte) (bool, error) {
-		typ, id, day, ok := kv.SplitRollupKey(k)
-		if !ok {
-			return false, errors.New("corrupt rollup key")
+	err := r.eachRollupSource(app, func(ref SourceRef) error {
+		if ref == unattributedRef { // addUnattributed's
+			return nil
 		}
-		ref := SourceRef{typ, id}
-		if day < days.From || day >= days.To || ref == unattributedRef { // addUnattributed's
-			return true, nil
-		}
-		if err := kv.DecodeRollup(v, &roll); err != nil {
-			return false, err
-		}
-		if out[ref] == nil {
-			out[ref] = newTotals()
-		}
-		out[ref].addRollup(&roll)
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = r.views.Scan(kv.RollupLeadAppPrefix(app), false, func(k, _ []byte) (bool, error) {
-		typ, id, day, lead, ok := kv.SplitRollupLeadKey(k)
-		if !ok {
-			return false, errors.New("corrupt rollup lead key")
-		}
-		if day >= days.From && day < days.To {
-			ref := SourceRef{typ, id}
+		return r.addSource(func(int32) *Totals {
 			if out[ref] == nil {
 				out[ref] = newTotals()
 			}
-			out[ref].leads[lead] = struct{}{}
-		}
-		return true, nil
+			return out[ref]
+		}, app, ref, days)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, r.addUnattributed(out, app, days)
+}
+
+// eachRollupSource calls fn with every source that has rollups in app, in key order. It
+// skips from one source to the next instead of reading every day of each: reading the
+// days asked for is then the caller's, and the cost follows the number of sources and
+// days asked for, not the store's history (`go run ./bench -store-scale 1000000`: the
+// sources view of 30 days read all 365 days of rollups and their lead keys in 138 ms).
+func (r *Recorder) eachRollupSource(app string, fn func(SourceRef) error) error {
+	from, end := kv.RollupAppPrefix(app), kv.PrefixEnd(kv.RollupAppPrefix(app))
+	for {
+		var ref SourceRef
+		var found, ok bool
+		err := r.views.ScanKeys(from, end, func(k []byte) bool {
+			ref.Type, ref.ID, _, ok = kv.SplitRollupKey(k)
+			found = true
+			return false
+		})
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return nil
+		case !ok:
+			return errors.New("corrupt rollup key")
+		}
+		if err := fn(ref); err != nil {
+			return err
+		}
+		from = kv.PrefixEnd(kv.RollupSourcePrefix(app, ref.Type, ref.ID))
+	}
 }
 
 // unattributedRef is the source of the off-thread events no session was credited with.
