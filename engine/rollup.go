@@ -6,6 +6,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // rollupDelta is what one message changes in its session's daily rollup.
@@ -134,8 +135,9 @@ type referralAd struct {
 	FirstSeen int64  `json:"first_seen"`
 }
 
-// noteReferralAd stores the first referral of an ad or post, once per id and app.
-func (p *placer) noteReferralAd(b kv.Batch, s *kv.Session) error {
+// noteReferralAd stores the first referral (ref) of an ad or post, once per id and app;
+// s is the session the referral opened.
+func (p *placer) noteReferralAd(b kv.Batch, s *kv.Session, ref *webhook.Referral) error {
 	if s.SourceType != SourceAd && s.SourceType != SourcePost {
 		return nil
 	}
@@ -144,8 +146,8 @@ func (p *placer) noteReferralAd(b kv.Batch, s *kv.Session) error {
 		return nil
 	}
 	key := kv.ReferralAdKey(s.AppID, s.SourceID)
-	ra := referralAd{ID: s.SourceID, AppID: s.AppID, Type: s.SourceType, Headline: s.Referral.Headline,
-		SourceURL: s.Referral.SourceURL, FirstSeen: s.Start}
+	ra := referralAd{ID: s.SourceID, AppID: s.AppID, Type: s.SourceType, Headline: ref.Headline,
+		SourceURL: ref.SourceURL, FirstSeen: s.Start}
 	v, ok, err := b.Get(key)
 	if err != nil {
 		return err

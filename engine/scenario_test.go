@@ -100,10 +100,16 @@ func TestScenarioCTWASession(t *testing.T) {
 		t.Fatalf("conversation event = %+v", conv)
 	}
 	s := e.session(scApp, conv.ConversationID)
+	// The session keeps the click and the source; the referral's texts are kept once per
+	// ad, in its referral record.
 	want := kv.Session{ID: conv.ConversationID, AppID: scApp, Lead: "491700000001", Start: t0, Last: t0,
-		Messages: 1, SourceType: SourceAd, SourceID: "ad-1", Referral: kv.Referral(*ref)}
+		Messages: 1, SourceType: SourceAd, SourceID: "ad-1",
+		Referral: kv.Referral{SourceType: "ad", SourceID: "ad-1", CtwaClid: "clid-1"}}
 	if s != want {
 		t.Fatalf("session =\n%+v\nwant\n%+v", s, want)
+	}
+	if ads, err := e.rec.ReferralAds(scApp); err != nil || len(ads) != 1 || ads[0].ID != "ad-1" || ads[0].Name != "Headline of ad-1" {
+		t.Fatalf("referral ads %+v (%v), want ad-1 named by its headline", ads, err)
 	}
 
 	// The second message engages, once.
@@ -120,8 +126,7 @@ func TestScenarioCTWASession(t *testing.T) {
 	e.record(cloudWebhook(msg("m3", t0+120, "Thanks")))
 	wantCounts(t, e.events(scApp), map[string]int{TypeConversation: 1, TypeEngagement: 1})
 	s = e.session(scApp, conv.ConversationID)
-	if s.Messages != 3 || s.Last != t0+120 || !s.Engaged || s.Referral.CtwaClid != "clid-1" ||
-		s.Referral.Headline != "Headline of ad-1" {
+	if s.Messages != 3 || s.Last != t0+120 || !s.Engaged || s.Referral.CtwaClid != "clid-1" {
 		t.Fatalf("session after 3 messages = %+v", s)
 	}
 	if n := len(e.sessions(scApp)); n != 1 {
