@@ -26,10 +26,11 @@ import (
 
 // Sizes that keep Badger's heap near 80 MiB with 1 M events; see README.md.
 const (
-	// DefaultMemTableSize is Options.MemTableSize's default. `go run ./bench`, 4 → 8 MiB:
-	// the open loop's p99 went from 210–404 ms to 14–19 ms (half as many flushes and L0
-	// compactions of the views, which no longer take both cores in bursts). 16 MiB did
-	// no better (13–18 ms) but doubled BenchmarkStoreMemory's peak live heap.
+	// DefaultMemTableSize is Options.MemTableSize's default. `go run ./bench`, the open
+	// loop's p99: 10–647 ms over six runs at 4 MiB, four of them above 200 ms; 14–29 ms
+	// over five at 8 MiB (half as many flushes and L0 compactions of the views, which
+	// took both cores in bursts). 16 MiB did no better (13–18 ms) but doubled
+	// BenchmarkStoreMemory's peak live heap.
 	DefaultMemTableSize = 8 << 20
 	numMemtables        = 2
 	baseTableSize       = 1 << 20
