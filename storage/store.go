@@ -151,11 +151,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open store at %q: %w", dir, err)
 	}
+	memTable := cmp.Or(opts.MemTableSize, DefaultMemTableSize)
 	s := &Store{
 		dir:        dir,
 		logger:     opts.logger(),
-		memTable:   cmp.Or(opts.MemTableSize, DefaultMemTableSize),
-		limits:     newTxnLimits(cmp.Or(opts.MemTableSize, DefaultMemTableSize)),
+		memTable:   memTable,
+		limits:     newTxnLimits(memTable),
 		syncWrites: opts.SyncInterval == 0,
 		dirFd:      d,
 		noDir:      noDir,

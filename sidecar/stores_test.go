@@ -1,0 +1,41 @@
+package sidecar
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ctwa-sidecar/ctwa-sidecar/storage"
+)
+
+// A sidecar's one store gets the default memtables; each store of a fleet view gets
+// small ones, since they all count against one heap limit. Badger maps its first
+// memtable file at twice the memtable size.
+func TestFleetStoresGetSmallMemtables(t *testing.T) {
+	for _, tc := range []struct {
+		clients []string
+		want    int64
+	}{
+		{[]string{"shop1"}, 2 * storage.DefaultMemTableSize},
+		{[]string{"shop1", "shop2"}, 2 * fleetMemTableSize},
+	} {
+		c := &config{fsyncInterval: time.Second, minFreeDisk: -1}
+		for _, client := range tc.clients {
+			c.logs = append(c.logs, clientLog{followed{client: client}, filepath.Join(t.TempDir(), client)})
+		}
+		stores, err := c.openStores(slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range stores {
+			<-st.Opened()
+			fi, err := os.Stat(filepath.Join(st.dir, "00001.mem"))
+			if err != nil || fi.Size() != tc.want {
+				t.Errorf("%d client(s), %s: memtable file %v (%v), want %d bytes", len(tc.clients), st.client, fi, err, tc.want)
+			}
+		}
+		stores.close(slog.New(slog.DiscardHandler))
+	}
+}
