@@ -304,7 +304,6 @@ func measureScale(ctx context.Context, o options, dir string, progress io.Writer
 	return rep, nil
 }
 
-// openScale opens the store in dir and a recorder on it.
 // startProfile starts a CPU profile into path ("": none) and returns what stops it.
 func startProfile(path string) (stop func() error, err error) {
 	if path == "" {
@@ -324,6 +323,7 @@ func startProfile(path string) (stop func() error, err error) {
 	}, nil
 }
 
+// openScale opens the store in dir and a recorder on it.
 func openScale(dir string, log *slog.Logger) (*storage.Store, *engine.Recorder, error) {
 	store, err := storage.Open(dir, storage.Options{Logger: log, SyncInterval: time.Second})
 	if err != nil {
