@@ -1,9 +1,8 @@
 package engine
 
 import (
-	"strings"
-
 	"github.com/ctwa-sidecar/ctwa-sidecar/kv"
+	"github.com/ctwa-sidecar/ctwa-sidecar/webhook"
 )
 
 // writeCache keeps what the placer last wrote for hot keys — the rollups of the day and
@@ -65,9 +64,9 @@ func (c *writeCache) putLead(app, lead string, l *kv.Lead, s *kv.Session, hasSes
 	st := &leadState{lead: *l, hasSess: hasSess}
 	if hasSess {
 		st.sess = *s
-		ownStrings(append(leadStrings(&st.lead), sessionStrings(&st.sess)...)...)
+		webhook.OwnStrings(append(leadStrings(&st.lead), sessionStrings(&st.sess)...)...)
 	} else {
-		ownStrings(leadStrings(&st.lead)...)
+		webhook.OwnStrings(leadStrings(&st.lead)...)
 	}
 	c.leads[leadKey(app, lead)] = st
 }
@@ -75,7 +74,7 @@ func (c *writeCache) putLead(app, lead string, l *kv.Lead, s *kv.Session, hasSes
 // cloneSession copies a session with strings of its own.
 func cloneSession(s *kv.Session) kv.Session {
 	c := *s
-	ownStrings(sessionStrings(&c)...)
+	webhook.OwnStrings(sessionStrings(&c)...)
 	return c
 }
 
@@ -85,25 +84,6 @@ func sessionStrings(s *kv.Session) []*string {
 	return []*string{&s.ID, &s.AppID, &s.Lead, &s.SourceType, &s.SourceID, &s.Referral.SourceType,
 		&s.Referral.SourceID, &s.Referral.SourceURL, &s.Referral.Headline, &s.Referral.Body,
 		&s.Referral.MediaType, &s.Referral.CtwaClid}
-}
-
-// ownStrings points the strings at copies of their bytes, all in one allocation: the
-// cache holds tens of thousands of sessions, and one backing array for each instead of
-// a dozen is less work for the allocator and for the garbage collector's marking.
-func ownStrings(ps ...*string) {
-	n := 0
-	for _, p := range ps {
-		n += len(*p)
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for _, p := range ps {
-		b.WriteString(*p)
-	}
-	all, off := b.String(), 0
-	for _, p := range ps {
-		*p, off = all[off:off+len(*p)], off+len(*p)
-	}
 }
 
 func (c *writeCache) putRollup(key []byte, r *kv.Rollup) {
