@@ -277,18 +277,6 @@ func RollupLeadSourcePrefix(app, srcType, srcID string) []byte {
 // RollupLeadAppPrefix is the prefix of all lead keys of app.
 func RollupLeadAppPrefix(app string) []byte { return append(appendParts(nil, tRlead, app), 0) }
 
-// SplitRollupLeadKey returns the source, day and lead hash of a RollupLeadKey.
-func SplitRollupLeadKey(key []byte) (srcType, srcID string, day int32, lead uint64, ok bool) {
-	if len(key) < len(tRlead)+12 {
-		return "", "", 0, 0, false
-	}
-	lead = binary.BigEndian.Uint64(key[len(key)-8:])
-	// Without the hash it has the shape of a rollup key: reuse that parser.
-	rk := append([]byte(tRoll), key[len(tRlead):len(key)-8]...)
-	srcType, srcID, day, ok = SplitRollupKey(rk)
-	return srcType, srcID, day, lead, ok
-}
-
 // LeadHashOf returns the lead hash at the end of a RollupLeadKey.
 func LeadHashOf(key []byte) uint64 { return binary.BigEndian.Uint64(key[len(key)-8:]) }
 
