@@ -417,6 +417,11 @@ func TestStoreScaleSmall(t *testing.T) {
 	if rep.Refresh.Messages != n || rep.Refresh.Sessions <= 0 || rep.RefreshPerSec <= 0 || rep.RefreshPerMillion <= 0 {
 		t.Errorf("refresh %+v, %.0f/s, %.1f s per million: want all %d messages rebuilt", rep.Refresh, rep.RefreshPerSec, rep.RefreshPerMillion, n)
 	}
+	// The query timings are in the progress before the refresh starts (a 10 M run's
+	// refresh takes many minutes).
+	if q, r := strings.Index(progress.String(), "sources view p50"), strings.Index(progress.String(), "refreshing"); q < 0 || r < q {
+		t.Errorf("progress names the query timings at %d and the refresh at %d: want the timings first", q, r)
+	}
 	if p, err := os.ReadFile(profile); err != nil || len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
 		t.Errorf("-refresh-profile: %d bytes, %v; want a gzipped pprof profile", len(p), err)
 	}

@@ -285,6 +285,9 @@ func measureScale(ctx context.Context, o options, dir string, progress io.Writer
 	if err := timeScaleQueries(rec, end, rep); err != nil {
 		return nil, err
 	}
+	// Said now as well: at 10 M messages the refresh runs for many minutes after them.
+	fmt.Fprintf(progress, "ads list p50 %.2f ms (%d ads), sources view p50 %.2f ms (%d sources)\n",
+		rep.AdsPageP50Ms, rep.AdsListed, rep.SourcesP50Ms, rep.SourcesFound)
 	fmt.Fprintf(progress, "refreshing the app's %d messages\n", n)
 	stopProfile, err := startProfile(o.refreshProfile)
 	if err != nil {
