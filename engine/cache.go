@@ -62,28 +62,23 @@ func (c *writeCache) putLead(app, lead string, l *kv.Lead, s *kv.Session, hasSes
 	}
 	// The placer's records may alias the log entry being applied: keep copies.
 	st := &leadState{lead: *l, hasSess: hasSess}
+	ownLead(&st.lead)
 	if hasSess {
-		st.sess = *s
-		webhook.OwnStrings(append(leadStrings(&st.lead), sessionStrings(&st.sess)...)...)
-	} else {
-		webhook.OwnStrings(leadStrings(&st.lead)...)
+		st.sess = cloneSession(s)
 	}
 	c.leads[leadKey(app, lead)] = st
 }
 
-// cloneSession copies a session with strings of its own.
+// ownLead gives a lead record strings of its own.
+func ownLead(l *kv.Lead) { webhook.OwnStrings(&l.SessionID, &l.OutTag) }
+
+// cloneSession copies a session with strings of its own, in one allocation.
 func cloneSession(s *kv.Session) kv.Session {
 	c := *s
-	webhook.OwnStrings(sessionStrings(&c)...)
+	webhook.OwnStrings(&c.ID, &c.AppID, &c.Lead, &c.SourceType, &c.SourceID, &c.Referral.SourceType,
+		&c.Referral.SourceID, &c.Referral.SourceURL, &c.Referral.Headline, &c.Referral.Body,
+		&c.Referral.MediaType, &c.Referral.CtwaClid)
 	return c
-}
-
-func leadStrings(l *kv.Lead) []*string { return []*string{&l.SessionID, &l.OutTag} }
-
-func sessionStrings(s *kv.Session) []*string {
-	return []*string{&s.ID, &s.AppID, &s.Lead, &s.SourceType, &s.SourceID, &s.Referral.SourceType,
-		&s.Referral.SourceID, &s.Referral.SourceURL, &s.Referral.Headline, &s.Referral.Body,
-		&s.Referral.MediaType, &s.Referral.CtwaClid}
 }
 
 func (c *writeCache) putRollup(key []byte, r *kv.Rollup) {

@@ -303,7 +303,7 @@ func (p *placer) saveLead(b kv.Batch, app, lead string) {
 	b.Set(kv.LeadKey(p.key[:0], app, lead), p.val)
 	if st := p.cache.lead(app, lead); st != nil {
 		st.lead = p.lead
-		webhook.OwnStrings(leadStrings(&st.lead)...)
+		ownLead(&st.lead)
 		st.hasSess = st.hasSess && st.sess.ID == p.lead.SessionID
 	}
 }
