@@ -350,11 +350,14 @@ func TestProbe(t *testing.T) {
 		}
 
 		// Leader and one follower down: the remaining follower does not
-		// serve the stream's subjects, so the publish gets no responders.
+		// serve the stream's subjects, so the publish gets no responders. The
+		// other follower stops first: stopped after the leader, it could have
+		// elected the remaining one, which then takes publishes it cannot commit
+		// until it notices the lost quorum (a deadline instead, 1 run in 4).
 		l = leader()
 		f := (l + 1) % 3
-		c.Stop(l)
 		c.Stop((l + 2) % 3)
+		c.Stop(l)
 		waitStatus(t, nc, nats.CONNECTED)
 		err, took = publish1s(js, "no-quorum-follower")
 		t.Logf("follower kept: %T %v after %v", err, err, took)
