@@ -18,7 +18,8 @@ import (
 )
 
 // FileLog is the log of a local sidecar: append-only segment files in the store's
-// log/ directory (filelog_segment.go), its dedupe marks in memory (filelog_claims.go).
+// log/ directory (filelog_segment.go), its dedupe marks in memory and in sealed runs
+// (filelog_claims.go, filelog_runs.go).
 // A webhook's append is one write of its group's frames, fsynced as the store's
 // commits are (Options.SyncInterval), and never waits on Badger: a view commit, a
 // memtable flush or a compaction stall cannot delay an acknowledgement. The store's
@@ -82,6 +83,9 @@ func (l *FileLog) open() error {
 		return err
 	}
 	now := time.Now().Unix()
+	if err := l.claims.loadRuns(l.dir, now); err != nil {
+		return err
+	}
 	from, err := l.loadClaims(firsts, now)
 	if err != nil {
 		return err
@@ -383,6 +387,7 @@ func (l *FileLog) close() error {
 }
 
 func (l *FileLog) closeFiles() error {
+	l.claims.closeRuns()
 	var err error
 	for _, seg := range l.segs {
 		if cerr := seg.f.Close(); err == nil {

@@ -9,21 +9,24 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// claims holds the file log's dedupe marks in memory: every claim of the last
-// DedupeTTL (and those kept for good), rebuilt from the log's records (and the last
-// claims snapshot) when the log opens. A miss is a map lookup instead of a read through
-// Badger's levels. A claim is kept as a 64-bit hash of its key and 16 bytes (its
-// expiry and a value of up to 8 bytes, or where a longer one is in the arena): about
-// 56 bytes of memory per message and status of the last 9 days (measured at a million,
-// the map's slack included), and no pointer for
-// the garbage collector to walk (with a string per claim it spent a fifth of the
-// sidecar's CPU there). A false duplicate needs two keys with the same 64-bit hash: at
-// ten million claims about one new message in 10¹² would be taken for a retry. Only the
-// log's writer goroutine uses it.
+// claims holds the file log's dedupe marks: every claim of the last DedupeTTL (and
+// those kept for good), rebuilt when the log opens from the claims snapshot, the
+// sealed runs (filelog_runs.go) and the records of the segments after the snapshot. A
+// miss is a map lookup and an index probe instead of a read through Badger's levels.
+// The map holds the claims taken since the last rotation and those kept for good, each
+// as a 64-bit hash of its key and 16 bytes (its expiry and a value of up to 8 bytes, or
+// where a longer one is in the arena): no pointer for the garbage collector to walk
+// (with a string per claim it spent a fifth of the sidecar's CPU there). A false
+// duplicate needs two keys with the same 64-bit hash: at ten million claims about one
+// new message in 10¹² would be taken for a retry. Only the log's writer goroutine uses it.
 type claims struct {
 	m     map[uint64]claim
 	arena []byte // values longer than 8 bytes
 	dead  int    // bytes of the arena no claim uses, reclaimed by prune
+
+	runs  []*claimRun // sealed, oldest first
+	index claimIndex
+	rbuf  []byte // a run's frame, read
 }
 
 type claim struct {
@@ -39,13 +42,17 @@ func newClaims() *claims { return &claims{m: make(map[uint64]claim)} }
 // claimHash is the hash a claim is kept under (xxHash64: fixed, so snapshots hold it).
 func claimHash(key []byte) uint64 { return xxhash.Sum64(key) }
 
-// get returns the value of the live claim h (a copy).
-func (c *claims) get(h uint64, now int64) ([]byte, bool) {
+// get returns the value of the live claim h (a copy). The map holds the newest claims:
+// one there, expired or not, is the last of its key.
+func (c *claims) get(h uint64, now int64) ([]byte, bool, error) {
 	cl, ok := c.m[h]
-	if !ok || (cl.expires != 0 && int64(cl.expires) <= now) {
-		return nil, false
+	if !ok {
+		return c.runsHolding(h, now)
 	}
-	return c.value(cl), true
+	if cl.expires != 0 && int64(cl.expires) <= now {
+		return nil, false, nil
+	}
+	return c.value(cl), true, nil
 }
 
 func (c *claims) value(cl claim) []byte {
@@ -106,7 +113,7 @@ func (c *claims) prune(now int64) {
 	}
 }
 
-// each calls fn with every live claim.
+// each calls fn with every live claim of the map.
 func (c *claims) each(now int64, fn func(h uint64, value []byte, expires int64)) {
 	for h, cl := range c.m {
 		if cl.expires == 0 || int64(cl.expires) > now {
@@ -123,10 +130,11 @@ func expiry(now time.Time, ttl time.Duration) int64 {
 	return now.Add(ttl).Unix()
 }
 
-// writeSnapshot writes every live claim to dir/<next>.claims (through a temporary
-// file, fsynced, then renamed), as one or more frames of claim records: the log then
-// reads its claims from the snapshot and the segments from next on, not from every
-// segment. It removes older snapshots.
+// writeSnapshot writes every live claim of the map to dir/<next>.claims (through a
+// temporary file, fsynced, then renamed), as one or more frames of claim records: the
+// log then reads its claims from the snapshot, the runs and the segments from next on,
+// not from every segment. It removes older snapshots. Written by seal, it holds the
+// claims kept for good; one written before runs may hold every claim.
 func (c *claims) writeSnapshot(dir string, next uint64, now int64) error {
 	var buf []byte
 	start := -1

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -160,17 +161,28 @@ func (l *FileLog) dropBadgerLog() error {
 func (l *FileLog) backup(w io.Writer) error {
 	var list pb.KVList
 	var last uint64
+	var runs []string
+	var now int64
+	addClaim := func(h uint64, value []byte, expires int64) {
+		list.Kv = append(list.Kv, &pb.KV{Key: kv.LogClaimKey(h), Value: bytes.Clone(value), Version: 1,
+			ExpiresAt: uint64(expires), UserMeta: []byte{0}, Meta: []byte{0}})
+	}
 	err := l.submit(context.Background(), func(tx kv.LogTx) error { // also on a full disk
 		t := tx.(*fileTx)
-		last = t.Last()
-		t.l.claims.each(t.now.Unix(), func(h uint64, value []byte, expires int64) {
-			list.Kv = append(list.Kv, &pb.KV{Key: kv.LogClaimKey(h), Value: value, Version: 1,
-				ExpiresAt: uint64(expires), UserMeta: []byte{0}, Meta: []byte{0}})
-		})
+		last, now = t.Last(), t.now.Unix()
+		t.l.claims.each(now, addClaim)
+		runs = t.l.claims.runPaths()
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	// The runs are read off the writer: they never change, and one removed meanwhile
+	// held only expired claims.
+	for _, path := range runs {
+		if err := backupRun(w, &list, path, now, addClaim); err != nil {
+			return err
+		}
 	}
 	if err := writeKVList(w, &list); err != nil {
 		return err
@@ -196,6 +208,36 @@ func (l *FileLog) backup(w io.Writer) error {
 	}
 	return err
 }
+
+// backupRun adds the live claims of a run file to list, writing it out as it grows.
+func backupRun(w io.Writer, list *pb.KVList, path string, now int64, add func(uint64, []byte, int64)) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	s := &segment{path: path, f: f}
+	_, err = s.scan(0, true, func(_ int64, payload []byte) (bool, error) {
+		err := walkRecords(payload, nil, func(h uint64, value []byte, expires int64) error {
+			if expires > now {
+				add(h, value, expires)
+			}
+			return nil
+		})
+		if err == nil && len(list.Kv) >= backupClaimsFrame {
+			err = writeKVList(w, list)
+			list.Kv = list.Kv[:0]
+		}
+		return err == nil, err
+	})
+	return err
+}
+
+// backupClaimsFrame is how many claims a backup frame holds at most.
+const backupClaimsFrame = 64 << 10
 
 // writeKVList writes one frame of Badger's backup format: its length (uint64 LE) and
 // the KVList in protobuf.

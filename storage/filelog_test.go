@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,6 +147,12 @@ func TestFileLogSegmentsAndClaimsSnapshot(t *testing.T) {
 	if len(snaps) != 1 {
 		t.Fatalf("claims snapshots %v, want only the newest", snaps)
 	}
+	// The claims of sealed segments are in runs, not in the map.
+	runs, _ := listSegments(filepath.Join(dir, "log"), runExt)
+	if sealed := len(l.claims.index.fp); len(runs) < 4 || sealed+len(l.claims.m) != n || len(l.claims.m) > n/4 {
+		t.Fatalf("%d runs, %d claims indexed and %d in the map; want several runs holding most of the %d",
+			len(runs), sealed, len(l.claims.m), n)
+	}
 	s = openTest(t, dir)
 	defer s.Close()
 	l = openFileLog(t, s)
@@ -201,17 +208,21 @@ func TestFileLogMovesTheBadgerLogIntoFiles(t *testing.T) {
 func TestFileLogBackupAndRestore(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	l := openFileLog(t, s)
-	for i := range 3 {
-		if _, _, err := appendClaimed(l, fmt.Sprint("m", i), fmt.Sprint("e", i), nil); err != nil {
+	l.segmentSize = 1 << 10 // claims in sealed runs and in the map
+	const n = 100
+	for i := range n {
+		if _, _, err := appendClaimed(l, fmt.Sprint("m", i), fmt.Sprint("e", i, strings.Repeat("x", 50)), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rl := backUpAndRestore(t, s)
-	if got := entries(t, rl, 0); len(got) != 3 || got[2] != "e1" {
-		t.Fatalf("restored entries %v", got)
+	if got := entries(t, rl, 0); len(got) != n || !strings.HasPrefix(got[2], "e1x") {
+		t.Fatalf("restored %d entries, second %.5q", len(got), got[2])
 	}
-	if fresh, _, err := appendClaimed(rl, "m2", "retry", nil); err != nil || fresh {
-		t.Fatalf("m2 after restore: fresh %v err %v, want taken", fresh, err)
+	for i := range n {
+		if fresh, _, err := appendClaimed(rl, fmt.Sprint("m", i), "retry", nil); err != nil || fresh {
+			t.Fatalf("m%d after restore: fresh %v err %v, want taken", i, fresh, err)
+		}
 	}
 }
 
@@ -289,7 +300,7 @@ func TestClaimsExpireAndPrune(t *testing.T) {
 		}
 		c.put(claimHash(key(i)), []byte(value(i)), expires)
 	}
-	if _, ok := c.get(claimHash(key(1)), now); ok {
+	if _, ok, _ := c.get(claimHash(key(1)), now); ok {
 		t.Fatal("an expired claim is held")
 	}
 	arena := len(c.arena)
@@ -298,8 +309,8 @@ func TestClaimsExpireAndPrune(t *testing.T) {
 		t.Fatalf("after prune: %d claims, arena %d bytes (from %d); want 1000 claims, their 15-byte values only", len(c.m), len(c.arena), arena)
 	}
 	for i := 0; i < 10000; i += 10 {
-		v, ok := c.get(claimHash(key(i)), now)
-		if !ok || string(v) != value(i) {
+		v, ok, err := c.get(claimHash(key(i)), now)
+		if err != nil || !ok || string(v) != value(i) {
 			t.Fatalf("claim %d after prune: %q %v, want %q", i, v, ok, value(i))
 		}
 	}

@@ -177,8 +177,9 @@ func (l *FileLog) active() *segment {
 	return l.segs[len(l.segs)-1]
 }
 
-// rotate seals the last segment and starts the next, with a snapshot of the claims
-// so that opening the log reads only the segments after it. A failure leaves the
+// rotate seals the last segment and starts the next, sealing the claims taken since
+// the last rotation into a run (claims.seal) so that opening the log reads only the
+// segments after it. A failure leaves the
 // log appending to the last segment; the next commit tries again.
 func (l *FileLog) rotate() {
 	old := l.active()
@@ -190,9 +191,7 @@ func (l *FileLog) rotate() {
 	if err == nil {
 		seg.indexed = true
 		if err = syncPath(l.dir); err == nil {
-			now := time.Now().Unix()
-			l.claims.prune(now)
-			err = l.claims.writeSnapshot(l.dir, l.next, now)
+			err = l.claims.seal(l.dir, l.next, time.Now().Unix())
 		}
 		if err != nil {
 			seg.f.Close()
@@ -225,8 +224,8 @@ type fileTx struct {
 func (t *fileTx) Claim(key, value []byte, ttl time.Duration) ([]byte, bool, error) {
 	l := t.l
 	k := claimHash(key)
-	if held, ok := l.claims.get(k, t.now.Unix()); ok {
-		return held, false, nil
+	if held, ok, err := l.claims.get(k, t.now.Unix()); ok || err != nil {
+		return held, false, err
 	}
 	expires := expiry(t.now, ttl)
 	l.claims.put(k, value, expires)
@@ -236,8 +235,7 @@ func (t *fileTx) Claim(key, value []byte, ttl time.Duration) ([]byte, bool, erro
 }
 
 func (t *fileTx) Held(key []byte) ([]byte, bool, error) {
-	v, ok := t.l.claims.get(claimHash(key), t.now.Unix())
-	return v, ok, nil
+	return t.l.claims.get(claimHash(key), t.now.Unix())
 }
 
 func (t *fileTx) Add(entry []byte, seq *uint64) {
