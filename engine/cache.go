@@ -12,6 +12,7 @@ import (
 // refresh rewrites history, and when it grows past its bounds.
 type writeCache struct {
 	losses uint64 // kv.Batch.Losses when the cache was last known valid
+	bound  int    // entries of each map before it is dropped: maxCached (tests make it small)
 	rolls  map[string]*kv.Rollup
 	leads  map[string]*leadState
 	wabas  map[string]string // app → the WABA stored for it ("" none), once read
@@ -31,10 +32,7 @@ type leadState struct {
 // 1000000`: 64 Ki leads held 26 MiB; at 16 Ki the build ran at 45 900 messages a second
 // instead of 38 000 and the refresh took 38.5 s instead of 53.3, with 910 collections
 // instead of 2 449). A lead's record and session not in the cache cost a store read.
-const (
-	maxCachedRolls = 16 << 10
-	maxCachedLeads = 16 << 10
-)
+const maxCached = 16 << 10
 
 // check drops the cache when the store lost a request since it was last valid.
 func (c *writeCache) check(b kv.Batch) {
@@ -57,7 +55,7 @@ func (c *writeCache) lead(app, lead string) *leadState { return c.leads[leadKey(
 
 // putLead records the lead's state after a write.
 func (c *writeCache) putLead(app, lead string, l *kv.Lead, s *kv.Session, hasSess bool) {
-	if len(c.leads) >= maxCachedLeads {
+	if len(c.leads) >= c.bound {
 		c.leads = make(map[string]*leadState)
 	}
 	// The placer's records may alias the log entry being applied: keep copies.
@@ -82,7 +80,7 @@ func cloneSession(s *kv.Session) kv.Session {
 }
 
 func (c *writeCache) putRollup(key []byte, r *kv.Rollup) {
-	if len(c.rolls) >= maxCachedRolls {
+	if len(c.rolls) >= c.bound {
 		c.rolls = make(map[string]*kv.Rollup)
 	}
 	c.rolls[string(key)] = r

@@ -75,7 +75,7 @@ func NewRecorder(log Log, views Views, cfg Config) (*Recorder, error) {
 	}
 	r := &Recorder{log: log, views: views, cfg: cfg, signers: newSigners(cfg.Secrets)}
 	r.placer = placer{window: int64(cfg.SessionWindow / time.Second), loc: cfg.Location,
-		seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions, logEntry: log.Entry, defs: &r.defs}
+		cache: writeCache{bound: maxCached}, seenAds: map[string]bool{}, aliases: &r.aliases, capi: cfg.Conversions, logEntry: log.Entry, defs: &r.defs}
 	r.pool.New = func() any {
 		rec := &recording{r: r, appender: appender{wabas: cfg.Conversions != nil}}
 		rec.apply = rec.appendAll // bound once, so Append gets a func without allocating

@@ -65,23 +65,31 @@ func (r *Recorder) applyRefresh(app string) (RefreshResult, error) {
 
 func (r *Recorder) rebuild(ctx context.Context, app string) (RefreshResult, error) {
 	var res RefreshResult
-	if err := r.deleteDerived(ctx, app); err != nil {
+	n, err := r.deleteDerived(ctx, app)
+	if err != nil {
 		return res, err
 	}
 	touches, err := r.loadTouches(app)
 	if err != nil {
 		return res, err
 	}
-	if err := r.replay(ctx, app, touches, &res); err != nil {
+	// While the messages are replayed, a lead or rollup the replay did not write is
+	// absent: they were all of app's, and only the replay writes them. Not after: the
+	// off-thread events re-attributed next move credit from other apps' rollups too.
+	r.placer.rebuilt = newKeyFilter(n)
+	err = r.replay(ctx, app, touches, &res)
+	r.placer.rebuilt = nil
+	if err != nil {
 		return res, err
 	}
 	return res, r.reattribute(ctx, app, &res)
 }
 
 // deleteDerived removes everything derived from app's messages: sessions, their
-// lead index, lead records, events and rollups. Keys are deleted as they are read, a
-// chunk per Apply, so that memory stays bounded whatever the size of the app.
-func (r *Recorder) deleteDerived(ctx context.Context, app string) error {
+// lead index, lead records, events and rollups, and returns how many lead records and
+// rollups it removed. Keys are deleted as they are read, a chunk per Apply, so that
+// memory stays bounded whatever the size of the app.
+func (r *Recorder) deleteDerived(ctx context.Context, app string) (int, error) {
 	d := deleter{ctx: ctx, r: r}
 	err := r.views.Scan(kv.SessionPrefix(app), false, func(k, v []byte) (bool, error) {
 		s, err := kv.DecodeSession(v)
@@ -91,15 +99,23 @@ func (r *Recorder) deleteDerived(ctx context.Context, app string) error {
 		return true, d.add(k, kv.LeadSessionKey(nil, s.Lead, s.Start, app, s.ID))
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := 0
 	for _, prefix := range [][]byte{kv.LeadPrefix(app), kv.EventPrefix(app), kv.RollupAppPrefix(app),
 		kv.RollupLeadAppPrefix(app), kv.ClidPrefix(app)} {
-		if err := r.views.Scan(prefix, false, func(k, _ []byte) (bool, error) { return true, d.add(k) }); err != nil {
-			return err
+		counted := bytes.Equal(prefix, kv.LeadPrefix(app)) || bytes.Equal(prefix, kv.RollupAppPrefix(app))
+		err := r.views.Scan(prefix, false, func(k, _ []byte) (bool, error) {
+			if counted {
+				n++
+			}
+			return true, d.add(k)
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
-	return d.flush()
+	return n, d.flush()
 }
 
 // deleter deletes keys in chunks of refreshDeleteChunk.

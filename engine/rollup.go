@@ -55,12 +55,14 @@ func (p *placer) loadRollup(b kv.Batch, key []byte) (*kv.Rollup, error) {
 		return r, nil
 	}
 	r := new(kv.Rollup)
-	v, ok, err := b.Get(key)
-	if err == nil && ok {
-		err = kv.DecodeRollup(v, r)
-	}
-	if err != nil {
-		return nil, err
+	if p.rebuilt == nil || p.rebuilt.mayHave(key) {
+		v, ok, err := b.Get(key)
+		if err == nil && ok {
+			err = kv.DecodeRollup(v, r)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	p.cache.putRollup(key, r)
 	return r, nil
@@ -68,6 +70,9 @@ func (p *placer) loadRollup(b kv.Batch, key []byte) (*kv.Rollup, error) {
 
 func (p *placer) saveRollup(b kv.Batch, key []byte, r *kv.Rollup) {
 	p.rval = kv.AppendRollup(p.rval[:0], r)
+	if p.rebuilt != nil {
+		p.rebuilt.add(key)
+	}
 	b.Set(key, p.rval)
 }
 

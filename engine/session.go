@@ -29,6 +29,7 @@ type placer struct {
 	delta      rollupDelta
 	seenAds    map[string]bool // app+ad pairs whose referral is already stored
 	cache      writeCache
+	rebuilt    *keyFilter                             // during a refresh: the leads and rollups it wrote
 	aliases    *aliasTable                            // new numbers of leads (user_changed_number)
 	capi       ConversionMap                          // conversions sent to Meta; nil when off
 	logEntry   func(seq uint64) ([]byte, bool, error) // Log.Entry: message keys point into the log
@@ -290,7 +291,11 @@ func (p *placer) loadLead(b kv.Batch, app, lead string) error {
 		p.lead = st.lead
 		return nil
 	}
-	v, ok, err := b.Get(kv.LeadKey(p.key[:0], app, lead))
+	key := kv.LeadKey(p.key[:0], app, lead)
+	if p.rebuilt != nil && !p.rebuilt.mayHave(key) {
+		return nil
+	}
+	v, ok, err := b.Get(key)
 	if err != nil || !ok {
 		return err
 	}
@@ -300,7 +305,11 @@ func (p *placer) loadLead(b kv.Batch, app, lead string) error {
 
 func (p *placer) saveLead(b kv.Batch, app, lead string) {
 	p.val = kv.AppendLead(p.val[:0], &p.lead)
-	b.Set(kv.LeadKey(p.key[:0], app, lead), p.val)
+	p.key = kv.LeadKey(p.key[:0], app, lead)
+	if p.rebuilt != nil {
+		p.rebuilt.add(p.key)
+	}
+	b.Set(p.key, p.val)
 	if st := p.cache.lead(app, lead); st != nil {
 		st.lead = p.lead
 		ownLead(&st.lead)
