@@ -250,6 +250,7 @@ func (c *claims) seal(dir string, next uint64, now int64) error {
 			tops[i] = uint32(h >> 32)
 			c.remove(h)
 		}
+		c.shrink()
 	}
 	if added != nil || len(live) < len(c.runs) {
 		c.index = c.index.merged(renumber, tops, uint16(len(live)))
@@ -264,6 +265,16 @@ func (c *claims) seal(dir string, next uint64, now int64) error {
 		c.runs = append(c.runs, added)
 	}
 	return c.writeSnapshot(dir, next, now)
+}
+
+// shrink moves the map's claims to a new map: a Go map keeps its size after deletes
+// (maps.Clone too), and most of its claims just left.
+func (c *claims) shrink() {
+	m := make(map[uint64]claim, len(c.m))
+	for h, cl := range c.m {
+		m[h] = cl
+	}
+	c.m = m
 }
 
 // expiring returns the hashes of the map's claims that expire, in order.

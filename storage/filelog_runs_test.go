@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 )
 
@@ -165,4 +166,34 @@ func TestFileLogRunWithoutItsSnapshot(t *testing.T) {
 	if fresh, _, err := appendClaimed(l, "new", "new", nil); err != nil || !fresh {
 		t.Fatalf("a new message: fresh %v err %v", fresh, err)
 	}
+}
+
+// BenchmarkClaimsMemory reports the heap a claim holds in the map and once sealed into
+// a run (`go test -run '^$' -bench ClaimsMemory ./storage`).
+func BenchmarkClaimsMemory(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		c := newClaims()
+		before := heapInUse()
+		v := make([]byte, 8)
+		for i := range n {
+			binary.BigEndian.PutUint64(v, uint64(i))
+			c.put(claimHash(v), v, 2_000_000_000)
+		}
+		inMap := heapInUse() - before
+		if err := c.seal(b.TempDir(), 1, 1_000_000_000); err != nil {
+			b.Fatal(err)
+		}
+		sealed := heapInUse() - before
+		c.closeRuns()
+		b.ReportMetric(float64(inMap)/n, "B/claim-in-map")
+		b.ReportMetric(float64(sealed)/n, "B/claim-sealed")
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
