@@ -322,12 +322,13 @@ func TestStatCPU(t *testing.T) {
 	}
 }
 
-// TestDirUsage measures a directory of known files: *.sst, *.vlog and the log's *.seg
-// count as data (also in a subdirectory), everything counts as apparent size, and a sparse file has size but
+// TestDirUsage measures a directory of known files: *.sst, *.vlog and the log's *.seg,
+// *.claims and *.run count as data (also in a subdirectory), everything counts as apparent size, and a sparse file has size but
 // (almost) no blocks.
 func TestDirUsage(t *testing.T) {
 	dir := t.TempDir()
-	files := map[string]int{"000001.sst": 1000, "000002.vlog": 3000, "MANIFEST": 50, "sub/000003.sst": 24, "log/00000000000000000001.seg": 500}
+	files := map[string]int{"000001.sst": 1000, "000002.vlog": 3000, "MANIFEST": 50, "sub/000003.sst": 24, "log/00000000000000000001.seg": 500,
+		"log/00000000000000000009.claims": 20, "log/00000000000000000009.run": 80}
 	for name, size := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -348,15 +349,15 @@ func TestDirUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.sst != 1024 || d.vlog != 3000 || d.log != 500 || d.apparent != 4574+sparse || d.files != 6 {
-		t.Errorf("dirUsage = %+v; want *.sst 1024, *.vlog 3000, log 500, apparent %d, 6 files", d, 4574+sparse)
+	if d.sst != 1024 || d.vlog != 3000 || d.log != 600 || d.apparent != 4674+sparse || d.files != 8 {
+		t.Errorf("dirUsage = %+v; want *.sst 1024, *.vlog 3000, log 600, apparent %d, 8 files", d, 4674+sparse)
 	}
-	if runtime.GOOS == "linux" && (d.allocated < 4524 || d.allocated >= sparse) {
-		t.Errorf("allocated %d: want at least the written 4524 bytes and far less than the sparse file's %d", d.allocated, sparse)
+	if runtime.GOOS == "linux" && (d.allocated < 4624 || d.allocated >= sparse) {
+		t.Errorf("allocated %d: want at least the 4624 bytes of data and far less than the sparse file's %d", d.allocated, sparse)
 	}
 	u := newStoreUsage(d, 10)
-	if u.DataBytes != 4524 || u.BytesPerMessage != 452.4 || u.ApparentPerMessage != float64(4574+sparse)/10 || u.AllocatedPerMessage != float64(d.allocated)/10 {
-		t.Errorf("per message: %+v; want 452.4 data bytes per message", u)
+	if u.DataBytes != 4624 || u.BytesPerMessage != 462.4 || u.ApparentPerMessage != float64(4674+sparse)/10 || u.AllocatedPerMessage != float64(d.allocated)/10 {
+		t.Errorf("per message: %+v; want 462.4 data bytes per message", u)
 	}
 	if newStoreUsage(d, 0).BytesPerMessage != 0 {
 		t.Error("no messages: want 0 bytes per message, not a division by zero")

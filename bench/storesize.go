@@ -17,7 +17,7 @@ import (
 // memtable file it had created ahead.
 //
 // The target line ("store bytes per message", ≤ 400) uses the sum of the apparent sizes
-// of the *.sst and *.vlog files and of the log's files (log/*.seg, *.claims) divided by
+// of the *.sst and *.vlog files and of the log's files (log/*.seg, *.claims, *.run) divided by
 // the messages: the data itself (the log's entries and claims, keys, values,
 // table indexes and bloom filters), including versions rewritten since (sessions, leads,
 // rollups) that value-log GC has not reclaimed yet, and nothing else. Beside it are the
@@ -56,7 +56,7 @@ type dirSizes struct {
 	allocated int64 // blocks allocated to them (st_blocks·512)
 	sst       int64 // file sizes of Badger's tables
 	vlog      int64 // file sizes of its value logs
-	log       int64 // file sizes of the file log's segments and claims snapshot
+	log       int64 // file sizes of the file log's segments, claims snapshot and claims runs
 	files     int
 }
 
@@ -79,7 +79,7 @@ func dirUsage(dir string) (dirSizes, error) {
 			d.sst += fi.Size()
 		case ".vlog":
 			d.vlog += fi.Size()
-		case ".seg", ".claims":
+		case ".seg", ".claims", ".run":
 			d.log += fi.Size()
 		}
 		return nil
