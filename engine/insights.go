@@ -44,12 +44,25 @@ type Totals struct {
 	Revenue                                               map[string]float64 // currency → amount
 	Impressions, Clicks                                   int64
 	Spend                                                 float64
-	leads                                                 map[uint64]struct{}
 	currencyOrder                                         []string // currencies in the order first seen
+	// The hashes of the sessions' leads, with repeats until UniqueUsers sorts them out:
+	// appending is cheaper than a set's inserts (the sources view over 10 M messages
+	// spent a sixth of its time in map inserts, for 160 000 lead keys a query).
+	leads    []uint64
+	distinct bool // leads is sorted and without repeats
 }
 
 // UniqueUsers is the number of distinct leads among the sessions.
-func (t *Totals) UniqueUsers() int64 { return int64(len(t.leads)) }
+func (t *Totals) UniqueUsers() int64 {
+	if !t.distinct {
+		slices.Sort(t.leads)
+		t.leads, t.distinct = slices.Compact(t.leads), true
+	}
+	return int64(len(t.leads))
+}
+
+// addLead counts a session's lead (by its hash).
+func (t *Totals) addLead(h uint64) { t.leads, t.distinct = append(t.leads, h), false }
 
 // NewTotals returns empty totals.
 func NewTotals() *Totals { return newTotals() }
@@ -74,13 +87,13 @@ func (t *Totals) Merge(o *Totals) {
 		}
 		t.Revenue[c] += o.Revenue[c]
 	}
-	for h := range o.leads {
-		t.leads[h] = struct{}{}
+	if len(o.leads) > 0 {
+		t.leads, t.distinct = append(t.leads, o.leads...), false
 	}
 }
 
 func newTotals() *Totals {
-	return &Totals{Keywords: map[string]int64{}, Revenue: map[string]float64{}, leads: map[uint64]struct{}{}}
+	return &Totals{Keywords: map[string]int64{}, Revenue: map[string]float64{}, distinct: true}
 }
 
 func (t *Totals) addRollup(r *kv.Rollup) {
@@ -158,7 +171,7 @@ func (r *Recorder) addSource(to sink, app string, src SourceRef, days Days) erro
 	start, end = rangeKeys(kv.RollupLeadSourcePrefix(app, src.Type, src.ID), days,
 		func(d int32) []byte { return kv.RollupLeadKey(nil, app, src.Type, src.ID, d, 0) })
 	return r.views.ScanKeys(start, end, func(k []byte) bool {
-		to(kv.RollupLeadDay(k)).leads[kv.LeadHashOf(k)] = struct{}{}
+		to(kv.RollupLeadDay(k)).addLead(kv.LeadHashOf(k))
 		return true
 	})
 }
@@ -225,20 +238,34 @@ func perDay(out map[int32]*Totals) sink {
 // events that named no app: no app to file them under, they show in every app's view.
 func (r *Recorder) SourceTotals(app string, days Days) (map[SourceRef]*Totals, error) {
 	r.settle()
-	out := map[SourceRef]*Totals{}
+	var refs []SourceRef
 	err := r.eachRollupSource(app, func(ref SourceRef) error {
-		if ref == unattributedRef { // addUnattributed's
-			return nil
+		if ref != unattributedRef { // addUnattributed's
+			refs = append(refs, ref)
 		}
-		return r.addSource(func(int32) *Totals {
-			if out[ref] == nil {
-				out[ref] = newTotals()
-			}
-			return out[ref]
-		}, app, ref, days)
+		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The sources are read on every core: each is its own two scans.
+	found := make([]*Totals, len(refs))
+	err = onCores(len(refs), func(i int) error {
+		return r.addSource(func(int32) *Totals {
+			if found[i] == nil { // made when the days asked for have some of its numbers
+				found[i] = newTotals()
+			}
+			return found[i]
+		}, app, refs[i], days)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[SourceRef]*Totals{}
+	for i, t := range found {
+		if t != nil {
+			out[refs[i]] = t
+		}
 	}
 	return out, r.addUnattributed(out, app, days)
 }
@@ -402,22 +429,30 @@ func (ra *referralAd) name() string {
 func (r *Recorder) AdTotalsEach(app string, groups [][]string, days Days) ([]*Totals, error) {
 	r.settle()
 	out := make([]*Totals, len(groups))
-	errs := make([]error, len(groups))
-	next := make(chan int, len(groups))
-	for i := range groups {
+	err := onCores(len(groups), func(i int) (err error) {
+		out[i], err = r.AdTotals(app, groups[i], days)
+		return err
+	})
+	return out, err
+}
+
+// onCores calls fn(i) for each i below n from as many goroutines as there are cores,
+// and returns every error.
+func onCores(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	next := make(chan int, n)
+	for i := range n {
 		next <- i
 	}
 	close(next)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(groups)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = r.AdTotals(app, groups[i], days)
+				errs[i] = fn(i)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	return out, errors.Join(errs...)
+	return errors.Join(errs...)
 }

@@ -88,7 +88,7 @@ func TestSplitRevenue(t *testing.T) {
 func totalsOf(users int, revenue ...kv.Money) *Totals {
 	t := newTotals()
 	for i := range users {
-		t.leads[uint64(i)] = struct{}{}
+		t.addLead(uint64(i))
 	}
 	for _, m := range revenue {
 		t.addRollup(&kv.Rollup{Revenue: []kv.Money{m}})

@@ -102,11 +102,13 @@ func (r *Recorder) deleteDerived(ctx context.Context, app string) (int, error) {
 		return 0, err
 	}
 	n := 0
-	for _, prefix := range [][]byte{kv.LeadPrefix(app), kv.EventPrefix(app), kv.RollupAppPrefix(app),
-		kv.RollupLeadAppPrefix(app), kv.ClidPrefix(app)} {
-		counted := bytes.Equal(prefix, kv.LeadPrefix(app)) || bytes.Equal(prefix, kv.RollupAppPrefix(app))
-		err := r.views.Scan(prefix, false, func(k, _ []byte) (bool, error) {
-			if counted {
+	for _, f := range []struct {
+		prefix  []byte
+		counted bool
+	}{{kv.LeadPrefix(app), true}, {kv.EventPrefix(app), false}, {kv.RollupAppPrefix(app), true},
+		{kv.RollupLeadAppPrefix(app), false}, {kv.ClidPrefix(app), false}} {
+		err := r.views.Scan(f.prefix, false, func(k, _ []byte) (bool, error) {
+			if f.counted {
 				n++
 			}
 			return true, d.add(k)
