@@ -107,13 +107,17 @@ func (r *Recorder) deleteDerived(ctx context.Context, app string) (int, error) {
 		counted bool
 	}{{kv.LeadPrefix(app), true}, {kv.EventPrefix(app), false}, {kv.RollupAppPrefix(app), true},
 		{kv.RollupLeadAppPrefix(app), false}, {kv.ClidPrefix(app), false}} {
-		err := r.views.Scan(f.prefix, false, func(k, _ []byte) (bool, error) {
+		// Keys only: reading the values (events, in the value log) touched gigabytes of
+		// mapped pages at 10 M messages (the process's RSS peaked at 1.1 GiB).
+		var addErr error
+		err := r.views.ScanKeys(f.prefix, kv.PrefixEnd(f.prefix), func(k []byte) bool {
 			if f.counted {
 				n++
 			}
-			return true, d.add(k)
+			addErr = d.add(k)
+			return addErr == nil
 		})
-		if err != nil {
+		if err = errors.Join(err, addErr); err != nil {
 			return 0, err
 		}
 	}
