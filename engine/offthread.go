@@ -109,7 +109,12 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 		appendCommand(tx, cmdOffThread, body, &seq)
 		return nil
 	})
-	if err == nil && seq > 0 {
+	// Only an entry this append added is published: the first event's entry may be
+	// another cluster member's that this member's copy of the stream has not received
+	// yet, and the materializer takes a published position with nothing to read for
+	// failed appends and moves past it (the post then found no record, and the entry
+	// would have been skipped when it came). The copy publishes it when it comes.
+	if err == nil && first == "" && seq > 0 {
 		r.mat.published(seq)
 	}
 	return first, seq, err
