@@ -137,13 +137,8 @@ func TestFileLogRunWithoutItsSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
 	l := openFileLog(t, s)
-	l.segmentSize = 1 << 10
 	const n = 60
-	for i := range n {
-		if _, _, err := appendClaimed(l, fmt.Sprint("m", i), fmt.Sprintf("entry %03d %0100d", i, 0), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendMany(t, l, n, 1<<10)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +153,7 @@ func TestFileLogRunWithoutItsSnapshot(t *testing.T) {
 	s = openTest(t, dir)
 	defer s.Close()
 	l = openFileLog(t, s)
-	for i := range n {
-		if fresh, _, err := appendClaimed(l, fmt.Sprint("m", i), "again", nil); err != nil || fresh {
-			t.Fatalf("m%d after reopen: fresh %v err %v, want taken", i, fresh, err)
-		}
-	}
+	allTaken(t, l, n, "after reopen")
 	if fresh, _, err := appendClaimed(l, "new", "new", nil); err != nil || !fresh {
 		t.Fatalf("a new message: fresh %v err %v", fresh, err)
 	}

@@ -130,13 +130,8 @@ func TestFileLogSegmentsAndClaimsSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
 	l := openFileLog(t, s)
-	l.segmentSize = 4 << 10
 	const n = 300
-	for i := range n {
-		if _, _, err := appendClaimed(l, fmt.Sprint("m", i), fmt.Sprintf("entry %03d %s", i, bytes.Repeat([]byte("x"), 100)), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendMany(t, l, n, 4<<10)
 	if len(l.segments()) < 5 {
 		t.Fatalf("%d segments, want several", len(l.segments()))
 	}
@@ -156,11 +151,7 @@ func TestFileLogSegmentsAndClaimsSnapshot(t *testing.T) {
 	s = openTest(t, dir)
 	defer s.Close()
 	l = openFileLog(t, s)
-	for i := range n {
-		if fresh, _, err := appendClaimed(l, fmt.Sprint("m", i), "again", nil); err != nil || fresh {
-			t.Fatalf("m%d after reopen: fresh %v err %v, want taken", i, fresh, err)
-		}
-	}
+	allTaken(t, l, n, "after reopen")
 	got := entries(t, l, 0)
 	if len(got) != n {
 		t.Fatalf("%d entries, want %d", len(got), n)
@@ -208,20 +199,33 @@ func TestFileLogMovesTheBadgerLogIntoFiles(t *testing.T) {
 func TestFileLogBackupAndRestore(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	l := openFileLog(t, s)
-	l.segmentSize = 1 << 10 // claims in sealed runs and in the map
 	const n = 100
+	appendMany(t, l, n, 1<<10) // claims in sealed runs and in the map
+	rl := backUpAndRestore(t, s)
+	if got := entries(t, rl, 0); len(got) != n || !strings.HasPrefix(got[2], "entry 001") {
+		t.Fatalf("restored %d entries, second %.9q", len(got), got[2])
+	}
+	allTaken(t, rl, n, "after restore")
+}
+
+// appendMany claims messages m0… to m<n-1> and appends an entry of 110 bytes for each,
+// to a log sealing segments at segmentSize bytes.
+func appendMany(t *testing.T, l *FileLog, n int, segmentSize int64) {
+	t.Helper()
+	l.segmentSize = segmentSize
 	for i := range n {
-		if _, _, err := appendClaimed(l, fmt.Sprint("m", i), fmt.Sprint("e", i, strings.Repeat("x", 50)), nil); err != nil {
+		if _, _, err := appendClaimed(l, fmt.Sprint("m", i), fmt.Sprintf("entry %03d %s", i, strings.Repeat("x", 100)), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rl := backUpAndRestore(t, s)
-	if got := entries(t, rl, 0); len(got) != n || !strings.HasPrefix(got[2], "e1x") {
-		t.Fatalf("restored %d entries, second %.5q", len(got), got[2])
-	}
+}
+
+// allTaken checks that the claims of messages m0… to m<n-1> are held.
+func allTaken(t *testing.T, l *FileLog, n int, when string) {
+	t.Helper()
 	for i := range n {
-		if fresh, _, err := appendClaimed(rl, fmt.Sprint("m", i), "retry", nil); err != nil || fresh {
-			t.Fatalf("m%d after restore: fresh %v err %v, want taken", i, fresh, err)
+		if fresh, _, err := appendClaimed(l, fmt.Sprint("m", i), "again", nil); err != nil || fresh {
+			t.Fatalf("m%d %s: fresh %v err %v, want taken", i, when, fresh, err)
 		}
 	}
 }
