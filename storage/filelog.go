@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"os"
 	"path/filepath"
@@ -336,7 +335,6 @@ func (c *entryCache) read(seg *segment, off, limit int64) ([]byte, int64, error)
 		return nil, 0, err
 	}
 	n := int64(binary.LittleEndian.Uint32(hdr))
-	sum := binary.LittleEndian.Uint32(hdr[4:])
 	if n > maxFrameRead || off+frameHeader+n > limit {
 		return nil, 0, errCorruptFrame
 	}
@@ -344,9 +342,9 @@ func (c *entryCache) read(seg *segment, off, limit int64) ([]byte, int64, error)
 	if err != nil {
 		return nil, 0, err
 	}
-	payload := frame[frameHeader:]
-	if crc32.Checksum(payload, crcTable) != sum {
-		return nil, 0, errCorruptFrame
+	payload, err := framePayload(frame)
+	if err != nil {
+		return nil, 0, err
 	}
 	c.payload = payload
 	return payload, off + frameHeader + n, nil

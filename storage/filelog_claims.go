@@ -136,28 +136,9 @@ func expiry(now time.Time, ttl time.Duration) int64 {
 // not from every segment. It removes older snapshots. Written by seal, it holds the
 // claims kept for good; one written before runs may hold every claim.
 func (c *claims) writeSnapshot(dir string, next uint64, now int64) error {
-	var buf []byte
-	start := -1
-	c.each(now, func(h uint64, value []byte, expires int64) {
-		if start < 0 {
-			start = len(buf)
-			buf = append(buf, make([]byte, frameHeader)...)
-		}
-		buf = appendHashRecord(buf, h, value, expires)
-		if len(buf)-start >= maxFrame {
-			sealFrame(buf, start)
-			start = -1
-		}
-	})
-	if start >= 0 {
-		sealFrame(buf, start)
-	}
-	name := filepath.Join(dir, seqName(next, claimsExt))
-	tmp := name + ".tmp"
-	if err := writeFileSync(tmp, buf); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, name); err != nil {
+	frames := newHashFrames()
+	c.each(now, func(h uint64, value []byte, expires int64) { frames.add(h, value, expires) })
+	if err := writeFileAs(filepath.Join(dir, seqName(next, claimsExt)), frames.bytes()); err != nil {
 		return err
 	}
 	if err := syncPath(dir); err != nil {
@@ -174,14 +155,9 @@ func (c *claims) writeSnapshot(dir string, next uint64, now int64) error {
 
 // loadSnapshot reads the claims of a snapshot file into c.
 func (c *claims) loadSnapshot(path string, now int64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	s := &segment{path: path, f: f}
-	_, err = s.scan(0, true, func(_ int64, payload []byte) (bool, error) {
-		return true, walkRecords(payload, nil, c.loadRecord(now))
+	load := c.loadRecord(now)
+	_, err := scanHashFile(path, func(_ int64, h uint64, value []byte, expires int64) error {
+		return load(h, value, expires)
 	})
 	return err
 }
@@ -194,6 +170,17 @@ func (c *claims) loadRecord(now int64) func(h uint64, value []byte, expires int6
 		}
 		return nil
 	}
+}
+
+// writeFileAs writes data to path through a temporary file, fsynced, then renamed (the
+// directory's fsync is the caller's).
+func writeFileAs(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, data); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func writeFileSync(path string, data []byte) error {

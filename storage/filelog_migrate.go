@@ -211,28 +211,20 @@ func (l *FileLog) backup(w io.Writer) error {
 
 // backupRun adds the live claims of a run file to list, writing it out as it grows.
 func backupRun(w io.Writer, list *pb.KVList, path string, now int64, add func(uint64, []byte, int64)) error {
-	f, err := os.Open(path)
+	_, err := scanHashFile(path, func(_ int64, h uint64, value []byte, expires int64) error {
+		if expires > now {
+			add(h, value, expires)
+		}
+		if len(list.Kv) < backupClaimsFrame {
+			return nil
+		}
+		err := writeKVList(w, list)
+		list.Kv = list.Kv[:0]
+		return err
+	})
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	s := &segment{path: path, f: f}
-	_, err = s.scan(0, true, func(_ int64, payload []byte) (bool, error) {
-		err := walkRecords(payload, nil, func(h uint64, value []byte, expires int64) error {
-			if expires > now {
-				add(h, value, expires)
-			}
-			return nil
-		})
-		if err == nil && len(list.Kv) >= backupClaimsFrame {
-			err = writeKVList(w, list)
-			list.Kv = list.Kv[:0]
-		}
-		return err == nil, err
-	})
 	return err
 }
 

@@ -1,10 +1,8 @@
 package storage
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,32 +39,17 @@ type claimRun struct {
 // temporary file, fsynced, and opens it.
 func (c *claims) writeRun(dir string, next uint64, hashes []uint64) (*claimRun, error) {
 	r := &claimRun{path: filepath.Join(dir, seqName(next, runExt))}
-	var buf []byte
-	start := -1
+	frames := newHashFrames()
 	for _, h := range hashes {
-		if start < 0 {
-			start = len(buf)
-			r.firsts, r.offs = append(r.firsts, h), append(r.offs, int64(start))
-			buf = append(buf, make([]byte, frameHeader)...)
-		}
 		cl := c.m[h]
 		r.expires = max(r.expires, int64(cl.expires))
-		buf = appendHashRecord(buf, h, c.value(cl), int64(cl.expires))
-		if len(buf)-start >= maxFrame {
-			sealFrame(buf, start)
-			start = -1
+		if opened, off := frames.add(h, c.value(cl), int64(cl.expires)); opened {
+			r.firsts, r.offs = append(r.firsts, h), append(r.offs, int64(off))
 		}
 	}
-	if start >= 0 {
-		sealFrame(buf, start)
-	}
+	buf := frames.bytes()
 	r.size = int64(len(buf))
-	tmp := r.path + ".tmp"
-	if err := writeFileSync(tmp, buf); err != nil {
-		os.Remove(tmp)
-		return nil, err
-	}
-	if err := os.Rename(tmp, r.path); err != nil {
+	if err := writeFileAs(r.path, buf); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(r.path)
@@ -81,27 +64,22 @@ func (c *claims) writeRun(dir string, next uint64, hashes []uint64) (*claimRun, 
 // openRun reads a run file at open: its frames' first hashes, its latest expiry, and
 // (into tops) the top 32 bits of each of its claims that is live at now.
 func openRun(path string, now int64, tops []uint32) (*claimRun, []uint32, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, tops, err
-	}
-	r := &claimRun{path: path, f: f}
-	s := &segment{path: path, f: f}
-	r.size, err = s.scan(0, true, func(off int64, payload []byte) (bool, error) {
-		first := true
-		return true, walkRecords(payload, nil, func(h uint64, _ []byte, expires int64) error {
-			if first {
-				r.firsts, r.offs, first = append(r.firsts, h), append(r.offs, off), false
-			}
-			r.expires = max(r.expires, expires)
-			if expires > now {
-				tops = append(tops, uint32(h>>32))
-			}
-			return nil
-		})
+	r := &claimRun{path: path}
+	size, err := scanHashFile(path, func(off int64, h uint64, _ []byte, expires int64) error {
+		if n := len(r.offs); n == 0 || r.offs[n-1] != off { // the first record of a frame
+			r.firsts, r.offs = append(r.firsts, h), append(r.offs, off)
+		}
+		r.expires = max(r.expires, expires)
+		if expires > now {
+			tops = append(tops, uint32(h>>32))
+		}
+		return nil
 	})
+	if err == nil {
+		r.size = size
+		r.f, err = os.Open(path)
+	}
 	if err != nil {
-		f.Close()
 		return nil, tops, fmt.Errorf("claims run %s: %w", path, err)
 	}
 	return r, tops, nil
@@ -126,14 +104,13 @@ func (r *claimRun) lookup(h uint64, now int64, buf *[]byte) ([]byte, bool, error
 	if _, err := r.f.ReadAt(b, r.offs[i]); err != nil {
 		return nil, false, fmt.Errorf("claims run %s: %w", r.path, err)
 	}
-	if n < frameHeader || int(binary.LittleEndian.Uint32(b)) != n-frameHeader ||
-		crc32.Checksum(b[frameHeader:], crcTable) != binary.LittleEndian.Uint32(b[4:]) {
-		return nil, false, fmt.Errorf("claims run %s: %w at offset %d", r.path, errCorruptFrame, r.offs[i])
+	payload, err := framePayload(b)
+	if err != nil {
+		return nil, false, fmt.Errorf("claims run %s: %w at offset %d", r.path, err, r.offs[i])
 	}
-	payload := b[frameHeader:]
 	var value []byte
 	found := false
-	err := walkRecords(payload, nil, func(hh uint64, v []byte, expires int64) error {
+	err = walkRecords(payload, nil, func(hh uint64, v []byte, expires int64) error {
 		if hh == h && expires > now {
 			value, found = append([]byte(nil), v...), true
 		}

@@ -291,6 +291,64 @@ func appendHashRecord(dst []byte, h uint64, value []byte, expires int64) []byte 
 	return binary.BigEndian.AppendUint64(dst, uint64(expires))
 }
 
+// framePayload returns the payload of the whole frame b, checked against its header.
+func framePayload(b []byte) ([]byte, error) {
+	if len(b) < frameHeader || int(binary.LittleEndian.Uint32(b)) != len(b)-frameHeader ||
+		crc32.Checksum(b[frameHeader:], crcTable) != binary.LittleEndian.Uint32(b[4:]) {
+		return nil, errCorruptFrame
+	}
+	return b[frameHeader:], nil
+}
+
+// hashFrames builds frames of claim hash records ('h'), closing each past maxFrame:
+// the files of claims snapshots and runs.
+type hashFrames struct {
+	buf   []byte
+	start int // offset of the open frame; -1 when none is
+}
+
+func newHashFrames() *hashFrames { return &hashFrames{start: -1} }
+
+// add appends a record and reports whether it opened a frame, at offset off.
+func (f *hashFrames) add(h uint64, value []byte, expires int64) (opened bool, off int) {
+	if opened = f.start < 0; opened {
+		f.start = len(f.buf)
+		f.buf = append(f.buf, make([]byte, frameHeader)...)
+	}
+	off = f.start
+	f.buf = appendHashRecord(f.buf, h, value, expires)
+	if len(f.buf)-f.start >= maxFrame {
+		sealFrame(f.buf, f.start)
+		f.start = -1
+	}
+	return opened, off
+}
+
+// bytes seals the open frame and returns every frame.
+func (f *hashFrames) bytes() []byte {
+	if f.start >= 0 {
+		sealFrame(f.buf, f.start)
+		f.start = -1
+	}
+	return f.buf
+}
+
+// scanHashFile calls fn with each claim hash record of the file at path (a claims
+// snapshot or run) and the offset of its frame, and returns the file's size.
+func scanHashFile(path string, fn func(off int64, h uint64, value []byte, expires int64) error) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := &segment{path: path, f: f}
+	return s.scan(0, true, func(off int64, payload []byte) (bool, error) {
+		return true, walkRecords(payload, nil, func(h uint64, value []byte, expires int64) error {
+			return fn(off, h, value, expires)
+		})
+	})
+}
+
 // sealFrame fills in the header of the frame that starts at buf[start:].
 func sealFrame(buf []byte, start int) {
 	payload := buf[start+frameHeader:]
