@@ -110,7 +110,11 @@ func (m *materializer) load() error {
 	return nil
 }
 
-// published tells the materializer that entries up to seq are committed.
+// published tells the materializer that entries up to seq are committed and visible
+// through the log: a step that finds nothing to read up to a published position takes
+// the numbers between for failed appends and moves past them. So only an append's own
+// entries are published, and a cluster member's copy of the stream publishes what it
+// received; never another member's position known from a claim.
 func (m *materializer) published(seq uint64) {
 	for {
 		old := m.appended.Load()

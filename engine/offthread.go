@@ -109,11 +109,8 @@ func (r *Recorder) logOffThread(ctx context.Context, rec *OffThreadRecord) (firs
 		appendCommand(tx, cmdOffThread, body, &seq)
 		return nil
 	})
-	// Only an entry this append added is published: the first event's entry may be
-	// another cluster member's that this member's copy of the stream has not received
-	// yet, and the materializer takes a published position with nothing to read for
-	// failed appends and moves past it (the post then found no record, and the entry
-	// would have been skipped when it came). The copy publishes it when it comes.
+	// Only an entry this append added is published (see materializer.published): the
+	// first event's entry may be another cluster member's, not yet in this member's copy.
 	if err == nil && first == "" && seq > 0 {
 		r.mat.published(seq)
 	}
