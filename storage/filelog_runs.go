@@ -234,8 +234,8 @@ func (c *claims) seal(dir string, next uint64, now int64) error {
 	if added != nil || len(live) < len(c.runs) {
 		c.index = c.index.merged(renumber, tops, uint16(len(live)))
 	}
-	for _, r := range c.runs {
-		if r.expires <= now {
+	for i, r := range c.runs {
+		if _, kept := renumber(uint16(i)); !kept {
 			r.remove()
 		}
 	}
